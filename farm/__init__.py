@@ -1,0 +1,1 @@
+"""The farm: processes and ZeroMQ plumbing around the `trigger_sim` library."""

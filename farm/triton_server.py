@@ -1,0 +1,165 @@
+"""Start, watch and stop a real `tritonserver` (from the nvidia-pytriton wheel) on loopback.
+
+The server binds gRPC, HTTP and metrics to 127.0.0.1 on free ports, runs in its own
+process session, and is stopped with SIGTERM then SIGKILL of the whole session (server
+and Python-backend stubs). Its shared-memory regions carry a prefix unique to this
+server, and are removed after it stops, so nothing is left in /dev/shm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from trigger_sim.errors import TritonStartError
+
+SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
+
+
+def pytriton_dir() -> Path:
+    """Folder of the installed nvidia-pytriton package (holds the server binary)."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonStartError("nvidia-pytriton is not installed: run `pip install -e .` (it provides tritonserver)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TritonServer:
+    """A local tritonserver serving `model_repository`; use as a context manager."""
+
+    def __init__(self, model_repository: str | Path, start_timeout_s: float = 60.0, log_path: str | Path | None = None):
+        self.model_repository = Path(model_repository).resolve()
+        self.start_timeout_s = start_timeout_s
+        self._workdir = Path(tempfile.mkdtemp(prefix="tsim-triton-"))
+        self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
+        self.shm_prefix = f"{SHM_PREFIX_BASE}{uuid.uuid4().hex[:8]}_"
+        self.proc: subprocess.Popen | None = None
+        self.grpc_port = self.http_port = self.metrics_port = 0
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def _backend_dir(self, root: Path) -> Path:
+        """Backend folder with links to the Python backend and the stub for this Python."""
+        server = root / "tritonserver"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = server / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.exists():
+            raise TritonStartError(f"no Triton Python-backend stub for Python {version} in {stub.parent.parent}")
+        target = self._workdir / "backends" / "python"
+        target.mkdir(parents=True, exist_ok=True)
+        for src in (server / "backends" / "python" / "libtriton_python.so", server / "backends" / "python" / "triton_python_backend_utils.py", stub):
+            link = target / src.name
+            if not link.exists():
+                link.symlink_to(src)
+        return target.parent
+
+    def start(self) -> "TritonServer":
+        root = pytriton_dir()
+        binary = root / "tritonserver" / "bin" / "tritonserver"
+        backends = self._backend_dir(root)
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        env = dict(os.environ)
+        # The stub runs models with the first python3 on PATH: make it ours.
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        libdirs = [sysconfig.get_config_var("LIBDIR") or "", str(root.parent / "nvidia_pytriton.libs")]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([d for d in libdirs if d] + [env.get("LD_LIBRARY_PATH", "")])
+        cmd = [
+            str(binary),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backends}",
+            "--disable-auto-complete-config",
+            "--allow-gpu-metrics=false",
+            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
+            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            "--log-verbose=0",
+        ]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        url = f"http://{self.http_url}/v2/health/ready"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise TritonStartError(f"tritonserver exited with code {self.proc.returncode} while starting:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=0.5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TritonStartError(f"tritonserver not ready after {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n_lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n_lines:])
+        except OSError:
+            return "(no log)"
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM the server's session, wait, SIGKILL what is left, remove its shm files."""
+        if self.proc is not None:
+            pgid = self.proc.pid
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(pgid, signal.SIGKILL)  # stubs that outlived the server
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+            self._log.close()
+        for leftover in Path("/dev/shm").glob(self.shm_prefix + "*"):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

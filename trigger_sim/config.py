@@ -1,0 +1,301 @@
+"""Farm configuration: TOML files loaded into frozen dataclasses.
+
+Every key has a default, so the farm runs with no file at all (the built-in default).
+A file only overrides what it names; an unknown key is an error that names the file and
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trigger_sim.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+MODEL_REPOSITORY = REPO_ROOT / "model_repository"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Run identity and the master seed (every event is reproducible from seed and L1 id)."""
+
+    run_number: int = 1
+    seed: int = 20261126
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Cylindrical silicon tracker: barrel layers in a solenoid field."""
+
+    layer_radii_mm: tuple[float, ...] = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0, 820.0, 1000.0)
+    half_length_mm: float = 1100.0
+    module_length_mm: float = 100.0  # module size along z (module ids)
+    module_width_mm: float = 20.0  # module size along r-phi (module ids)
+    field_t: float = 2.0
+    resolution_rphi_mm: float = 0.015
+    resolution_z_mm: float = 0.05
+    noise_hits_per_layer: float = 5.0
+    efficiency: float = 0.99
+    n_sectors: int = 2  # readout partitions in phi
+
+    def __post_init__(self) -> None:
+        radii = self.layer_radii_mm
+        if len(radii) < 2 or any(b <= a for a, b in zip(radii, radii[1:])) or radii[0] <= 0:
+            raise ValueError("tracker.layer_radii_mm must be at least two increasing positive radii")
+        _positive(self, "half_length_mm", "module_length_mm", "module_width_mm", "field_t", "n_sectors")
+        _fraction(self, "efficiency")
+
+
+@dataclass(frozen=True)
+class CaloConfig:
+    """Eta-phi tower calorimeter with electromagnetic and hadronic compartments."""
+
+    eta_max: float = 2.5
+    n_eta: int = 50
+    n_phi: int = 64
+    em_stochastic: float = 0.10  # sigma/E = a/sqrt(E) (+) noise
+    had_stochastic: float = 0.50
+    em_noise_gev: float = 0.05
+    had_noise_gev: float = 0.10
+    zero_suppression_gev: float = 0.3
+    had_em_fraction: float = 0.3  # share of a charged hadron's energy deposited in the EM layer
+    n_regions: int = 2  # readout partitions in eta
+
+    def __post_init__(self) -> None:
+        _positive(self, "eta_max", "n_eta", "n_phi", "n_regions")
+        if self.n_eta % self.n_regions:
+            raise ValueError("calo.n_eta must be a multiple of calo.n_regions")
+        _fraction(self, "had_em_fraction")
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """Event mix: pile-up minimum bias plus a signal process in a fraction of events."""
+
+    pileup_mean: float = 20.0
+    signal_fraction: float = 0.25  # fraction of Level-1 accepts with a hard dijet
+    dijet_min_pt_gev: float = 30.0
+    dijet_spectrum_index: float = 4.0  # dN/dpT ~ pT^-n above the minimum
+    minbias_charged_per_eta: float = 6.0
+    vertex_sigma_z_mm: float = 45.0
+
+    def __post_init__(self) -> None:
+        if self.pileup_mean < 0:
+            raise ValueError("physics.pileup_mean must be >= 0")
+        _fraction(self, "signal_fraction")
+        _positive(self, "dijet_min_pt_gev", "dijet_spectrum_index")
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """Level-1 accept pacing of the readout sources."""
+
+    rate_hz: float = 100.0
+    pattern: str = "poisson"  # "constant" or "poisson"
+    send_timeout_ms: float = 100.0  # a blocked send is retried, the blocked time counted as busy
+
+    def __post_init__(self) -> None:
+        _positive(self, "rate_hz", "send_timeout_ms")
+        if self.pattern not in ("constant", "poisson"):
+            raise ValueError(f"readout.pattern must be 'constant' or 'poisson', not {self.pattern!r}")
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    """Event builder bookkeeping limits: what bounds its memory."""
+
+    build_timeout_ms: float = 1000.0  # an event still incomplete after this goes to MissingData
+    max_building: int = 512  # events under construction; beyond it the oldest is timed out early
+    max_waiting: int = 64  # complete events waiting for a free worker; beyond it sources are not read
+    credits_per_worker: int = 1  # events a worker may hold at once
+
+    def __post_init__(self) -> None:
+        _positive(self, "build_timeout_ms", "max_building", "max_waiting", "credits_per_worker")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Parameters of the feature-extraction kernels."""
+
+    jet_seed_gev: float = 2.0
+    jet_radius: float = 0.4
+    jet_min_pt_gev: float = 10.0
+    max_jets: int = 16
+    graph_phi_slope_max: float = 0.0006  # rad/mm; 2 T field: pT > ~0.5 GeV
+    graph_z0_max_mm: float = 200.0
+    graph_max_edges: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        _positive(self, "jet_seed_gev", "jet_radius", "max_jets", "graph_phi_slope_max", "graph_z0_max_mm", "graph_max_edges")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """HLT worker processes."""
+
+    count: int = 0  # 0: one per CPU core
+    budget_ms: float = 500.0  # hard per-event budget; inference deadlines never exceed what is left
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError("worker.count must be >= 0 (0 means one per core)")
+        _positive(self, "budget_ms")
+
+    @property
+    def resolved_count(self) -> int:
+        return self.count or (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Inference as a service: where the server is, deadlines, and the circuit breaker."""
+
+    triton_url: str = ""  # empty: start a local tritonserver on free loopback ports
+    model: str = "jet_tagger"
+    timeout_ms: float = 100.0  # per-call deadline (capped by what is left of the event budget)
+    breaker_failures: int = 3  # consecutive failures that open the breaker
+    breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
+    server_start_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "timeout_ms", "breaker_failures", "breaker_open_ms", "server_start_timeout_s")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where output streams and summaries go."""
+
+    directory: str = "runs"
+    write_streams: bool = True
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    """Everything a farm run needs; `load_config` builds it from TOML."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    calo: CaloConfig = field(default_factory=CaloConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    builder: BuilderConfig = field(default_factory=BuilderConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    menu: str = str(CONFIG_DIR / "menu.toml")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(obj, name)!r}")
+
+
+def _fraction(obj: Any, *names: str) -> None:
+    for name in names:
+        if not 0.0 <= getattr(obj, name) <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {getattr(obj, name)!r}")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against a type hint (int, float, str, bool, tuple[...]) and convert."""
+    origin = typing.get_origin(hint)
+    if origin in (tuple,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: unsupported type {hint}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")
+
+
+def from_mapping(cls: type, data: dict[str, Any], source: str, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a parsed TOML table, rejecting unknown keys.
+
+    `source` names the file in error messages; `prefix` is the dotted path of the table.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{source}: key '{prefix}{key}'"
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (known keys here: {known})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: expected a table [{prefix}{key}]")
+            kwargs[key] = from_mapping(hint, value, source, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hint, where)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ConfigError(f"{source}: invalid value in [{prefix.rstrip('.') or 'top level'}]: {err}") from err
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a ConfigError naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: configuration file not found") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+
+
+def load_config(path: str | Path | None = None) -> FarmConfig:
+    """Load a farm configuration; None gives the built-in default.
+
+    A relative `menu` path in the file is taken relative to the file's folder.
+    """
+    if path is None:
+        return FarmConfig()
+    path = Path(path)
+    data = read_toml(path)
+    config = from_mapping(FarmConfig, data, str(path))
+    if "menu" in data and not Path(config.menu).is_absolute():
+        config = dataclasses.replace(config, menu=str((path.parent / config.menu).resolve()))
+    return config
+
+
+def with_overrides(config: FarmConfig, **sections: dict[str, Any]) -> FarmConfig:
+    """Return `config` with some fields of some sections replaced (used by the CLI and tests)."""
+    changes = {}
+    for name, values in sections.items():
+        if values:
+            changes[name] = dataclasses.replace(getattr(config, name), **values)
+    return dataclasses.replace(config, **changes)
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """The configuration as plain data (for output-file headers and summaries)."""
+    return dataclasses.asdict(config)

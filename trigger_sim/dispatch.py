@@ -1,0 +1,59 @@
+"""Credit-based assignment of complete events to workers, without I/O.
+
+Workers ask for work when they are free (one credit per free slot), as the ATLAS HLT
+processing units do. Complete events wait in a bounded queue; when it is full the shell
+stops reading the readout sources, so back-pressure reaches the Level-1 (busy, dead time)
+instead of growing memory. The dispatcher remembers which events each worker holds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+
+class Dispatcher:
+    def __init__(self, max_waiting: int):
+        self.max_waiting = max_waiting
+        self._credits: deque[bytes] = deque()
+        self._waiting: deque[Any] = deque()
+        self.in_flight: dict[bytes, set[int]] = {}
+        self.dispatched = 0
+        self.peak_waiting = 0
+
+    @property
+    def n_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def is_full(self) -> bool:
+        """True when no more complete events may be queued: stop reading sources."""
+        return len(self._waiting) >= self.max_waiting
+
+    def add_credit(self, worker: bytes, finished_l1_id: int | None = None) -> None:
+        """A worker asks for one more event (and may report the one it finished)."""
+        held = self.in_flight.setdefault(worker, set())
+        if finished_l1_id is not None:
+            held.discard(finished_l1_id)
+        self._credits.append(worker)
+
+    def add_event(self, l1_id: int, event: Any) -> None:
+        """Queue a complete event (callers check `is_full` before reading more input)."""
+        self._waiting.append((l1_id, event))
+        self.peak_waiting = max(self.peak_waiting, len(self._waiting))
+
+    def assignments(self) -> list[tuple[bytes, int, Any]]:
+        """Pair waiting events with credits, oldest event first."""
+        out = []
+        while self._credits and self._waiting:
+            worker = self._credits.popleft()
+            l1_id, event = self._waiting.popleft()
+            self.in_flight.setdefault(worker, set()).add(l1_id)
+            self.dispatched += 1
+            out.append((worker, l1_id, event))
+        return out
+
+    def forget_worker(self, worker: bytes) -> set[int]:
+        """Drop a dead worker's credits; return the events it was holding."""
+        self._credits = deque(w for w in self._credits if w != worker)
+        return self.in_flight.pop(worker, set())

@@ -1,0 +1,1 @@
+"""Inference as a service: a deadline on every call, a local fallback, a circuit breaker."""

@@ -1,0 +1,60 @@
+"""The remote backend: a Triton gRPC client with a deadline on every call.
+
+Failures become `InferenceTimeout` (deadline exceeded) or `InferenceUnavailable`
+(server down, model not ready, any other error), which the inference service turns into a
+local fallback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from trigger_sim.errors import InferenceTimeout, InferenceUnavailable, TriggerSimError
+
+
+class TritonBackend:
+    def __init__(self, url: str, model: str, input_name: str, output_name: str):
+        self.url = url
+        self.model = model
+        self.input_name = input_name
+        self.output_name = output_name
+        self.client = grpcclient.InferenceServerClient(url=url)
+        self._outputs = [grpcclient.InferRequestedOutput(output_name)]
+
+    def infer(self, inputs: np.ndarray, timeout_s: float) -> np.ndarray:
+        """Send one request; raise InferenceTimeout after `timeout_s` seconds."""
+        request = grpcclient.InferInput(self.input_name, list(inputs.shape), "FP32")
+        request.set_data_from_numpy(np.ascontiguousarray(inputs, np.float32))
+        try:
+            result = self.client.infer(self.model, [request], outputs=self._outputs, client_timeout=timeout_s)
+        except InferenceServerException as err:
+            if "DEADLINE_EXCEEDED" in str(err.status()) or "Deadline Exceeded" in str(err):
+                raise InferenceTimeout(f"{self.url} {self.model}: no answer within {timeout_s * 1e3:.3g} ms") from err
+            raise InferenceUnavailable(f"{self.url} {self.model}: {err}") from err
+        out = result.as_numpy(self.output_name)
+        if out is None:
+            raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
+        return out
+
+    def check_model(self, timeout_s: float = 5.0) -> None:
+        """At start-up: the model is ready and has the inputs and outputs we send and read."""
+        try:
+            if not self.client.is_model_ready(self.model, client_timeout=timeout_s):
+                raise TriggerSimError(f"{self.url}: model '{self.model}' is not ready; is it in the server's model repository?")
+            meta = self.client.get_model_metadata(self.model, as_json=True, client_timeout=timeout_s)
+        except InferenceServerException as err:
+            raise TriggerSimError(f"{self.url}: cannot query model '{self.model}': {err}") from err
+        problems = []
+        inputs = {t["name"]: t["datatype"] for t in meta.get("inputs", [])}
+        outputs = {t["name"]: t["datatype"] for t in meta.get("outputs", [])}
+        if inputs.get(self.input_name) != "FP32":
+            problems.append(f"input '{self.input_name}' FP32 expected, server has {inputs}")
+        if outputs.get(self.output_name) != "FP32":
+            problems.append(f"output '{self.output_name}' FP32 expected, server has {outputs}")
+        if problems:
+            raise TriggerSimError(f"{self.url}: model '{self.model}' does not match the client: " + "; ".join(problems))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,134 @@
+"""Readout partitions: which source owns which part of the detector, how each packs its
+part of an event into a fragment, and how a worker unpacks fragments back into arrays.
+
+Tracker sources own phi sectors and send (module id, local coordinates) per hit, as a
+silicon readout does; calorimeter sources own eta bands and send zero-suppressed towers.
+Packing and unpacking live together because each is the other's inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from trigger_sim.config import CaloConfig, FarmConfig, TrackerConfig
+from trigger_sim.detector import CaloTowers, TrackerHits
+from trigger_sim.errors import FragmentDataError
+from trigger_sim.event import (
+    Fragment,
+    FragmentHeader,
+    calo_source_id,
+    is_calo_source,
+    is_tracker_source,
+    tracker_source_id,
+)
+
+_IPHI_BITS = 12
+_IZ_BITS = 12
+_MASK12 = (1 << 12) - 1
+
+
+def source_ids(config: FarmConfig) -> list[int]:
+    """Every readout source of the detector: an event is complete when all have sent."""
+    return [tracker_source_id(s) for s in range(config.tracker.n_sectors)] + [
+        calo_source_id(r) for r in range(config.calo.n_regions)
+    ]
+
+
+def pack_tracker(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.ndarray]]:
+    """Per tracker sector: module ids and local (u along r-phi, v along z) coordinates."""
+    phi64 = hits.phi.astype(np.float64)
+    r64 = hits.r_mm.astype(np.float64)
+    arc = (phi64 + np.pi) * r64
+    iphi = np.floor(arc / cfg.module_width_mm).astype(np.int64)
+    zpos = hits.z_mm.astype(np.float64) + cfg.half_length_mm
+    iz = np.clip(np.floor(zpos / cfg.module_length_mm).astype(np.int64), 0, _MASK12)
+    module = (hits.layer.astype(np.int64) << (_IPHI_BITS + _IZ_BITS)) | (iz << _IPHI_BITS) | iphi
+    local = np.stack([arc - iphi * cfg.module_width_mm, zpos - iz * cfg.module_length_mm], axis=1)
+    sector = np.minimum(((phi64 + np.pi) / (2 * np.pi) * cfg.n_sectors).astype(np.int64), cfg.n_sectors - 1)
+    out = []
+    for s in range(cfg.n_sectors):
+        sel = sector == s
+        out.append({"module_id": module[sel].astype(np.uint32), "local_mm": local[sel].astype(np.float32)})
+    return out
+
+
+def pack_calo(towers: CaloTowers, cfg: CaloConfig) -> list[dict[str, np.ndarray]]:
+    """Per calorimeter eta band: ids and (em, had) energies of towers above zero suppression."""
+    rows = cfg.n_eta // cfg.n_regions
+    out = []
+    for k in range(cfg.n_regions):
+        em = towers.em_gev[k * rows : (k + 1) * rows].ravel()
+        had = towers.had_gev[k * rows : (k + 1) * rows].ravel()
+        local = np.flatnonzero((em != 0) | (had != 0))
+        out.append(
+            {
+                "tower_id": (local + k * rows * cfg.n_phi).astype(np.uint32),
+                "energy_gev": np.stack([em[local], had[local]], axis=1).astype(np.float32),
+            }
+        )
+    return out
+
+
+def make_fragments(
+    config: FarmConfig, hits: TrackerHits, towers: CaloTowers, run_number: int, l1_id: int, bcid: int, l1_time_ns: int
+) -> list[Fragment]:
+    """All fragments of one event, in `source_ids` order."""
+    payloads = pack_tracker(hits, config.tracker) + pack_calo(towers, config.calo)
+    return [
+        Fragment(FragmentHeader(run_number, l1_id, bcid, sid, l1_time_ns), arrays)
+        for sid, arrays in zip(source_ids(config), payloads)
+    ]
+
+
+def _array(fragment: Fragment, name: str, dtype: type, ndim: int) -> np.ndarray:
+    arr = fragment.arrays.get(name)
+    if arr is None or arr.dtype != dtype or arr.ndim != ndim:
+        raise FragmentDataError(
+            f"source 0x{fragment.header.source_id:x}, L1 id {fragment.header.l1_id}: "
+            f"expected array '{name}' of {np.dtype(dtype).name} with {ndim} dimension(s)"
+        )
+    return arr
+
+
+def unpack_tracker(fragments: Iterable[Fragment], cfg: TrackerConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Global hit coordinates (layer, r, phi, z) from every tracker fragment of an event."""
+    modules, locals_ = [], []
+    for frag in fragments:
+        if is_tracker_source(frag.header.source_id):
+            modules.append(_array(frag, "module_id", np.uint32, 1))
+            local = _array(frag, "local_mm", np.float32, 2)
+            if local.shape != (len(modules[-1]), 2):
+                raise FragmentDataError(f"source 0x{frag.header.source_id:x}: local_mm shape {local.shape} does not match module_id")
+            locals_.append(local)
+    module = np.concatenate(modules).astype(np.int64) if modules else np.empty(0, np.int64)
+    local = np.concatenate(locals_) if locals_ else np.empty((0, 2), np.float32)
+    layer = module >> (_IPHI_BITS + _IZ_BITS)
+    radii = np.asarray(cfg.layer_radii_mm)
+    if len(layer) and layer.max() >= len(radii):
+        raise FragmentDataError(f"tracker module id names layer {layer.max()}, detector has {len(radii)} layers")
+    iz = (module >> _IPHI_BITS) & _MASK12
+    iphi = module & _MASK12
+    r = radii[layer]
+    phi = (iphi * cfg.module_width_mm + local[:, 0]) / r - np.pi
+    z = iz * cfg.module_length_mm + local[:, 1] - cfg.half_length_mm
+    return layer.astype(np.int32), r.astype(np.float32), phi.astype(np.float32), z.astype(np.float32)
+
+
+def unpack_calo(fragments: Iterable[Fragment], cfg: CaloConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (em, had) tower grids from every calorimeter fragment of an event."""
+    size = cfg.n_eta * cfg.n_phi
+    em = np.zeros(size, np.float32)
+    had = np.zeros(size, np.float32)
+    for frag in fragments:
+        if is_calo_source(frag.header.source_id):
+            ids = _array(frag, "tower_id", np.uint32, 1)
+            energy = _array(frag, "energy_gev", np.float32, 2)
+            if energy.shape != (len(ids), 2):
+                raise FragmentDataError(f"source 0x{frag.header.source_id:x}: energy_gev shape {energy.shape} does not match tower_id")
+            if len(ids) and ids.max() >= size:
+                raise FragmentDataError(f"source 0x{frag.header.source_id:x}: tower id {ids.max()} outside the {size}-tower grid")
+            em[ids] = energy[:, 0]
+            had[ids] = energy[:, 1]
+    return em.reshape(cfg.n_eta, cfg.n_phi), had.reshape(cfg.n_eta, cfg.n_phi)
