@@ -1,0 +1,146 @@
+"""Time the numba feature kernels against their numpy references on synthetic events.
+
+Prints the median time per call (ms) of each implementation and their ratio, per kernel and
+pile-up. A benchmark, not a test: the numbers depend on the machine.
+
+    .venv/bin/python scripts/bench_kernels.py [--quick] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trigger_sim.kernels import (  # noqa: E402
+    build_hit_graph,
+    build_hit_graph_reference,
+    find_jets,
+    find_jets_reference,
+    warm_up,
+)
+
+LAYER_RADII_MM = np.array([32, 72, 116, 172, 260, 360, 500, 660, 820, 1000], dtype=np.float64)
+HITS_PER_LAYER = {0: 60, 60: 2000, 200: 6500}  # by pile-up
+HIT_GRAPH_CUTS = dict(phi_slope_max=0.0006, z0_max_mm=200.0, max_edges=2_000_000)
+CALO_N_ETA, CALO_N_PHI, CALO_ETA_MAX = 50, 64, 2.5
+CALO_CUTS = dict(seed_gev=2.0, radius=0.4, min_pt_gev=10.0, max_jets=32)
+
+
+def tracker_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Hits on 10 barrel layers: ~5% from straight-ish tracks off the beam line, rest random."""
+    per_layer = HITS_PER_LAYER[pile_up]
+    n_tracks = max(per_layer // 20, 3)
+    n_layers = LAYER_RADII_MM.size
+    # Tracks: a hit on every layer, phi bending slowly with r, z along a line from z0.
+    phi0 = rng.uniform(-math.pi, math.pi, n_tracks)
+    curvature = rng.uniform(-3e-4, 3e-4, n_tracks)  # rad/mm
+    z0 = rng.normal(0.0, 50.0, n_tracks)
+    cot_theta = rng.uniform(-1.0, 1.0, n_tracks)
+    track_r = np.tile(LAYER_RADII_MM, n_tracks)
+    track_layer = np.tile(np.arange(n_layers), n_tracks)
+    track_phi = np.repeat(phi0, n_layers) + np.repeat(curvature, n_layers) * track_r
+    track_z = np.repeat(z0, n_layers) + np.repeat(cot_theta, n_layers) * track_r
+    # Random hits fill each layer up to per_layer.
+    n_random = max(per_layer - n_tracks, 0) * n_layers
+    random_layer = np.repeat(np.arange(n_layers), max(per_layer - n_tracks, 0))
+    layer = np.concatenate([track_layer, random_layer])
+    r = np.concatenate([track_r, LAYER_RADII_MM[random_layer]])
+    phi = np.concatenate([track_phi, rng.uniform(-math.pi, math.pi, n_random)])
+    z = np.concatenate([track_z, rng.uniform(-1000.0, 1000.0, n_random)])
+    phi = np.remainder(phi + math.pi, 2 * math.pi) - math.pi
+    order = rng.permutation(layer.size)
+    return dict(
+        layer=layer[order].astype(np.int32),
+        r_mm=r[order].astype(np.float32),
+        phi=phi[order].astype(np.float32),
+        z_mm=z[order].astype(np.float32),
+        n_layers=n_layers,
+        **HIT_GRAPH_CUTS,
+    )
+
+
+def calo_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A 50x64 tower grid: a few jets (Gaussian profiles) on top of pile-up noise."""
+    eta_step = 2 * CALO_ETA_MAX / CALO_N_ETA
+    eta = -CALO_ETA_MAX + (np.arange(CALO_N_ETA) + 0.5) * eta_step
+    phi = -math.pi + (np.arange(CALO_N_PHI) + 0.5) * (2 * math.pi / CALO_N_PHI)
+    # Noise: a pile-up dependent fraction of towers with exponentially distributed energy.
+    occupancy = min(0.05 + 0.004 * pile_up, 0.9)
+    hit = rng.random((CALO_N_ETA, CALO_N_PHI)) < occupancy
+    em = np.where(hit, rng.exponential(0.4, hit.shape), 0.0)
+    had = np.where(hit, rng.exponential(0.6, hit.shape), 0.0)
+    d_eta = eta[:, None]
+    for _ in range(rng.integers(2, 6)):
+        jet_eta, jet_phi = rng.uniform(-2.3, 2.3), rng.uniform(-math.pi, math.pi)
+        jet_e = rng.uniform(30.0, 300.0) * math.cosh(jet_eta)
+        d_phi = np.angle(np.exp(1j * (phi[None, :] - jet_phi)))
+        profile = np.exp(-((d_eta - jet_eta) ** 2 + d_phi**2) / (2 * 0.1**2))
+        profile /= profile.sum()
+        em_fraction = rng.uniform(0.1, 0.9)
+        em += jet_e * em_fraction * profile
+        had += jet_e * (1 - em_fraction) * profile
+    return dict(
+        em_gev=em.astype(np.float32),
+        had_gev=had.astype(np.float32),
+        eta_centers=eta,
+        phi_centers=phi,
+        **CALO_CUTS,
+    )
+
+
+def median_ms(func: Callable[..., Any], kwargs: dict[str, Any], repeat: int) -> float:
+    """Median wall time of `repeat` calls, in ms."""
+    times_s = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func(**kwargs)
+        times_s.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition per measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions per measurement")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+
+    start = time.perf_counter()
+    warm_up()
+    print(f"warm_up: {1e3 * (time.perf_counter() - start):.0f} ms (cache load or compile)")
+
+    rng = np.random.default_rng(2024)
+    kernels = [
+        ("hit_graph", tracker_event, build_hit_graph, build_hit_graph_reference),
+        ("calo_jets", calo_event, find_jets, find_jets_reference),
+    ]
+    print(f"{'kernel':<10} {'pile-up':>7} {'numba ms':>10} {'numpy ms':>10} {'ratio':>8}  output")
+    for name, make_event, fast, reference in kernels:
+        for pile_up in HITS_PER_LAYER:
+            event = make_event(pile_up, rng)
+            result = fast(**event)
+            reference(**event)  # first call: page in numpy code paths
+            fast_ms = median_ms(fast, event, repeat)
+            reference_ms = median_ms(reference, event, repeat)
+            if name == "hit_graph":
+                output = f"{event['layer'].size} hits, {result[1]} edges"
+            else:
+                output = f"{len(result)} jets"
+            print(
+                f"{name:<10} {pile_up:>7} {fast_ms:>10.3f} {reference_ms:>10.1f}"
+                f" {reference_ms / fast_ms:>7.0f}x  {output}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""Calorimeter jets: a seeded cone with exclusive tower assignment.
+
+Algorithm (both implementations follow it exactly):
+
+1. Tower ET = (em + had) / cosh(eta_center), in float64.
+2. A tower is a seed if ET > seed_gev and it beats each of its up to 8 neighbours (3x3 window,
+   phi wraps, eta does not): ET > ET_neighbour, or equal ET and a smaller flat index
+   (ieta * n_phi + iphi).
+3. Seeds are ordered by ET descending, ties by flat index ascending.
+4. Each tower with ET > 0 goes to the first seed, in that order, whose centre is within
+   ΔR < radius (Δphi wrapped to [-pi, pi]); towers in no cone are unused.
+5. Per seed: pt = sum ET; eta = ET-weighted mean eta; phi = seed phi + ET-weighted mean Δphi,
+   wrapped into (-pi, pi]; em_fraction = sum(em / cosh eta) / pt; n_towers; width =
+   ET-weighted mean ΔR to the seed centre.
+6. Jets with pt > min_pt_gev (an empty seed is never a jet), ordered by pt descending (ties by
+   seed order), at most max_jets.
+
+Sums run in float64 over towers in flat-index order in both implementations, so they agree to
+rounding. phi_centers must lie in (-pi, pi].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trigger_sim.kernels._jit import njit
+
+# Columns of the jet array returned by find_jets / find_jets_reference.
+JET_PT = 0
+JET_ETA = 1
+JET_PHI = 2
+JET_EM_FRACTION = 3
+JET_N_TOWERS = 4
+JET_WIDTH = 5
+N_JET_COLUMNS = 6
+
+_PI = math.pi
+_TWO_PI = 2.0 * math.pi
+
+
+def _check_inputs(
+    em_gev: np.ndarray,
+    had_gev: np.ndarray,
+    eta_centers: np.ndarray,
+    phi_centers: np.ndarray,
+    max_jets: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate shapes, fix dtypes and layout; returns em, had, eta, phi, cosh(eta)."""
+    em = np.ascontiguousarray(em_gev, dtype=np.float32)
+    had = np.ascontiguousarray(had_gev, dtype=np.float32)
+    eta = np.ascontiguousarray(eta_centers, dtype=np.float64)
+    phi = np.ascontiguousarray(phi_centers, dtype=np.float64)
+    if eta.ndim != 1 or phi.ndim != 1:
+        raise ValueError("eta_centers and phi_centers must be 1-D")
+    grid = (eta.size, phi.size)
+    if em.shape != grid or had.shape != grid:
+        raise ValueError(
+            f"em_gev {em.shape} and had_gev {had.shape} must both have shape"
+            f" (n_eta, n_phi) = {grid}"
+        )
+    if max_jets < 0:
+        raise ValueError(f"max_jets must be >= 0, got {max_jets}")
+    # cosh is taken here, once, for both implementations: numpy and libm cosh may differ in the
+    # last bit, which would be enough to flip an exact tie between towers.
+    return em, had, eta, phi, np.cosh(eta)
+
+
+def find_jets(
+    em_gev: np.ndarray,
+    had_gev: np.ndarray,
+    eta_centers: np.ndarray,
+    phi_centers: np.ndarray,
+    seed_gev: float,
+    radius: float,
+    min_pt_gev: float,
+    max_jets: int,
+) -> np.ndarray:
+    """Cluster calorimeter towers into jets (numba).
+
+    em_gev, had_gev: (n_eta, n_phi) tower energies; eta_centers (n_eta,), phi_centers (n_phi,)
+    in (-pi, pi]. Returns float32 (n_jets, N_JET_COLUMNS), columns JET_PT .. JET_WIDTH.
+    """
+    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets)
+    # Scalars are normalised so that only one compiled specialisation (the cached one) exists.
+    return _find_jets_kernel(
+        em, had, eta, phi, cosh_eta,
+        float(seed_gev), float(radius), float(min_pt_gev), int(max_jets),
+    )
+
+
+@njit
+def _wrap_delta_phi(dphi: float) -> float:
+    """A phi difference of two angles in (-pi, pi], wrapped to [-pi, pi]."""
+    if dphi > _PI:
+        return dphi - _TWO_PI
+    if dphi < -_PI:
+        return dphi + _TWO_PI
+    return dphi
+
+
+@njit
+def _find_jets_kernel(em, had, eta, phi, cosh_eta, seed_gev, radius, min_pt_gev, max_jets):
+    n_eta, n_phi = em.shape
+    n_towers = n_eta * n_phi
+    et = np.empty(n_towers, dtype=np.float64)
+    for ie in range(n_eta):
+        for ip in range(n_phi):
+            et[ie * n_phi + ip] = (np.float64(em[ie, ip]) + np.float64(had[ie, ip])) / cosh_eta[ie]
+
+    # Seeds: above threshold and a strict local maximum (ties broken by flat index).
+    seed_flat = np.empty(n_towers, dtype=np.int64)
+    n_seeds = 0
+    for ie in range(n_eta):
+        for ip in range(n_phi):
+            flat = ie * n_phi + ip
+            e = et[flat]
+            if not e > seed_gev:
+                continue
+            is_max = True
+            for de in range(-1, 2):
+                je = ie + de
+                if je < 0 or je >= n_eta:
+                    continue
+                for dp in range(-1, 2):
+                    jp = (ip + dp) % n_phi
+                    nb = je * n_phi + jp
+                    if nb == flat:
+                        continue
+                    if not (e > et[nb] or (e == et[nb] and flat < nb)):
+                        is_max = False
+                        break
+                if not is_max:
+                    break
+            if is_max:
+                seed_flat[n_seeds] = flat
+                n_seeds += 1
+    seed_flat = seed_flat[:n_seeds]
+    # Stable sort on -ET keeps flat-index order among equal ET.
+    seed_flat = seed_flat[np.argsort(-et[seed_flat], kind="mergesort")]
+
+    # Exclusive assignment: seeds in order claim the unclaimed towers inside their cone.
+    owner = np.full(n_towers, -1, dtype=np.int64)
+    tower_dphi = np.zeros(n_towers, dtype=np.float64)
+    tower_dr = np.zeros(n_towers, dtype=np.float64)
+    for k in range(n_seeds):
+        s_eta = eta[seed_flat[k] // n_phi]
+        s_phi = phi[seed_flat[k] % n_phi]
+        for ie in range(n_eta):
+            deta = eta[ie] - s_eta
+            # ΔR as computed below is never smaller than this, so skipping the row is exact.
+            if not math.sqrt(deta * deta) < radius:
+                continue
+            for ip in range(n_phi):
+                flat = ie * n_phi + ip
+                if owner[flat] >= 0 or not et[flat] > 0.0:
+                    continue
+                dphi = _wrap_delta_phi(phi[ip] - s_phi)
+                dr = math.sqrt(deta * deta + dphi * dphi)
+                if dr < radius:
+                    owner[flat] = k
+                    tower_dphi[flat] = dphi
+                    tower_dr[flat] = dr
+
+    # Per-jet sums, towers in flat order (same order as the reference's bincount).
+    pt = np.zeros(n_seeds, dtype=np.float64)
+    eta_sum = np.zeros(n_seeds, dtype=np.float64)
+    dphi_sum = np.zeros(n_seeds, dtype=np.float64)
+    em_sum = np.zeros(n_seeds, dtype=np.float64)
+    dr_sum = np.zeros(n_seeds, dtype=np.float64)
+    count = np.zeros(n_seeds, dtype=np.int64)
+    for flat in range(n_towers):
+        k = owner[flat]
+        if k < 0:
+            continue
+        ie = flat // n_phi
+        e = et[flat]
+        pt[k] += e
+        eta_sum[k] += e * eta[ie]
+        dphi_sum[k] += e * tower_dphi[flat]
+        em_sum[k] += np.float64(em[ie, flat % n_phi]) / cosh_eta[ie]
+        dr_sum[k] += e * tower_dr[flat]
+        count[k] += 1
+
+    keep = np.empty(n_seeds, dtype=np.int64)
+    n_keep = 0
+    for k in range(n_seeds):
+        if count[k] > 0 and pt[k] > min_pt_gev:
+            keep[n_keep] = k
+            n_keep += 1
+    keep = keep[:n_keep]
+    keep = keep[np.argsort(-pt[keep], kind="mergesort")]
+    n_jets = min(n_keep, max_jets)
+
+    jets = np.empty((n_jets, N_JET_COLUMNS), dtype=np.float32)
+    for out in range(n_jets):
+        k = keep[out]
+        p = pt[k]
+        jet_phi = phi[seed_flat[k] % n_phi] + dphi_sum[k] / p
+        if jet_phi > _PI:
+            jet_phi -= _TWO_PI
+        elif jet_phi <= -_PI:
+            jet_phi += _TWO_PI
+        jets[out, JET_PT] = p
+        jets[out, JET_ETA] = eta_sum[k] / p
+        jets[out, JET_PHI] = jet_phi
+        jets[out, JET_EM_FRACTION] = em_sum[k] / p
+        jets[out, JET_N_TOWERS] = count[k]
+        jets[out, JET_WIDTH] = dr_sum[k] / p
+    return jets
+
+
+def _wrap_delta_phi_array(dphi: np.ndarray) -> np.ndarray:
+    """Vectorised _wrap_delta_phi, with the same arithmetic."""
+    return np.where(dphi > _PI, dphi - _TWO_PI, np.where(dphi < -_PI, dphi + _TWO_PI, dphi))
+
+
+def find_jets_reference(
+    em_gev: np.ndarray,
+    had_gev: np.ndarray,
+    eta_centers: np.ndarray,
+    phi_centers: np.ndarray,
+    seed_gev: float,
+    radius: float,
+    min_pt_gev: float,
+    max_jets: int,
+) -> np.ndarray:
+    """Plain-numpy reference of find_jets: same arguments, same result to rounding."""
+    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets)
+    n_eta, n_phi = em.shape
+    et = (em.astype(np.float64) + had.astype(np.float64)) / cosh_eta[:, None]
+    flat = np.arange(n_eta * n_phi).reshape(n_eta, n_phi)
+    ieta = np.arange(n_eta)[:, None]
+
+    is_seed = et > seed_gev
+    for de in (-1, 0, 1):
+        for dp in (-1, 0, 1):
+            if de == 0 and dp == 0:
+                continue
+            # nb_*[ie, ip] describe tower (ie + de, ip + dp); eta rolls are masked off below.
+            nb_et = np.roll(et, (-de, -dp), axis=(0, 1))
+            nb_flat = np.roll(flat, (-de, -dp), axis=(0, 1))
+            outside = (ieta + de < 0) | (ieta + de >= n_eta)
+            beats = (et > nb_et) | ((et == nb_et) & (flat < nb_flat))
+            is_seed &= beats | outside | (nb_flat == flat)
+
+    et_flat = et.ravel()
+    seed_flat = np.flatnonzero(is_seed)
+    if seed_flat.size == 0:
+        return np.empty((0, N_JET_COLUMNS), dtype=np.float32)
+    seed_flat = seed_flat[np.argsort(-et_flat[seed_flat], kind="stable")]
+    seed_eta = eta[seed_flat // n_phi]
+    seed_phi = phi[seed_flat % n_phi]
+
+    # (n_seeds, n_towers) geometry; each tower goes to the first seed whose cone holds it.
+    tower_eta = np.repeat(eta, n_phi)
+    tower_phi = np.tile(phi, n_eta)
+    deta = tower_eta[None, :] - seed_eta[:, None]
+    dphi = _wrap_delta_phi_array(tower_phi[None, :] - seed_phi[:, None])
+    dr = np.sqrt(deta * deta + dphi * dphi)
+    in_cone = (dr < radius) & (et_flat > 0.0)[None, :]
+    used = np.flatnonzero(in_cone.any(axis=0))
+    owner = np.argmax(in_cone[:, used], axis=0)
+
+    # bincount adds in input order, i.e. flat order, like the numba loop.
+    n_seeds = seed_flat.size
+    e = et_flat[used]
+
+    def per_jet(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=weights, minlength=n_seeds)
+
+    pt = per_jet(e)
+    eta_sum = per_jet(e * tower_eta[used])
+    dphi_sum = per_jet(e * dphi[owner, used])
+    em_sum = per_jet(em.astype(np.float64).ravel()[used] / np.repeat(cosh_eta, n_phi)[used])
+    dr_sum = per_jet(e * dr[owner, used])
+    count = np.bincount(owner, minlength=n_seeds)
+
+    keep = np.flatnonzero((count > 0) & (pt > min_pt_gev))
+    keep = keep[np.argsort(-pt[keep], kind="stable")][:max_jets]
+
+    p = pt[keep]
+    jet_phi = seed_phi[keep] + dphi_sum[keep] / p
+    jet_phi = np.where(jet_phi > _PI, jet_phi - _TWO_PI, jet_phi)
+    jet_phi = np.where(jet_phi <= -_PI, jet_phi + _TWO_PI, jet_phi)
+    jets = np.empty((keep.size, N_JET_COLUMNS), dtype=np.float32)
+    jets[:, JET_PT] = p
+    jets[:, JET_ETA] = eta_sum[keep] / p
+    jets[:, JET_PHI] = jet_phi
+    jets[:, JET_EM_FRACTION] = em_sum[keep] / p
+    jets[:, JET_N_TOWERS] = count[keep]
+    jets[:, JET_WIDTH] = dr_sum[keep] / p
+    return jets

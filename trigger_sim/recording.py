@@ -1,0 +1,310 @@
+"""Event-record files: what the farm writes for its output streams, and reads back.
+
+File layout (little-endian)::
+
+    file header   8 bytes  magic b"TSRECv1\\n"
+                  u32      metadata length
+                  msgpack  map: format_version (1), run_number, stream, created_unix_s,
+                           trigger_sim_version, detector (the caller's configuration dict)
+    records       one after another, each:
+                  4 bytes  magic b"TSRE"
+                  u64      body length in bytes
+                  u32      crc32 of the body
+                  msgpack  body: {"l1_id": int, "meta": map, "fragments": [bin, ...]}
+
+Each fragment is stored as `wire.pack_frames` of its wire frames, so the collector writes
+what it received without re-encoding and the reader decodes it with `wire.decode_fragment`,
+checking the fragment's own CRC as well. A record is written in one call, so a crash leaves
+at most one partial record at the end: the reader stops there and sets `truncated_at`.
+Records are self-delimiting and `RecordWriter.write` returns each record's byte offset,
+which `RecordReader.read_at` accepts: an index of offsets can be added later without
+changing the record format.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgpack
+
+from trigger_sim import __version__, wire
+from trigger_sim.errors import RecordingError, WireFormatError
+from trigger_sim.event import Fragment
+
+FILE_MAGIC = b"TSRECv1\n"
+FORMAT_VERSION = 1
+RECORD_MAGIC = b"TSRE"
+
+_HEADER_LEN = struct.Struct("<I")
+_PREFIX = struct.Struct("<4sQI")  # record magic, body length, body crc32
+RECORD_PREFIX_SIZE = _PREFIX.size  # 16
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MAX_FILE_HEADER_BYTES = 16 * MiB
+DEFAULT_MAX_RECORD_BYTES = 1 * GiB
+_WRITE_BUFFER_BYTES = 1 * MiB
+
+
+@dataclass(frozen=True)
+class Record:
+    """One recorded event: its Level-1 id, decision info and fragments."""
+
+    l1_id: int
+    meta: dict[str, Any]
+    fragments: list[Fragment]
+    offset: int = field(default=-1, compare=False)  # byte offset of the record in its file
+
+
+_UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
+
+
+def _unpack(data: bytes) -> Any:
+    """msgpack object from untrusted bytes: no length may exceed the data, no ext types."""
+    n = len(data)
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        strict_map_key=False,
+        max_bin_len=n,
+        max_str_len=n,
+        max_array_len=n,
+        max_map_len=n,
+        max_ext_len=0,
+    )
+
+
+class RecordWriter:
+    """Appends event records to a new recording file; use as a context manager.
+
+    Writes go through a buffered file; `close` flushes and fsyncs. An existing file is
+    refused unless `overwrite` is set, so a restarted run cannot clobber its output.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        run_number: int,
+        stream: str,
+        detector: dict[str, Any],
+        *,
+        limits: wire.WireLimits = wire.DEFAULT_LIMITS,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._limits = limits
+        self._max_record_bytes = max_record_bytes
+        metadata = msgpack.packb(
+            {
+                "format_version": FORMAT_VERSION,
+                "run_number": run_number,
+                "stream": stream,
+                "created_unix_s": time.time(),  # wall clock: when, not how long
+                "trigger_sim_version": __version__,
+                "detector": detector,
+            },
+            use_bin_type=True,
+        )
+        if len(metadata) > MAX_FILE_HEADER_BYTES:
+            raise RecordingError(
+                f"{self.path}: file metadata is {len(metadata)} bytes, limit is "
+                f"{MAX_FILE_HEADER_BYTES}"
+            )
+        self._file: BinaryIO | None = open(  # noqa: SIM115 - closed in close()
+            self.path, "wb" if overwrite else "xb", buffering=_WRITE_BUFFER_BYTES
+        )
+        self._file.write(FILE_MAGIC + _HEADER_LEN.pack(len(metadata)) + metadata)
+        self._offset = len(FILE_MAGIC) + _HEADER_LEN.size + len(metadata)
+
+    def write(
+        self, l1_id: int, meta: dict[str, Any], fragment_frames: Sequence[Sequence[Any]]
+    ) -> int:
+        """Append one event given its fragments' wire frames; returns the record's offset.
+
+        Each fragment is fully decoded (CRC included) first, so a corrupt fragment raises
+        `WireFormatError` here and never makes the file unreadable later.
+        """
+        if self._file is None:
+            raise ValueError(f"{self.path}: write to a closed RecordWriter")
+        stored = []
+        for frames in fragment_frames:
+            wire.decode_fragment(frames, self._limits)
+            stored.append(wire.pack_frames(frames))
+        body = msgpack.packb(
+            {"l1_id": l1_id, "meta": meta, "fragments": stored}, use_bin_type=True
+        )
+        if len(body) > self._max_record_bytes:  # a reader with the same cap would refuse it
+            raise RecordingError(
+                f"{self.path}: record of l1_id {l1_id} is {len(body)} bytes, limit is "
+                f"{self._max_record_bytes}"
+            )
+        prefix = _PREFIX.pack(RECORD_MAGIC, len(body), zlib.crc32(body))
+        self._file.write(prefix + body)  # one write: a crash cuts at most this record
+        offset = self._offset
+        self._offset += len(prefix) + len(body)
+        return offset
+
+    def write_event(self, l1_id: int, meta: dict[str, Any], fragments: Sequence[Fragment]) -> int:
+        """Append one event given decoded fragments; returns the record's offset."""
+        return self.write(l1_id, meta, [wire.encode_fragment(f) for f in fragments])
+
+    def close(self) -> None:
+        """Flush, fsync and close; safe to call twice."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        finally:
+            file.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class RecordReader:
+    """Reads a recording: `.header` is the file metadata, iteration yields `Record`s.
+
+    A file cut short (a partial final record, as after a crash) is read up to the last
+    complete record and `truncated_at` is set to the byte offset of the partial one.
+    Corruption before the end (bad record magic, CRC, or content) raises `RecordingError`
+    naming the byte offset. Bodies longer than `max_record_bytes` are refused before reading.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        limits: wire.WireLimits = wire.DEFAULT_LIMITS,
+        *,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self.max_record_bytes = max_record_bytes
+        self.truncated_at: int | None = None
+        with open(self.path, "rb") as f:
+            self.header, self._data_offset = self._read_file_header(f)
+
+    def _read_file_header(self, f: BinaryIO) -> tuple[dict[str, Any], int]:
+        magic = f.read(len(FILE_MAGIC))
+        if magic != FILE_MAGIC:
+            raise RecordingError(
+                f"{self.path}: bad file magic {magic!r} (expected {FILE_MAGIC!r}): "
+                "not a trigger-sim recording"
+            )
+        raw_len = f.read(_HEADER_LEN.size)
+        if len(raw_len) < _HEADER_LEN.size:
+            raise RecordingError(f"{self.path}: file ends inside its header")
+        (length,) = _HEADER_LEN.unpack(raw_len)
+        if length > MAX_FILE_HEADER_BYTES:
+            raise RecordingError(
+                f"{self.path}: file header claims {length} bytes, limit is "
+                f"{MAX_FILE_HEADER_BYTES}"
+            )
+        data = f.read(length)
+        if len(data) < length:
+            raise RecordingError(f"{self.path}: file ends inside its header")
+        try:
+            header = _unpack(data)
+        except _UNPACK_ERRORS as exc:
+            raise RecordingError(f"{self.path}: file header is not valid msgpack: {exc}") from exc
+        if not isinstance(header, dict):
+            raise RecordingError(f"{self.path}: file header is not a map")
+        version = header.get("format_version")
+        if version != FORMAT_VERSION:
+            raise RecordingError(
+                f"{self.path}: recording format_version {version!r} is not supported "
+                f"(this build reads {FORMAT_VERSION})"
+            )
+        return header, len(FILE_MAGIC) + _HEADER_LEN.size + length
+
+    def _read_record(self, f: BinaryIO, offset: int) -> tuple[Record, int] | None:
+        """(record, next offset) at `offset`, or None when the file ends inside the record."""
+        file_size = os.fstat(f.fileno()).st_size
+        if file_size - offset < RECORD_PREFIX_SIZE:
+            return None
+        f.seek(offset)
+        magic, length, crc = _PREFIX.unpack(f.read(RECORD_PREFIX_SIZE))
+        if magic != RECORD_MAGIC:
+            raise RecordingError(
+                f"{self.path}: bad record magic {magic!r} at byte offset {offset}"
+            )
+        if length > self.max_record_bytes:
+            raise RecordingError(
+                f"{self.path}: record at byte offset {offset} claims {length} bytes, limit is "
+                f"{self.max_record_bytes}"
+            )
+        if file_size - offset - RECORD_PREFIX_SIZE < length:
+            return None  # checked against the file size, so nothing is allocated for it
+        body = f.read(length)
+        if len(body) < length:
+            return None
+        if zlib.crc32(body) != crc:
+            raise RecordingError(
+                f"{self.path}: CRC mismatch in the record at byte offset {offset}"
+            )
+        return self._decode_body(body, offset), offset + RECORD_PREFIX_SIZE + length
+
+    def _decode_body(self, body: bytes, offset: int) -> Record:
+        where = f"{self.path}: record at byte offset {offset}"
+        try:
+            content = _unpack(body)
+        except _UNPACK_ERRORS as exc:
+            raise RecordingError(f"{where} is not valid msgpack: {exc}") from exc
+        if not isinstance(content, dict) or not {"l1_id", "meta", "fragments"} <= content.keys():
+            raise RecordingError(f"{where} is not a map with l1_id, meta and fragments")
+        l1_id, meta, stored = content["l1_id"], content["meta"], content["fragments"]
+        if not isinstance(l1_id, int) or not isinstance(meta, dict):
+            raise RecordingError(f"{where}: l1_id is not an int or meta is not a map")
+        if not isinstance(stored, list) or not all(isinstance(s, bytes) for s in stored):
+            raise RecordingError(f"{where}: fragments is not a list of byte strings")
+        try:
+            fragments = [wire.decode_from_bytes(s, self.limits) for s in stored]
+        except WireFormatError as exc:
+            raise RecordingError(f"{where} holds a bad fragment: {exc}") from exc
+        return Record(l1_id=l1_id, meta=meta, fragments=fragments, offset=offset)
+
+    def __iter__(self) -> Iterator[Record]:
+        self.truncated_at = None
+        with open(self.path, "rb") as f:
+            offset = self._data_offset
+            while offset < os.fstat(f.fileno()).st_size:
+                result = self._read_record(f, offset)
+                if result is None:
+                    self.truncated_at = offset
+                    return
+                record, offset = result
+                yield record
+
+    def read_at(self, offset: int) -> Record:
+        """The record starting at byte `offset` (as returned by `RecordWriter.write`)."""
+        if offset < self._data_offset:
+            raise RecordingError(
+                f"{self.path}: byte offset {offset} is inside the file header"
+            )
+        with open(self.path, "rb") as f:
+            result = self._read_record(f, offset)
+        if result is None:
+            raise RecordingError(
+                f"{self.path}: file ends inside the record at byte offset {offset}"
+            )
+        return result[0]
+
+
+def read_records(
+    path: str | os.PathLike[str], limits: wire.WireLimits = wire.DEFAULT_LIMITS
+) -> list[Record]:
+    """All complete records of a recording (a partial final record is skipped)."""
+    return list(RecordReader(path, limits))
