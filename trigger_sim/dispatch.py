@@ -53,6 +53,12 @@ class Dispatcher:
             out.append((worker, l1_id, event))
         return out
 
+    def drain_waiting(self) -> list[tuple[int, Any]]:
+        """Remove and return every event still waiting for a worker (at shutdown)."""
+        out = list(self._waiting)
+        self._waiting.clear()
+        return out
+
     def forget_worker(self, worker: bytes) -> set[int]:
         """Drop a dead worker's credits; return the events it was holding."""
         self._credits = deque(w for w in self._credits if w != worker)

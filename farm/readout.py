@@ -1,0 +1,105 @@
+"""Readout process: the Level-1 trigger and the readout sources.
+
+For each Level-1 slot (paced constant or Poisson) it simulates the event and every source
+sends its fragment over its own PUSH socket. When the event builder stops reading (every
+worker busy, its queue full), sends block: the time blocked is Level-1 busy, and the slots
+that pass meanwhile are vetoed (dead time), never queued in memory. Vetoed slots are not
+Level-1 accepts and do not take a Level-1 id.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.synchronize
+import time
+
+import zmq
+
+from farm import messages
+from farm.sockets import make_socket
+from trigger_sim import clock
+from trigger_sim.config import FarmConfig
+from trigger_sim.event import Fragment
+from trigger_sim.pacing import Pacer
+from trigger_sim.partition import source_ids
+from trigger_sim.simulation import event_fragments
+from trigger_sim.wire import encode_fragment
+
+MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
+
+
+def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: str, n_events: int | None,
+                duration_s: float | None, stop: multiprocessing.synchronize.Event) -> None:
+    """Send `n_events` Level-1 accepts (or for `duration_s`), then END to the collector."""
+    ctx = zmq.Context()
+    sources = {}
+    for sid in source_ids(config):
+        sock = make_socket(ctx, zmq.PUSH, hwm=200)
+        sock.connect(builder_endpoint)
+        sources[sid] = sock
+    collector = make_socket(ctx, zmq.PUSH)
+    collector.connect(collector_endpoint)
+    start = clock.now_ns()
+    pacer = Pacer(config.readout.rate_hz, config.readout.pattern, start, seed=config.run.seed)
+    end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None
+    max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
+    send_timeout_ms = int(config.readout.send_timeout_ms)
+    l1_id = 0
+    busy_ns = 0
+    vetoed_busy = vetoed_slow = 0
+    blocked_recently = False
+    try:
+        while not stop.is_set() and (n_events is None or l1_id < n_events):
+            slot = pacer.next_ns()
+            if end_ns is not None and slot >= end_ns:
+                break
+            now = clock.now_ns()
+            if now < slot:
+                time.sleep((slot - now) / clock.NS_PER_S)
+            elif now - slot > max_lag_ns:
+                if blocked_recently:
+                    vetoed_busy += 1
+                else:
+                    vetoed_slow += 1
+                continue
+            blocked_recently = False
+            fragments = event_fragments(config, l1_id, slot)
+            for frag in fragments:
+                blocked = _send(sources[frag.header.source_id], frag, send_timeout_ms, stop)
+                if blocked:
+                    busy_ns += blocked
+                    blocked_recently = True
+            l1_id += 1
+    finally:
+        elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
+        collector.send_multipart([messages.END, messages.pack_meta({
+            "l1_accepted": l1_id, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
+            "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
+        })])
+        time.sleep(0.05)  # let the END leave before the sockets close
+        for sock in (*sources.values(), collector):
+            sock.close(linger=1000)
+        ctx.term()
+
+
+def _send(sock: zmq.Socket, fragment: Fragment, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> int:
+    """Send one fragment; return the ns spent blocked by back-pressure (0 if none).
+
+    A Level-1-accepted fragment is never dropped: the send waits until the builder reads,
+    checking for a stop request every `send_timeout_ms`.
+    """
+    frames = encode_fragment(fragment)
+    try:
+        sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        return 0
+    except zmq.Again:
+        pass
+    t0 = clock.now_ns()
+    while True:
+        if sock.poll(send_timeout_ms, zmq.POLLOUT):
+            sock.send_multipart(frames, copy=False)
+            return clock.now_ns() - t0
+        if stop.is_set():
+            # Stopping: one last bounded attempt, then the builder times the event out.
+            if sock.poll(send_timeout_ms, zmq.POLLOUT):
+                sock.send_multipart(frames, copy=False)
+            return clock.now_ns() - t0

@@ -1,0 +1,67 @@
+"""The end-of-run summary as terminal tables (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_report(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    ev = summary["events"]
+    l1 = summary["level1"]
+    inf = summary["inference"]
+
+    events = Table(title="Events", show_header=False)
+    events.add_column(justify="left")
+    events.add_column(justify="right")
+    events.add_row("Level-1 accepted", f"{ev['l1_accepted']}")
+    events.add_row("  accepted (into >= 1 stream)", f"{ev['accepted']}")
+    events.add_row("  rejected", f"{ev['rejected']}")
+    events.add_row("  debug streams", f"{ev['debug']}")
+    style = "bold green" if ev["lost"] == 0 else "bold red"
+    events.add_row("  lost", f"[{style}]{ev['lost']}[/{style}]")
+    events.add_row("duplicates refused", f"{ev['duplicates']}")
+    events.add_row("Level-1 vetoed (busy / readout slow)", f"{l1['vetoed_busy']} / {l1['vetoed_readout_slow']}")
+    events.add_row("dead time", f"{100 * l1['deadtime_fraction']:.2f} %")
+    events.add_row("input rate", f"{l1['input_rate_hz']:.1f} Hz ({l1['pattern']}, {l1['rate_hz_configured']:g} Hz asked)")
+    events.add_row("decided per second", f"{summary['throughput']['decided_per_s']:.1f}")
+
+    out = Table(title="Chains and streams")
+    out.add_column("chain / stream")
+    out.add_column("events", justify="right")
+    for name, n in summary["chains"].items():
+        out.add_row(name, str(n))
+    out.add_section()
+    for name, n in summary["streams"].items():
+        out.add_row(f"stream {name}", str(n))
+    for name, n in summary["debug_streams"].items():
+        out.add_row(f"[yellow]debug {name}[/yellow]", str(n))
+
+    lat = Table(title="Latency per step (ms)")
+    for col in ("step", "n", "p50", "p99", "max"):
+        lat.add_column(col, justify="left" if col == "step" else "right")
+    for step, s in summary["latency_ms"].items():
+        lat.add_row(step, str(s["n"]), f"{s['p50']:.3f}", f"{s['p99']:.3f}", f"{s['max']:.3f}")
+
+    infer = Table(title="Inference", show_header=False)
+    infer.add_column()
+    infer.add_column(justify="right")
+    infer.add_row("server", f"{inf['server']} ({inf['server_mode']})")
+    infer.add_row("answered by Triton", str(inf["triton_calls"]))
+    infer.add_row("local fallback", str(inf["fallback_calls"]))
+    for reason, n in sorted(inf["fallback_reasons"].items()):
+        infer.add_row(f"  fallback: {reason}", str(n))
+    infer.add_row("no jets, nothing to infer", str(inf["skipped_no_jets"]))
+    infer.add_row("circuit breaker opened", str(inf["breaker_opened"]))
+
+    console.print(events)
+    console.print(out)
+    console.print(lat)
+    console.print(infer)
+    for problem in inf["problems"]:
+        console.print(f"[yellow]inference server problem:[/yellow] {problem}")
+    if summary["output"]["directory"]:
+        console.print(f"output streams in {summary['output']['directory']}: {', '.join(summary['output']['files']) or 'none'}")

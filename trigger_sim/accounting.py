@@ -1,0 +1,57 @@
+"""Where every Level-1-accepted event ended: exactly one of rejected, accepted, debug.
+
+The ledger counts outcomes as they arrive, refuses to count an event twice (a second
+outcome for the same Level-1 id is recorded as a duplicate), and at the end says how many
+Level-1 accepts never arrived anywhere: the lost events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+DEBUG = "debug"
+OUTCOMES = (ACCEPTED, REJECTED, DEBUG)
+
+
+@dataclass
+class Ledger:
+    outcomes: Counter = field(default_factory=Counter)
+    streams: Counter = field(default_factory=Counter)
+    chains: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+    _seen: bytearray = field(default_factory=bytearray)
+
+    @property
+    def decided(self) -> int:
+        return sum(self.outcomes.values())
+
+    def has(self, l1_id: int) -> bool:
+        return l1_id < len(self._seen) and bool(self._seen[l1_id])
+
+    def record(self, l1_id: int, outcome: str, streams: tuple[str, ...] | list[str] = (), chains: tuple[str, ...] | list[str] = ()) -> bool:
+        """Count one event's outcome; False (and a duplicate counted) if it was already counted."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        if l1_id < 0:
+            raise ValueError("L1 ids are non-negative")
+        if self.has(l1_id):
+            self.duplicates += 1
+            return False
+        if l1_id >= len(self._seen):
+            self._seen.extend(bytes(max(l1_id + 1 - len(self._seen), len(self._seen))))
+        self._seen[l1_id] = 1
+        self.outcomes[outcome] += 1
+        self.streams.update(streams)
+        self.chains.update(chains)
+        return True
+
+    def missing(self, l1_accepted: int) -> list[int]:
+        """Level-1 ids 0..l1_accepted-1 that have no outcome: lost, if the run is over."""
+        return [i for i in range(l1_accepted) if not self.has(i)]
+
+    def lost(self, l1_accepted: int) -> int:
+        seen = sum(self._seen[:l1_accepted])
+        return l1_accepted - seen

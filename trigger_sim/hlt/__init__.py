@@ -1,0 +1,1 @@
+"""What an HLT worker does to one event, without I/O."""

@@ -1,0 +1,112 @@
+"""Trigger menu: chains with selections, prescales and output streams; the decision.
+
+The decision is a pure function of the event's trigger objects and its Level-1 id
+(prescales hash the id), so it is the same on any worker, through Triton or the fallback.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trigger_sim.config import from_mapping, read_toml
+from trigger_sim.errors import ConfigError
+from trigger_sim.kernels.calo_jets import JET_PT
+
+SELECTIONS = ("jets", "ht", "all")
+DEBUG_STREAMS = ("MissingData", "HltTimeout", "HltError")
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    selection: str
+    streams: tuple[str, ...]
+    min_pt_gev: float = 0.0
+    min_count: int = 1
+    min_score: float = 0.0
+    min_ht_gev: float = 0.0
+    prescale: int = 1
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"chain {self.name}: selection must be one of {SELECTIONS}, not {self.selection!r}")
+        if self.prescale < 1 or self.min_count < 1:
+            raise ValueError(f"chain {self.name}: prescale and min_count must be >= 1")
+        if not self.streams:
+            raise ValueError(f"chain {self.name}: needs at least one output stream")
+        if set(self.streams) & set(DEBUG_STREAMS):
+            raise ValueError(f"chain {self.name}: {DEBUG_STREAMS} are debug streams, not chain outputs")
+
+
+@dataclass(frozen=True)
+class Menu:
+    chains: tuple[Chain, ...]
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for c in self.chains for s in c.streams))
+
+    @property
+    def uses_tagger(self) -> bool:
+        return any(c.selection == "jets" and c.min_score > 0 for c in self.chains)
+
+
+@dataclass(frozen=True)
+class Decision:
+    chains: tuple[str, ...]  # chains that passed (after prescale)
+    streams: tuple[str, ...]  # streams the event is written to; empty means rejected
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.streams)
+
+
+def load_menu(path: str | Path) -> Menu:
+    """Read a menu TOML file (a list of [[chain]] tables); errors name the file and key."""
+    data = read_toml(Path(path))
+    unknown = set(data) - {"chain"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}' (a menu holds only [[chain]] tables)")
+    tables = data.get("chain", [])
+    if not tables:
+        raise ConfigError(f"{path}: the menu has no [[chain]]")
+    chains = tuple(from_mapping(Chain, t, str(path), f"chain[{i}].") for i, t in enumerate(tables))
+    names = [c.name for c in chains]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: chain names must be unique")
+    return Menu(chains)
+
+
+def prescale_keeps(l1_id: int, chain: Chain) -> bool:
+    """Keep one event in `prescale`, chosen by a hash of (L1 id, chain name)."""
+    if chain.prescale == 1:
+        return True
+    x = (l1_id * 0x9E3779B97F4A7C15 + zlib.crc32(chain.name.encode())) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 27
+    return x % chain.prescale == 0
+
+
+def _passes(chain: Chain, jets: np.ndarray, scores: np.ndarray) -> bool:
+    if chain.selection == "all":
+        return True
+    pt = jets[:, JET_PT] if len(jets) else np.empty(0)
+    above = pt > chain.min_pt_gev
+    if chain.selection == "ht":
+        return float(pt[above].sum()) >= chain.min_ht_gev
+    if chain.min_score > 0:
+        above &= scores.reshape(-1) >= chain.min_score
+    return int(above.sum()) >= chain.min_count
+
+
+def decide(menu: Menu, l1_id: int, jets: np.ndarray, scores: np.ndarray) -> Decision:
+    """Run every chain on the event's jets and tagger scores."""
+    passed = tuple(c.name for c in menu.chains if _passes(c, jets, scores) and prescale_keeps(l1_id, c))
+    by_name = {c.name: c for c in menu.chains}
+    streams = tuple(dict.fromkeys(s for name in passed for s in by_name[name].streams))
+    return Decision(passed, streams)
