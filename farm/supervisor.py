@@ -92,9 +92,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         else:
             server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
             triton_url, mode = server.grpc_url, "local"
+        cleanup.callback(ctx.term)  # runs last: after every socket is closed
         collector = Collector(ctx, config, output_dir)
         cleanup.callback(collector.close)
-        cleanup.callback(ctx.term)
 
         def stop_all() -> None:
             stop.set()
