@@ -16,6 +16,7 @@ from collections import Counter
 import zmq
 
 from farm import messages
+from farm.lifecycle import die_with_parent
 from farm.sockets import bind_loopback, make_socket
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
@@ -30,6 +31,7 @@ POLL_MS = 50
 
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
                 stop: multiprocessing.synchronize.Event) -> None:
+    die_with_parent()
     ctx = zmq.Context()
     fragments_in = make_socket(ctx, zmq.PULL, hwm=200)
     work = make_socket(ctx, zmq.ROUTER, hwm=10_000)

@@ -15,6 +15,7 @@ import time
 import zmq
 
 from farm import messages
+from farm.lifecycle import die_with_parent
 from farm.sockets import make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
@@ -30,6 +31,7 @@ MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
 def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: str, n_events: int | None,
                 duration_s: float | None, stop: multiprocessing.synchronize.Event) -> None:
     """Send `n_events` Level-1 accepts (or for `duration_s`), then END to the collector."""
+    die_with_parent()
     ctx = zmq.Context()
     sources = {}
     for sid in source_ids(config):

@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from farm.lifecycle import new_session_dying_with_parent
 from trigger_sim.errors import TritonStartError
 
 SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
@@ -99,7 +100,8 @@ class TritonServer:
             "--log-verbose=0",
         ]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=new_session_dying_with_parent)
         self._wait_ready()
         return self
 

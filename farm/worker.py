@@ -13,6 +13,7 @@ import multiprocessing.synchronize
 import zmq
 
 from farm import messages
+from farm.lifecycle import die_with_parent
 from farm.sockets import make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
@@ -42,6 +43,7 @@ def build_inference(config: FarmConfig, triton_url: str | None) -> InferenceServ
 
 def run_worker(index: int, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
                ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
+    die_with_parent()
     warm_up()
     inference = build_inference(config, triton_url)
     problem = ""
