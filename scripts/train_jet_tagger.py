@@ -33,8 +33,8 @@ from trigger_sim.detector import tower_centers
 from trigger_sim.features import count_in_cones, jet_phi_eta, jet_tagger_inputs, seed_directions
 from trigger_sim.kernels import build_hit_graph, find_jets
 from trigger_sim.models.jet_tagger import WEIGHTS_PATH, JetTaggerWeights, forward, load_weights
-from trigger_sim.partition import unpack_calo, unpack_tracker
-from trigger_sim.simulation import event_fragments, simulate
+from trigger_sim.partition import make_fragments, unpack_calo, unpack_tracker
+from trigger_sim.simulation import bunch_crossing, simulate
 
 PILEUP_MEANS = (0.0, 20.0, 60.0)  # event i uses PILEUP_MEANS[i % 3]
 SIGNAL_FRACTION = 0.6
@@ -44,7 +44,8 @@ HIDDEN = 32
 
 def event_jets(config: FarmConfig, l1_id: int, eta_c: np.ndarray, phi_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(features (n, 6) float32, labels (n,)) of one event, built as a worker builds them."""
-    fragments = event_fragments(config, l1_id, 0)
+    sim = simulate(config, l1_id)  # what `event_fragments` does, keeping the truth
+    fragments = make_fragments(config, sim.hits, sim.towers, config.run.run_number, l1_id, bunch_crossing(config, l1_id), 0)
     layer, r, phi, z = unpack_tracker(fragments, config.tracker)
     em, had = unpack_calo(fragments, config.calo)
     f = config.features
@@ -53,7 +54,7 @@ def event_jets(config: FarmConfig, l1_id: int, eta_c: np.ndarray, phi_c: np.ndar
     seed_eta, seed_phi = seed_directions(layer, r, phi, z, edges)
     jet_eta, jet_phi = jet_phi_eta(jets)
     x = jet_tagger_inputs(jets, count_in_cones(jet_eta, jet_phi, seed_eta, seed_phi, f.jet_radius))
-    truth = simulate(config, l1_id).truth  # same seed and L1 id: the same event
+    truth = sim.truth
     if len(truth.parton_eta) == 0:
         return x, np.zeros(len(x))
     deta = jet_eta[:, None] - truth.parton_eta[None, :]
@@ -129,9 +130,9 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
 
-    base = with_overrides(FarmConfig(), run={"seed": args.seed}, physics={"signal_fraction": SIGNAL_FRACTION})
     if args.seed == FarmConfig().run.seed:
         raise SystemExit("--seed must differ from the farm's default run seed")
+    base = with_overrides(FarmConfig(), run={"seed": args.seed}, physics={"signal_fraction": SIGNAL_FRACTION})
     configs = [with_overrides(base, physics={"pileup_mean": mu}) for mu in PILEUP_MEANS]
     eta_c, phi_c = tower_centers(base.calo)
     xs, ys, event_of = [], [], []
