@@ -69,6 +69,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     avg_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct score
     pos = labels == 1
     n_pos, n_neg = pos.sum(), (~pos).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")  # undefined with one class only
     return float((avg_rank[inverse][pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -164,13 +166,15 @@ def main() -> None:
     if abs(auc_lib - auc) > 1e-3:
         raise SystemExit(f"reloaded weights give AUC {auc_lib:.5f}, training gave {auc:.5f}")
     yv, pv = y[val] == 1, pileup[val]
-    eff_s, eff_b = (scores[yv] >= 0.5).mean(), (scores[~yv] >= 0.5).mean()
-    print(f"validation AUC {auc_lib:.4f} (training code {auc:.4f}); at score 0.5: signal efficiency {eff_s:.3f}, "
-          f"background efficiency {eff_b:.4f} (rejection {1 / max(eff_b, 1e-9):.1f})")
+    eff_s, n_fake = (scores[yv] >= 0.5).mean(), int((scores[~yv] >= 0.5).sum())
+    eff_b = n_fake / (~yv).sum()
+    rejection = f"{1 / eff_b:.1f}" if n_fake else f"> {(~yv).sum()}"  # none passing: a lower bound
+    print(f"validation AUC {auc_lib:.5f} (training code {auc:.5f}); at score 0.5: signal efficiency {eff_s:.4f}, "
+          f"background efficiency {eff_b:.5f} ({n_fake} of {(~yv).sum()} jets; rejection {rejection})")
     for mu in PILEUP_MEANS:
         sel = pv == mu
-        print(f"  pile-up {mu:g}: AUC {roc_auc(scores[sel], y[val][sel]):.4f}, {int(yv[sel].sum())} signal / {int((~yv[sel]).sum())} background jets")
-    print(f"saved {args.out} ({args.out.stat().st_size} bytes): AUC {auc_lib:.4f}, eff_s {eff_s:.3f}, eff_b {eff_b:.4f}, "
+        print(f"  pile-up {mu:g}: AUC {roc_auc(scores[sel], y[val][sel]):.5f}, {int(yv[sel].sum())} signal / {int((~yv[sel]).sum())} background jets")
+    print(f"saved {args.out} ({args.out.stat().st_size} bytes): AUC {auc_lib:.5f}, eff_s {eff_s:.4f}, eff_b {eff_b:.5f}, "
           f"{len(y)} jets from {args.events} events, seed {args.seed}, {time.perf_counter() - t0:.0f} s")
 
 
