@@ -33,7 +33,7 @@ def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocess
                 stop: multiprocessing.synchronize.Event) -> None:
     die_with_parent()
     ctx = zmq.Context()
-    fragments_in = make_socket(ctx, zmq.PULL, hwm=200)
+    fragments_in = make_socket(ctx, zmq.PULL, hwm=config.builder.input_hwm)
     work = make_socket(ctx, zmq.ROUTER, hwm=10_000)
     work.setsockopt(zmq.ROUTER_MANDATORY, 1)
     out = make_socket(ctx, zmq.PUSH, hwm=10_000)
@@ -57,8 +57,14 @@ def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocess
         counts, frames = messages.flatten(list(event.fragments.values()))
         meta = {"l1_id": event.l1_id, "l1_time_ns": event.l1_time_ns, "reason": reason,
                 "missing_sources": event.missing(state.sources), "frames_per_fragment": counts,
-                "first_ns": event.first_ns, "done_ns": event.done_ns}
+                "done_ns": clock.now_ns()}
         out.send_multipart([messages.MISSING, messages.pack_meta(meta), *frames], copy=False)
+
+    def active_ns() -> int:
+        """Build timeouts run on a clock that stops while we are busy: fragments waiting in
+        the sockets because we stopped reading them are not missing data."""
+        paused = busy_ns + (clock.now_ns() - busy_since if busy_since is not None else 0)
+        return clock.now_ns() - paused
 
     while not stop.is_set():
         full = dispatcher.is_full
@@ -81,11 +87,11 @@ def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocess
                 except WireFormatError as err:
                     bad_fragments[type(err).__name__] += 1
                     continue
-                now = clock.now_ns()
-                complete, evicted = state.add(header.l1_id, header.source_id, frames, now, header.l1_time_ns)
+                complete, evicted = state.add(header.l1_id, header.source_id, frames, active_ns(), header.l1_time_ns)
                 if evicted is not None:
                     missing(evicted, "builder full: evicted before complete")
                 if complete is not None:
+                    complete.done_ns = clock.now_ns()  # real time (the state ran on the active clock)
                     dispatcher.add_event(complete.l1_id, complete)
                     if dispatcher.is_full:
                         break
@@ -101,25 +107,23 @@ def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocess
                     dispatcher.add_credit(identity, messages.unpack_meta(meta).get("done"))
         for worker, l1_id, event in dispatcher.assignments():
             counts, frames = messages.flatten([event.fragments[s] for s in state.sources])
-            meta = {"l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "first_ns": event.first_ns,
-                    "complete_ns": event.done_ns, "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts}
+            meta = {"l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts}
             work.send_multipart([worker, messages.EVENT, messages.pack_meta(meta), *frames], copy=False)
-        for event in state.expire(clock.now_ns()):
+        for event in state.expire(active_ns()):
             missing(event, f"incomplete after the {bc.build_timeout_ms:g} ms build timeout")
 
     # Stop: nothing may vanish. Incomplete events go to MissingData; complete events that
     # never reached a worker are reported so the collector can put them in a debug stream.
-    now = clock.now_ns()
-    for event in state.drain(now):
+    for event in state.drain(active_ns()):
         missing(event, "farm stopped before the event was complete")
     for l1_id, event in dispatcher.drain_waiting():
         counts, frames = messages.flatten([event.fragments[s] for s in state.sources])
         out.send_multipart([messages.MISSING, messages.pack_meta({
             "l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "reason": "farm stopped before a worker took the event",
             "missing_sources": [], "frames_per_fragment": counts, "stream": "HltError",
-            "first_ns": event.first_ns, "done_ns": event.done_ns})] + frames, copy=False)
+            "done_ns": clock.now_ns()})] + frames, copy=False)
     if busy_since is not None:
-        busy_ns += now - busy_since
+        busy_ns += clock.now_ns() - busy_since
     c = state.counters
     out.send_multipart([messages.STATS, messages.pack_meta({"role": "builder", "counters": {
         "fragments_in": c.fragments_in, "bytes_in": bytes_in, "events_complete": c.events_complete,

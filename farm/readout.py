@@ -35,7 +35,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     ctx = zmq.Context()
     sources = {}
     for sid in source_ids(config):
-        sock = make_socket(ctx, zmq.PUSH, hwm=200)
+        sock = make_socket(ctx, zmq.PUSH, hwm=config.builder.input_hwm)
         sock.connect(builder_endpoint)
         sources[sid] = sock
     collector = make_socket(ctx, zmq.PUSH)

@@ -82,7 +82,7 @@ def run_worker(index: int, config: FarmConfig, triton_url: str | None, builder_e
                 result = sequence.process(l1_id, fragments)
             decided = clock.now_ns()
             out = result.to_message()
-            out.update(l1_time_ns=meta["l1_time_ns"], first_ns=meta["first_ns"], complete_ns=meta["complete_ns"],
+            out.update(l1_time_ns=meta["l1_time_ns"], complete_ns=meta["complete_ns"],
                        dispatched_ns=meta["dispatched_ns"], received_ns=received, decided_ns=decided, worker=index)
             keep = result.outcome in (ACCEPTED, DEBUG)
             counts, flat = messages.flatten(fragments) if keep and fragments else ([], [])

@@ -116,9 +116,10 @@ class BuilderConfig:
     max_building: int = 512  # events under construction; beyond it the oldest is timed out early
     max_waiting: int = 64  # complete events waiting for a free worker; beyond it sources are not read
     credits_per_worker: int = 1  # events a worker may hold at once
+    input_hwm: int = 50  # fragments queued per source link (each side) before sends block
 
     def __post_init__(self) -> None:
-        _positive(self, "build_timeout_ms", "max_building", "max_waiting", "credits_per_worker")
+        _positive(self, "build_timeout_ms", "max_building", "max_waiting", "credits_per_worker", "input_hwm")
 
 
 @dataclass(frozen=True)
