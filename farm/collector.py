@@ -8,6 +8,7 @@ events to their debug stream, in the recording format (`trigger_sim.recording`).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class Collector:
         self.fallback_reasons: Counter = Counter()
         self.debug_reasons: Counter = Counter()
         self.write_errors = 0
+        self.decision_digest = 0  # order-independent digest of (L1 id, chains): compares runs event by event
         self.first_decided_ns: int | None = None
         self.last_decided_ns = 0
 
@@ -77,6 +79,7 @@ class Collector:
         l1_id = meta["l1_id"]
         if not self.ledger.record(l1_id, meta["outcome"], meta["streams"] if meta["outcome"] == ACCEPTED else (), meta["chains"]):
             return
+        self.decision_digest = (self.decision_digest + _digest(l1_id, meta["outcome"], meta["chains"])) & 0xFFFFFFFFFFFFFFFF
         if meta["outcome"] == DEBUG:
             self.debug_reasons[f"{meta['streams'][0]}: {meta['reason'].split(':')[0]}"] += 1
         path = meta.get("inference_path") or "none"
@@ -98,6 +101,7 @@ class Collector:
         stream = meta.get("stream", "MissingData")
         if not self.ledger.record(meta["l1_id"], DEBUG, (), ()):
             return
+        self.decision_digest = (self.decision_digest + _digest(meta["l1_id"], DEBUG, [stream])) & 0xFFFFFFFFFFFFFFFF
         self.debug_reasons[f"{stream}: {meta['reason']}"] += 1
         self.inference_paths["none"] += 1
         self._decided_at(meta["done_ns"])
@@ -130,6 +134,11 @@ class Collector:
         for writer in self.writers.values():
             writer.close()
         self.sock.close(linger=0)
+
+
+def _digest(l1_id: int, outcome: str, chains: list[str]) -> int:
+    text = f"{l1_id}|{outcome}|{','.join(chains)}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
 
 def _record_meta(meta: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "lost": lost,
             "duplicates": ledger.duplicates,
             "lost_l1_ids": ledger.missing(l1_accepted)[:20] if lost else [],
+            "decision_digest": f"{collector.decision_digest:016x}",
         },
         "streams": dict(sorted(ledger.streams.items())),
         "debug_streams": dict(sorted(collector.debug_reasons.items())),

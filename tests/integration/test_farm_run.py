@@ -60,6 +60,7 @@ def test_fallback_gives_the_same_decisions_as_triton(triton_server):
     assert too_slow["inference"]["fallback_calls"] == via_triton["inference"]["triton_calls"] + via_triton["inference"]["fallback_calls"]
     assert set(too_slow["inference"]["fallback_reasons"]) <= {"timeout", "breaker_open"}
     assert too_slow["chains"] == via_triton["chains"]
+    assert too_slow["events"]["decision_digest"] == via_triton["events"]["decision_digest"]  # event by event
     assert too_slow["streams"] == via_triton["streams"]
 
 
