@@ -29,7 +29,7 @@ class Ledger:
         return sum(self.outcomes.values())
 
     def has(self, l1_id: int) -> bool:
-        return l1_id < len(self._seen) and bool(self._seen[l1_id])
+        return 0 <= l1_id < len(self._seen) and bool(self._seen[l1_id])
 
     def record(self, l1_id: int, outcome: str, streams: tuple[str, ...] | list[str] = (), chains: tuple[str, ...] | list[str] = ()) -> bool:
         """Count one event's outcome; False (and a duplicate counted) if it was already counted."""

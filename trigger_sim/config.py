@@ -30,6 +30,10 @@ class RunConfig:
     run_number: int = 1
     seed: int = 20261126
 
+    def __post_init__(self) -> None:
+        if self.run_number < 0 or self.seed < 0:
+            raise ValueError("run.run_number and run.seed must be >= 0")
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -197,7 +201,7 @@ class FarmConfig:
 
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
-        if getattr(obj, name) <= 0:
+        if not getattr(obj, name) > 0:  # also rejects NaN
             raise ValueError(f"{name} must be > 0, got {getattr(obj, name)!r}")
 
 
@@ -256,6 +260,9 @@ def from_mapping(cls: type, data: dict[str, Any], source: str, prefix: str = "")
             kwargs[key] = from_mapping(hint, value, source, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(value, hint, where)
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: missing key '{prefix}{f.name}' (required)")
     try:
         return cls(**kwargs)
     except ValueError as err:

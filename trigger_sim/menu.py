@@ -72,6 +72,8 @@ def load_menu(path: str | Path) -> Menu:
     if unknown:
         raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}' (a menu holds only [[chain]] tables)")
     tables = data.get("chain", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: 'chain' must be an array of tables: write [[chain]], not [chain]")
     if not tables:
         raise ConfigError(f"{path}: the menu has no [[chain]]")
     chains = tuple(from_mapping(Chain, t, str(path), f"chain[{i}].") for i, t in enumerate(tables))

@@ -9,7 +9,7 @@ class Pacer:
     """Scheduled Level-1 times, in ns from `start_ns`."""
 
     def __init__(self, rate_hz: float, pattern: str, start_ns: int, seed: int = 0):
-        if rate_hz <= 0:
+        if not rate_hz > 0 or rate_hz == float("inf"):  # also rejects NaN
             raise ValueError("rate_hz must be > 0")
         if pattern not in ("constant", "poisson"):
             raise ValueError(f"pattern must be 'constant' or 'poisson', not {pattern!r}")

@@ -40,7 +40,8 @@ def pack_tracker(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.nda
     """Per tracker sector: module ids and local (u along r-phi, v along z) coordinates."""
     phi64 = hits.phi.astype(np.float64)
     r64 = hits.r_mm.astype(np.float64)
-    arc = (phi64 + np.pi) * r64
+    # float32 phi can round to just outside [-pi, pi]: clamp so module ids stay valid.
+    arc = (np.clip(phi64, -np.pi, np.pi) + np.pi) * r64
     iphi = np.floor(arc / cfg.module_width_mm).astype(np.int64)
     zpos = hits.z_mm.astype(np.float64) + cfg.half_length_mm
     iz = np.clip(np.floor(zpos / cfg.module_length_mm).astype(np.int64), 0, _MASK12)

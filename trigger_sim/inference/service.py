@@ -81,6 +81,8 @@ class InferenceService:
                 reason = "timeout"
             except InferenceError:
                 reason = "unavailable"
+            except Exception:  # any other client failure: still a failed call, never a stuck breaker
+                reason = "error"
             else:
                 end = self.now_ns()
                 self.breaker.record_success(end)

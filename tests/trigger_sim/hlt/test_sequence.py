@@ -1,0 +1,208 @@
+"""Tests of trigger_sim.hlt.sequence: the per-event HLT sequence on simulated events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trigger_sim import clock
+from trigger_sim.config import FarmConfig, with_overrides
+from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, REJECTED, STEPS, HltSequence
+from trigger_sim.inference.breaker import CircuitBreaker
+from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.menu import load_menu
+from trigger_sim.models.jet_tagger import LocalJetTagger
+from trigger_sim.simulation import event_fragments, simulate
+from trigger_sim.wire import encode_fragment
+
+CFG = FarmConfig()
+MENU = load_menu(CFG.menu)
+TAGGER = LocalJetTagger()
+N_EVENTS = 30
+
+
+class TaggerAsRemote:
+    """A stand-in for the Triton backend: the same model, answering every call."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def infer(self, inputs: np.ndarray, timeout_s: float) -> np.ndarray:
+        assert timeout_s > 0
+        self.calls += 1
+        return TAGGER.infer(inputs)
+
+
+def service(remote=None) -> InferenceService:
+    return InferenceService(remote, TAGGER, CircuitBreaker(3, 10**9), timeout_s=0.1)
+
+
+def frames_of(l1_id: int, config: FarmConfig = CFG) -> list[list]:
+    return [encode_fragment(f) for f in event_fragments(config, l1_id, l1_time_ns=1000 + l1_id)]
+
+
+@pytest.fixture(scope="module")
+def events() -> dict[int, list[list]]:
+    return {i: frames_of(i) for i in range(N_EVENTS)}
+
+
+@pytest.fixture(scope="module")
+def fallback_results(events):
+    seq = HltSequence(CFG, MENU, service(remote=None))
+    return {i: seq.process(i, frames) for i, frames in events.items()}
+
+
+def test_every_event_is_accepted_or_rejected_with_all_steps_timed(fallback_results):
+    chain_streams = {c.name: c.streams for c in MENU.chains}
+    for l1_id, r in fallback_results.items():
+        assert r.l1_id == l1_id
+        assert r.outcome in (ACCEPTED, REJECTED), r.reason
+        assert r.reason == ""
+        assert set(r.steps_ms) == set(STEPS) | {"worker_total"}
+        assert all(v >= 0 for v in r.steps_ms.values())
+        assert r.steps_ms["worker_total"] >= max(r.steps_ms[s] for s in STEPS)
+        assert (r.outcome == ACCEPTED) == bool(r.streams)
+        assert set(r.chains) <= set(chain_streams)
+        expected_streams = {s for c in r.chains for s in chain_streams[c]}
+        assert set(r.streams) == expected_streams and len(r.streams) == len(set(r.streams))
+        assert r.n_hits == len(simulate(CFG, l1_id).hits.layer)
+        assert 0 <= r.n_jets <= CFG.features.max_jets
+        assert r.n_edges >= 0
+        if r.n_jets:
+            assert (r.inference_path, r.inference_reason) == (FALLBACK, "no_server")
+        else:
+            assert r.inference_path == SKIPPED
+        msg = r.to_message()
+        assert msg["l1_id"] == l1_id and msg["outcome"] == r.outcome and msg["streams"] == list(r.streams)
+    outcomes = {r.outcome for r in fallback_results.values()}
+    assert outcomes == {ACCEPTED, REJECTED}, "the sample should hold both accepted and rejected events"
+
+
+def test_decisions_do_not_depend_on_which_inference_path_answered(events, fallback_results):
+    remote = TaggerAsRemote()
+    seq = HltSequence(CFG, MENU, service(remote))
+    with_jets = 0
+    for l1_id, frames in events.items():
+        r = seq.process(l1_id, frames)
+        f = fallback_results[l1_id]
+        assert (r.outcome, r.streams, r.chains, r.n_jets, r.n_hits, r.n_edges) == (
+            f.outcome, f.streams, f.chains, f.n_jets, f.n_hits, f.n_edges,
+        )
+        if r.n_jets:
+            with_jets += 1
+            assert r.inference_path == TRITON
+    assert remote.calls == with_jets > 0
+
+
+def test_processing_is_deterministic(events, fallback_results):
+    seq = HltSequence(CFG, MENU, service())
+    for l1_id in list(events)[:5]:
+        r = seq.process(l1_id, events[l1_id])
+        f = fallback_results[l1_id]
+        assert (r.outcome, r.streams, r.chains) == (f.outcome, f.streams, f.chains)
+
+
+def test_corrupted_frame_goes_to_hlt_error(events):
+    seq = HltSequence(CFG, MENU, service())
+    frames = [list(fr) for fr in events[3]]
+    payload = bytearray(frames[0][1])
+    payload[len(payload) // 2] ^= 0x01
+    frames[0][1] = bytes(payload)
+    r = seq.process(3, frames)
+    assert r.outcome == DEBUG
+    assert r.streams == ("HltError",)
+    assert "ChecksumMismatch" in r.reason and "crc32" in r.reason
+    assert r.chains == ()
+    assert "worker_total" in r.steps_ms
+
+
+def test_corrupted_header_goes_to_hlt_error(events):
+    seq = HltSequence(CFG, MENU, service())
+    frames = [list(fr) for fr in events[4]]
+    header = bytearray(frames[2][0])
+    header[16] ^= 0x80  # a bit of the l1_id field: caught by the checksum
+    frames[2][0] = bytes(header)
+    r = seq.process(4, frames)
+    assert (r.outcome, r.streams) == (DEBUG, ("HltError",))
+    assert "ChecksumMismatch" in r.reason
+
+
+def test_fragment_of_another_event_goes_to_hlt_error(events):
+    seq = HltSequence(CFG, MENU, service())
+    frames = list(events[5])
+    frames[1] = events[6][1]
+    r = seq.process(5, frames)
+    assert (r.outcome, r.streams) == (DEBUG, ("HltError",))
+    assert "L1 id 6" in r.reason and "event is 5" in r.reason
+    # the whole event under the wrong id is rejected too
+    r = seq.process(99, events[5])
+    assert (r.outcome, r.streams) == (DEBUG, ("HltError",))
+
+
+def test_bad_fragment_contents_go_to_hlt_error():
+    from trigger_sim.event import Fragment, FragmentHeader
+
+    bad = Fragment(
+        FragmentHeader(1, 8, 0, 0x200, 0),
+        {"tower_id": np.array([10**6], np.uint32), "energy_gev": np.ones((1, 2), np.float32)},
+    )
+    frames = frames_of(8)
+    frames[-1] = encode_fragment(bad)
+    r = HltSequence(CFG, MENU, service()).process(8, frames)
+    assert (r.outcome, r.streams) == (DEBUG, ("HltError",))
+    assert "FragmentDataError" in r.reason
+
+
+def test_tiny_budget_gives_hlt_timeout(events):
+    cfg = with_overrides(CFG, worker={"budget_ms": 1e-6})
+    seq = HltSequence(cfg, MENU, service())
+    for l1_id in (0, 1, 2):
+        r = seq.process(l1_id, events[l1_id])
+        assert r.outcome == DEBUG
+        assert r.streams == ("HltTimeout",)
+        assert "budget" in r.reason and "decode" in r.reason
+        assert r.chains == ()
+        assert "worker_total" in r.steps_ms
+
+
+def test_timeout_names_the_step_where_the_budget_ran_out(events):
+    class Ticking:
+        """Advances 10 ms on every reading."""
+
+        def __init__(self):
+            self.t = 0
+
+        def __call__(self):
+            self.t += 10 * clock.NS_PER_MS
+            return self.t
+
+    cfg = with_overrides(CFG, worker={"budget_ms": 25.0})
+    seq = HltSequence(cfg, MENU, service(), now_ns=Ticking())
+    r = seq.process(0, events[0])
+    # start at 10 (deadline 35), decode at 20, unpack at 30, calo_jets at 40 > 35
+    assert r.streams == ("HltTimeout",)
+    assert r.reason.endswith("after step calo_jets")
+    assert "25 ms" in r.reason
+    assert [r.steps_ms[s] for s in ("decode", "unpack", "calo_jets")] == pytest.approx([10.0] * 3)
+    assert "hit_graph" not in r.steps_ms
+    assert r.steps_ms["worker_total"] == pytest.approx(40.0)
+
+
+def test_inference_deadline_is_capped_by_the_event_budget(events):
+    seen = []
+
+    class Recording(TaggerAsRemote):
+        def infer(self, inputs, timeout_s):
+            seen.append(timeout_s)
+            return super().infer(inputs, timeout_s)
+
+    cfg = with_overrides(CFG, worker={"budget_ms": 80.0})
+    seq = HltSequence(cfg, MENU, service(Recording()))
+    for l1_id in range(5):
+        seq.process(l1_id, events[l1_id])
+    assert seen and all(0 < t <= 0.080 for t in seen)
+
+
+def test_error_result():
+    r = HltSequence(CFG, MENU, service()).error_result(12, "no frames")
+    assert (r.l1_id, r.outcome, r.streams, r.reason) == (12, DEBUG, ("HltError",), "no frames")
