@@ -22,3 +22,9 @@ def new_session_dying_with_parent() -> None:
     """`preexec_fn` for servers: own process group (clean group kill), die with the parent."""
     os.setsid()
     die_with_parent(signal.SIGTERM)
+
+
+def ignore_interrupts() -> None:
+    """Children ignore Ctrl-C (sent to the whole terminal process group): the supervisor
+    alone decides how the farm stops, so in-flight events are drained, not dropped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -7,6 +7,7 @@ fragments' wire frames (passed through untouched, without copies).
     MISSING builder -> collector  meta: l1_id, missing sources, reason; fragments it has
     END     readout -> collector  meta: how many Level-1 accepts were sent, dead time
     STATS   any -> collector      meta: role, counters (at shutdown)
+    WORKER_DIED supervisor -> builder  meta: identity of a worker process that exited
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ RESULT = b"RESULT"
 MISSING = b"MISSING"
 END = b"END"
 STATS = b"STATS"
+WORKER_DIED = b"WORKER_DIED"
 
 MAX_META_BYTES = 1 << 20
 

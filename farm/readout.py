@@ -15,7 +15,7 @@ import time
 import zmq
 
 from farm import messages
-from farm.lifecycle import die_with_parent
+from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.sockets import make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
@@ -32,6 +32,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
                 duration_s: float | None, stop: multiprocessing.synchronize.Event) -> None:
     """Send `n_events` Level-1 accepts (or for `duration_s`), then END to the collector."""
     die_with_parent()
+    ignore_interrupts()
     ctx = zmq.Context()
     sources = {}
     for sid in source_ids(config):
@@ -54,17 +55,18 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             slot = pacer.next_ns()
             if end_ns is not None and slot >= end_ns:
                 break
-            now = clock.now_ns()
-            if now < slot:
-                time.sleep((slot - now) / clock.NS_PER_S)
-            elif now - slot > max_lag_ns:
+            if clock.now_ns() - slot > max_lag_ns:
                 if blocked_recently:
                     vetoed_busy += 1
                 else:
                     vetoed_slow += 1
                 continue
             blocked_recently = False
+            # Simulate before the slot, so the emulator's own cost is not event latency.
             fragments = event_fragments(config, l1_id, slot)
+            now = clock.now_ns()
+            if now < slot:
+                time.sleep((slot - now) / clock.NS_PER_S)
             for frag in fragments:
                 blocked = _send(sources[frag.header.source_id], frag, send_timeout_ms, stop)
                 if blocked:

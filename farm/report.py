@@ -23,7 +23,7 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     events.add_row("  debug streams", f"{ev['debug']}")
     style = "bold green" if ev["lost"] == 0 else "bold red"
     events.add_row("  lost", f"[{style}]{ev['lost']}[/{style}]")
-    events.add_row("duplicates refused", f"{ev['duplicates']}")
+    events.add_row("duplicate results refused", f"{ev['duplicate_results_refused']}")
     events.add_row("Level-1 vetoed (busy / readout slow)", f"{l1['vetoed_busy']} / {l1['vetoed_readout_slow']}")
     events.add_row("dead time", f"{100 * l1['deadtime_fraction']:.2f} %")
     events.add_row("input rate", f"{l1['input_rate_hz']:.1f} Hz ({l1['pattern']}, {l1['rate_hz_configured']:g} Hz asked)")
@@ -61,7 +61,9 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     console.print(out)
     console.print(lat)
     console.print(infer)
-    for problem in inf["problems"]:
-        console.print(f"[yellow]inference server problem:[/yellow] {problem}")
+    if summary["workers"]["restarts"]:
+        console.print(f"[yellow]worker restarts:[/yellow] {summary['workers']['restarts']}")
+    for problem in summary["problems"]:
+        console.print(f"[yellow]problem:[/yellow] {problem}")
     if summary["output"]["directory"]:
         console.print(f"output streams in {summary['output']['directory']}: {', '.join(summary['output']['files']) or 'none'}")

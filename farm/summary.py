@@ -13,26 +13,31 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
-              output_dir: str | None, worker_problems: list[str]) -> dict[str, Any]:
+              output_dir: str | None, problems: list[str], restarts: int = 0) -> dict[str, Any]:
     ledger = collector.ledger
-    end = collector.end or {}
-    l1_accepted = int(end.get("l1_accepted", ledger.decided))
+    end = collector.end
+    # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
+    # is a lower bound, and the run is reported as not fully accounted.
+    l1_accepted = int(end["l1_accepted"]) if end else ledger.highest_id + 1
     lost = ledger.lost(l1_accepted)
-    decided_span_s = ((collector.last_decided_ns - collector.first_decided_ns) / clock.NS_PER_S
-                      if collector.first_decided_ns else 0.0)
+    span_s = ((collector.last_decided_ns - collector.first_decided_ns) / clock.NS_PER_S
+              if collector.first_decided_ns is not None else 0.0)
+    end = end or {}
     elapsed_s = float(end.get("elapsed_s", 0.0))
-    vetoed = int(end.get("vetoed_busy", 0)) + int(end.get("vetoed_slow", 0))
-    paths = collector.inference_paths
+    vetoed_busy = int(end.get("vetoed_busy", 0))
     worker_counters = list(collector.worker_stats.values())
+    paths = collector.inference_paths
     return {
         "events": {
             "l1_accepted": l1_accepted,
+            "l1_count_known": bool(collector.end),
             "accepted": ledger.outcomes[ACCEPTED],
             "rejected": ledger.outcomes[REJECTED],
             "debug": ledger.outcomes[DEBUG],
             "lost": lost,
-            "duplicates": ledger.duplicates,
             "lost_l1_ids": ledger.missing(l1_accepted)[:20] if lost else [],
+            "duplicate_results_refused": ledger.duplicates,
+            "duplicate_l1_ids": ledger.duplicate_ids,
             "decision_digest": f"{collector.decision_digest:016x}",
         },
         "streams": dict(sorted(ledger.streams.items())),
@@ -47,25 +52,30 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "fallback_reasons": dict(collector.fallback_reasons),
             "triton_failures": sum(w.get("triton_failures", 0) for w in worker_counters),
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
-            "problems": sorted(set(p for p in worker_problems if p)),
         },
         "latency_ms": collector.latency.summary(LATENCY_ORDER),
         "level1": {
             "rate_hz_configured": collector.config.readout.rate_hz,
             "pattern": collector.config.readout.pattern,
             "input_rate_hz": l1_accepted / elapsed_s if elapsed_s else 0.0,
-            "vetoed_busy": int(end.get("vetoed_busy", 0)),
+            "vetoed_busy": vetoed_busy,
             "vetoed_readout_slow": int(end.get("vetoed_slow", 0)),
-            "deadtime_fraction": vetoed / (vetoed + l1_accepted) if vetoed + l1_accepted else 0.0,
+            # farm dead time: Level-1 slots lost because the farm pushed back (not the
+            # emulator's readout being too slow to generate events, reported apart)
+            "deadtime_fraction": vetoed_busy / (vetoed_busy + l1_accepted) if vetoed_busy + l1_accepted else 0.0,
             "busy_s": float(end.get("busy_s", 0.0)),
             "elapsed_s": elapsed_s,
         },
         "throughput": {
-            "decided_per_s": ledger.decided / decided_span_s if decided_span_s > 0 else 0.0,
-            "accepted_per_s": ledger.outcomes[ACCEPTED] / elapsed_s if elapsed_s else 0.0,
+            "decided_per_s": ledger.decided / span_s if span_s > 0 else 0.0,
+            "accepted_per_s": ledger.outcomes[ACCEPTED] / span_s if span_s > 0 else 0.0,
         },
         "builder": collector.builder_stats or {},
-        "workers": {"count": n_workers, "per_worker": {str(k): v for k, v in sorted(collector.worker_stats.items())}},
+        "workers": {"count": n_workers, "restarts": restarts,
+                    "per_worker": {k: v for k, v in sorted(collector.worker_stats.items())}},
+        "collector": {"bad_messages": collector.bad_messages, "write_errors": collector.write_errors,
+                      "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
         "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},
+        "problems": sorted(set(p for p in problems if p)),
         "wall_s": wall_s,
     }

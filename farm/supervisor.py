@@ -1,10 +1,16 @@
-"""Supervisor: starts the farm (Triton, builder, workers, readout), collects, stops it.
+"""Supervisor: starts the farm (Triton, builder, workers, readout), watches it, stops it.
 
-Order: the inference server (or the given URL), then the collector socket (here), the
-builder, the workers (each warms its kernels and checks the model before asking for
-work), and last the readout, so no event waits on start-up. The run ends when every
-Level-1 accept has an outcome, or when the drain timeout passes (the rest are lost and
-reported). Every process started here is stopped here.
+Start order: the inference server (or the given URL), the collector socket (here), the
+builder, the workers (each warms its kernels and the model before asking for work), and
+last the readout, so no event waits on start-up.
+
+While running, a worker process that exits is reported to the builder (which retries the
+event it held once, then sends it to HltError) and restarted. A dead builder or readout
+ends the run with an error; whatever was not decided is reported lost, by Level-1 id.
+
+Stop order (end of input, Ctrl-C or SIGTERM): the readout stops and sends END; the farm
+drains until every Level-1 accept has an outcome or the drain timeout passes; then the
+builder and workers stop, and the builder sends what it still holds to debug streams.
 """
 
 from __future__ import annotations
@@ -12,21 +18,25 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import zmq
 
+from farm import messages
 from farm.builder import run_builder
 from farm.collector import Collector
 from farm.readout import run_readout
+from farm.sockets import make_socket
 from farm.summary import summarise
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
-from trigger_sim import clock
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.kernels import warm_up
@@ -36,18 +46,211 @@ START_TIMEOUT_S = 120.0
 Progress = Callable[[dict[str, Any]], None]
 
 
-def _wait_ready(ready: multiprocessing.Queue, procs: list, n: int, timeout_s: float) -> list[tuple[str, dict]]:
+def drain_timeout_s(config: FarmConfig) -> float:
+    """How long after the last Level-1 accept an event may still be on its way."""
+    return (config.builder.build_timeout_ms + 2 * config.worker.budget_ms) / 1e3 + 5.0
+
+
+@dataclass
+class FarmHooks:
+    """Callbacks for tests and fault injection: called from the supervisor's loop."""
+
+    on_started: Callable[["Farm"], None] | None = None
+    on_tick: Callable[["Farm"], None] | None = None
+
+
+@dataclass
+class Farm:
+    """The running farm, as the supervisor sees it (handed to hooks)."""
+
+    config: FarmConfig
+    triton_url: str
+    collector: Collector
+    builder: multiprocessing.Process
+    readout: multiprocessing.Process | None = None
+    workers: dict[int, multiprocessing.Process] = field(default_factory=dict)
+    identities: dict[int, str] = field(default_factory=dict)
+    restarts: int = 0
+    problems: list[str] = field(default_factory=list)
+    server: TritonServer | None = None
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
+             progress: Progress | None = None, output_dir: str | Path | None = "auto",
+             hooks: FarmHooks | None = None) -> dict[str, Any]:
+    """Run the whole farm and return its summary (see `farm.summary`)."""
+    if n_events is None and duration_s is None:
+        raise ValueError("give a number of events or a duration")
+    hooks = hooks or FarmHooks()
+    load_menu(config.menu)  # fail now, with the file named, not in every worker
+    wall_start = time.monotonic()
+    output_dir = _prepare_output(config, output_dir)
+    warm_up()  # compile (or load) the kernels once here, so workers find them cached
+    mp = multiprocessing.get_context("spawn")
+    stop_input, stop_workers, stop = mp.Event(), mp.Event(), mp.Event()
+    ready = mp.Queue()
+    ctx = zmq.Context()
+    interrupted: list[str] = []
+
+    def on_signal(signum, frame):  # first signal: drain; second: stop draining
+        interrupted.append(signal.Signals(signum).name)
+        stop_input.set()
+        if len(interrupted) > 1:
+            raise _Stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    procs: list[multiprocessing.Process] = []
+    try:
+        with contextlib.ExitStack() as cleanup:
+            server = None
+            if config.inference.triton_url:
+                triton_url, mode = config.inference.triton_url, "external"
+            else:
+                server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
+                triton_url, mode = server.grpc_url, "local"
+            cleanup.callback(ctx.term)  # runs last: after every socket is closed
+            collector = Collector(ctx, config, output_dir)
+            cleanup.callback(collector.close)
+            control = make_socket(ctx, zmq.PUSH)
+            cleanup.callback(control.close)
+
+            def stop_all() -> None:
+                # Input first, then workers (each finishes its event and says so), then the
+                # builder, which then knows exactly which events no worker finished.
+                stop_input.set()
+                stop_workers.set()
+                for p in procs:
+                    if p is not builder:
+                        _stop_process(p)
+                stop.set()
+                _stop_process(builder)
+
+            cleanup.callback(stop_all)
+            builder = mp.Process(target=run_builder, name="builder", args=(config, collector.endpoint, ready, stop), daemon=True)
+            builder.start()
+            procs.append(builder)
+            (_, endpoints), = _wait_ready(ready, procs, 1)
+            control.connect(endpoints["control"])
+            farm = Farm(config, triton_url, collector, builder, server=server)
+
+            def start_worker(index: int) -> multiprocessing.Process:
+                generation = farm.restarts if index in farm.workers else 0
+                identity = f"worker-{index}.{generation}"
+                p = mp.Process(target=run_worker, name=identity, daemon=True,
+                               args=(identity, config, triton_url, endpoints["work"], collector.endpoint, ready, stop_workers))
+                p.start()
+                procs.append(p)
+                farm.workers[index], farm.identities[index] = p, identity
+                return p
+
+            n_workers = config.worker.resolved_count
+            for i in range(n_workers):
+                start_worker(i)
+            farm.problems += [info.get("problem", "") for _, info in _wait_ready(ready, procs, n_workers)]
+            farm.readout = mp.Process(target=run_readout, name="readout", daemon=True,
+                                      args=(config, endpoints["fragments"], collector.endpoint, n_events, duration_s, stop_input))
+            farm.readout.start()
+            procs.append(farm.readout)
+            if hooks.on_started:
+                hooks.on_started(farm)
+
+            drain_deadline = None
+            try:
+                while True:
+                    collector.poll(50)
+                    if hooks.on_tick:
+                        hooks.on_tick(farm)
+                    _restart_dead_workers(farm, control, start_worker, ready)
+                    with contextlib.suppress(queue.Empty):
+                        while True:
+                            farm.problems.append(ready.get_nowait()[1].get("problem", ""))
+                    if not builder.is_alive():
+                        farm.problems.append(f"event builder died (exit code {builder.exitcode}): run stopped")
+                        break
+                    if progress:
+                        progress(_progress(collector, n_events))
+                    if collector.end is None and not farm.readout.is_alive():
+                        collector.poll(200)
+                        if collector.end is None:
+                            farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
+                            break
+                    if collector.end is not None:
+                        total = collector.end["l1_accepted"]
+                        if collector.ledger.lost(total) == 0:
+                            break
+                        if drain_deadline is None:
+                            drain_deadline = time.monotonic() + drain_timeout_s(config)
+                        elif time.monotonic() > drain_deadline:
+                            break
+            except _Stop:
+                farm.problems.append("stopped by a second signal before the drain finished")
+            # Stop in order while the collector keeps reading: statistics and any events the
+            # builder still held arrive meanwhile.
+            stopper = threading.Thread(target=stop_all, name="stop-farm")
+            stopper.start()
+            while stopper.is_alive():
+                collector.poll(50)
+            deadline = time.monotonic() + 2.0
+            while collector.builder_stats is None and time.monotonic() < deadline:
+                collector.poll(50)
+            collector.poll(100)
+            if interrupted:
+                farm.problems.append(f"interrupted by {interrupted[0]}: input stopped, in-flight events drained")
+            summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
+                                str(output_dir) if output_dir is not None and collector.writers else None,
+                                farm.problems, restarts=farm.restarts)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return summary
+
+
+def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path | None:
+    if output_dir is None or not config.output.write_streams:
+        return None
+    if output_dir == "auto":
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output_dir = Path(config.output.directory) / f"run{config.run.run_number:06d}-{stamp}"
+    output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise TriggerSimError(f"output folder {output_dir} is not empty: give a new one (--output) so no earlier run is overwritten")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def _progress(collector: Collector, n_events: int | None) -> dict[str, Any]:
+    return {"decided": collector.ledger.decided, "target": n_events,
+            "l1_accepted": (collector.end or {}).get("l1_accepted"),
+            "triton": collector.inference_paths.get("triton", 0), "fallback": collector.inference_paths.get("fallback", 0),
+            "debug": collector.ledger.outcomes.get("debug", 0)}
+
+
+def _restart_dead_workers(farm: Farm, control: zmq.Socket, start_worker, ready: multiprocessing.Queue) -> None:
+    for index, p in list(farm.workers.items()):
+        if p.is_alive() or farm.builder.exitcode is not None:
+            continue
+        control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": farm.identities[index]})])
+        farm.problems.append(f"{farm.identities[index]} exited with code {p.exitcode}: restarted, its event retried")
+        farm.restarts += 1
+        start_worker(index)  # its "ready" message is read by the main loop
+
+
+def _wait_ready(ready: multiprocessing.Queue, procs: list, n: int) -> list[tuple[str, dict]]:
     out = []
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + START_TIMEOUT_S
     while len(out) < n:
         for p in procs:
-            if p.exitcode is not None:
+            if p.exitcode is not None and p.exitcode != 0:
                 raise TriggerSimError(f"process {p.name} exited with code {p.exitcode} during start-up")
         try:
             out.append(ready.get(timeout=0.2))
         except queue.Empty:
             if time.monotonic() > deadline:
-                raise TriggerSimError(f"farm processes not ready after {timeout_s:.0f} s") from None
+                raise TriggerSimError(f"farm processes not ready after {START_TIMEOUT_S:.0f} s") from None
     return out
 
 
@@ -59,96 +262,3 @@ def _stop_process(p: multiprocessing.Process, timeout_s: float = 5.0) -> None:
     if p.is_alive():
         p.kill()
         p.join(2.0)
-
-
-def drain_timeout_s(config: FarmConfig) -> float:
-    """How long after the last Level-1 accept an event may still be on its way."""
-    return (config.builder.build_timeout_ms + 2 * config.worker.budget_ms) / 1e3 + 5.0
-
-
-def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
-             progress: Progress | None = None, output_dir: str | Path | None = "auto") -> dict[str, Any]:
-    """Run the whole farm and return its summary (see `farm.summary`)."""
-    if n_events is None and duration_s is None:
-        raise ValueError("give a number of events or a duration")
-    load_menu(config.menu)  # fail now, with the file named, not in every worker
-    wall_start = time.monotonic()
-    if output_dir == "auto":
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output_dir = Path(config.output.directory) / f"run{config.run.run_number:06d}-{stamp}"
-    if output_dir is not None and config.output.write_streams:
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-    warm_up()  # compile (or load) the kernels once here, so workers find them cached
-    mp = multiprocessing.get_context("spawn")
-    stop = mp.Event()
-    ready = mp.Queue()
-    procs: list[multiprocessing.Process] = []
-    ctx = zmq.Context()
-    collector = None
-    with contextlib.ExitStack() as cleanup:
-        if config.inference.triton_url:
-            triton_url, mode = config.inference.triton_url, "external"
-        else:
-            server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
-            triton_url, mode = server.grpc_url, "local"
-        cleanup.callback(ctx.term)  # runs last: after every socket is closed
-        collector = Collector(ctx, config, output_dir)
-        cleanup.callback(collector.close)
-
-        def stop_all() -> None:
-            stop.set()
-            for p in reversed(procs):
-                _stop_process(p)
-
-        cleanup.callback(stop_all)
-        builder = mp.Process(target=run_builder, name="builder", args=(config, collector.endpoint, ready, stop), daemon=True)
-        builder.start()
-        procs.append(builder)
-        (_, endpoints), = _wait_ready(ready, procs, 1, START_TIMEOUT_S)
-        n_workers = config.worker.resolved_count
-        for i in range(n_workers):
-            w = mp.Process(target=run_worker, name=f"worker-{i}", daemon=True,
-                           args=(i, config, triton_url, endpoints["work"], collector.endpoint, ready, stop))
-            w.start()
-            procs.append(w)
-        started = _wait_ready(ready, procs, n_workers, START_TIMEOUT_S)
-        problems = [info.get("problem", "") for _, info in started]
-        readout = mp.Process(target=run_readout, name="readout", daemon=True,
-                             args=(config, endpoints["fragments"], collector.endpoint, n_events, duration_s, stop))
-        readout.start()
-        procs.append(readout)
-
-        target = n_events
-        drain_deadline = None
-        try:
-            while True:
-                collector.poll(100)
-                if progress:
-                    progress({"decided": collector.ledger.decided, "target": target,
-                              "l1_accepted": (collector.end or {}).get("l1_accepted"),
-                              "triton": collector.inference_paths.get("triton", 0),
-                              "fallback": collector.inference_paths.get("fallback", 0),
-                              "debug": collector.ledger.outcomes.get("debug", 0)})
-                if collector.end is not None:
-                    total = collector.end["l1_accepted"]
-                    if collector.ledger.decided >= total and collector.ledger.lost(total) == 0:
-                        break
-                    if drain_deadline is None:
-                        drain_deadline = time.monotonic() + drain_timeout_s(config)
-                    elif time.monotonic() > drain_deadline:
-                        break
-                elif readout.exitcode is not None and readout.exitcode != 0:
-                    raise TriggerSimError(f"readout process failed with exit code {readout.exitcode}")
-        except KeyboardInterrupt:
-            stop.set()  # readout sends END with what it sent; drain briefly below
-        stop.set()
-        # Final messages: builder and worker statistics, events drained at stop.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and (collector.builder_stats is None or len(collector.worker_stats) < n_workers or collector.end is None):
-            collector.poll(100)
-        collector.poll(200)
-        stop_all()
-        summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
-                            str(output_dir) if output_dir is not None and collector.writers else None, problems)
-    return summary

@@ -1,23 +1,29 @@
 """HLT worker process: asks the builder for events, runs the HLT sequence, reports results.
 
-A thin shell: the per-event logic is `trigger_sim.hlt.sequence.HltSequence`. Kernels are
-loaded from numba's cache and the inference server's model is checked before the worker
-asks for its first event, so start-up cost never shows up as event latency.
+A thin shell: the per-event logic is `trigger_sim.hlt.sequence.HltSequence`, the timeouts
+`trigger_sim.hlt.watchdog.EventWatch`. Kernels are loaded from numba's cache, the model
+is checked and one warm-up request is sent before the worker asks for its first event, so
+start-up cost does not show up as event latency. A watchdog thread (its own socket)
+force-accepts an event into HltTimeout when a step runs past the hard budget.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
+import threading
+from typing import Any
 
+import numpy as np
 import zmq
 
 from farm import messages
-from farm.lifecycle import die_with_parent
+from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.sockets import make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
-from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, HltSequence
+from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
+from trigger_sim.hlt.watchdog import HARD, EventWatch
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
@@ -41,27 +47,52 @@ def build_inference(config: FarmConfig, triton_url: str | None) -> InferenceServ
     )
 
 
-def run_worker(index: int, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
+def prepare_inference(inference: InferenceService) -> str:
+    """Check the server's model and send one warm-up request; return a problem, or ''."""
+    if inference.remote is None:
+        return ""
+    try:
+        inference.remote.check_model()
+        inference.remote.infer(np.zeros((1, jet_tagger.N_FEATURES), np.float32), timeout_s=10.0)
+    except Exception as err:  # the farm still runs, on the fallback; the supervisor reports it
+        return str(err)
+    return ""
+
+
+def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, decided_ns: int, worker: str,
+                   fragments: list) -> list:
+    """The RESULT message: the decision, its timings, and the fragments if it is kept."""
+    out = result.to_message()
+    out.update(l1_time_ns=meta["l1_time_ns"], complete_ns=meta["complete_ns"], dispatched_ns=meta["dispatched_ns"],
+               received_ns=received_ns, decided_ns=decided_ns, worker=worker)
+    keep = result.outcome in (ACCEPTED, DEBUG) and fragments
+    counts, flat = messages.flatten(fragments) if keep else ([], [])
+    out["frames_per_fragment"] = counts
+    return [messages.RESULT, messages.pack_meta(out), *flat]
+
+
+def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
                ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
     die_with_parent()
+    ignore_interrupts()
     warm_up()
     inference = build_inference(config, triton_url)
-    problem = ""
-    if inference.remote is not None:
-        try:
-            inference.remote.check_model()
-        except Exception as err:  # the farm still runs, on the fallback; the supervisor reports it
-            problem = str(err)
+    problem = prepare_inference(inference)
     sequence = HltSequence(config, load_menu(config.menu), inference)
+    watch = EventWatch(int(config.worker.budget_ms * clock.NS_PER_MS))
     ctx = zmq.Context()
     builder = make_socket(ctx, zmq.DEALER)
-    builder.setsockopt(zmq.IDENTITY, f"worker-{index}".encode())
+    builder.setsockopt(zmq.IDENTITY, identity.encode())
     builder.connect(builder_endpoint)
-    collector = make_socket(ctx, zmq.PUSH, hwm=10_000)
+    collector = make_socket(ctx, zmq.PUSH, hwm=1000)
     collector.connect(collector_endpoint)
+    done = threading.Event()
+    watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, collector_endpoint, identity, config.worker.budget_ms, done),
+                                name="watchdog", daemon=True)
+    watchdog.start()
     for _ in range(config.builder.credits_per_worker):
         builder.send_multipart([messages.READY, messages.pack_meta({"done": None})])
-    ready.put(("worker", {"index": index, "problem": problem}))
+    ready.put(("worker", {"identity": identity, "problem": problem}))
     processed = 0
     try:
         while not stop.is_set():
@@ -70,34 +101,49 @@ def run_worker(index: int, config: FarmConfig, triton_url: str | None, builder_e
             kind, meta_frame, *frames = builder.recv_multipart(copy=False)
             if kind.bytes != messages.EVENT:
                 continue
-            meta = messages.unpack_meta(meta_frame)
-            l1_id = meta["l1_id"]
             received = clock.now_ns()
             try:
+                meta = messages.unpack_meta(meta_frame)
+                l1_id = int(meta["l1_id"])
                 fragments = messages.split(meta["frames_per_fragment"], frames)
-            except ValueError as err:
-                fragments = []
-                result = sequence.error_result(l1_id, f"malformed EVENT message: {err}")
-            else:
-                result = sequence.process(l1_id, fragments)
-            decided = clock.now_ns()
-            out = result.to_message()
-            out.update(l1_time_ns=meta["l1_time_ns"], complete_ns=meta["complete_ns"],
-                       dispatched_ns=meta["dispatched_ns"], received_ns=received, decided_ns=decided, worker=index)
-            keep = result.outcome in (ACCEPTED, DEBUG)
-            counts, flat = messages.flatten(fragments) if keep and fragments else ([], [])
-            out["frames_per_fragment"] = counts
-            collector.send_multipart([messages.RESULT, messages.pack_meta(out), *flat], copy=False)
+            except (ValueError, KeyError, TypeError):
+                continue  # cannot even name the event: the builder retries it elsewhere if this worker stalls
+            watch.start(l1_id, received, (meta, fragments))
+            result = sequence.process(l1_id, fragments, stop_requested=watch.soft_expired, start_ns=received)
+            if watch.finish(l1_id):  # not already force-accepted by the watchdog
+                collector.send_multipart(result_message(result, meta, received, clock.now_ns(), identity, fragments), copy=False)
             builder.send_multipart([messages.READY, messages.pack_meta({"done": l1_id})])
             processed += 1
     finally:
         c = inference.counters
-        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "index": index, "counters": {
+        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": {
             "processed": processed, "triton_calls": c.triton_calls, "triton_failures": c.triton_failures,
             "fallback_calls": c.fallback_calls, "fallback_reasons": dict(c.fallback_reasons),
-            "breaker_opened": inference.breaker.times_opened, "breaker_probes": inference.breaker.probes}})])
+            "breaker_opened": inference.breaker.times_opened, "breaker_probes": inference.breaker.probes,
+            "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
+        done.set()
+        watchdog.join(timeout=2.0)
         if inference.remote is not None:
             inference.remote.close()
         builder.close(linger=0)
         collector.close(linger=2000)
         ctx.term()
+
+
+def _watchdog(watch: EventWatch, ctx: zmq.Context, collector_endpoint: str, identity: str, budget_ms: float,
+              done: threading.Event) -> None:
+    """Every budget/20 (at most 100 ms): soft timeouts are flagged, hard ones force-accepted."""
+    sock = make_socket(ctx, zmq.PUSH, hwm=1000)
+    sock.connect(collector_endpoint)
+    period_s = min(budget_ms / 20e3, 0.1)
+    try:
+        while not done.wait(period_s):
+            kind, l1_id, payload = watch.check(clock.now_ns())
+            if kind == HARD:
+                meta, fragments = payload
+                result = EventResult(l1_id, DEBUG, streams=("HltTimeout",),
+                                     reason=f"hard timeout: a step ran past the {budget_ms:g} ms budget; force-accepted")
+                now = clock.now_ns()
+                sock.send_multipart(result_message(result, meta, now, now, identity, fragments), copy=False)
+    finally:
+        sock.close(linger=2000)

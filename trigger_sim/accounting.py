@@ -14,6 +14,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 DEBUG = "debug"
 OUTCOMES = (ACCEPTED, REJECTED, DEBUG)
+MAX_L1_ID = 1 << 28  # one byte per id up to the highest seen (268 M events): refuse ids beyond
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Ledger:
     streams: Counter = field(default_factory=Counter)
     chains: Counter = field(default_factory=Counter)
     duplicates: int = 0
+    highest_id: int = -1
+    duplicate_ids: list[int] = field(default_factory=list)  # the first few, for diagnosis
     _seen: bytearray = field(default_factory=bytearray)
 
     @property
@@ -35,14 +38,17 @@ class Ledger:
         """Count one event's outcome; False (and a duplicate counted) if it was already counted."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        if l1_id < 0:
-            raise ValueError("L1 ids are non-negative")
+        if not 0 <= l1_id < MAX_L1_ID:
+            raise ValueError(f"L1 id {l1_id} outside [0, {MAX_L1_ID})")
         if self.has(l1_id):
             self.duplicates += 1
+            if len(self.duplicate_ids) < 20:
+                self.duplicate_ids.append(l1_id)
             return False
         if l1_id >= len(self._seen):
             self._seen.extend(bytes(max(l1_id + 1 - len(self._seen), len(self._seen))))
         self._seen[l1_id] = 1
+        self.highest_id = max(self.highest_id, l1_id)
         self.outcomes[outcome] += 1
         self.streams.update(streams)
         self.chains.update(chains)

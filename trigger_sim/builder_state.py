@@ -25,6 +25,8 @@ class PendingEvent:
     fragments: dict[int, Any] = field(default_factory=dict)
     l1_time_ns: int = 0
     done_ns: int = 0
+    notes: list[str] = field(default_factory=list)  # why the event is flagged (rejected fragments, ...)
+    attempts: int = 0  # workers it was given to (a worker that dies gets it retried once)
 
     def missing(self, sources: Iterable[int]) -> list[int]:
         return [s for s in sources if s not in self.fragments]
@@ -57,6 +59,14 @@ class EventBuilderState:
     @property
     def n_building(self) -> int:
         return len(self._building)
+
+    def note(self, l1_id: int, text: str) -> bool:
+        """Flag a pending event (e.g. one of its fragments was rejected); False if not pending."""
+        event = self._building.get(l1_id)
+        if event is None:
+            return False
+        event.notes.append(text)
+        return True
 
     def add(self, l1_id: int, source_id: int, payload: Any, now_ns: int, l1_time_ns: int = 0) -> tuple[PendingEvent | None, PendingEvent | None]:
         """Add one fragment.

@@ -17,7 +17,7 @@ from trigger_sim.errors import ConfigError
 from trigger_sim.kernels.calo_jets import JET_PT
 
 SELECTIONS = ("jets", "ht", "all")
-DEBUG_STREAMS = ("MissingData", "HltTimeout", "HltError")
+DEBUG_STREAMS = ("MissingData", "HltTimeout", "HltError", "NotProcessed")
 
 
 @dataclass(frozen=True)

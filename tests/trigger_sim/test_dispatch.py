@@ -47,7 +47,8 @@ def test_oldest_event_first_and_one_event_per_credit():
     d.add_credit(A)
     assert d.assignments() == [(A, 9, "ev9")]
     assert d.dispatched == 3
-    assert d.in_flight == {A: {5, 9}, B: {3}}
+    assert {w: set(h) for w, h in d.in_flight.items()} == {A: {5, 9}, B: {3}}
+    assert d.in_flight[A][9] == "ev9"  # the event is kept until done
 
 
 def test_is_full_at_max_waiting():
@@ -69,14 +70,14 @@ def test_add_credit_reports_finished_event():
     d.add_event(1, None)
     d.add_event(2, None)
     d.assignments()
-    assert d.in_flight[A] == {1}
+    assert set(d.in_flight[A]) == {1}
     d.add_credit(A, finished_l1_id=1)
-    assert d.in_flight[A] == set()
+    assert set(d.in_flight[A]) == set()
     assert d.assignments() == [(A, 2, None)]
-    assert d.in_flight[A] == {2}
+    assert set(d.in_flight[A]) == {2}
     # reporting an event the worker does not hold changes nothing
     d.add_credit(A, finished_l1_id=999)
-    assert d.in_flight[A] == {2}
+    assert set(d.in_flight[A]) == {2}
 
 
 def test_forget_worker_returns_held_events_and_drops_its_credits():
@@ -87,7 +88,7 @@ def test_forget_worker_returns_held_events_and_drops_its_credits():
     d.add_event(2, "e2")
     assert d.assignments() == [(A, 1, "e1"), (B, 2, "e2")]
     # A still has two unused credits
-    assert d.forget_worker(A) == {1}
+    assert d.forget_worker(A) == {1: "e1"}
     assert A not in d.in_flight
     d.add_event(3, "e3")
     d.add_event(4, "e4")
@@ -95,8 +96,8 @@ def test_forget_worker_returns_held_events_and_drops_its_credits():
     assert d.n_waiting == 2
     d.add_credit(C)
     assert d.assignments() == [(C, 3, "e3")]
-    assert d.forget_worker(b"never-seen") == set()
-    assert d.forget_worker(A) == set()
+    assert d.forget_worker(b"never-seen") == {}
+    assert d.forget_worker(A) == {}
 
 
 def test_drain_waiting():
@@ -160,14 +161,27 @@ def test_random_operations_keep_the_books(max_waiting, ops):
                 assigned.append(l1_id)
         else:
             worker = op[1]
-            assert d.forget_worker(worker) == held.pop(worker, set())
+            assert set(d.forget_worker(worker)) == held.pop(worker, set())
             credits.pop(worker, None)
         assert len(assigned) == len(set(assigned)), "an event was assigned twice"
         assert len(assigned) + d.n_waiting == len(added)
         assert d.is_full == (d.n_waiting >= max_waiting)
-        assert d.in_flight == held
+        assert {w: set(h) for w, h in d.in_flight.items()} == held
     assert assigned == added[: len(assigned)], "events must be assigned oldest first"
     assert d.dispatched == len(assigned)
     waiting = d.drain_waiting()
     assert [l1 for l1, _ in waiting] == added[len(assigned):]
     assert d.peak_waiting <= max_waiting
+
+
+def test_requeue_puts_a_dead_workers_event_first():
+    d = Dispatcher(max_waiting=4)
+    d.add_credit(A)
+    d.add_event(1, "e1")
+    d.add_event(2, "e2")
+    assert d.assignments() == [(A, 1, "e1")]
+    for l1_id, event in d.forget_worker(A).items():
+        d.requeue(l1_id, event)
+    d.add_credit(B)
+    assert d.assignments() == [(B, 1, "e1")]
+    assert d.n_in_flight == 1 and d.n_waiting == 1

@@ -28,6 +28,7 @@ from trigger_sim.wire import WireLimits, decode_fragment
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 DEBUG = "debug"
+SOFT_FRACTION = 0.8  # soft timeout as a fraction of the hard budget (ATLAS HLT convention)
 STEPS = ("decode", "unpack", "calo_jets", "hit_graph", "features", "inference", "menu")
 
 
@@ -67,10 +68,16 @@ class HltSequence:
         self.eta_centers, self.phi_centers = tower_centers(config.calo)
         self.budget_ns = int(config.worker.budget_ms * clock.NS_PER_MS)
 
-    def process(self, l1_id: int, fragment_frames: Sequence[Sequence[Any]]) -> EventResult:
-        """Decide one event. Never raises for bad data: errors become the HltError stream."""
-        start = self.now_ns()
-        deadline = start + self.budget_ns
+    def process(self, l1_id: int, fragment_frames: Sequence[Sequence[Any]], stop_requested: Callable[[], bool] = lambda: False,
+                start_ns: int | None = None) -> EventResult:
+        """Decide one event. Never raises for bad data: errors become the HltError stream.
+
+        The soft timeout (0.8 x budget) is checked after every step, as is `stop_requested`
+        (the watchdog's soft timeout); over it, the event leaves with its partial result
+        into HltTimeout. Inference deadlines end at the soft timeout.
+        """
+        start = self.now_ns() if start_ns is None else start_ns
+        soft_deadline = start + int(self.budget_ns * SOFT_FRACTION)
         result = EventResult(l1_id, DEBUG)
         last = [start]
 
@@ -78,7 +85,7 @@ class HltSequence:
             now = self.now_ns()
             result.steps_ms[name] = clock.ns_to_ms(now - last[0])
             last[0] = now
-            if now > deadline:
+            if now > soft_deadline or stop_requested():
                 raise _OverBudget(name)
 
         try:
@@ -102,13 +109,13 @@ class HltSequence:
             jet_eta, jet_phi = jet_phi_eta(jets)
             inputs = jet_tagger_inputs(jets, count_in_cones(jet_eta, jet_phi, seed_eta, seed_phi, f.jet_radius))
             step("features")
-            outcome = self.inference.infer(inputs, deadline)
+            outcome = self.inference.infer(inputs, soft_deadline)
             result.inference_path, result.inference_reason = outcome.path, outcome.reason
             step("inference")
             decision = decide(self.menu, l1_id, jets, outcome.scores)
             step("menu")
         except _OverBudget as over:
-            result.streams, result.reason = ("HltTimeout",), f"over the {self.config.worker.budget_ms:g} ms budget after step {over.args[0]}"
+            result.streams, result.reason = ("HltTimeout",), f"soft timeout ({SOFT_FRACTION:g} x the {self.config.worker.budget_ms:g} ms budget) after step {over.args[0]}"
             return self._finish(result, start)
         except Exception as err:  # an algorithm error must not lose the event
             result.streams, result.reason = ("HltError",), f"{type(err).__name__}: {err}"
@@ -117,9 +124,9 @@ class HltSequence:
         result.outcome = ACCEPTED if decision.accepted else REJECTED
         return self._finish(result, start)
 
-    def error_result(self, l1_id: int, reason: str) -> EventResult:
-        """An event that could not be processed at all: HltError stream."""
-        return EventResult(l1_id, DEBUG, streams=("HltError",), reason=reason)
+    def error_result(self, l1_id: int, reason: str, stream: str = "HltError") -> EventResult:
+        """An event decided without running the sequence: a debug stream with a reason."""
+        return EventResult(l1_id, DEBUG, streams=(stream,), reason=reason)
 
     def _finish(self, result: EventResult, start: int) -> EventResult:
         result.steps_ms["worker_total"] = clock.ns_to_ms(self.now_ns() - start)

@@ -52,11 +52,13 @@ class InferenceService:
         breaker: CircuitBreaker,
         timeout_s: float,
         now_ns: Callable[[], int] = clock.now_ns,
+        min_timeout_s: float = 0.0005,
     ):
         self.remote = remote
         self.local = local
         self.breaker = breaker
         self.timeout_s = timeout_s
+        self.min_timeout_s = min_timeout_s  # below this a call cannot succeed: do not blame the server
         self.now_ns = now_ns
         self.counters = InferenceCounters()
 
@@ -70,7 +72,7 @@ class InferenceService:
         remote_ms = 0.0
         if self.remote is None:
             reason = "no_server"
-        elif timeout_s <= 0:
+        elif timeout_s < self.min_timeout_s:
             reason = "no_time"
         elif not self.breaker.allow(start):
             reason = "breaker_open"

@@ -1,0 +1,69 @@
+"""Soft and hard per-event timeouts: each fires once, and an event is decided exactly once."""
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trigger_sim.hlt.watchdog import HARD, NONE, SOFT, EventWatch
+
+MS = 1_000_000
+
+
+def test_soft_at_080_then_hard_once():
+    w = EventWatch(100 * MS)
+    w.start(7, 0, payload="frames")
+    assert w.check(79 * MS)[0] == NONE
+    assert w.check(80 * MS) == (SOFT, 7, "frames")
+    assert w.soft_expired()
+    assert w.check(90 * MS)[0] == NONE
+    assert w.check(100 * MS) == (HARD, 7, "frames")
+    assert w.check(500 * MS)[0] == NONE
+    assert w.finish(7) is False  # the watchdog decided it: the worker's late result is dropped
+    assert (w.soft_timeouts, w.hard_timeouts) == (1, 1)
+
+
+def test_finish_before_hard_keeps_the_result_and_stops_watching():
+    w = EventWatch(100 * MS)
+    w.start(1, 0)
+    assert w.check(85 * MS)[0] == SOFT
+    assert w.finish(1) is True
+    assert w.check(10_000 * MS)[0] == NONE
+    assert w.soft_deadline_ns() is None
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        EventWatch(0)
+    with pytest.raises(ValueError):
+        EventWatch(10, soft_fraction=1.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.booleans()), min_size=1, max_size=30))
+def test_each_event_decided_exactly_once(events):
+    """Whatever the timing, an event is decided by the watchdog or by the worker, never both."""
+    w = EventWatch(100 * MS)
+    t = 0
+    for l1_id, (duration_ms, check_midway) in enumerate(events):
+        w.start(l1_id, t)
+        decided = 0
+        if check_midway:
+            kind, _, _ = w.check(t + duration_ms * MS)
+            decided += kind == HARD
+        decided += w.finish(l1_id)
+        assert decided == 1
+        t += duration_ms * MS
+
+
+def test_concurrent_checks_and_finish_decide_once():
+    w = EventWatch(1)  # hard timeout already passed at the first check
+    hard, finished = [], []
+    for l1_id in range(300):
+        w.start(l1_id, 0)
+        t = threading.Thread(target=lambda: hard.append(w.check(10)[0] == HARD))
+        t.start()
+        finished.append(w.finish(l1_id))
+        t.join()
+        assert hard[-1] + finished[-1] == 1

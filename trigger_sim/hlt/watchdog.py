@@ -1,0 +1,80 @@
+"""Per-event soft and hard timeouts, as the ATLAS HLT event loop has them (pure logic).
+
+The soft timeout (0.8 x hard by default) asks the algorithms to stop cleanly: the sequence
+checks it between steps and leaves with its partial result. If a step is still running at
+the hard timeout, the watchdog force-accepts the event into HltTimeout itself, and the
+result the worker computes later is dropped: the event is decided exactly once.
+Thread-safe: the worker's main thread and its watchdog thread share one instance.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+NONE = "none"
+SOFT = "soft"
+HARD = "hard"
+
+
+@dataclass
+class _Watched:
+    l1_id: int
+    start_ns: int
+    payload: Any
+    soft_fired: bool = False
+    hard_fired: bool = False
+
+
+class EventWatch:
+    def __init__(self, hard_ns: int, soft_fraction: float = 0.8):
+        if hard_ns <= 0 or not 0 < soft_fraction <= 1:
+            raise ValueError("hard_ns must be > 0 and soft_fraction within (0, 1]")
+        self.hard_ns = hard_ns
+        self.soft_ns = int(hard_ns * soft_fraction)
+        self._lock = threading.Lock()
+        self._current: _Watched | None = None
+        self.soft_timeouts = 0
+        self.hard_timeouts = 0
+
+    def start(self, l1_id: int, now_ns: int, payload: Any = None) -> None:
+        """An event begins; `payload` is what the watchdog needs to force-accept it."""
+        with self._lock:
+            self._current = _Watched(l1_id, now_ns, payload)
+
+    def soft_deadline_ns(self) -> int | None:
+        with self._lock:
+            return self._current.start_ns + self.soft_ns if self._current else None
+
+    def soft_expired(self) -> bool:
+        with self._lock:
+            return bool(self._current and self._current.soft_fired)
+
+    def check(self, now_ns: int) -> tuple[str, int | None, Any]:
+        """Called periodically by the watchdog; each transition is reported once.
+
+        Returns (NONE | SOFT | HARD, l1_id, payload). On HARD the caller force-accepts the
+        event into HltTimeout.
+        """
+        with self._lock:
+            w = self._current
+            if w is None:
+                return NONE, None, None
+            elapsed = now_ns - w.start_ns
+            if elapsed >= self.hard_ns and not w.hard_fired:
+                w.hard_fired = True
+                self.hard_timeouts += 1
+                return HARD, w.l1_id, w.payload
+            if elapsed >= self.soft_ns and not w.soft_fired:
+                w.soft_fired = True
+                self.soft_timeouts += 1
+                return SOFT, w.l1_id, w.payload
+            return NONE, w.l1_id, None
+
+    def finish(self, l1_id: int) -> bool:
+        """The event's sequence ended. True if its result must be sent (no hard timeout fired)."""
+        with self._lock:
+            w = self._current
+            self._current = None
+            return not (w is not None and w.l1_id == l1_id and w.hard_fired)
