@@ -57,7 +57,7 @@ class Builder:
         self.rejected: Counter = Counter()  # rejected fragments per kind
         self.rejected_notes: OrderedDict[int, list[str]] = OrderedDict()  # for events not yet pending
         self.bad_control = 0
-        self.workers_lost = 0
+        self.workers_lost: set[bytes] = set()  # unreachable or reported dead (either or both)
         self.retried = 0
         self.bytes_in = 0
         self.busy_ns = 0
@@ -106,7 +106,7 @@ class Builder:
 
     def _worker_gone(self, worker: bytes, why: str) -> None:
         held = self.dispatcher.forget_worker(worker)
-        self.workers_lost += 1
+        self.workers_lost.add(worker)
         for l1_id, event in held.items():
             if event.attempts < MAX_ATTEMPTS:
                 self.retried += 1
@@ -230,7 +230,7 @@ class Builder:
             "fragments_in": c.fragments_in, "bytes_in": self.bytes_in, "events_complete": c.events_complete,
             "events_incomplete": c.events_incomplete, "evicted_for_space": c.evicted_for_space,
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
-            "retried_after_worker_loss": self.retried, "workers_lost": self.workers_lost,
+            "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "peak_waiting": self.dispatcher.peak_waiting,
             "busy_s": self.busy_ns / clock.NS_PER_S,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})])

@@ -19,7 +19,7 @@ from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.sockets import make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
-from trigger_sim.event import Fragment
+from trigger_sim.faults import FaultInjector
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
 from trigger_sim.simulation import event_fragments
@@ -46,6 +46,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None
     max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
     send_timeout_ms = int(config.readout.send_timeout_ms)
+    injector = FaultInjector(config.faults, config.run.seed) if config.faults.any else None
     l1_id = 0
     busy_ns = 0
     vetoed_busy = vetoed_slow = 0
@@ -67,17 +68,19 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             now = clock.now_ns()
             if now < slot:
                 time.sleep((slot - now) / clock.NS_PER_S)
-            for frag in fragments:
-                blocked = _send(sources[frag.header.source_id], frag, send_timeout_ms, stop)
-                if blocked:
-                    busy_ns += blocked
-                    blocked_recently = True
+            for index, frag in enumerate(fragments):
+                for frames in (injector.apply(frag, index, l1_id) if injector else [encode_fragment(frag)]):
+                    blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop)
+                    if blocked:
+                        busy_ns += blocked
+                        blocked_recently = True
             l1_id += 1
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
         collector.send_multipart([messages.END, messages.pack_meta({
             "l1_accepted": l1_id, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
             "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
+            "faults_injected": dict(injector.injected) if injector else {},
         })])
         time.sleep(0.05)  # let the END leave before the sockets close
         for sock in (*sources.values(), collector):
@@ -85,13 +88,12 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         ctx.term()
 
 
-def _send(sock: zmq.Socket, fragment: Fragment, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> int:
+def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> int:
     """Send one fragment; return the ns spent blocked by back-pressure (0 if none).
 
     A Level-1-accepted fragment is never dropped: the send waits until the builder reads,
     checking for a stop request every `send_timeout_ms`.
     """
-    frames = encode_fragment(fragment)
     try:
         sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         return 0

@@ -13,7 +13,7 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
-              output_dir: str | None, problems: list[str], restarts: int = 0) -> dict[str, Any]:
+              output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0) -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -52,6 +52,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "fallback_reasons": dict(collector.fallback_reasons),
             "triton_failures": sum(w.get("triton_failures", 0) for w in worker_counters),
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
+            "model_reloads": model_reloads,
         },
         "latency_ms": collector.latency.summary(LATENCY_ORDER),
         "level1": {
@@ -64,6 +65,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             # emulator's readout being too slow to generate events, reported apart)
             "deadtime_fraction": vetoed_busy / (vetoed_busy + l1_accepted) if vetoed_busy + l1_accepted else 0.0,
             "busy_s": float(end.get("busy_s", 0.0)),
+            "faults_injected": dict(end.get("faults_injected", {})),
             "elapsed_s": elapsed_s,
         },
         "throughput": {

@@ -33,6 +33,7 @@ from farm import messages
 from farm.builder import run_builder
 from farm.collector import Collector
 from farm.readout import run_readout
+from farm.server_monitor import ModelMonitor
 from farm.sockets import make_socket
 from farm.summary import summarise
 from farm.triton_server import TritonServer
@@ -57,6 +58,7 @@ class FarmHooks:
 
     on_started: Callable[["Farm"], None] | None = None
     on_tick: Callable[["Farm"], None] | None = None
+    server: TritonServer | None = None  # the caller's local server at inference.triton_url, to watch and repair
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Farm:
     restarts: int = 0
     problems: list[str] = field(default_factory=list)
     server: TritonServer | None = None
+    monitor: "ModelMonitor | None" = None
 
 
 class _Stop(Exception):
@@ -112,6 +115,13 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             else:
                 server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
                 triton_url, mode = server.grpc_url, "local"
+            if hooks.server is not None:  # a server owned by the caller (tests), repaired by us
+                server = hooks.server
+            monitor = None
+            if server is not None:
+                monitor = ModelMonitor(server, config.inference.model)
+                monitor.start()
+                cleanup.callback(monitor.stop)
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
             collector = Collector(ctx, config, output_dir)
             cleanup.callback(collector.close)
@@ -135,7 +145,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             procs.append(builder)
             (_, endpoints), = _wait_ready(ready, procs, 1)
             control.connect(endpoints["control"])
-            farm = Farm(config, triton_url, collector, builder, server=server)
+            farm = Farm(config, triton_url, collector, builder, server=server, monitor=monitor)
 
             def start_worker(index: int) -> multiprocessing.Process:
                 generation = farm.restarts if index in farm.workers else 0
@@ -202,7 +212,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 farm.problems.append(f"interrupted by {interrupted[0]}: input stopped, in-flight events drained")
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
-                                farm.problems, restarts=farm.restarts)
+                                farm.problems, restarts=farm.restarts,
+                                model_reloads=monitor.reloads if monitor else 0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,11 +78,13 @@ class TritonServer:
                 link.symlink_to(src)
         return target.parent
 
-    def start(self) -> "TritonServer":
+    def start(self, same_ports: bool = False) -> "TritonServer":
+        """Start the server; `same_ports` restarts it where clients already connect."""
         root = pytriton_dir()
         binary = root / "tritonserver" / "bin" / "tritonserver"
         backends = self._backend_dir(root)
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        if not (same_ports and self.grpc_port):
+            self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         env = dict(os.environ)
         # The stub runs models with the first python3 on PATH: make it ours.
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -92,6 +95,7 @@ class TritonServer:
             f"--model-repository={self.model_repository}",
             f"--backend-directory={backends}",
             "--disable-auto-complete-config",
+            "--model-control-mode=explicit", "--load-model=*",  # so a broken model can be reloaded
             "--allow-gpu-metrics=false",
             "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
             "--http-address=127.0.0.1", f"--http-port={self.http_port}",
@@ -110,8 +114,9 @@ class TritonServer:
         url = f"http://{self.http_url}/v2/health/ready"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                code, tail = self.proc.returncode, self.log_tail()
                 self.stop()
-                raise TritonStartError(f"tritonserver exited with code {self.proc.returncode} while starting:\n{self.log_tail()}")
+                raise TritonStartError(f"tritonserver exited with code {code} while starting:\n{tail}")
             try:
                 with urllib.request.urlopen(url, timeout=0.5) as resp:
                     if resp.status == 200:
@@ -119,8 +124,27 @@ class TritonServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
+        tail = self.log_tail()
         self.stop()
-        raise TritonStartError(f"tritonserver not ready after {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+        raise TritonStartError(f"tritonserver not ready after {self.start_timeout_s:.0f} s:\n{tail}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and its stubs at once (fault injection); shm files are removed."""
+        if self.proc is not None:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.proc = None
+            self._log.close()
+        self._remove_shm()
+
+    def reload_model(self, name: str, timeout_s: float = 30.0) -> None:
+        """Unload and load a model (recovers a model whose backend stub died)."""
+        body = b"{}"
+        for action in ("unload", "load"):
+            req = urllib.request.Request(f"http://{self.http_url}/v2/repository/models/{name}/{action}", data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                if resp.status != 200:
+                    raise TritonStartError(f"{action} of model {name} failed: HTTP {resp.status}")
 
     def log_tail(self, n_lines: int = 20) -> str:
         try:
@@ -147,6 +171,10 @@ class TritonServer:
                 pass
             self.proc = None
             self._log.close()
+        self._remove_shm()
+        shutil.rmtree(self._workdir, ignore_errors=True)  # backend links and the default log
+
+    def _remove_shm(self) -> None:
         for leftover in Path("/dev/shm").glob(self.shm_prefix + "*"):
             try:
                 leftover.unlink()

@@ -175,6 +175,25 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True)
+class FaultConfig:
+    """Readout fault injection, for fault tests (all off by default)."""
+
+    corrupt_fraction: float = 0.0  # fragments with one payload byte flipped (CRC catches it)
+    truncate_fraction: float = 0.0  # fragments with their last frame cut short
+    duplicate_fraction: float = 0.0  # fragments sent twice
+    foreign_fraction: float = 0.0  # extra fragments of another run
+    silent_source: int = -1  # index (in source order) of a source that stops sending...
+    silent_after_events: int = 0  # ...after this many events
+
+    def __post_init__(self) -> None:
+        _fraction(self, "corrupt_fraction", "truncate_fraction", "duplicate_fraction", "foreign_fraction")
+
+    @property
+    def any(self) -> bool:
+        return any((self.corrupt_fraction, self.truncate_fraction, self.duplicate_fraction, self.foreign_fraction)) or self.silent_source >= 0
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """Where output streams and summaries go."""
 
@@ -196,6 +215,7 @@ class FarmConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
     menu: str = str(CONFIG_DIR / "menu.toml")
 
 

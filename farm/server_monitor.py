@@ -1,0 +1,56 @@
+"""Watches a local Triton server's model and repairs it when its backend stub dies.
+
+A Python-backend model whose stub process died still reports READY; every request then
+fails with INTERNAL "Stub process ... is not healthy". Only unloading and loading the
+model again recovers it. The monitor probes the model once per period with a tiny request
+and reloads it when it sees that failure. (A server that is down is not its business:
+the workers' circuit breakers handle that, and probe until it is back.)
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from farm.triton_server import TritonServer
+from trigger_sim.errors import InferenceError
+from trigger_sim.inference.triton_client import TritonBackend
+from trigger_sim.models import jet_tagger
+
+
+def needs_reload(error_text: str) -> bool:
+    """True for the failure that only a model reload repairs (a dead backend stub)."""
+    return "Stub process" in error_text and "not healthy" in error_text
+
+
+class ModelMonitor(threading.Thread):
+    def __init__(self, server: TritonServer, model: str, period_s: float = 1.0):
+        super().__init__(name="model-monitor", daemon=True)
+        self.server = server
+        self.model = model
+        self.period_s = period_s
+        self.reloads = 0
+        self.failed_reloads = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        client = TritonBackend(self.server.grpc_url, self.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME)
+        probe = np.zeros((1, jet_tagger.N_FEATURES), np.float32)
+        try:
+            while not self._stop_event.wait(self.period_s):
+                try:
+                    client.infer(probe, timeout_s=2.0)
+                except InferenceError as err:
+                    if needs_reload(str(err)):
+                        try:
+                            self.server.reload_model(self.model)
+                            self.reloads += 1
+                        except Exception:
+                            self.failed_reloads += 1
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5.0)
