@@ -75,3 +75,5 @@ def run(config_path, events, duration, rate, pattern, workers, pileup, triton_ur
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
     sys.exit(0 if summary["events"]["lost"] == 0 else 1)
+from farm.cli_data import register as _register_data_commands
+_register_data_commands(main)

@@ -62,3 +62,12 @@ class TritonStartError(TriggerSimError):
 
 class FragmentDataError(TriggerSimError):
     """A fragment decoded cleanly but its contents do not fit the detector (ids out of range)."""
+
+
+class ImportDataError(TriggerSimError):
+    """External event data cannot be imported (unreadable file or unexpected content)."""
+
+
+class IspyError(ImportDataError):
+    """An iSpy event-display file (.ig) is not a zip, has a member that does not parse, or
+    lacks a collection or column the importer needs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,11 @@ def assert_same_record(record: Record, l1_id: int, meta: dict, frags: list[Fragm
 
 @pytest.fixture
 def small_file(tmp_path: Path) -> tuple[Path, list[int], list[tuple[int, dict, list]]]:
-    """A recording of three events; returns (path, record boundaries, events)."""
+    """A recording of three events; returns (path, record boundaries, events).
+
+    The boundaries are the record offsets and the end of the last record (where the index
+    trailer starts).
+    """
     path = tmp_path / "small.tsrec"
     written = [
         (1, {"chains": ["HLT_e25"], "streams": ["Egamma"]}, [make_fragment(1, 0x101, 3)]),
@@ -81,7 +86,8 @@ def small_file(tmp_path: Path) -> tuple[Path, list[int], list[tuple[int, dict, l
     ]
     with RecordWriter(path, run_number=9, stream="physics", detector=DETECTOR) as writer:
         offsets = [writer.write_event(*event) for event in written]
-    return path, [*offsets, path.stat().st_size], written
+        records_end = writer.next_offset
+    return path, [*offsets, records_end], written
 
 
 @settings(max_examples=40, deadline=None,
@@ -138,8 +144,10 @@ def test_file_cut_at_every_offset(small_file: tuple, tmp_path: Path) -> None:
         assert [r.l1_id for r in records] == [e[0] for e in written[:complete]]
         for record, event in zip(records, written):
             assert_same_record(record, *event)
-        expected_truncation = None if cut in bounds else bounds[complete]
+        # A cut inside the index trailer keeps every record; the partial trailer is ignored.
+        expected_truncation = None if cut in bounds or cut == len(data) else bounds[complete]
         assert reader.truncated_at == expected_truncation, cut
+        assert (reader.index is not None) == (cut == len(data)), cut
 
 
 def test_corrupt_body_byte_names_the_offset(small_file: tuple) -> None:
@@ -224,3 +232,118 @@ def test_writer_rejects_corrupt_frames_and_existing_files(small_file: tuple) -> 
     with RecordWriter(path, 9, "physics", {}, overwrite=True, max_record_bytes=64) as writer:
         with pytest.raises(RecordingError, match="limit is 64"):
             writer.write_event(1, {}, [make_fragment(1, 1, 40)])
+
+
+def write_recording(path: Path, written: list) -> tuple[list[int], int]:
+    """Write `written` events; returns (record offsets, end of the last record)."""
+    with RecordWriter(path, run_number=5, stream="debug", detector=DETECTOR) as writer:
+        offsets = [writer.write(l1_id, meta, [wire.encode_fragment(f) for f in frags])
+                   for l1_id, meta, frags in written]
+        records_end = writer.next_offset
+    return offsets, records_end
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(events, max_size=5), st.booleans())
+def test_round_trip_with_and_without_index(
+    tmp_path_factory: pytest.TempPathFactory, written: list, keep_index: bool
+) -> None:
+    path = tmp_path_factory.mktemp("rec") / "stream.tsrec"
+    offsets, records_end = write_recording(path, written)
+    if not keep_index:  # as if the writer had crashed after its last record
+        path.write_bytes(path.read_bytes()[:records_end])
+    reader = RecordReader(path)
+    assert (reader.index is not None) == keep_index
+    assert reader.index_problem is None
+    if keep_index:
+        assert reader.index == [(event[0], offset) for event, offset in zip(written, offsets)]
+        assert reader.index_offset == records_end
+    assert len(reader) == len(written)
+    records = list(reader)
+    assert reader.truncated_at is None
+    assert len(records) == len(written)
+    for record, event in zip(records, written):
+        assert_same_record(record, *event)
+    for offset, event in reversed(list(zip(offsets, written))):  # random access, any order
+        assert_same_record(reader.read_at(offset), *event)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(events, max_size=4), st.data())
+def test_file_cut_anywhere_reads_to_the_last_complete_record(
+    tmp_path_factory: pytest.TempPathFactory, written: list, data: st.DataObject
+) -> None:
+    path = tmp_path_factory.mktemp("rec") / "stream.tsrec"
+    offsets, records_end = write_recording(path, written)
+    full = path.read_bytes()
+    bounds = [*offsets, records_end]
+    cut = data.draw(st.integers(bounds[0], len(full)), label="cut")
+    path.write_bytes(full[:cut])
+    reader = RecordReader(path)
+    records = list(reader)
+    complete = sum(1 for end in bounds[1:] if end <= cut)
+    assert len(records) == complete
+    for record, event in zip(records, written):
+        assert_same_record(record, *event)
+    assert len(reader) == complete
+    expected_truncation = None if cut in bounds or cut == len(full) else bounds[complete]
+    assert reader.truncated_at == expected_truncation
+    assert (reader.index is not None) == (cut == len(full))
+
+
+def test_index_gives_len_and_random_access_without_scanning(small_file: tuple) -> None:
+    path, bounds, written = small_file
+    reader = RecordReader(path)
+    assert reader.index == [(1, bounds[0]), (2, bounds[1]), (3, bounds[2])]
+    assert len(reader) == 3
+    assert reader.read_at(bounds[2]).nbytes == bounds[3] - bounds[2]
+    with pytest.raises(RecordingError, match=f"no record starts at byte offset {bounds[0] + 1}"):
+        reader.read_at(bounds[0] + 1)
+    assert reader.header["index_on_close"] is True
+
+
+def test_corrupt_index_is_ignored_and_named(small_file: tuple, tmp_path: Path) -> None:
+    path, bounds, written = small_file
+    data = path.read_bytes()
+    bad = tmp_path / "bad-index.tsrec"
+    for pos in range(bounds[-1], len(data)):
+        corrupt = bytearray(data)
+        corrupt[pos] ^= 0x01
+        bad.write_bytes(corrupt)
+        reader = RecordReader(bad)
+        assert reader.index is None, pos
+        try:
+            records = list(reader)
+        except RecordingError as exc:  # only a corrupted index magic reads as a bad record
+            assert pos < bounds[-1] + 4 and "bad record magic" in str(exc), pos
+            continue
+        assert [r.l1_id for r in records] == [1, 2, 3], pos
+        assert reader.truncated_at == bounds[-1], pos
+        # A changed footer magic hides the trailer altogether: then nothing names a problem.
+        assert reader.index_problem is not None or pos >= len(data) - 8, pos
+
+
+def test_index_lying_about_the_records_is_refused(tmp_path: Path) -> None:
+    import msgpack
+
+    path = tmp_path / "lie.tsrec"
+    _, records_end = write_recording(path, [(7, {}, []), (8, {}, [])])
+    data = path.read_bytes()[:records_end]
+    index = msgpack.packb([[7, records_end - 10]])
+    footer = struct.pack("<QI8s", len(index), zlib.crc32(index), b"TSIDXv1\n")
+    path.write_bytes(data + b"TSIX" + index + footer)
+    reader = RecordReader(path)
+    assert reader.index is None
+    assert "does not start at the first record" in reader.index_problem
+    assert [r.l1_id for r in reader] == [7, 8]
+
+
+def test_source_is_kept_in_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "s.tsrec"
+    with RecordWriter(path, 1, "replay", {}, source={"kind": "cms-ispy", "file": "x.ig"}):
+        pass
+    reader = RecordReader(path)
+    assert reader.header["source"] == {"kind": "cms-ispy", "file": "x.ig"}
+    assert len(reader) == 0 and reader.index == []

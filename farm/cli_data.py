@@ -1,0 +1,178 @@
+"""`trigger-sim record`, `inspect` and `import ispy`: making, reading and importing recordings.
+
+`register(main)` adds the commands to the `trigger-sim` group (see the end of farm/cli.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trigger_sim.config import FarmConfig, load_config, with_overrides
+from trigger_sim.errors import TriggerSimError
+
+CONFIG_OPTION = click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+    help="Detector configuration (TOML, see configs/farm.toml); default: built-in.",
+)
+OVERWRITE_OPTION = click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+
+
+def register(group: click.Group) -> None:
+    """Add the recording commands to the `trigger-sim` command group."""
+    group.add_command(record)
+    group.add_command(inspect)
+    group.add_command(import_group)
+
+
+def _config(config_path: str | None) -> FarmConfig:
+    try:
+        return load_config(config_path)
+    except TriggerSimError as err:
+        raise click.UsageError(str(err)) from err
+
+
+def _progress(label: str, console: Console) -> Progress:
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+def _refuse_existing(output: str, overwrite: bool) -> None:
+    if Path(output).exists() and not overwrite:
+        raise click.UsageError(f"{output} exists; choose another name or pass --overwrite")
+
+
+@click.command()
+@click.option("--events", type=click.IntRange(min=1), required=True, help="Number of events to generate.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Recording file to write.")
+@click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
+@click.option("--seed", type=click.IntRange(min=0), help="Run seed (events are reproducible from it).")
+@CONFIG_OPTION
+@OVERWRITE_OPTION
+def record(events: int, output: str, pileup: float | None, seed: int | None,
+           config_path: str | None, overwrite: bool) -> None:
+    """Generate events and write them to a recording file (Level-1 ids 0..N-1)."""
+    from trigger_sim.config import as_dict
+    from trigger_sim.recording import RecordWriter
+    from trigger_sim.simulation import event_fragments
+
+    config = with_overrides(
+        _config(config_path),
+        physics={"pileup_mean": pileup} if pileup is not None else {},
+        run={"seed": seed} if seed is not None else {},
+    )
+    _refuse_existing(output, overwrite)
+    console = Console(stderr=True)
+    source = {"kind": "generated", "seed": config.run.seed, "pileup_mean": config.physics.pileup_mean}
+    started = time.perf_counter()
+    with RecordWriter(output, config.run.run_number, "generated", as_dict(config),
+                      overwrite=overwrite, source=source) as writer, \
+            _progress("recording", console) as bar:
+        task = bar.add_task("events", total=events)
+        for l1_id in range(events):
+            writer.write_event(l1_id, {}, event_fragments(config, l1_id, l1_time_ns=0))
+            bar.advance(task)
+    size_mb = Path(output).stat().st_size / 1e6
+    console.print(f"wrote {events} events to {output} ({size_mb:.2f} MB, "
+                  f"{time.perf_counter() - started:.1f} s)")
+
+
+def _overview_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=summary["file"], show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    l1_range = ("-" if summary["events"] == 0
+                else f"{summary['l1_id_min']} .. {summary['l1_id_max']}")
+    if summary["cut_short"]:
+        cut = f"[red]yes[/red], at byte {summary['cut_at_byte']}: {summary['cut_reason']}"
+    else:
+        cut = "no"
+    index = "present" if summary["index_present"] else "[yellow]absent[/yellow]"
+    if summary["index_problem"]:
+        index += f" (ignored: {summary['index_problem']})"
+    rows = [
+        ("run", summary["run_number"]),
+        ("stream", summary["stream"]),
+        ("format version", summary["format_version"]),
+        ("created (UTC)", summary["created_utc"]),
+        ("written by", f"trigger-sim {summary['trigger_sim_version']}"),
+        ("source", json.dumps(summary["source"]) if summary["source"] else "-"),
+        ("events", summary["events"]),
+        ("Level-1 ids", l1_range),
+        ("file bytes", f"{summary['file_bytes']:,}"),
+        ("record bytes", f"{summary['record_bytes_total']:,} total, "
+                         f"{summary['record_bytes_mean']:,.0f} per event"),
+        ("index", index),
+        ("cut short", cut),
+    ]
+    for field, value in rows:
+        table.add_row(field, str(value))
+    return table
+
+
+def _sources_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Fragments per source")
+    table.add_column("source id")
+    table.add_column("fragments", justify="right")
+    table.add_column("mean bytes", justify="right")
+    for source in summary["sources"]:
+        table.add_row(source["source_id"], str(source["fragments"]), f"{source['mean_bytes']:,.1f}")
+    return table
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here.")
+def inspect(file: str, json_path: str | None) -> None:
+    """Summarise a recording: header, events, sizes per source, index, whether it was cut short."""
+    from trigger_sim.recording_summary import summarize
+
+    try:
+        summary = summarize(file)
+    except TriggerSimError as err:
+        raise click.ClickException(str(err)) from err
+    console = Console()
+    console.print(_overview_table(summary))
+    console.print(_sources_table(summary))
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import external event data into recordings."""
+
+
+@import_group.command("ispy")
+@click.argument("ig_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Recording file to write.")
+@CONFIG_OPTION
+@OVERWRITE_OPTION
+def import_ispy(ig_file: str, output: str, config_path: str | None, overwrite: bool) -> None:
+    """Convert real CMS events from an iSpy event-display file (.ig) into a recording."""
+    from trigger_sim.importers.ispy_convert import import_ispy as convert_file
+
+    config = _config(config_path)
+    _refuse_existing(output, overwrite)
+    console = Console(stderr=True)
+    try:
+        with _progress("importing", console) as bar:
+            task = bar.add_task("events", total=None)
+            summary = convert_file(ig_file, output, config, overwrite=overwrite,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except TriggerSimError as err:
+        raise click.ClickException(str(err)) from err
+    console.print(
+        f"wrote {summary.events} CMS events to {output} in {summary.elapsed_s:.2f} s: "
+        f"{summary.rechits_used} rechits in towers, dropped {summary.dropped_outside_eta} outside "
+        f"|eta| < {config.calo.eta_max} and {summary.dropped_bad_energy} with energy <= 0 or NaN; "
+        f"{summary.tracker_hits} tracker hits",
+        soft_wrap=True,
+    )
