@@ -298,6 +298,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: configuration file not found") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}): is this a configuration file?") from err
+    except IsADirectoryError as err:
+        raise ConfigError(f"{path}: is a folder, not a configuration file") from err
 
 
 def load_config(path: str | Path | None = None) -> FarmConfig:
