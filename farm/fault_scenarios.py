@@ -70,7 +70,8 @@ def worker_killed(n_events: int, kills: int = 1) -> ScenarioResult:
                     os.kill(proc.pid, signal.SIGKILL)
                     killed.append(farm.identities[index])
 
-        cfg = base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 200.0})
+        # ~40 events/s with two workers on the 50 ms model: run below that, workers busy
+        cfg = base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 200.0}, readout={"rate_hz": 30.0})
         summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=tick))
     return ScenarioResult("worker SIGKILL", len(killed), summary, {"killed": killed})
 

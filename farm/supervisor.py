@@ -34,7 +34,8 @@ from farm.builder import run_builder
 from farm.collector import Collector
 from farm.readout import run_readout
 from farm.server_monitor import ModelMonitor
-from farm.sockets import make_socket
+from farm.security import Curve, check_triton_tls_files
+from farm.sockets import connect, make_socket
 from farm.summary import summarise
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
@@ -48,7 +49,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def drain_timeout_s(config: FarmConfig) -> float:
-    """How long after the last Level-1 accept an event may still be on its way."""
+    """How long the drain waits without any event being decided before it gives up."""
     return (config.builder.build_timeout_ms + 2 * config.worker.budget_ms) / 1e3 + 5.0
 
 
@@ -90,6 +91,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         raise ValueError("give a number of events or a duration")
     hooks = hooks or FarmHooks()
     load_menu(config.menu)  # fail now, with the file named, not in every worker
+    curve = Curve.from_config(config.network)  # likewise for CURVE keys and TLS files
+    check_triton_tls_files(config.network)
     wall_start = time.monotonic()
     output_dir = _prepare_output(config, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
@@ -119,11 +122,13 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 server = hooks.server
             monitor = None
             if server is not None:
-                monitor = ModelMonitor(server, config.inference.model)
+                monitor = ModelMonitor(server, config.inference.model, client_options=config.network.triton_client_options())
                 monitor.start()
                 cleanup.callback(monitor.stop)
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
-            collector = Collector(ctx, config, output_dir)
+            if curve is not None:
+                cleanup.callback(curve.close)  # its authenticator, after the collector's socket
+            collector = Collector(ctx, config, output_dir, curve)
             cleanup.callback(collector.close)
             control = make_socket(ctx, zmq.PUSH)
             cleanup.callback(control.close)
@@ -144,7 +149,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             builder.start()
             procs.append(builder)
             (_, endpoints), = _wait_ready(ready, procs, 1)
-            control.connect(endpoints["control"])
+            connect(control, endpoints["control"], curve)
             farm = Farm(config, triton_url, collector, builder, server=server, monitor=monitor)
 
             def start_worker(index: int) -> multiprocessing.Process:
@@ -168,7 +173,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             if hooks.on_started:
                 hooks.on_started(farm)
 
-            drain_deadline = None
+            drain_deadline, last_decided = None, -1
             try:
                 while True:
                     collector.poll(50)
@@ -192,9 +197,13 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                         total = collector.end["l1_accepted"]
                         if collector.ledger.lost(total) == 0:
                             break
-                        if drain_deadline is None:
-                            drain_deadline = time.monotonic() + drain_timeout_s(config)
+                        # Drain as long as events keep being decided; give up only after
+                        # `drain_timeout_s` without progress (a backlog is not a hang).
+                        decided = collector.ledger.decided
+                        if drain_deadline is None or decided != last_decided:
+                            drain_deadline, last_decided = time.monotonic() + drain_timeout_s(config), decided
                         elif time.monotonic() > drain_deadline:
+                            farm.problems.append(f"no progress for {drain_timeout_s(config):.1f} s while draining: stopped")
                             break
             except _Stop:
                 farm.problems.append("stopped by a second signal before the drain finished")

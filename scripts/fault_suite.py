@@ -19,7 +19,7 @@ from rich.table import Table
 
 from farm import fault_scenarios as fs
 
-LONG_EVENTS = {"worker_killed": 600, "triton_killed": 2000, "stub_killed": 1500, "readout_faults": 2000,
+LONG_EVENTS = {"worker_killed": 300, "triton_killed": 2000, "stub_killed": 1500, "readout_faults": 2000,
                "silent_source": 600, "overload": 4000}
 
 
@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--only", choices=sorted(fs.SCENARIOS), action="append", help="run only these scenarios")
     parser.add_argument("--json", help="write the per-scenario figures here")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     rows = []
     for name in args.only or list(fs.SCENARIOS):
         n = max(int(LONG_EVENTS[name] * args.scale), 40)
@@ -42,13 +42,17 @@ def main() -> int:
                      "duplicates_refused": ev["duplicate_results_refused"],
                      "fallback": result.summary["inference"]["fallback_calls"],
                      "p99_total_ms": result.summary["latency_ms"].get("total", {}).get("p99", 0.0),
-                     "wall_s": time.monotonic() - t0})
+                     "wall_s": time.monotonic() - t0,
+                     "debug_streams": result.summary["debug_streams"]})
     table = Table(title="Fault suite")
     for col in ("scenario", "injected", "events_in", "decided", "debug", "lost", "duplicates_refused", "fallback", "p99_total_ms", "wall_s"):
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for r in rows:
-        table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in r.values()))
+        table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for k, v in r.items() if k != "debug_streams"))
     console.print(table)
+    for r in rows:
+        for stream, n in r["debug_streams"].items():
+            console.print(f"  {r['scenario']}: {n} x {stream}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
