@@ -21,7 +21,8 @@ import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
-from farm.sockets import bind_loopback, make_socket
+from farm.security import Curve
+from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
 from trigger_sim.config import FarmConfig
@@ -51,7 +52,8 @@ class Builder:
         self.work.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a dead worker raises instead of vanishing
         self.control = make_socket(self.ctx, zmq.PULL)
         self.out = make_socket(self.ctx, zmq.PUSH, hwm=10_000)
-        self.out.connect(collector_endpoint)
+        self.curve = Curve.from_config(config.network)
+        connect(self.out, collector_endpoint, self.curve)
         self.state = EventBuilderState(source_ids(config), int(bc.build_timeout_ms * clock.NS_PER_MS), bc.max_building)
         self.dispatcher = Dispatcher(bc.max_waiting)
         self.rejected: Counter = Counter()  # rejected fragments per kind
@@ -185,8 +187,9 @@ class Builder:
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
-        ready.put(("builder", {"fragments": bind_loopback(self.fragments_in), "work": bind_loopback(self.work),
-                               "control": bind_loopback(self.control)}))
+        address = self.config.network.bind_address
+        ready.put(("builder", {name: bind(sock, address, self.curve) for name, sock in
+                               (("fragments", self.fragments_in), ("work", self.work), ("control", self.control))}))
         poll_all, poll_work = zmq.Poller(), zmq.Poller()
         for sock in (self.fragments_in, self.work, self.control):
             poll_all.register(sock, zmq.POLLIN)
@@ -232,9 +235,11 @@ class Builder:
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "peak_waiting": self.dispatcher.peak_waiting,
-            "busy_s": self.busy_ns / clock.NS_PER_S,
+            "busy_s": self.busy_ns / clock.NS_PER_S, "refused_peers": self.curve.refused_peers if self.curve else 0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})])
         for sock in (self.fragments_in, self.work, self.control):
             sock.close(linger=0)
         self.out.close(linger=2000)
+        if self.curve is not None:
+            self.curve.close()
         self.ctx.term()

@@ -1,4 +1,4 @@
-"""`trigger-sim record`, `inspect` and `import ispy`: making, reading and importing recordings.
+"""`trigger-sim record`, `inspect`, `import ispy` and `keys`: recordings, and CURVE keys for the farm.
 
 `register(main)` adds the commands to the `trigger-sim` group (see the end of farm/cli.py).
 """
@@ -30,6 +30,7 @@ def register(group: click.Group) -> None:
     group.add_command(record)
     group.add_command(inspect)
     group.add_command(import_group)
+    group.add_command(keys)
 
 
 def _config(config_path: str | None) -> FarmConfig:
@@ -176,3 +177,20 @@ def import_ispy(ig_file: str, output: str, config_path: str | None, overwrite: b
         f"{summary.tracker_hits} tracker hits",
         soft_wrap=True,
     )
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def keys(directory: str) -> None:
+    """Create ZeroMQ CURVE key pairs (server and client) in DIRECTORY; existing keys are never overwritten."""
+    from farm.security import make_keys
+
+    try:
+        files = make_keys(directory)
+    except (TriggerSimError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    console = Console()
+    for path in files:
+        console.print(f"wrote {path}", soft_wrap=True)
+    console.print(f"Use them with, in the farm configuration:\n[network]\ncurve_keys_dir = \"{Path(directory).resolve()}\"\n"
+                  "Secret keys (*.key_secret) are readable by you only; keep them so.", soft_wrap=True, markup=False)

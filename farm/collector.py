@@ -18,7 +18,8 @@ from typing import Any
 import zmq
 
 from farm import messages
-from farm.sockets import bind_loopback, make_socket
+from farm.security import Curve
+from farm.sockets import bind, make_socket
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, OUTCOMES, Ledger
 from trigger_sim.config import FarmConfig, as_dict
@@ -33,10 +34,11 @@ class BadMessage(ValueError):
 
 
 class Collector:
-    def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None):
+    def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None):
         self.config = config
+        self.curve = curve
         self.sock = make_socket(ctx, zmq.PULL, hwm=1000)
-        self.endpoint = bind_loopback(self.sock)
+        self.endpoint = bind(self.sock, config.network.bind_address, curve)
         self.output_dir = output_dir
         self.ledger = Ledger()
         self.latency = LatencyRecorder()
@@ -155,6 +157,11 @@ class Collector:
                     writer.write(l1_id, {**meta, "dropped_fragments": f"{len(fragments) - len(good)}: {err}"}, good)
             except (OSError, TriggerSimError):
                 self.write_errors += 1
+
+    @property
+    def refused_peers(self) -> int:
+        """Distinct client keys refused by CURVE authentication in this process."""
+        return self.curve.refused_peers if self.curve else 0
 
     def close(self) -> None:
         for writer in self.writers.values():

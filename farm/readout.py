@@ -16,7 +16,8 @@ import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
-from farm.sockets import make_socket
+from farm.security import Curve
+from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.faults import FaultInjector
@@ -34,13 +35,14 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     die_with_parent()
     ignore_interrupts()
     ctx = zmq.Context()
+    curve = Curve.from_config(config.network)
     sources = {}
     for sid in source_ids(config):
         sock = make_socket(ctx, zmq.PUSH, hwm=config.builder.input_hwm)
-        sock.connect(builder_endpoint)
+        connect(sock, builder_endpoint, curve)
         sources[sid] = sock
     collector = make_socket(ctx, zmq.PUSH)
-    collector.connect(collector_endpoint)
+    connect(collector, collector_endpoint, curve)
     start = clock.now_ns()
     pacer = Pacer(config.readout.rate_hz, config.readout.pattern, start, seed=config.run.seed)
     end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None

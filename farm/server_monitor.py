@@ -10,6 +10,7 @@ the workers' circuit breakers handle that, and probe until it is back.)
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -25,17 +26,20 @@ def needs_reload(error_text: str) -> bool:
 
 
 class ModelMonitor(threading.Thread):
-    def __init__(self, server: TritonServer, model: str, period_s: float = 1.0):
+    def __init__(self, server: TritonServer, model: str, period_s: float = 1.0,
+                 client_options: dict[str, Any] | None = None):
         super().__init__(name="model-monitor", daemon=True)
         self.server = server
         self.model = model
+        self.client_options = client_options or {}  # TLS settings for the client (`NetworkConfig.triton_client_options`)
         self.period_s = period_s
         self.reloads = 0
         self.failed_reloads = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        client = TritonBackend(self.server.grpc_url, self.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME)
+        client = TritonBackend(self.server.grpc_url, self.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME,
+                               **self.client_options)
         probe = np.zeros((1, jet_tagger.N_FEATURES), np.float32)
         try:
             while not self._stop_event.wait(self.period_s):

@@ -1,10 +1,19 @@
-"""ZeroMQ socket helpers: loopback by default, linger 0, bounded queues, no blocking forever."""
+"""ZeroMQ socket helpers: loopback by default, linger 0, bounded queues, no blocking forever.
+
+`bind` and `connect` add CURVE (see `farm.security`) when the configuration turns it on.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import zmq
 
-LOOPBACK = "tcp://127.0.0.1"
+if TYPE_CHECKING:
+    from farm.security import Curve
+
+LOOPBACK_ADDRESS = "127.0.0.1"
+WILDCARDS = {"tcp://0.0.0.0:": "tcp://127.0.0.1:", "tcp://[::]:": "tcp://[::1]:"}
 
 
 def make_socket(ctx: zmq.Context, kind: int, hwm: int = 1000) -> zmq.Socket:
@@ -15,7 +24,28 @@ def make_socket(ctx: zmq.Context, kind: int, hwm: int = 1000) -> zmq.Socket:
     return sock
 
 
-def bind_loopback(sock: zmq.Socket) -> str:
-    """Bind to a free loopback port; return the endpoint others connect to."""
-    port = sock.bind_to_random_port(LOOPBACK)
-    return f"{LOOPBACK}:{port}"
+def bind(sock: zmq.Socket, address: str = LOOPBACK_ADDRESS, curve: Curve | None = None) -> str:
+    """Bind to a free port on `address` (a CURVE server if `curve`); return the endpoint to connect to.
+
+    A wildcard address (0.0.0.0, ::) gives a loopback endpoint: the farm's processes share the host.
+    """
+    if curve is not None:
+        curve.secure_server(sock)
+    host = address
+    if ":" in address.strip("[]"):
+        sock.ipv6 = True
+        host = f"[{address.strip('[]')}]"
+    sock.bind_to_random_port(f"tcp://{host}")
+    endpoint = sock.last_endpoint.decode()
+    for wildcard, local in WILDCARDS.items():
+        endpoint = endpoint.replace(wildcard, local)
+    return endpoint
+
+
+def connect(sock: zmq.Socket, endpoint: str, curve: Curve | None = None) -> None:
+    """Connect to `endpoint` (a CURVE client if `curve`, checking the server's public key)."""
+    if curve is not None:
+        curve.secure_client(sock, curve.server_public_key)
+    if endpoint.startswith("tcp://["):
+        sock.ipv6 = True
+    sock.connect(endpoint)

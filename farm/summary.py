@@ -76,6 +76,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "workers": {"count": n_workers, "restarts": restarts,
                     "per_worker": {k: v for k, v in sorted(collector.worker_stats.items())}},
         "collector": {"bad_messages": collector.bad_messages, "write_errors": collector.write_errors,
+                      "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
         "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},
         "problems": sorted(set(p for p in problems if p)),

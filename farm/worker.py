@@ -19,7 +19,8 @@ import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
-from farm.sockets import make_socket
+from farm.security import Curve
+from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
@@ -40,7 +41,8 @@ def build_inference(config: FarmConfig, triton_url: str | None) -> InferenceServ
     if triton_url:
         from trigger_sim.inference.triton_client import TritonBackend
 
-        remote = TritonBackend(triton_url, ic.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME)
+        remote = TritonBackend(triton_url, ic.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME,
+                               **config.network.triton_client_options())
     return InferenceService(
         remote, jet_tagger.LocalJetTagger(), CircuitBreaker(ic.breaker_failures, int(ic.breaker_open_ms * clock.NS_PER_MS)),
         timeout_s=ic.timeout_ms / 1e3,
@@ -81,13 +83,14 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     sequence = HltSequence(config, load_menu(config.menu), inference)
     watch = EventWatch(int(config.worker.budget_ms * clock.NS_PER_MS))
     ctx = zmq.Context()
+    curve = Curve.from_config(config.network)
     builder = make_socket(ctx, zmq.DEALER)
     builder.setsockopt(zmq.IDENTITY, identity.encode())
-    builder.connect(builder_endpoint)
+    connect(builder, builder_endpoint, curve)
     collector = make_socket(ctx, zmq.PUSH, hwm=1000)
-    collector.connect(collector_endpoint)
+    connect(collector, collector_endpoint, curve)
     done = threading.Event()
-    watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, collector_endpoint, identity, config.worker.budget_ms, done),
+    watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, collector_endpoint, identity, config.worker.budget_ms, done, curve),
                                 name="watchdog", daemon=True)
     watchdog.start()
     for _ in range(config.builder.credits_per_worker):
@@ -131,10 +134,10 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
 
 
 def _watchdog(watch: EventWatch, ctx: zmq.Context, collector_endpoint: str, identity: str, budget_ms: float,
-              done: threading.Event) -> None:
+              done: threading.Event, curve: Curve | None = None) -> None:
     """Every budget/20 (at most 100 ms): soft timeouts are flagged, hard ones force-accepted."""
     sock = make_socket(ctx, zmq.PUSH, hwm=1000)
-    sock.connect(collector_endpoint)
+    connect(sock, collector_endpoint, curve)
     period_s = min(budget_ms / 20e3, 0.1)
     try:
         while not done.wait(period_s):

@@ -8,6 +8,7 @@ the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -201,6 +202,52 @@ class OutputConfig:
     write_streams: bool = True
 
 
+
+def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost (what only this machine can reach)."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:  # a host or interface name, or a wildcard such as "*"
+        return False
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Where farm sockets listen, ZeroMQ CURVE authentication, and TLS to a remote Triton server."""
+
+    bind_address: str = "127.0.0.1"  # any address but loopback requires CURVE keys
+    curve: bool = False  # CURVE even on loopback
+    curve_keys_dir: str = ""  # folder made by `trigger-sim keys DIR` (relative: to the working folder)
+    triton_tls: bool = False  # gRPC over TLS to inference.triton_url
+    triton_root_certificates: str = ""  # PEM file of the server's CA; empty: the system's roots
+    triton_private_key: str = ""  # PEM client key, for servers that require client certificates
+    triton_certificate_chain: str = ""  # PEM client certificate chain, with triton_private_key
+
+    def __post_init__(self) -> None:
+        if not self.bind_address.strip():
+            raise ConfigError("network.bind_address is empty: give an address such as 127.0.0.1")
+        if self.curve_enabled and not self.curve_keys_dir:
+            why = "network.curve = true" if self.curve else f"network.bind_address {self.bind_address!r} is not loopback, so it"
+            raise ConfigError(f"{why} requires ZeroMQ CURVE keys: run `trigger-sim keys DIR` and set network.curve_keys_dir = DIR")
+        tls_files = (self.triton_root_certificates, self.triton_private_key, self.triton_certificate_chain)
+        if any(tls_files) and not self.triton_tls:
+            raise ConfigError("network.triton_* certificate files are set but network.triton_tls is false: "
+                              "set it to true or remove them")
+        if bool(self.triton_private_key) != bool(self.triton_certificate_chain):
+            raise ConfigError("network.triton_private_key and network.triton_certificate_chain go together: set both or neither")
+
+    @property
+    def curve_enabled(self) -> bool:
+        return self.curve or not is_loopback(self.bind_address)
+
+    def triton_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for `tritonclient.grpc.InferenceServerClient` (TLS settings)."""
+        return {"ssl": self.triton_tls, "root_certificates": self.triton_root_certificates or None,
+                "private_key": self.triton_private_key or None, "certificate_chain": self.triton_certificate_chain or None}
+
+
 @dataclass(frozen=True)
 class FarmConfig:
     """Everything a farm run needs; `load_config` builds it from TOML."""
@@ -216,7 +263,13 @@ class FarmConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     menu: str = str(CONFIG_DIR / "menu.toml")
+
+    def __post_init__(self) -> None:
+        if self.network.triton_tls and not self.inference.triton_url:
+            raise ConfigError("network.triton_tls needs inference.triton_url: the local server the farm starts speaks "
+                              "plain gRPC on loopback; give the remote server's host:port or set triton_tls = false")
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -285,7 +338,7 @@ def from_mapping(cls: type, data: dict[str, Any], source: str, prefix: str = "")
             raise ConfigError(f"{source}: missing key '{prefix}{f.name}' (required)")
     try:
         return cls(**kwargs)
-    except ValueError as err:
+    except (ValueError, ConfigError) as err:
         raise ConfigError(f"{source}: invalid value in [{prefix.rstrip('.') or 'top level'}]: {err}") from err
 
 

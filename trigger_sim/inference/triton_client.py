@@ -15,12 +15,19 @@ from trigger_sim.errors import InferenceTimeout, InferenceUnavailable, TriggerSi
 
 
 class TritonBackend:
-    def __init__(self, url: str, model: str, input_name: str, output_name: str):
+    def __init__(self, url: str, model: str, input_name: str, output_name: str, *, ssl: bool = False,
+                 root_certificates: str | None = None, private_key: str | None = None,
+                 certificate_chain: str | None = None):
+        """`ssl`: gRPC over TLS; the others are PEM file paths (CA roots, client key and chain for mutual TLS)."""
         self.url = url
         self.model = model
         self.input_name = input_name
         self.output_name = output_name
-        self.client = grpcclient.InferenceServerClient(url=url)
+        try:
+            self.client = grpcclient.InferenceServerClient(url=url, ssl=ssl, root_certificates=root_certificates,
+                                                           private_key=private_key, certificate_chain=certificate_chain)
+        except OSError as err:
+            raise TriggerSimError(f"{url}: cannot read a TLS file for Triton ({err}); check the network.triton_* paths") from err
         self._outputs = [grpcclient.InferRequestedOutput(output_name)]
 
     def infer(self, inputs: np.ndarray, timeout_s: float) -> np.ndarray:
