@@ -26,32 +26,43 @@ def needs_reload(error_text: str) -> bool:
 
 
 class ModelMonitor(threading.Thread):
-    def __init__(self, server: TritonServer, model: str, period_s: float = 1.0,
+    def __init__(self, server: TritonServer, model: str, period_s: float = 0.5,
                  client_options: dict[str, Any] | None = None):
         super().__init__(name="model-monitor", daemon=True)
         self.server = server
         self.model = model
         self.client_options = client_options or {}  # TLS settings for the client (`NetworkConfig.triton_client_options`)
         self.period_s = period_s
+        self.probe_timeout_s = 1.0
         self.reloads = 0
         self.failed_reloads = 0
+        self.probe_failures: list[str] = []  # the first few, for the summary
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         client = TritonBackend(self.server.grpc_url, self.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME,
                                **self.client_options)
         probe = np.zeros((1, jet_tagger.N_FEATURES), np.float32)
+        failures = 0
         try:
             while not self._stop_event.wait(self.period_s):
                 try:
-                    client.infer(probe, timeout_s=2.0)
+                    client.infer(probe, timeout_s=self.probe_timeout_s)
+                    failures = 0
                 except InferenceError as err:
-                    if needs_reload(str(err)):
+                    failures += 1
+                    if len(self.probe_failures) < 5:
+                        self.probe_failures.append(str(err)[:200])
+                    # A dead stub either fails INTERNAL "not healthy" or leaves requests hanging:
+                    # reload on the first, or on repeated failures while the server itself is live.
+                    if needs_reload(str(err)) or (failures >= 2 and self.server.is_live()):
+                        failures = 0
                         try:
                             self.server.reload_model(self.model)
                             self.reloads += 1
-                        except Exception:
+                        except Exception as reload_err:
                             self.failed_reloads += 1
+                            self.probe_failures.append(f"reload failed: {reload_err}"[:200])
         finally:
             client.close()
 

@@ -222,7 +222,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,
-                                model_reloads=monitor.reloads if monitor else 0)
+                                model_reloads=monitor.reloads if monitor else 0,
+                                monitor_probe_failures=monitor.probe_failures if monitor else [])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

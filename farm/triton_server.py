@@ -128,6 +128,14 @@ class TritonServer:
         self.stop()
         raise TritonStartError(f"tritonserver not ready after {self.start_timeout_s:.0f} s:\n{tail}")
 
+    def is_live(self, timeout_s: float = 0.5) -> bool:
+        """The server process answers its health endpoint (its models may still be broken)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/live", timeout=timeout_s) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
     def kill(self) -> None:
         """SIGKILL the server and its stubs at once (fault injection); shm files are removed."""
         if self.proc is not None:
