@@ -1,16 +1,19 @@
-"""`trigger-sim`: command-line interface."""
+"""`trigger-sim`: command-line interface (run and replay here; data commands in cli_data)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trigger_sim.config import load_config, with_overrides
+from trigger_sim.config import FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
 
 
@@ -19,54 +22,63 @@ def main() -> None:
     """Emulated High-Level-Trigger farm with inference as a service on NVIDIA Triton."""
 
 
-@main.command()
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Farm configuration (TOML); default: built-in.")
-@click.option("--events", type=click.IntRange(min=1), help="Number of Level-1 accepts to process.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Run for this many seconds instead.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Level-1 accept rate in Hz.")
-@click.option("--pattern", type=click.Choice(["constant", "poisson"]), help="Level-1 arrival pattern.")
-@click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core).")
-@click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
-@click.option("--triton-url", help="Use an existing Triton server (host:grpc_port) instead of starting one.")
-@click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline.")
-@click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Folder for output streams (default: runs/run<N>-<time>).")
-@click.option("--no-output", is_flag=True, help="Do not write output streams.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here.")
-@click.option("--quiet", is_flag=True, help="No progress display and no tables.")
-def run(config_path, events, duration, rate, pattern, workers, pileup, triton_url, timeout_ms, output_dir, no_output, json_path, quiet) -> None:
-    """Run the farm: readout, event builder, HLT workers and a Triton server."""
-    from farm.report import print_report
-    from farm.supervisor import run_farm
+def farm_options(func: Callable) -> Callable:
+    """Options shared by every command that runs the farm."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Farm configuration (TOML); default: built-in."),
+        click.option("--events", type=click.IntRange(min=1), help="Number of Level-1 accepts to process."),
+        click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Run for this many seconds instead."),
+        click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Level-1 accept rate in Hz."),
+        click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern."),
+        click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core)."),
+        click.option("--triton-url", help="Use an existing Triton server (host:grpc_port) instead of starting one."),
+        click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline."),
+        click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Folder for output streams (default: runs/run<N>-<time>)."),
+        click.option("--no-output", is_flag=True, help="Do not write output streams."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here."),
+        click.option("--quiet", is_flag=True, help="No progress display and no tables."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
-    console = Console(stderr=True)
+
+def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, **sections: dict) -> FarmConfig:
     try:
         config = load_config(config_path)
     except TriggerSimError as err:
         raise click.UsageError(str(err)) from err
-    if events is None and duration is None:
-        events = 500
-    config = with_overrides(
+    return with_overrides(
         config,
         readout={k: v for k, v in (("rate_hz", rate), ("pattern", pattern)) if v is not None},
         worker={"count": workers} if workers else {},
-        physics={"pileup_mean": pileup} if pileup is not None else {},
         inference={k: v for k, v in (("triton_url", triton_url), ("timeout_ms", timeout_ms)) if v is not None},
         output={"write_streams": False} if no_output else {},
+        **sections,
     )
+
+
+def _run_with_progress(config: FarmConfig, events: int | None, duration: float | None, output_dir: str | None,
+                       json_path: str | None, quiet: bool, total: int | None = None, **kwargs: Any) -> None:
+    """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1 if any event was lost."""
+    from farm.report import print_report
+    from farm.supervisor import run_farm
+
+    console = Console(stderr=True)
+    run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto", **kwargs)
     try:
         if quiet:
-            summary = run_farm(config, events, duration, output_dir=output_dir or "auto")
+            summary = run()
         else:
             with Progress(TextColumn("[bold]HLT farm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           TextColumn("{task.fields[info]}"), console=console, transient=False) as bar:
-                task = bar.add_task("events", total=events, info="starting Triton and workers")
+                task = bar.add_task("events", total=events or total, info="starting Triton and workers")
 
                 def show(p: dict) -> None:
-                    total = p["target"] or p["l1_accepted"]
-                    bar.update(task, completed=p["decided"], total=total,
+                    bar.update(task, completed=p["decided"], total=p["target"] or p["l1_accepted"] or total,
                                info=f"triton {p['triton']}  fallback {p['fallback']}  debug {p['debug']}")
 
-                summary = run_farm(config, events, duration, progress=show, output_dir=output_dir or "auto")
+                summary = run(progress=show)
     except TriggerSimError as err:
         console.print(f"[red]error:[/red] {err}")
         sys.exit(2)
@@ -75,5 +87,43 @@ def run(config_path, events, duration, rate, pattern, workers, pileup, triton_ur
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
     sys.exit(0 if summary["events"]["lost"] == 0 else 1)
-from farm.cli_data import register as _register_data_commands
+
+
+@main.command()
+@farm_options
+@click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
+def run(config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, quiet, pileup) -> None:
+    """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output,
+                        physics={"pileup_mean": pileup} if pileup is not None else {})
+    if events is None and duration is None:
+        events = 500
+    _run_with_progress(config, events, duration, output_dir, json_path, quiet)
+
+
+@main.command()
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False))
+@farm_options
+@click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
+def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, quiet, loop) -> None:
+    """Push a recording's events through the farm at a given rate.
+
+    Latency is measured from each event's scheduled Level-1 time, not from when it was
+    sent, so a farm that falls behind cannot hide its queueing. Events keep their recorded
+    Level-1 ids (prescales replay identically); the detector geometry comes from the file.
+    """
+    from trigger_sim.recording import RecordReader
+
+    if loop and events is None and duration is None:
+        raise click.UsageError("--loop needs --events or --duration")
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output)
+    try:
+        total = None if loop else len(RecordReader(recording))
+    except TriggerSimError as err:
+        raise click.UsageError(str(err)) from err
+    _run_with_progress(config, events, duration, output_dir, json_path, quiet, total=total, replay=recording, loop=loop)
+
+
+from farm.cli_data import register as _register_data_commands  # noqa: E402
+
 _register_data_commands(main)

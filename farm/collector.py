@@ -56,6 +56,17 @@ class Collector:
         self.first_decided_ns: int | None = None
         self.last_decided_ns = 0
 
+    def expected_ids(self) -> "list[int] | range | None":
+        """The Level-1 ids the readout sent (its END), or None before END arrived."""
+        if self.end is None:
+            return None
+        ids = self.end.get("l1_ids")
+        return ids if ids is not None else range(self.end["l1_accepted"])
+
+    def n_unaccounted(self) -> int | None:
+        ids = self.expected_ids()
+        return None if ids is None else self.ledger.lost_among(ids)
+
     def poll(self, timeout_ms: int) -> int:
         """Handle what arrives within `timeout_ms` (then whatever is queued); return the count."""
         handled = 0
@@ -83,7 +94,10 @@ class Collector:
         elif kind == messages.MISSING:
             self._missing(meta, payload)
         elif kind == messages.END:
-            self.end = {"l1_accepted": int(meta["l1_accepted"]), **meta}
+            ids = meta.get("l1_ids")
+            if ids is not None and (not isinstance(ids, list) or len(ids) != int(meta["l1_accepted"])):
+                raise BadMessage("END: l1_ids does not match l1_accepted")
+            self.end = {**meta, "l1_accepted": int(meta["l1_accepted"])}
         elif kind == messages.STATS:
             if meta.get("role") == "builder":
                 self.builder_stats = meta["counters"]

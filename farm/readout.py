@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing.synchronize
 import time
+from array import array
 
 import zmq
 
@@ -23,15 +24,16 @@ from trigger_sim.config import FarmConfig
 from trigger_sim.faults import FaultInjector
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
-from trigger_sim.simulation import event_fragments
+from trigger_sim.event_source import RecordingSource, SimulatedSource
 from trigger_sim.wire import encode_fragment
 
 MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
 
 
 def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: str, n_events: int | None,
-                duration_s: float | None, stop: multiprocessing.synchronize.Event) -> None:
-    """Send `n_events` Level-1 accepts (or for `duration_s`), then END to the collector."""
+                duration_s: float | None, stop: multiprocessing.synchronize.Event, replay: dict | None = None) -> None:
+    """Send `n_events` Level-1 accepts (or for `duration_s`, or until a replayed file ends),
+    then END to the collector. `replay`: {"path": recording, "loop": bool} instead of simulation."""
     die_with_parent()
     ignore_interrupts()
     ctx = zmq.Context()
@@ -44,17 +46,20 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     collector = make_socket(ctx, zmq.PUSH)
     connect(collector, collector_endpoint, curve)
     start = clock.now_ns()
-    pacer = Pacer(config.readout.rate_hz, config.readout.pattern, start, seed=config.run.seed)
+    rc = config.readout
+    pacer = Pacer(rc.rate_hz, rc.pattern, start, seed=config.run.seed, burst_factor=rc.burst_factor, burst_events=rc.burst_events)
+    source = RecordingSource(config, replay["path"], replay.get("loop", False)) if replay else SimulatedSource(config)
+    sent_ids = array("q") if replay else None  # replayed events keep their recorded ids
     end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None
     max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
     send_timeout_ms = int(config.readout.send_timeout_ms)
     injector = FaultInjector(config.faults, config.run.seed) if config.faults.any else None
-    l1_id = 0
+    n_sent = 0
     busy_ns = 0
     vetoed_busy = vetoed_slow = 0
     blocked_recently = False
     try:
-        while not stop.is_set() and (n_events is None or l1_id < n_events):
+        while not stop.is_set() and (n_events is None or n_sent < n_events):
             slot = pacer.next_ns()
             if end_ns is not None and slot >= end_ns:
                 break
@@ -65,22 +70,27 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
                     vetoed_slow += 1
                 continue
             blocked_recently = False
-            # Simulate before the slot, so the emulator's own cost is not event latency.
-            fragments = event_fragments(config, l1_id, slot)
+            # Prepare the event before its slot, so the emulator's own cost is not event latency.
+            event = source.next_event(slot)
+            if event is None:  # a replayed file ended
+                break
+            l1_id, fragments = event
             now = clock.now_ns()
             if now < slot:
                 time.sleep((slot - now) / clock.NS_PER_S)
             for index, frag in enumerate(fragments):
-                for frames in (injector.apply(frag, index, l1_id) if injector else [encode_fragment(frag)]):
+                for frames in (injector.apply(frag, index, n_sent) if injector else [encode_fragment(frag)]):
                     blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop)
                     if blocked:
                         busy_ns += blocked
                         blocked_recently = True
-            l1_id += 1
+            n_sent += 1
+            if sent_ids is not None:
+                sent_ids.append(l1_id)
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
         collector.send_multipart([messages.END, messages.pack_meta({
-            "l1_accepted": l1_id, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
+            "l1_accepted": n_sent, "l1_ids": list(sent_ids) if sent_ids is not None else None, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
             "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
             "faults_injected": dict(injector.injected) if injector else {},
         })])

@@ -19,8 +19,9 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
     # is a lower bound, and the run is reported as not fully accounted.
-    l1_accepted = int(end["l1_accepted"]) if end else ledger.highest_id + 1
-    lost = ledger.lost(l1_accepted)
+    expected = collector.expected_ids() if end else range(ledger.highest_id + 1)
+    l1_accepted = len(expected)
+    lost = ledger.lost_among(expected)
     span_s = ((collector.last_decided_ns - collector.first_decided_ns) / clock.NS_PER_S
               if collector.first_decided_ns is not None else 0.0)
     end = end or {}
@@ -36,7 +37,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "rejected": ledger.outcomes[REJECTED],
             "debug": ledger.outcomes[DEBUG],
             "lost": lost,
-            "lost_l1_ids": ledger.missing(l1_accepted)[:20] if lost else [],
+            "lost_l1_ids": ledger.missing_among(expected, limit=20) if lost else [],
             "duplicate_results_refused": ledger.duplicates,
             "duplicate_l1_ids": ledger.duplicate_ids,
             "decision_digest": f"{collector.decision_digest:016x}",

@@ -41,6 +41,7 @@ from farm.triton_server import TritonServer
 from farm.worker import run_worker
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.event_source import config_for_recording
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
 
@@ -85,10 +86,18 @@ class _Stop(Exception):
 
 def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
              progress: Progress | None = None, output_dir: str | Path | None = "auto",
-             hooks: FarmHooks | None = None) -> dict[str, Any]:
-    """Run the whole farm and return its summary (see `farm.summary`)."""
-    if n_events is None and duration_s is None:
+             hooks: FarmHooks | None = None, replay: str | Path | None = None, loop: bool = False) -> dict[str, Any]:
+    """Run the whole farm and return its summary (see `farm.summary`).
+
+    `replay` pushes a recording's events through the farm instead of simulated ones (with
+    the detector geometry it was recorded with); without `loop` it ends with the file.
+    """
+    if n_events is None and duration_s is None and (replay is None or loop):
         raise ValueError("give a number of events or a duration")
+    replay_spec = None
+    if replay is not None:
+        config = config_for_recording(config, replay)
+        replay_spec = {"path": str(replay), "loop": loop}
     hooks = hooks or FarmHooks()
     load_menu(config.menu)  # fail now, with the file named, not in every worker
     curve = Curve.from_config(config.network)  # likewise for CURVE keys and TLS files
@@ -167,7 +176,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 start_worker(i)
             farm.problems += [info.get("problem", "") for _, info in _wait_ready(ready, procs, n_workers)]
             farm.readout = mp.Process(target=run_readout, name="readout", daemon=True,
-                                      args=(config, endpoints["fragments"], collector.endpoint, n_events, duration_s, stop_input))
+                                      args=(config, endpoints["fragments"], collector.endpoint, n_events, duration_s, stop_input,
+                                            replay_spec))
             farm.readout.start()
             procs.append(farm.readout)
             if hooks.on_started:
@@ -194,8 +204,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                             farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
                             break
                     if collector.end is not None:
-                        total = collector.end["l1_accepted"]
-                        if collector.ledger.lost(total) == 0:
+                        if collector.n_unaccounted() == 0:
                             break
                         # Drain as long as events keep being decided; give up only after
                         # `drain_timeout_s` without progress (a backlog is not a hang).

@@ -58,6 +58,22 @@ class Ledger:
         """Level-1 ids 0..l1_accepted-1 that have no outcome: lost, if the run is over."""
         return [i for i in range(l1_accepted) if not self.has(i)]
 
+    def missing_among(self, l1_ids: "list[int] | range", limit: int | None = None) -> list[int]:
+        """Ids of `l1_ids` with no outcome (the first `limit` of them)."""
+        out = []
+        for i in l1_ids:
+            if not self.has(i):
+                out.append(i)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def lost_among(self, l1_ids: "list[int] | range") -> int:
+        """How many of `l1_ids` have no outcome."""
+        if isinstance(l1_ids, range) and l1_ids.start == 0 and l1_ids.step == 1:
+            return self.lost(l1_ids.stop)
+        return sum(1 for i in l1_ids if not self.has(i))
+
     def lost(self, l1_accepted: int) -> int:
         seen = sum(self._seen[:l1_accepted])
         return l1_accepted - seen

@@ -104,13 +104,17 @@ class ReadoutConfig:
     """Level-1 accept pacing of the readout sources."""
 
     rate_hz: float = 100.0
-    pattern: str = "poisson"  # "constant" or "poisson"
+    pattern: str = "poisson"  # "constant", "poisson" or "burst"
+    burst_factor: float = 10.0  # burst pattern: rate inside a burst / mean rate
+    burst_events: int = 50  # burst pattern: events per burst
     send_timeout_ms: float = 100.0  # a blocked send is retried, the blocked time counted as busy
 
     def __post_init__(self) -> None:
         _positive(self, "rate_hz", "send_timeout_ms")
-        if self.pattern not in ("constant", "poisson"):
-            raise ValueError(f"readout.pattern must be 'constant' or 'poisson', not {self.pattern!r}")
+        if self.pattern not in ("constant", "poisson", "burst"):
+            raise ValueError(f"readout.pattern must be 'constant', 'poisson' or 'burst', not {self.pattern!r}")
+        if not self.burst_factor >= 1 or self.burst_events < 1:
+            raise ValueError("readout.burst_factor must be >= 1 and readout.burst_events >= 1")
 
 
 @dataclass(frozen=True)

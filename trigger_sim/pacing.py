@@ -1,27 +1,45 @@
-"""Level-1 accept times: constant spacing or Poisson arrivals at a mean rate (pure logic)."""
+"""Level-1 accept times at a mean rate (pure logic): constant spacing, Poisson arrivals, or
+bursts (groups of events at `burst_factor` times the rate, separated by quiet gaps, with
+the same mean rate: spill-like traffic that a constant or Poisson source never shows).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+PATTERNS = ("constant", "poisson", "burst")
+
 
 class Pacer:
     """Scheduled Level-1 times, in ns from `start_ns`."""
 
-    def __init__(self, rate_hz: float, pattern: str, start_ns: int, seed: int = 0):
+    def __init__(self, rate_hz: float, pattern: str, start_ns: int, seed: int = 0,
+                 burst_factor: float = 10.0, burst_events: int = 50):
         if not rate_hz > 0 or rate_hz == float("inf"):  # also rejects NaN
             raise ValueError("rate_hz must be > 0")
-        if pattern not in ("constant", "poisson"):
-            raise ValueError(f"pattern must be 'constant' or 'poisson', not {pattern!r}")
+        if pattern not in PATTERNS:
+            raise ValueError(f"pattern must be one of {PATTERNS}, not {pattern!r}")
+        if not burst_factor >= 1 or burst_events < 1:
+            raise ValueError("burst_factor must be >= 1 and burst_events >= 1")
         self.mean_interval_ns = 1e9 / rate_hz
         self.pattern = pattern
+        self.burst_factor = burst_factor
+        self.burst_events = burst_events
         self._rng = np.random.default_rng(seed)
         self._t = float(start_ns)
+        self._k = 0
 
     def next_ns(self) -> int:
         """The next scheduled slot (slots are never skipped here; the caller may veto them)."""
         if self.pattern == "constant":
             self._t += self.mean_interval_ns
-        else:
+        elif self.pattern == "poisson":
             self._t += self._rng.exponential(self.mean_interval_ns)
+        else:
+            fast = self.mean_interval_ns / self.burst_factor
+            if self._k and self._k % self.burst_events == 0:  # the quiet gap that keeps the mean
+                self._t += self.burst_events * (self.mean_interval_ns - fast) + fast
+            else:
+                self._t += fast
+            self._k += 1
         return int(self._t)

@@ -118,7 +118,7 @@ def test_bad_list_element_names_key_and_index(tmp_path):
     [
         ("[readout]\nrate_hz = -5.0\n", "readout"),
         ("[readout]\nrate_hz = 0\n", "readout"),
-        ('[readout]\npattern = "burst"\n', "readout"),
+        ('[readout]\npattern = "spill"\n', "readout"),
         ("[builder]\nmax_waiting = 0\n", "builder"),
         ("[tracker]\nefficiency = 1.5\n", "tracker"),
         ("[tracker]\nlayer_radii_mm = [50.0, 40.0]\n", "tracker"),
@@ -136,8 +136,8 @@ def test_invalid_values_are_config_errors(tmp_path, text, section):
 
 
 def test_bad_pattern_message_names_the_pattern(tmp_path):
-    msg = config_error(write(tmp_path, '[readout]\npattern = "burst"\n'))
-    assert "burst" in msg and "pattern" in msg
+    msg = config_error(write(tmp_path, '[readout]\npattern = "spill"\n'))
+    assert "spill" in msg and "pattern" in msg
 
 
 @pytest.mark.parametrize("text", ["[readout]\nrate_hz = nan\n", "[builder]\nbuild_timeout_ms = nan\n", "[worker]\nbudget_ms = nan\n"])

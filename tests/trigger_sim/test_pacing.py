@@ -81,3 +81,16 @@ def test_bad_arguments_raise(rate_hz, pattern):
 def test_nan_rate_is_rejected():
     with pytest.raises(ValueError):
         Pacer(float("nan"), "constant", 0)
+
+
+def test_burst_keeps_the_mean_rate_and_bunches_events():
+    from trigger_sim.pacing import Pacer
+
+    rate_hz, burst = 200.0, 20
+    p = Pacer(rate_hz, "burst", 0, burst_factor=10.0, burst_events=burst)
+    ts = [p.next_ns() for _ in range(burst * 50 + 1)]
+    mean_interval_ns = (ts[-1] - ts[0]) / (len(ts) - 1)
+    assert abs(mean_interval_ns - 1e9 / rate_hz) / (1e9 / rate_hz) < 0.01
+    gaps = sorted(b - a for a, b in zip(ts, ts[1:]))
+    assert gaps[0] < 1e9 / rate_hz / 9  # inside a burst: 10x the rate
+    assert gaps[-1] > 1e9 / rate_hz * 10  # between bursts: a long quiet gap
