@@ -124,6 +124,59 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
     _run_with_progress(config, events, duration, output_dir, json_path, quiet, total=total, replay=recording, loop=loop)
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Farm configuration (TOML).")
+@click.option("--rates", help="Comma-separated input rates in Hz; without it, search for the saturation rate.")
+@click.option("--min-rate", type=float, default=20.0, show_default=True, help="Search: lowest rate tried.")
+@click.option("--max-rate", type=float, default=2000.0, show_default=True, help="Search: highest rate tried.")
+@click.option("--steps", type=click.IntRange(min=2), default=6, show_default=True, help="Search: number of points.")
+@click.option("--duration", type=click.FloatRange(min=3), default=8.0, show_default=True, help="Seconds per point.")
+@click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core).")
+@click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern.")
+@click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False), help="Replay this recording (looped) instead of simulating.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="scan", show_default=True, help="Folder for scan.json, scan.csv, scan.png.")
+def scan(config_path, rates, min_rate, max_rate, steps, duration, workers, pattern, replay_path, out_dir) -> None:
+    """Latency and throughput versus input rate; the highest sustainable rate."""
+    from rich.table import Table
+
+    from farm.scan import run_scan, write_outputs
+
+    config = _configure(config_path, None, pattern, workers, None, None, True)
+    try:
+        rate_list = [float(r) for r in rates.split(",")] if rates else None
+    except ValueError as err:
+        raise click.UsageError(f"--rates must be numbers separated by commas: {err}") from err
+    console = Console(stderr=True)
+    total = len(rate_list) if rate_list else steps
+    with Progress(TextColumn("[bold]rate scan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as bar:
+        task = bar.add_task("points", total=total, info=f"{duration:g} s per point")
+
+        def show(point, index, n) -> None:
+            s = point.summary
+            bar.update(task, completed=index + 1, info=f"{point.rate_hz:.0f} Hz: {point.throughput_hz:.0f}/s, "
+                       f"p99 {s['latency_ms'].get('total', {}).get('p99', 0):.0f} ms, dead time {100 * s['level1']['deadtime_fraction']:.1f} %")
+
+        try:
+            result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show)
+        except TriggerSimError as err:
+            console.print(f"[red]error:[/red] {err}")
+            sys.exit(2)
+    paths = write_outputs(result, Path(out_dir))
+    table = Table(title=f"Rate scan (budget {result['budget_ms']:g} ms)")
+    for col in ("rate Hz", "in Hz", "decided/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "fallback", "dead time", "lost", "stable", "sustained"):
+        table.add_column(col, justify="right")
+    for r in result["points"]:
+        table.add_row(f"{r['rate_hz']:.0f}", f"{r['input_rate_hz']:.0f}", f"{r['throughput_hz']:.0f}", f"{r['total_p50_ms']:.1f}",
+                      f"{r['total_p90_ms']:.1f}", f"{r['total_p99_ms']:.1f}", f"{r['total_p99.9_ms']:.1f}",
+                      f"{100 * r['fallback_fraction']:.1f} %", f"{100 * r['deadtime_fraction']:.1f} %", str(r["lost"]),
+                      "yes" if r["stable"] else "no", "yes" if r["sustained"] else "no")
+    Console().print(table)
+    sat = result["saturation_rate_hz"]
+    Console().print(f"highest sustained rate: {sat:.0f} Hz" if sat else "no rate sustained within the budget")
+    Console().print(f"written: {', '.join(str(p) for p in paths.values())}")
+
+
 from farm.cli_data import register as _register_data_commands  # noqa: E402
 
 _register_data_commands(main)

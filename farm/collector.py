@@ -11,6 +11,7 @@ message or a failed write is counted, never fatal.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class Collector:
         self.duplicate_sources: list[tuple] = []  # (l1_id, sender, ..): refused second outcomes
         self.write_errors = 0
         self.decision_digest = 0  # order-independent digest of (L1 id, outcome, chains): compares runs event by event
+        self.timeline_ns = array("q")  # decision time of each worker-decided event, for windows
+        self.timeline_total_ms = array("d")
         self.first_decided_ns: int | None = None
         self.last_decided_ns = 0
 
@@ -131,6 +134,8 @@ class Collector:
         steps["total"] = clock.ns_to_ms(times["decided_ns"] - times["l1_time_ns"])
         self.latency.add_many(steps)
         self._decided_at(times["decided_ns"])
+        self.timeline_ns.append(times["decided_ns"])
+        self.timeline_total_ms.append(steps["total"])
         if fragments:
             self._write(streams, l1_id, _record_meta(meta), fragments)
 

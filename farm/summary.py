@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from farm.collector import Collector
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
 from trigger_sim.hlt.sequence import STEPS
+from trigger_sim.windows import window_stats
 
+WINDOW_S = 1.0  # measurement windows in the summary (the first one is warm-up, skipped)
 LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 
 
@@ -75,6 +79,8 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "decided_per_s": ledger.decided / span_s if span_s > 0 else 0.0,
             "accepted_per_s": ledger.outcomes[ACCEPTED] / span_s if span_s > 0 else 0.0,
         },
+        "windows": window_stats(np.frombuffer(collector.timeline_ns, np.int64), np.frombuffer(collector.timeline_total_ms),
+                                window_s=WINDOW_S, skip_s=WINDOW_S),
         "builder": collector.builder_stats or {},
         "workers": {"count": n_workers, "restarts": restarts,
                     "per_worker": {k: v for k, v in sorted(collector.worker_stats.items())}},
