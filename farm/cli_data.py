@@ -1,4 +1,4 @@
-"""`trigger-sim record`, `inspect`, `import ispy` and `keys`: recordings, and CURVE keys for the farm.
+"""`trigger-sim record`, `inspect`, `import ispy`, `compare-cms` and `keys`: recordings, and CURVE keys for the farm.
 
 `register(main)` adds the commands to the `trigger-sim` group (see the end of farm/cli.py).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from trigger_sim.config import FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
+
+if TYPE_CHECKING:
+    from trigger_sim.cms_compare import FileComparison, PairCounts
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
@@ -30,6 +33,7 @@ def register(group: click.Group) -> None:
     group.add_command(record)
     group.add_command(inspect)
     group.add_command(import_group)
+    group.add_command(compare_cms)
     group.add_command(keys)
 
 
@@ -177,6 +181,77 @@ def import_ispy(ig_file: str, output: str, config_path: str | None, overwrite: b
         f"{summary.tracker_hits} tracker hits",
         soft_wrap=True,
     )
+
+
+def _pairs_table(pairs: list[PairCounts]) -> Table:
+    table = Table(title="Our chains vs CMS HLT paths (all files)")
+    for name in ("chain", "CMS paths", "n", "both", "ours\nonly", "CMS\nonly", "neither", "agree-\nment"):
+        table.add_column(name, justify="left" if name in ("chain", "CMS paths") else "right")
+    for p in pairs:
+        cms = "\n".join(p.pair.cms)
+        if not p.pair.chain:
+            table.add_row("[dim]not comparable[/dim]", cms, "-", "-", "-", "-", "-", "-")
+            continue
+        agreement = "-" if p.agreement is None else f"{p.agreement:.1%}"
+        table.add_row(p.pair.chain, cms, str(p.n), str(p.both), str(p.ours_only), str(p.cms_only), str(p.neither), agreement)
+    return table
+
+
+def _pair_notes(pairs: list[PairCounts]) -> list[str]:
+    """Per pair: the CMS paths matched (with versions), and why a pair is not comparable."""
+    lines = []
+    for p in pairs:
+        matched = ", ".join(sorted(p.cms_paths)) or "none present in these files"
+        why = f"not comparable: {p.pair.not_comparable}; CMS accepted {p.cms_accepted}. " if not p.pair.chain else ""
+        lines.append(f"  {' | '.join(p.pair.cms)}: {why}matched {matched}")
+    return lines
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} ({count / total:.0%})" if total else str(count)
+
+
+def _files_table(files: list[FileComparison]) -> Table:
+    table = Table(title="Events per file (CMS accepted: any HLT_ path)")
+    for name in ("file", "events", "decided", "CMS\naccepted", "ours\naccepted", "ours\ndebug", "time (s)"):
+        table.add_column(name, justify="left" if name == "file" else "right")
+    for f in files:
+        table.add_row(Path(f.file).stem, str(f.events), str(f.decided), _share(f.cms_accepted, f.events),
+                      _share(f.ours_accepted, f.events), str(f.ours_debug), f"{f.elapsed_s:.2f}")
+    return table
+
+
+@click.command("compare-cms")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--menu", "menu_path", type=click.Path(exists=True, dir_okay=False),
+              help="Menu of our chains (default: configs/menu_cms_compare.toml).")
+@click.option("--pairs", "pairs_path", type=click.Path(exists=True, dir_okay=False),
+              help="Our chain -> CMS paths table (default: configs/cms_pairs.toml).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON here.")
+def compare_cms(files: tuple[str, ...], menu_path: str | None, pairs_path: str | None, json_path: str | None) -> None:
+    """Decide imported CMS events (`import ispy`) with our chains and compare with the real CMS HLT."""
+    from trigger_sim.cms_compare import compare_files
+
+    started = time.perf_counter()
+    try:
+        result = compare_files(files, menu_path, pairs_path)
+    except TriggerSimError as err:
+        raise click.ClickException(str(err)) from err
+    elapsed_s = time.perf_counter() - started
+    console = Console()
+    console.print(_files_table(result.files))
+    console.print(_pairs_table(result.total))
+    for line in _pair_notes(result.total):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    not_run, debug = sum(p.cms_not_run for p in result.total), sum(p.ours_debug for p in result.total)
+    console.print(f"agreement = (both + neither) / n; n counts events decided on both sides. Left out of n (summed "
+                  f"over pairs): CMS paths not run {not_run}, our outcome a debug stream {debug}.", soft_wrap=True)
+    console.print("Our thresholds cut on a different detector's response (this project's calorimeter towers made "
+                  "from CMS rechits, |eta| < calo.eta_max, without CMS's jet energy corrections or particle flow): "
+                  "agreement measures similarity, not correctness.", soft_wrap=True)
+    console.print(f"{sum(f.events for f in result.files)} events in {len(files)} files, {elapsed_s:.1f} s", soft_wrap=True)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.to_dict() | {"elapsed_s": elapsed_s}, indent=2) + "\n")
 
 
 @click.command()

@@ -14,9 +14,9 @@ import numpy as np
 
 from trigger_sim.config import from_mapping, read_toml
 from trigger_sim.errors import ConfigError
-from trigger_sim.kernels.calo_jets import JET_PT
+from trigger_sim.kernels.calo_jets import JET_EM_FRACTION, JET_PT
 
-SELECTIONS = ("jets", "ht", "all")
+SELECTIONS = ("jets", "ht", "met", "em", "all")
 DEBUG_STREAMS = ("MissingData", "HltTimeout", "HltError", "NotProcessed")
 
 
@@ -29,6 +29,8 @@ class Chain:
     min_count: int = 1
     min_score: float = 0.0
     min_ht_gev: float = 0.0
+    min_met_gev: float = 0.0
+    min_em_fraction: float = 0.0
     prescale: int = 1
 
     def __post_init__(self) -> None:
@@ -36,6 +38,8 @@ class Chain:
             raise ValueError(f"chain {self.name}: selection must be one of {SELECTIONS}, not {self.selection!r}")
         if self.prescale < 1 or self.min_count < 1:
             raise ValueError(f"chain {self.name}: prescale and min_count must be >= 1")
+        if not 0.0 <= self.min_em_fraction <= 1.0:
+            raise ValueError(f"chain {self.name}: min_em_fraction must be within [0, 1]")
         if not self.streams:
             raise ValueError(f"chain {self.name}: needs at least one output stream")
         if set(self.streams) & set(DEBUG_STREAMS):
@@ -52,7 +56,11 @@ class Menu:
 
     @property
     def uses_tagger(self) -> bool:
-        return any(c.selection == "jets" and c.min_score > 0 for c in self.chains)
+        return any(c.selection in ("jets", "em") and c.min_score > 0 for c in self.chains)
+
+    @property
+    def uses_met(self) -> bool:
+        return any(c.selection == "met" for c in self.chains)
 
 
 @dataclass(frozen=True)
@@ -94,21 +102,33 @@ def prescale_keeps(l1_id: int, chain: Chain) -> bool:
     return x % chain.prescale == 0
 
 
-def _passes(chain: Chain, jets: np.ndarray, scores: np.ndarray) -> bool:
+def missing_et_gev(em_gev: np.ndarray, had_gev: np.ndarray, eta_centers: np.ndarray, phi_centers: np.ndarray) -> float:
+    """Magnitude of the vector sum of tower ET, (em + had) / cosh(eta), over the (n_eta, n_phi) grid."""
+    et_gev = (em_gev.astype(np.float64) + had_gev) / np.cosh(np.asarray(eta_centers, np.float64))[:, None]
+    return float(np.hypot((et_gev @ np.cos(phi_centers)).sum(), (et_gev @ np.sin(phi_centers)).sum()))
+
+
+def _passes(chain: Chain, jets: np.ndarray, scores: np.ndarray, met_gev: float | None) -> bool:
     if chain.selection == "all":
         return True
+    if chain.selection == "met":
+        if met_gev is None:
+            raise ValueError(f"chain {chain.name}: a met selection needs the event's missing ET")
+        return met_gev >= chain.min_met_gev
     pt = jets[:, JET_PT] if len(jets) else np.empty(0)
     above = pt > chain.min_pt_gev
     if chain.selection == "ht":
         return float(pt[above].sum()) >= chain.min_ht_gev
+    if chain.selection == "em" and len(jets):
+        above &= jets[:, JET_EM_FRACTION] >= chain.min_em_fraction
     if chain.min_score > 0:
         above &= scores.reshape(-1) >= chain.min_score
     return int(above.sum()) >= chain.min_count
 
 
-def decide(menu: Menu, l1_id: int, jets: np.ndarray, scores: np.ndarray) -> Decision:
-    """Run every chain on the event's jets and tagger scores."""
-    passed = tuple(c.name for c in menu.chains if _passes(c, jets, scores) and prescale_keeps(l1_id, c))
+def decide(menu: Menu, l1_id: int, jets: np.ndarray, scores: np.ndarray, met_gev: float | None = None) -> Decision:
+    """Run every chain on the event's jets, tagger scores and missing ET (needed by met chains only)."""
+    passed = tuple(c.name for c in menu.chains if _passes(c, jets, scores, met_gev) and prescale_keeps(l1_id, c))
     by_name = {c.name: c for c in menu.chains}
     streams = tuple(dict.fromkeys(s for name in passed for s in by_name[name].streams))
     return Decision(passed, streams)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from hypothesis import strategies as st
 
 from trigger_sim.config import CONFIG_DIR
 from trigger_sim.errors import ConfigError
-from trigger_sim.kernels import JET_ETA, JET_PT, N_JET_COLUMNS
-from trigger_sim.menu import DEBUG_STREAMS, Chain, Menu, decide, load_menu, prescale_keeps
+from trigger_sim.kernels import JET_EM_FRACTION, JET_ETA, JET_PT, N_JET_COLUMNS
+from trigger_sim.menu import DEBUG_STREAMS, Chain, Menu, decide, load_menu, missing_et_gev, prescale_keeps
 
 REAL_MENU = CONFIG_DIR / "menu.toml"
+COMPARE_MENU = CONFIG_DIR / "menu_cms_compare.toml"
 
 
 def jets_with_pt(*pts: float) -> np.ndarray:
@@ -85,8 +87,8 @@ def test_missing_file_and_bad_toml(tmp_path):
 
 
 def test_bad_selection_kind(tmp_path):
-    path = write(tmp_path, "[[chain]]\n" + CHAIN_OK.replace('"all"', '"met"'))
-    with pytest.raises(ConfigError, match="met") as info:
+    path = write(tmp_path, "[[chain]]\n" + CHAIN_OK.replace('"all"', '"muons"'))
+    with pytest.raises(ConfigError, match="muons") as info:
         load_menu(path)
     assert str(path) in str(info.value)
 
@@ -293,3 +295,66 @@ def test_prescale_applies_after_selection():
         assert not decide_one(c, jets_with_pt(50.0), l1_id=i)
     dropped = [i for i in range(100) if not prescale_keeps(i, c)]
     assert not any(decide_one(c, jets_with_pt(150.0), l1_id=i) for i in dropped)
+
+
+# --- met and em selections ------------------------------------------------------------------------
+
+
+def test_met_selection_compares_missing_et_with_its_threshold():
+    c = Chain("m", "met", ("S",), min_met_gev=120.0)
+    no_jets, no_scores = jets_with_pt(), scores()
+    assert decide(Menu((c,)), 0, no_jets, no_scores, met_gev=120.0).chains == ("m",)  # at least the threshold
+    assert decide(Menu((c,)), 0, jets_with_pt(500.0), scores(0.0), met_gev=119.9).chains == ()
+    with pytest.raises(ValueError, match="missing ET"):
+        decide(Menu((c,)), 0, no_jets, no_scores)
+    # menus without a met chain do not need it
+    assert decide(Menu((Chain("mb", "all", ("S",)),)), 0, no_jets, no_scores).chains == ("mb",)
+    assert Menu((c,)).uses_met and not load_menu(REAL_MENU).uses_met
+
+
+def test_missing_et_is_the_magnitude_of_the_vector_sum_of_tower_et():
+    eta, phi = np.array([-1.0, 0.0, 1.5]), np.array([-np.pi / 2, 0.0, np.pi / 2, np.pi])
+    em, had = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32)
+    assert missing_et_gev(em, had, eta, phi) == 0.0
+    em[1, 1], had[1, 1] = 30.0, 20.0  # 50 GeV ET at eta 0, phi 0
+    assert missing_et_gev(em, had, eta, phi) == pytest.approx(50.0)
+    had[2, 3] = 50.0 * math.cosh(1.5)  # 50 GeV ET back to back: balanced
+    assert missing_et_gev(em, had, eta, phi) == pytest.approx(0.0, abs=1e-4)
+    em[0, 2] = 40.0 * math.cosh(-1.0)  # 40 GeV ET at phi pi/2
+    assert missing_et_gev(em, had, eta, phi) == pytest.approx(40.0, rel=1e-6)
+
+
+@given(st.lists(st.floats(0.0, 500.0, width=32), min_size=12, max_size=12))
+@settings(max_examples=50, deadline=None)
+def test_missing_et_equals_an_explicit_sum(energies):
+    eta, phi = np.array([-2.0, 0.3, 2.2]), np.array([-2.5, -0.5, 1.0, 3.0])
+    em = np.array(energies, np.float32).reshape(3, 4)
+    had = em[::-1].copy()
+    px = sum((float(em[i, j]) + float(had[i, j])) / math.cosh(eta[i]) * math.cos(phi[j]) for i in range(3) for j in range(4))
+    py = sum((float(em[i, j]) + float(had[i, j])) / math.cosh(eta[i]) * math.sin(phi[j]) for i in range(3) for j in range(4))
+    assert missing_et_gev(em, had, eta, phi) == pytest.approx(math.hypot(px, py), rel=1e-9, abs=1e-6)
+
+
+def test_em_selection_counts_jets_above_threshold_with_enough_em_fraction():
+    c = Chain("e", "em", ("S",), min_pt_gev=27.0, min_em_fraction=0.9)
+    jets = jets_with_pt(100.0, 30.0, 28.0)
+    jets[:, JET_EM_FRACTION] = [0.5, 0.89, 0.9]
+    assert decide_one(c, jets)  # the 28 GeV jet at 0.9
+    jets[2, JET_EM_FRACTION] = 0.85
+    assert not decide_one(c, jets)
+    assert not decide_one(dataclasses.replace(c, min_count=2), jets_with_pt(50.0, 40.0))  # em_fraction 0
+    assert not decide_one(c, jets_with_pt())
+
+
+def test_em_fraction_must_be_a_fraction(tmp_path):
+    path = write(tmp_path, "[[chain]]\n" + CHAIN_OK.replace('"all"', '"em"') + "min_em_fraction = 1.5\n")
+    with pytest.raises(ConfigError, match="min_em_fraction"):
+        load_menu(path)
+
+
+def test_comparison_menu_loads_with_met_and_em_chains():
+    menu = load_menu(COMPARE_MENU)
+    kinds = {c.selection for c in menu.chains}
+    assert {"jets", "ht", "met", "em"} <= kinds
+    assert menu.uses_met and not menu.uses_tagger
+    assert all(c.prescale == 1 for c in menu.chains)

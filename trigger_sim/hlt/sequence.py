@@ -21,7 +21,7 @@ from trigger_sim.errors import TriggerSimError
 from trigger_sim.features import count_in_cones, jet_phi_eta, jet_tagger_inputs, seed_directions
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import build_hit_graph, find_jets
-from trigger_sim.menu import Menu, decide
+from trigger_sim.menu import Menu, decide, missing_et_gev
 from trigger_sim.partition import unpack_calo, unpack_tracker
 from trigger_sim.wire import WireLimits, decode_fragment
 
@@ -112,7 +112,8 @@ class HltSequence:
             outcome = self.inference.infer(inputs, soft_deadline)
             result.inference_path, result.inference_reason = outcome.path, outcome.reason
             step("inference")
-            decision = decide(self.menu, l1_id, jets, outcome.scores)
+            met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
+            decision = decide(self.menu, l1_id, jets, outcome.scores, met_gev)
             step("menu")
         except _OverBudget as over:
             result.streams, result.reason = ("HltTimeout",), f"soft timeout ({SOFT_FRACTION:g} x the {self.config.worker.budget_ms:g} ms budget) after step {over.args[0]}"

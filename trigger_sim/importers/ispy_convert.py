@@ -16,7 +16,8 @@ so an import is reproducible).
 
 Every readout source gets a fragment (`partition.make_fragments`), so the farm's builder
 sees complete events. The record `meta` keeps the CMS identity of the event, the real HLT
-decisions and the reconstructed physics objects, in columns.
+decisions (`cms_hlt`, and `cms_hlt_not_run`: paths not run in the event) and the
+reconstructed physics objects, in columns.
 """
 
 from __future__ import annotations
@@ -174,6 +175,14 @@ def hlt_decisions(event: IspyEvent) -> dict[str, bool]:
     return dict(zip(names, (bool(a) for a in event.ints("TriggerPaths_V1", "Accept"))))
 
 
+def hlt_not_run(event: IspyEvent) -> list[str]:
+    """CMS HLT paths that were not run in this event (WasRun 0); empty when the file does not say."""
+    if "WasRun" not in event.columns.get("TriggerPaths_V1", ()):
+        return []
+    names = event.strings("TriggerPaths_V1", "Name")
+    return [n for n, ran in zip(names, event.ints("TriggerPaths_V1", "WasRun")) if not ran]
+
+
 def convert_event(event: IspyEvent, config: FarmConfig, l1_id: int, l1_time_ns: int = 0) -> ConvertedEvent:
     """One CMS event as the fragments of every readout source plus its CMS metadata."""
     ident = cms_identity(event)
@@ -188,6 +197,7 @@ def convert_event(event: IspyEvent, config: FarmConfig, l1_id: int, l1_time_ns: 
     meta = {
         "cms": ident,
         "cms_hlt": hlt_decisions(event),
+        "cms_hlt_not_run": hlt_not_run(event),
         "cms_objects": _objects(event),
         "conversion": {
             "rechits_used": fill.rechits_used,

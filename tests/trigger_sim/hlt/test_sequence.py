@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 from trigger_sim import clock
-from trigger_sim.config import FarmConfig, with_overrides
+from trigger_sim.config import CONFIG_DIR, FarmConfig, with_overrides
+from trigger_sim.detector import tower_centers
 from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, REJECTED, STEPS, HltSequence
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
-from trigger_sim.menu import load_menu
+from trigger_sim.menu import Chain, Menu, load_menu, missing_et_gev
 from trigger_sim.models.jet_tagger import LocalJetTagger
+from trigger_sim.partition import unpack_calo
 from trigger_sim.simulation import event_fragments, simulate
-from trigger_sim.wire import encode_fragment
+from trigger_sim.wire import decode_fragment, encode_fragment
 
 CFG = FarmConfig()
 MENU = load_menu(CFG.menu)
@@ -206,3 +208,20 @@ def test_inference_deadline_is_capped_by_the_event_budget(events):
 def test_error_result():
     r = HltSequence(CFG, MENU, service()).error_result(12, "no frames")
     assert (r.l1_id, r.outcome, r.streams, r.reason) == (12, DEBUG, ("HltError",), "no frames")
+
+
+def test_met_chains_see_the_missing_et_of_the_unpacked_towers(events):
+    eta, phi = tower_centers(CFG.calo)
+    for l1_id in list(events)[:5]:
+        em, had = unpack_calo([decode_fragment(f) for f in events[l1_id]], CFG.calo)
+        met_gev = missing_et_gev(em, had, eta, phi)
+        at = Chain("at", "met", ("S",), min_met_gev=met_gev)
+        above = Chain("above", "met", ("S",), min_met_gev=float(np.nextafter(met_gev, np.inf)))
+        r = HltSequence(CFG, Menu((at, above)), service()).process(l1_id, events[l1_id])
+        assert (r.outcome, r.chains) == (ACCEPTED, ("at",)), r.reason
+
+
+def test_comparison_menu_decides_simulated_events(events):
+    seq = HltSequence(CFG, load_menu(CONFIG_DIR / "menu_cms_compare.toml"), service())
+    results = [seq.process(i, frames) for i, frames in list(events.items())[:10]]
+    assert all(r.outcome in (ACCEPTED, REJECTED) for r in results)

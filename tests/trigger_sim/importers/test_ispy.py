@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from trigger_sim.config import CaloConfig, FarmConfig
 from trigger_sim.errors import IspyError
 from trigger_sim.importers.ispy import IspyFile, event_from_object, parse_text, to_json
-from trigger_sim.importers.ispy_convert import convert_event
+from trigger_sim.importers.ispy_convert import convert_event, hlt_not_run
 from trigger_sim.partition import source_ids, unpack_calo
 
 IG_FILE = Path(__file__).resolve().parents[2] / "data" / "cms-ispy" / "MinimumBias_Run2012C_0_first5.ig"
@@ -83,6 +83,7 @@ def test_meta_keeps_cms_identity_hlt_decisions_and_objects(events: list, raw_eve
                                                   "bx": bx, "time": None}
         paths = raw["Collections"]["TriggerPaths_V1"]
         assert meta["cms_hlt"] == {p[0]: bool(p[3]) for p in paths}
+        assert meta["cms_hlt_not_run"] == [p[0] for p in paths if not p[2]] == []  # every path ran in this file
         assert len(meta["cms_hlt"]) > 400
         assert meta["cms_hlt"]["HLTriggerFinalPath"] is True
         jets = meta["cms_objects"]["pf_jets"]
@@ -92,6 +93,18 @@ def test_meta_keeps_cms_identity_hlt_decisions_and_objects(events: list, raw_eve
         assert set(meta["cms_objects"]) == {"pf_jets", "pf_met", "electrons", "photons", "muons_global", "muons_tracker"}
     assert any(meta["cms_hlt"]["HLT_ZeroBias_v7"] for meta in
                (convert_event(e, FarmConfig(), 0).meta for e in events))
+
+
+def test_paths_not_run_are_kept(raw_events: list) -> None:
+    raw = json.loads(json.dumps(raw_events[0]))
+    paths = raw["Collections"]["TriggerPaths_V1"]
+    wasrun = [c[0] for c in raw["Types"]["TriggerPaths_V1"]].index("WasRun")
+    for row in paths[5:8]:
+        row[wasrun] = 0
+    assert hlt_not_run(event_from_object(raw, "m")) == [row[0] for row in paths[5:8]]
+    for row in raw["Types"]["TriggerPaths_V1"], *paths:
+        del row[wasrun]
+    assert hlt_not_run(event_from_object(raw, "m")) == []  # producers without the column: unknown, none listed
 
 
 def test_conversion_is_reproducible(events: list) -> None:
