@@ -23,6 +23,7 @@ from trigger_sim.windows import merge, stable
 STEPS_REPORTED = ("total", "build", "queue", "inference", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 MAX_DEADTIME = 0.01
+KEEP_UP_FRACTION = 0.9  # decided per second / input rate: below it a backlog is growing
 MIN_WINDOW_EVENTS = 100  # Poisson noise on a window's count: about 1/sqrt(n) = 10 %
 
 
@@ -48,8 +49,10 @@ class Point:
         return self.summary["throughput"]["decided_per_s"]
 
     def sustained(self, budget_ms: float) -> bool:
+        """Stable windows, keeping up with the input, p99 under budget, no dead time, nothing lost."""
         s = self.summary
-        return (s["events"]["lost"] == 0 and s["level1"]["deadtime_fraction"] <= MAX_DEADTIME
+        return (self.stable and s["events"]["lost"] == 0 and s["level1"]["deadtime_fraction"] <= MAX_DEADTIME
+                and self.throughput_hz >= KEEP_UP_FRACTION * s["level1"]["input_rate_hz"]
                 and s["latency_ms"].get("total", {}).get("p99", float("inf")) < budget_ms)
 
     def row(self, budget_ms: float) -> dict[str, Any]:
