@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from farm.triton_server import TritonServer
-from trigger_sim.config import MODEL_REPOSITORY, REPO_ROOT
-
-SLOW_MODEL_REPOSITORY = REPO_ROOT / "tests" / "data" / "slow_model_repository"
+from farm.fault_scenarios import SLOW_MODEL_REPOSITORY
+from trigger_sim.config import MODEL_REPOSITORY
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
 
 # Columns of the jet array returned by find_jets / find_jets_reference.
@@ -91,16 +92,6 @@ def find_jets(
 
 
 @njit
-def _wrap_delta_phi(dphi: float) -> float:
-    """A phi difference of two angles in (-pi, pi], wrapped to [-pi, pi]."""
-    if dphi > _PI:
-        return dphi - _TWO_PI
-    if dphi < -_PI:
-        return dphi + _TWO_PI
-    return dphi
-
-
-@njit
 def _find_jets_kernel(em, had, eta, phi, cosh_eta, seed_gev, radius, min_pt_gev, max_jets):
     n_eta, n_phi = em.shape
     n_towers = n_eta * n_phi
@@ -156,7 +147,7 @@ def _find_jets_kernel(em, had, eta, phi, cosh_eta, seed_gev, radius, min_pt_gev,
                 flat = ie * n_phi + ip
                 if owner[flat] >= 0 or not et[flat] > 0.0:
                     continue
-                dphi = _wrap_delta_phi(phi[ip] - s_phi)
+                dphi = wrap_delta_phi(phi[ip] - s_phi)
                 dr = math.sqrt(deta * deta + dphi * dphi)
                 if dr < radius:
                     owner[flat] = k
@@ -211,11 +202,6 @@ def _find_jets_kernel(em, had, eta, phi, cosh_eta, seed_gev, radius, min_pt_gev,
     return jets
 
 
-def _wrap_delta_phi_array(dphi: np.ndarray) -> np.ndarray:
-    """Vectorised _wrap_delta_phi, with the same arithmetic."""
-    return np.where(dphi > _PI, dphi - _TWO_PI, np.where(dphi < -_PI, dphi + _TWO_PI, dphi))
-
-
 def find_jets_reference(
     em_gev: np.ndarray,
     had_gev: np.ndarray,
@@ -257,7 +243,7 @@ def find_jets_reference(
     tower_eta = np.repeat(eta, n_phi)
     tower_phi = np.tile(phi, n_eta)
     deta = tower_eta[None, :] - seed_eta[:, None]
-    dphi = _wrap_delta_phi_array(tower_phi[None, :] - seed_phi[:, None])
+    dphi = wrap_delta_phi_array(tower_phi[None, :] - seed_phi[:, None])
     dr = np.sqrt(deta * deta + dphi * dphi)
     in_cone = (dr < radius) & (et_flat > 0.0)[None, :]
     used = np.flatnonzero(in_cone.any(axis=0))

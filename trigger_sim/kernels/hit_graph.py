@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
 
 _PI = math.pi
@@ -76,16 +77,6 @@ def build_hit_graph(
         int(n_layers), float(phi_slope_max), float(z0_max_mm), int(max_edges),
     )
     return edges, int(n_total)
-
-
-@njit
-def _wrap_delta_phi(dphi: float) -> float:
-    """A phi difference of two angles in (-pi, pi], wrapped to [-pi, pi]."""
-    if dphi > _PI:
-        return dphi - _TWO_PI
-    if dphi < -_PI:
-        return dphi + _TWO_PI
-    return dphi
 
 
 @njit
@@ -182,7 +173,7 @@ def _build_hit_graph_kernel(layer, r_mm, phi, z_mm, n_layers, phi_slope_max, z0_
                 dr = r_s[p] - r_i
                 if not dr > 0.0:
                     continue
-                dphi = _wrap_delta_phi(phi_s[p] - phi_i)
+                dphi = wrap_delta_phi(phi_s[p] - phi_i)
                 if not abs(dphi) / dr < phi_slope_max:
                     continue
                 z0 = z_i - r_i * (z_s[p] - z_i) / dr
@@ -209,11 +200,6 @@ def _build_hit_graph_kernel(layer, r_mm, phi, z_mm, n_layers, phi_slope_max, z0_
     return edges[:n_kept].copy(), n_total
 
 
-def _wrap_delta_phi_array(dphi: np.ndarray) -> np.ndarray:
-    """Vectorised _wrap_delta_phi, with the same arithmetic."""
-    return np.where(dphi > _PI, dphi - _TWO_PI, np.where(dphi < -_PI, dphi + _TWO_PI, dphi))
-
-
 def build_hit_graph_reference(
     layer: np.ndarray,
     r_mm: np.ndarray,
@@ -238,7 +224,7 @@ def build_hit_graph_reference(
             r_i, ph_i, z_i = r[inner, None], ph[inner, None], z[inner, None]
             with np.errstate(divide="ignore", invalid="ignore"):  # failing pairs may be inf/nan
                 dr = r[None, outer] - r_i
-                dphi = _wrap_delta_phi_array(ph[None, outer] - ph_i)
+                dphi = wrap_delta_phi_array(ph[None, outer] - ph_i)
                 z0 = z_i - r_i * (z[None, outer] - z_i) / dr
                 passed = (dr > 0.0) & (np.abs(dphi) / dr < phi_slope_max) & (np.abs(z0) < z0_max_mm)
             rows, cols = np.nonzero(passed)
