@@ -35,6 +35,18 @@ POLL_MS = 20
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM). ru_maxrss is not used: across the
+    fork and exec of a spawned process it keeps the parent's peak."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
                 stop: multiprocessing.synchronize.Event) -> None:
     die_with_parent()
@@ -236,7 +248,7 @@ class Builder:
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "peak_waiting": self.dispatcher.peak_waiting,
             "busy_s": self.busy_ns / clock.NS_PER_S, "refused_peers": self.curve.refused_peers if self.curve else 0,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})])
+            "peak_rss_mb": peak_rss_mb()}})])
         for sock in (self.fragments_in, self.work, self.control):
             sock.close(linger=0)
         self.out.close(linger=2000)
