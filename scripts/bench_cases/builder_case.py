@@ -1,0 +1,439 @@
+"""Case a: event-builder throughput against a bare ZeroMQ PUSH/PULL pipe moving the same frames.
+
+The fragments of K events are generated once, by a long-lived sender process (the readout's
+simulation and wire encoding), and kept as encoded frames. Each repetition sends all of them
+as fast as the sockets take them, one PUSH socket per readout source (as the readout does,
+same high-water marks), `copy=False`:
+
+* pipe: to a bare PULL in a sink process that only counts fragments and bytes;
+* builder: to the real event-builder process (`farm.builder.run_builder`), which checks every
+  fragment (header, sizes, CRC), builds the events and dispatches each complete event to a
+  fake worker (a DEALER that keeps READY credits outstanding and drops the EVENTs); a PULL in
+  this process stands in for the collector and receives the builder's final counters.
+
+Throughput = fragments (bytes) / (first send -> last fragment counted by the sink, or last
+event received by the fake worker). The two run alternately, pair after pair, so a noisy
+neighbour slows both; the ratio is taken per pair.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import statistics
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
+from farm import messages
+from farm.builder import run_builder
+from farm.sockets import bind, connect, make_socket
+from trigger_sim import clock
+from trigger_sim.config import FarmConfig
+from trigger_sim.simulation import event_fragments
+from trigger_sim.wire import decode_fragment, encode_fragment
+
+TARGET_RATIO = 0.7
+FAKE_WORKER_CREDITS = 64  # READY credits the fake worker keeps outstanding
+START_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 120.0
+SETTLE_S = 0.2  # after connecting, before the clock starts: connections are up
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_events: int
+    repetitions: int
+
+
+# -- processes (spawned; module-level so they can be pickled by name) -------------------------
+def encoded_events(config: FarmConfig, n_events: int) -> list[list[tuple[int, list]]]:
+    """Per event, (source id, encoded frames) of each fragment, as the readout sends them."""
+    out = []
+    for l1_id in range(n_events):
+        frags = event_fragments(config, l1_id, l1_id * 1_000_000)
+        out.append([(f.header.source_id, encode_fragment(f)) for f in frags])
+    return out
+
+
+def _sender(config: FarmConfig, n_events: int, conn: multiprocessing.connection.Connection) -> None:
+    """Generate once, then on each ("send", endpoint): push every fragment, report the times."""
+    events = encoded_events(config, n_events)
+    sources = sorted({sid for event in events for sid, _ in event})
+    n_fragments = sum(len(e) for e in events)
+    n_bytes = sum(len(memoryview(fr).cast("B")) for e in events for _, frames in e for fr in frames)
+    conn.send(("ready", n_fragments, n_bytes))
+    while True:
+        command = conn.recv()
+        if command[0] != "send":
+            break
+        ctx = zmq.Context()
+        socks = {}
+        for sid in sources:
+            sock = make_socket(ctx, zmq.PUSH, hwm=config.builder.input_hwm)
+            connect(sock, command[1])
+            socks[sid] = sock
+        time.sleep(SETTLE_S)
+        cpu0 = time.process_time()
+        t0 = clock.now_ns()
+        for event in events:
+            for sid, frames in event:
+                socks[sid].send_multipart(frames, copy=False)
+        t_sent = clock.now_ns()
+        cpu = time.process_time() - cpu0
+        for sock in socks.values():
+            sock.close(linger=30_000)  # term() below waits until everything is delivered
+        ctx.term()
+        conn.send(("sent", t0, t_sent, cpu))
+
+
+def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
+    """The baseline: a PULL that counts fragments and bytes, nothing else."""
+    ctx = zmq.Context()
+    sock = make_socket(ctx, zmq.PULL, hwm=hwm)
+    out.put(("endpoint", bind(sock)))
+    n = n_bytes = 0
+    t_first = None
+    cpu0 = 0.0
+    while n < expected:
+        frames = sock.recv_multipart(copy=False)
+        if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
+            t_first, cpu0 = clock.now_ns(), time.process_time()
+        n += 1
+        n_bytes += sum(len(f.buffer) for f in frames)
+    out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0))
+    sock.close()
+    ctx.term()
+
+
+def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> None:
+    """A worker that keeps credits outstanding and drops every event at once."""
+    ctx = zmq.Context()
+    sock = make_socket(ctx, zmq.DEALER, hwm=10_000)
+    sock.setsockopt(zmq.IDENTITY, b"bench-worker")
+    connect(sock, endpoint)
+    for _ in range(FAKE_WORKER_CREDITS):
+        sock.send_multipart([messages.READY, messages.pack_meta({"done": None})])
+    out.put(("connected",))
+    n = 0
+    t_first = None
+    while n < n_events:
+        kind, meta, *_frames = sock.recv_multipart(copy=False)
+        if kind.bytes != messages.EVENT:
+            continue
+        if t_first is None:
+            t_first = clock.now_ns()
+        n += 1
+        sock.send_multipart([messages.READY, messages.pack_meta({"done": messages.unpack_meta(meta)["l1_id"]})])
+    out.put(("done", n, t_first, clock.now_ns()))
+    sock.close(linger=1000)
+    ctx.term()
+
+
+def _instrumented_builder(config: FarmConfig, collector_endpoint: str, ready, stop, out_path: str) -> None:
+    """`run_builder` with the main thread's CPU time summed per step (for the breakdown; never timed).
+
+    Wraps, in this process only, the builder's steps with `time.thread_time_ns` (about a
+    microsecond per wrapped call, far less distortion than a tracing profiler). The steps
+    only run while fragments flow; the main thread's and the process's CPU over the same
+    window are read from /proc by the caller, and what the process used beyond its main
+    thread is ZeroMQ's I/O thread moving the bytes.
+    """
+    import farm.builder as fb
+    from trigger_sim.builder_state import EventBuilderState
+
+    spent: dict[str, int] = {}
+
+    def timed(name: str, fn):
+        spent[name] = 0
+
+        def wrapper(*args, **kwargs):
+            t0 = time.thread_time_ns()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time_ns() - t0
+        return wrapper
+
+    fb.decode_fragment = timed("check", fb.decode_fragment)
+    EventBuilderState.add = timed("build", EventBuilderState.add)
+    fb.Builder._read_fragments = timed("read_fragments", fb.Builder._read_fragments)
+    fb.Builder._send_to_worker = timed("dispatch", fb.Builder._send_to_worker)
+    fb.Builder._read_work = timed("credits", fb.Builder._read_work)
+    try:
+        run_builder(config, collector_endpoint, ready, stop)
+    finally:
+        with open(out_path, "w") as f:
+            json.dump({k: v / 1e9 for k, v in spent.items()}, f)
+
+
+# -- one repetition of each side --------------------------------------------------------------
+def _get(q: multiprocessing.Queue, kind: str, timeout_s: float) -> tuple:
+    item = q.get(timeout=timeout_s)
+    if item[0] != kind:
+        raise RuntimeError(f"expected {kind!r}, got {item!r}")
+    return item
+
+
+def _send(sender: multiprocessing.connection.Connection, endpoint: str) -> tuple[int, int, float]:
+    sender.send(("send", endpoint))
+    if not sender.poll(RUN_TIMEOUT_S):
+        raise RuntimeError("sender did not finish")
+    _, t0, t_sent, cpu = sender.recv()
+    return t0, t_sent, cpu
+
+
+def run_pipe(mp, config: FarmConfig, sender, n_fragments: int) -> dict[str, float]:
+    q = mp.Queue()
+    sink = mp.Process(target=_pipe_sink, args=(config.builder.input_hwm, n_fragments, q), daemon=True)
+    sink.start()
+    try:
+        (_, endpoint) = _get(q, "endpoint", START_TIMEOUT_S)
+        t0, _, sender_cpu = _send(sender, endpoint)
+        _, n, n_bytes, _, t_last, sink_cpu = _get(q, "done", RUN_TIMEOUT_S)
+    finally:
+        sink.join(10)
+        if sink.is_alive():
+            sink.kill()
+    seconds = (t_last - t0) / clock.NS_PER_S
+    return {"seconds": seconds, "fragments": n, "bytes": n_bytes, "receiver_cpu_s": sink_cpu, "sender_cpu_s": sender_cpu}
+
+
+def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Context,
+                     instrument_path: str | None = None) -> dict[str, Any]:
+    collector = make_socket(ctx, zmq.PULL, hwm=100_000)
+    collector_endpoint = bind(collector)
+    ready, stop, q = mp.Queue(), mp.Event(), mp.Queue()
+    target, args = run_builder, (config, collector_endpoint, ready, stop)
+    if instrument_path:
+        target, args = _instrumented_builder, (*args, instrument_path)
+    builder = mp.Process(target=target, name="builder", args=args, daemon=True)
+    builder.start()
+    worker = None
+    try:
+        _, endpoints = ready.get(timeout=START_TIMEOUT_S)
+        worker = mp.Process(target=_fake_worker, args=(endpoints["work"], n_events, q), daemon=True)
+        worker.start()
+        _get(q, "connected", START_TIMEOUT_S)
+        time.sleep(SETTLE_S)  # the credits have reached the builder
+        meter = CpuMeter({"builder": [builder.pid], "builder_main_thread": [(builder.pid, builder.pid)],
+                          "fake_worker": [worker.pid]}).start()
+        t0, _, sender_cpu = _send(sender, endpoints["fragments"])
+        _, n, _, t_last = _get(q, "done", RUN_TIMEOUT_S)
+        meter.sample()
+        cpu = meter.used_s()
+        stop.set()
+        builder.join(20)
+        counters = {}
+        if collector.poll(5000):
+            while True:
+                try:
+                    frames = collector.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if frames[0] == messages.STATS:
+                    counters = messages.unpack_meta(frames[1])["counters"]
+    finally:
+        stop.set()
+        for p in (builder, worker):
+            if p is not None:
+                p.join(10)
+                if p.is_alive():
+                    p.kill()
+        collector.close()
+    seconds = (t_last - t0) / clock.NS_PER_S
+    return {"seconds": seconds, "events": n, "fragments": counters.get("fragments_in", 0), "bytes": counters.get("bytes_in", 0),
+            "dispatched": counters.get("dispatched", 0), "rejected": counters.get("rejected_fragments", {}),
+            "builder_cpu_s": cpu["builder"], "builder_main_thread_cpu_s": cpu["builder_main_thread"],
+            "fake_worker_cpu_s": cpu["fake_worker"], "sender_cpu_s": sender_cpu}
+
+
+# -- what the builder spends per fragment, in this process ------------------------------------
+def decode_cost_us(config: FarmConfig, n_events: int = 20, repeat: int = 20) -> dict[str, float]:
+    """Microseconds per fragment for the builder's check (decode_fragment) and its CRC alone."""
+    frames = [fr for event in encoded_events(config, n_events) for _, fr in event]
+    buffers = [[bytes(memoryview(f).cast("B")) for f in fr] for fr in frames]
+
+    def per_fragment(fn) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for fr in buffers:
+                fn(fr)
+            best = min(best, time.perf_counter() - t0)
+        return 1e6 * best / len(buffers)
+
+    def crc(fr):
+        c = 0
+        for f in fr:
+            c = zlib.crc32(f, c)
+        return c
+
+    return {"decode_fragment_us": per_fragment(decode_fragment), "crc32_us": per_fragment(crc),
+            "frames_per_fragment": sum(len(fr) for fr in buffers) / len(buffers)}
+
+
+def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int) -> dict[str, float]:
+    """Builder CPU µs per fragment by step, from an instrumented run (`run`: its CPU over the window)."""
+    receive = spent["read_fragments"] - spent["check"] - spent["build"]
+    steps = {
+        "receive fragments (recv_multipart, copy=False; loop)": receive,
+        "check fragments (decode_fragment: header, sizes, CRC)": spent["check"],
+        "build (EventBuilderState.add)": spent["build"],
+        "dispatch events to the worker (send_multipart, copy=False)": spent["dispatch"],
+        "read credits (READY)": spent["credits"],
+    }
+    steps["main loop: poll, clocks, timeouts"] = max(run["builder_main_thread_cpu_s"] - sum(steps.values()), 0.0)
+    steps["ZeroMQ I/O thread (bytes in and out)"] = run["builder_cpu_s"] - run["builder_main_thread_cpu_s"]
+    return {k: 1e6 * v / n_fragments for k, v in steps.items()}
+
+
+def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str, Any]], n_fragments: int,
+                   breakdown: dict[str, float], cost: dict[str, float], cores: int) -> str:
+    """What bounds the builder's throughput, from the CPU every process used per fragment."""
+    def us(runs: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(1e6 * r[key] / n_fragments for r in runs)
+
+    sender_p, receiver = us(pipe_runs, "sender_cpu_s"), us(pipe_runs, "receiver_cpu_s")
+    sender_b, builder, main = us(builder_runs, "sender_cpu_s"), us(builder_runs, "builder_cpu_s"), \
+        us(builder_runs, "builder_main_thread_cpu_s")
+    worker = us(builder_runs, "fake_worker_cpu_s")
+    io = builder - main
+    pipe_total, builder_total = sender_p + receiver, sender_b + builder + worker
+    pipe_rate = statistics.median(n_fragments / r["seconds"] for r in pipe_runs)
+    builder_rate = statistics.median(n_fragments / r["seconds"] for r in builder_runs)
+    floor_total = sender_b + io + worker
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
+    return (
+        f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed over "
+        f"every process. Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
+        f"a cap of {cores * 1e6 / pipe_total:,.0f} fragments/s (measured {pipe_rate:,.0f}). Builder: sender "
+        f"{sender_b:.0f} + builder {builder:.0f} (event loop {main:.0f}, ZeroMQ I/O thread {io:.0f}) + fake worker "
+        f"{worker:.0f} = {builder_total:.0f} µs, a cap of {cores * 1e6 / builder_total:,.0f} fragments/s (measured "
+        f"{builder_rate:,.0f}). Two things make up the difference. (1) The bytes travel twice (readout -> builder -> "
+        f"worker) where the pipe moves them once: even with an event loop costing nothing, the sender, the builder's "
+        f"I/O thread and the worker's receive ({floor_total:.0f} µs) would cap the ratio at "
+        f"{pipe_total / floor_total:.2f} on this machine. (2) The event loop is one Python thread, {main:.0f} µs of "
+        f"CPU per fragment; timed by step in an extra run (µs): {steps}. The check is decode_fragment (header, sizes, "
+        f"CRC over every byte): {cost['decode_fragment_us']:.1f} µs when timed alone on warm data, of which CRC "
+        f"{cost['crc32_us']:.1f} µs.")
+
+
+# -- the case ---------------------------------------------------------------------------------
+@dataclass
+class Measured:
+    n_fragments: int
+    n_bytes: int
+    pipe_runs: list[dict[str, Any]]
+    builder_runs: list[dict[str, Any]]
+    breakdown: dict[str, float]  # builder CPU µs per fragment by step (instrumented run)
+    instrumented_seconds: float
+
+
+def measure(config: FarmConfig, settings: Settings) -> Measured:
+    """Warm-up pair, `repetitions` alternating pairs, then one instrumented builder run."""
+    mp = multiprocessing.get_context("spawn")
+    parent, child = mp.Pipe()
+    sender = mp.Process(target=_sender, name="sender", args=(config, settings.n_events, child), daemon=True)
+    sender.start()
+    ctx = zmq.Context()
+    pipe_runs, builder_runs = [], []
+    try:
+        log(f"  builder: generating {settings.n_events} events in the sender process ...")
+        if not parent.poll(600):
+            raise RuntimeError("sender did not generate its events in time")
+        _, n_fragments, n_bytes = parent.recv()
+        for rep in range(settings.repetitions + 1):  # the first pair is the warm-up
+            p = run_pipe(mp, config, parent, n_fragments)
+            b = run_builder_once(mp, config, parent, settings.n_events, ctx)
+            if b["fragments"] != n_fragments or b["dispatched"] != settings.n_events or b["rejected"]:
+                raise RuntimeError(f"builder did not take every fragment: {b}")
+            if rep == 0:
+                continue
+            pipe_runs.append(p)
+            builder_runs.append(b)
+            log(f"  builder rep {rep}: pipe {n_fragments / p['seconds']:,.0f} fragments/s, "
+                f"builder {n_fragments / b['seconds']:,.0f} fragments/s")
+        log("  builder: one more run with its steps timed, for the breakdown ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "builder-steps.json")
+            instrumented = run_builder_once(mp, config, parent, settings.n_events, ctx, path)
+            with open(path) as f:
+                breakdown = cpu_breakdown(json.load(f), instrumented, n_fragments)
+        parent.send(("quit",))
+    finally:
+        sender.join(10)
+        if sender.is_alive():
+            sender.kill()
+        ctx.term()
+    return Measured(n_fragments, n_bytes, pipe_runs, builder_runs, breakdown, instrumented["seconds"])
+
+
+def run(config: FarmConfig, settings: Settings) -> CaseResult:
+    got = measure(config, settings)
+    n, n_bytes, pipe_runs, builder_runs = got.n_fragments, got.n_bytes, got.pipe_runs, got.builder_runs
+    cores = os.cpu_count() or 1
+
+    def per_fragment_us(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        return stats([1e6 * r[key] / n for r in runs], "µs")
+
+    res = CaseResult("builder", "a) Event builder vs a bare ZeroMQ pipe (same frames, same sockets)")
+    m = res.metrics
+    for side, runs in (("pipe", pipe_runs), ("builder", builder_runs)):
+        m[f"{side}_fragments_per_s"] = stats([n / r["seconds"] for r in runs], "fragments/s")
+        m[f"{side}_mb_per_s"] = stats([n_bytes / r["seconds"] / 1e6 for r in runs], "MB/s")
+        m[f"{side}_events_per_s"] = stats([settings.n_events / r["seconds"] for r in runs], "events/s")
+    m["ratio"] = stats([p["seconds"] / b["seconds"] for p, b in zip(pipe_runs, builder_runs)], "builder/pipe")
+    m["builder_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "builder_cpu_s")
+    m["builder_main_thread_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "builder_main_thread_cpu_s")
+    m["builder_main_thread_utilisation"] = stats(
+        [r["builder_main_thread_cpu_s"] / r["seconds"] for r in builder_runs], "of a core")
+    m["fake_worker_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "fake_worker_cpu_s")
+    m["pipe_receiver_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_cpu_s")
+    m["sender_cpu_us_per_fragment"] = per_fragment_us(pipe_runs + builder_runs, "sender_cpu_s")
+    cost = decode_cost_us(config)
+    m["decode_fragment_us"] = stats([cost["decode_fragment_us"]], "µs")
+    m["crc32_us"] = stats([cost["crc32_us"]], "µs")
+    res.targets.append(Target("builder throughput / bare pipe", m["ratio"]["median"], ">=", TARGET_RATIO))
+    res.diagnostics = {"events": settings.n_events, "fragments": n, "bytes": n_bytes, "bytes_per_fragment": n_bytes / n,
+                       "frames_per_fragment": cost["frames_per_fragment"], "pile_up": config.physics.pileup_mean,
+                       "cores": cores, "builder_cpu_us_per_fragment_by_step": got.breakdown,
+                       "instrumented_run_fragments_per_s": n / got.instrumented_seconds}
+
+    res.tables.append((["", "fragments/s", "MB/s", "events/s"], [
+        ["bare PUSH/PULL pipe", fmt(m["pipe_fragments_per_s"]), fmt(m["pipe_mb_per_s"]), fmt(m["pipe_events_per_s"])],
+        ["event builder", fmt(m["builder_fragments_per_s"]), fmt(m["builder_mb_per_s"]), fmt(m["builder_events_per_s"])],
+        ["ratio builder / pipe (per pair)", fmt(m["ratio"]), "", ""],
+    ]))
+    res.tables.append((["CPU per fragment, by process (timed runs)", "µs"], [
+        ["sender (send_multipart, copy=False; both set-ups)", fmt(m["sender_cpu_us_per_fragment"])],
+        ["bare pipe receiver (recv + count)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
+        ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
+        ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
+        ["fake worker (receives each event, sends READY)", fmt(m["fake_worker_cpu_us_per_fragment"])],
+        ["decode_fragment alone (header, sizes, CRC), warm data, in one process", fmt(m["decode_fragment_us"])],
+        ["  zlib.crc32 over the frames alone", fmt(m["crc32_us"])],
+    ]))
+    total = sum(got.breakdown.values())
+    res.tables.append((["builder CPU per fragment, by step (one extra run, steps timed)", "µs", "share"],
+                       [[k, f"{v:.1f}", f"{100 * v / total:.0f} %"] for k, v in got.breakdown.items()]
+                       + [["total (builder process, first fragment to last event)", f"{total:.1f}", "100 %"]]))
+    if not res.targets[-1].met:
+        res.limits.append(builder_limits(pipe_runs, builder_runs, n, got.breakdown, cost, cores))
+    busy = m["builder_main_thread_utilisation"]
+    res.notes.append(
+        f"{settings.n_events} events at pile-up {config.physics.pileup_mean:g}: {n} fragments of "
+        f"{n_bytes / n / 1e3:.1f} kB on average ({n_bytes / 1e6:.0f} MB), generated once; one PUSH socket per "
+        f"source (high-water mark {config.builder.input_hwm}, as the readout), {settings.repetitions} pairs after one "
+        f"warm-up pair. The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
+        + (": it is CPU-bound." if busy["median"] > 0.85 else
+           "; the rest of the time it waits, for input or for a core (the sender, the fake worker and the ZeroMQ "
+           "I/O threads share the 2 cores with it)."))
+    return res

@@ -1,0 +1,64 @@
+"""BENCHMARKS.md and benchmarks.json from the cases' results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench_cases.common import CaseResult
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows), ""]
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    gpu = machine["gpu"] or "no GPU"
+    cpu = f" ({machine['cpu_model']})" if machine["cpu_model"] else ""
+    return (f"{machine['cores']} cores{cpu}, {gpu}, {machine['memory_gib']:g} GiB memory, {machine['os']}, "
+            f"Python {machine['python']}")
+
+
+def write_json(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> None:
+    data = {"meta": meta, "cases": {r.name: r.to_json() for r in results}}
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Reproduce: `{meta['command']}`" + (" (smoke version: few repetitions, few events)" if meta["quick"] else ""),
+        "",
+        f"- Machine: {_machine_line(meta['machine'])}",
+        f"- Date: {meta['date']}",
+        f"- Duration of the suite: {meta['duration_s']:.0f} s",
+        "",
+        "Each figure is the median of repeated runs after a warm-up, with the minimum and maximum in brackets: "
+        "`median [min–max]`. Every ratio is measured side by side in the same run (the two sides alternate, "
+        "pair after pair) and taken per pair, because this machine is shared and noisy: absolute figures move "
+        "from run to run more than ratios do. How each case is measured: `scripts/bench.py` and the module "
+        "docstrings in `scripts/bench_cases/`.",
+        "",
+        "## Targets",
+        "",
+    ]
+    rows = []
+    for r in results:
+        for t in r.targets:
+            rows.append([t.name, f"{t.measured:.3g}", f"{t.op} {t.limit:g}", "met" if t.met else "**not met**"])
+    lines += _table(["target", "measured (median)", "target", ""], rows)
+    for r in results:
+        lines += [f"## {r.title}", ""]
+        for header, table_rows in r.tables:
+            lines += _table(header, table_rows)
+        for note in r.notes:
+            lines += [note, ""]
+        if r.limits:
+            lines += ["**What limits it.** " + r.limits[0], "", *[x for more in r.limits[1:] for x in (more, "")]]
+    path.write_text("\n".join(lines).rstrip() + "\n")

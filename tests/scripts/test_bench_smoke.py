@@ -1,0 +1,52 @@
+"""Smoke test of the benchmark suite: `scripts/bench.py --quick` runs every case and writes
+its report. No figure is asserted (they depend on the machine), only that each case produced
+numeric medians and that the shared-memory regions it created are gone."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trigger_sim.config import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+CASES = ("builder", "kernels", "inference", "farm", "memory")
+SHM = Path("/dev/shm")
+
+
+def _bench_regions() -> set[str]:
+    return {p.name for p in SHM.glob("bench_*")} if SHM.is_dir() else set()
+
+
+def test_quick_suite_reports_every_case(tmp_path):
+    regions_before = _bench_regions()
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench.py"), "--quick", "--out-dir", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=560)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    data = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert data["meta"]["quick"] is True
+    assert data["meta"]["machine"]["cores"] >= 1
+    for name in CASES:
+        case = data["cases"][name]
+        assert case["metrics"], f"{name}: no metrics"
+        for key, m in case["metrics"].items():
+            assert isinstance(m["median"], (int, float)) and math.isfinite(m["median"]), (name, key, m)
+            assert m["n"] >= 1 and m["min"] <= m["median"] <= m["max"], (name, key, m)
+        for target in case["targets"]:
+            assert isinstance(target["met"], bool) and math.isfinite(target["measured"]), (name, target)
+    targets = [t["name"] for case in data["cases"].values() for t in case["targets"]]
+    assert len(targets) == 6, targets  # builder, two kernels, client path, shared memory, farm efficiency
+
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    for needle in ("scripts/bench.py --quick", "Machine:", "Date:", "## Targets"):
+        assert needle in report
+    for case in data["cases"].values():
+        assert case["title"] in report
+    assert _bench_regions() <= regions_before, "shared-memory regions left in /dev/shm"
