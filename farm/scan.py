@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from farm.summary import WINDOW_S
 from farm.supervisor import run_farm
 from farm.triton_server import TritonServer
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
@@ -24,7 +25,7 @@ STEPS_REPORTED = ("total", "build", "queue", "inference", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 MAX_DEADTIME = 0.01
 KEEP_UP_FRACTION = 0.9  # decided per second / input rate: below it a backlog is growing
-MIN_WINDOW_EVENTS = 100  # Poisson noise on a window's count: about 1/sqrt(n) = 10 %
+MIN_WINDOW_EVENTS = 300  # Poisson noise on a window's count, 1/sqrt(n): under 6 %, so 10 % agreement means something
 
 
 @dataclass
@@ -89,10 +90,12 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
 
         def measure(rate: float, index: int, total: int) -> Point:
             cfg = with_overrides(base, readout={"rate_hz": rate})
-            summary = run_farm(cfg, None, duration_s, output_dir=None, replay=replay, loop=replay is not None)
+            # long enough for three windows of MIN_WINDOW_EVENTS after the warm-up window
+            point_s = max(duration_s, 3 * MIN_WINDOW_EVENTS / rate + 2 * WINDOW_S + 1)
+            summary = run_farm(cfg, None, point_s, output_dir=None, replay=replay, loop=replay is not None)
             point = Point(rate, summary)
             if not point.stable:  # one longer retry before the point is reported unstable
-                summary = run_farm(cfg, None, 2 * duration_s, output_dir=None, replay=replay, loop=replay is not None)
+                summary = run_farm(cfg, None, 2 * point_s, output_dir=None, replay=replay, loop=replay is not None)
                 point = Point(rate, summary)
             points.append(point)
             if on_point:
