@@ -18,7 +18,7 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
-              monitor_probe_failures: list[str] | None = None) -> dict[str, Any]:
+              monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "") -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -59,6 +59,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "triton_failures": sum(w.get("triton_failures", 0) for w in worker_counters),
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
             "model_reloads": model_reloads,
+            "server_shm_prefix": server_shm_prefix,  # a local server's /dev/shm files: all removed at its stop
             "monitor_probe_failures": monitor_probe_failures or [],
         },
         "latency_ms": collector.latency.summary(LATENCY_ORDER),

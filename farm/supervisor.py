@@ -232,7 +232,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,
                                 model_reloads=monitor.reloads if monitor else 0,
-                                monitor_probe_failures=monitor.probe_failures if monitor else [])
+                                monitor_probe_failures=monitor.probe_failures if monitor else [],
+                                server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -18,10 +18,6 @@ from trigger_sim.recording import RecordReader
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def _tsim_shm() -> set[str]:
-    return {p.name for p in Path("/dev/shm").glob("triton_python_backend_shm_region_tsim*")}
-
-
 def _children(pid: int) -> set[int]:
     out = set()
     for proc in Path("/proc").iterdir():
@@ -37,7 +33,6 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_and_cleans_up(tmp_path, sig):
-    shm_before = _tsim_shm()
     out, streams = tmp_path / "out.json", tmp_path / "streams"
     cmd = [sys.executable, "-m", "farm", "run", "--duration", "120", "--rate", "150", "--workers", "2",
            "--json", str(out), "--output", str(streams), "--quiet"]
@@ -65,7 +60,9 @@ def test_signal_drains_and_cleans_up(tmp_path, sig):
         assert reader.truncated_at is None and len(list(reader)) == n
     time.sleep(0.5)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
-    assert _tsim_shm() <= shm_before
+    prefix = summary["inference"]["server_shm_prefix"]
+    assert prefix, "the farm started its own server"
+    assert not list(Path("/dev/shm").glob(prefix + "*")), "the farm's Triton left shared memory behind"
 
 
 def _state(pid: int) -> str:
