@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_kernels
 
 from bench_cases import builder_case, farm_case, inference_case, kernels_case, report  # noqa: E402
-from bench_cases.common import REPO_ROOT, CaseResult, log, machine  # noqa: E402
+from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config  # noqa: E402
 
 CASES = ("builder", "kernels", "inference", "farm")
@@ -77,16 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: list[CaseResult] = []
+    load: dict[str, dict[str, float]] = {}
     for name in args.only or CASES:
         log(f"{name} ...")
-        t0 = time.monotonic()
+        meter = LoadMeter()
         results += run_case(name, config, settings)
-        log(f"{name}: {time.monotonic() - t0:.0f} s")
+        load[name] = meter.stop()
+        log(f"{name}: {load[name]['seconds']:.0f} s; other processes on the machine used "
+            f"{load[name]['other_cores']:.2f} cores meanwhile")
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python scripts/bench.py", *(shlex.quote(a) for a in given)])
     meta = {"command": command, "quick": args.quick, "machine": machine(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "duration_s": time.monotonic() - started, "config": args.config or "built-in default"}
+            "duration_s": time.monotonic() - started, "config": args.config or "built-in default",
+            "other_load": load}
     report.write_json(args.out_dir / "benchmarks.json", meta, results)
     report.write_markdown(args.out_dir / "BENCHMARKS.md", meta, results)
     for r in results:

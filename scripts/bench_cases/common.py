@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,28 @@ def machine_cpu_s() -> tuple[float, float]:
         fields = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+class LoadMeter:
+    """How many cores other processes on the machine used while a case ran (noise indicator):
+    machine-wide busy CPU minus this process tree's, over the wall time. Call `stop` after the
+    case's child processes have exited (they are counted once waited for)."""
+
+    def __init__(self) -> None:
+        self.t0, self.busy0, self.steal0 = time.monotonic(), *machine_cpu_s()
+        self.own0 = own_cpu_s()
+
+    def stop(self) -> dict[str, float]:
+        seconds = max(time.monotonic() - self.t0, 1e-9)
+        busy, steal = machine_cpu_s()
+        other = (busy - self.busy0) - (own_cpu_s() - self.own0)
+        return {"seconds": seconds, "other_cores": max(other, 0.0) / seconds, "steal_cores": (steal - self.steal0) / seconds}
 
 
 def descendants(pid: int) -> list[int]:

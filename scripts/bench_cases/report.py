@@ -38,6 +38,9 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult]) 
         f"- Machine: {_machine_line(meta['machine'])}",
         f"- Date: {meta['date']}",
         f"- Duration of the suite: {meta['duration_s']:.0f} s",
+        "- CPU used by other processes on the machine while each case ran (a noise indicator; 0 = the suite had "
+        "the machine to itself): " + ", ".join(f"{name} {v['other_cores']:.2f} cores"
+                                               for name, v in meta.get("other_load", {}).items()),
         "",
         "Each figure is the median of repeated runs after a warm-up, with the minimum and maximum in brackets: "
         "`median [min–max]`. Every ratio is measured side by side in the same run (the two sides alternate, "
