@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -65,6 +66,11 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
     raise ValueError(name)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: servers stop, shared-memory regions and temporary folders are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke version: few repetitions, few events (< 2 min)")
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=CASES, help="run only these cases (repeatable)")
     parser.add_argument("--config", help="farm configuration file (TOML); default: the built-in default")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = QUICK if args.quick else FULL
     config = load_config(args.config)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -442,12 +442,16 @@ def memory_result(settings: Settings, f: Found, overload: list[FarmRun]) -> Case
         ["complete events waiting in the builder, peak (max_waiting bounds it)", fmt(m["overload_peak_waiting"])],
         ["lost", fmt(m["overload_lost"])],
     ]))
+    busy = sum(r.summary["level1"]["vetoed_busy"] for r in overload)
+    slow = sum(r.summary["level1"]["vetoed_readout_slow"] for r in overload)
     res.notes.append(
         "Two readings of the builder's peak resident memory: its own report at shutdown (summary "
         "builder.peak_rss_mb) and its VmHWM read from /proc by this suite every 0.25 s while it runs (VmHWM only "
         "grows); they should agree. Both include the interpreter and its imports (the low-rate figure is that "
         "baseline). ru_maxrss would not do: a spawned process starts with the maxrss of the process that spawned it. "
         "Under overload the builder stops reading when its queue of complete events is full (max_waiting), so "
-        "back-pressure reaches the readout (dead time) instead of memory. The readout emulator cannot generate 10× "
-        "the rate either: most vetoed slots are its own (readout-slow), the rest dead time.")
+        "back-pressure reaches the readout (dead time) instead of memory. "
+        + ("The readout emulator cannot generate 10× the rate either: most vetoed slots are its own (readout-slow), "
+           "the rest dead time." if slow > busy else
+           "Most vetoed slots are dead time (back-pressure), the rest the readout emulator's own (readout-slow)."))
     return res
