@@ -1,4 +1,4 @@
-"""`trigger-sim record`, `inspect`, `import ispy`, `compare-cms` and `keys`: recordings, and CURVE keys for the farm.
+"""`trigger-sim record`, `inspect`, `import ispy` (and `import trackml`), `compare-cms` and `keys`: recordings, and CURVE keys for the farm.
 
 `register(main)` adds the commands to the `trigger-sim` group (see the end of farm/cli.py).
 """
@@ -32,6 +32,9 @@ def register(group: click.Group) -> None:
     """Add the recording commands to the `trigger-sim` command group."""
     group.add_command(record)
     group.add_command(inspect)
+    from farm.cli_trackml import import_trackml  # its own module; it uses this one's options
+
+    import_group.add_command(import_trackml)
     group.add_command(import_group)
     group.add_command(compare_cms)
     group.add_command(keys)
