@@ -180,3 +180,7 @@ def scan(config_path, rates, min_rate, max_rate, steps, duration, workers, patte
 from farm.cli_data import register as _register_data_commands  # noqa: E402
 
 _register_data_commands(main)
+
+from farm.cli_validate import validate as _validate  # noqa: E402
+
+main.add_command(_validate)

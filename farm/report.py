@@ -50,12 +50,14 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     infer.add_column()
     infer.add_column(justify="right")
     infer.add_row("server", f"{inf['server']} ({inf['server_mode']})")
-    infer.add_row("answered by Triton", str(inf["triton_calls"]))
-    infer.add_row("local fallback", str(inf["fallback_calls"]))
+    infer.add_row("events answered by Triton", str(inf["triton_calls"]))
+    infer.add_row("events with a local fallback", str(inf["fallback_calls"]))
     for reason, n in sorted(inf["fallback_reasons"].items()):
         infer.add_row(f"  fallback: {reason}", str(n))
-    infer.add_row("no jets, nothing to infer", str(inf["skipped_no_jets"]))
+    infer.add_row("nothing to infer (no edges, no jets)", str(inf["skipped_nothing_to_infer"]))
     infer.add_row("circuit breaker opened", str(inf["breaker_opened"]))
+    for model, m in inf.get("models", {}).items():
+        infer.add_row(f"{model}: Triton / fallback / skipped", f"{m['triton_calls']} / {m['fallback_calls']} / {m['skipped']}")
 
     console.print(events)
     console.print(out)

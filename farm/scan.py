@@ -21,7 +21,7 @@ from farm.triton_server import TritonServer
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
 from trigger_sim.windows import merge, stable
 
-STEPS_REPORTED = ("total", "build", "queue", "inference", "worker_total")
+STEPS_REPORTED = ("total", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 MAX_DEADTIME = 0.01
 KEEP_UP_FRACTION = 0.9  # decided per second / input rate: below it a backlog is growing

@@ -54,9 +54,10 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "server_mode": triton_mode,
             "triton_calls": paths.get("triton", 0),
             "fallback_calls": paths.get("fallback", 0),
-            "skipped_no_jets": paths.get("skipped", 0),
+            "skipped_nothing_to_infer": paths.get("skipped", 0),
             "fallback_reasons": dict(collector.fallback_reasons),
             "triton_failures": sum(w.get("triton_failures", 0) for w in worker_counters),
+            "models": _per_model(worker_counters),
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
             "model_reloads": model_reloads,
             "server_shm_prefix": server_shm_prefix,  # a local server's /dev/shm files: all removed at its stop
@@ -92,3 +93,14 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "problems": sorted(set(p for p in problems if p)),
         "wall_s": wall_s,
     }
+
+
+def _per_model(worker_counters: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Calls per model and path, summed over workers (an event makes one call per model)."""
+    out: dict[str, dict[str, int]] = {}
+    for w in worker_counters:
+        for model, c in (w.get("models") or {}).items():
+            m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "triton_failures": 0})
+            for key in m:
+                m[key] += int(c.get(key, 0))
+    return dict(sorted(out.items()))

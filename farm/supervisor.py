@@ -122,7 +122,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     try:
         with contextlib.ExitStack() as cleanup:
             server = None
-            if config.inference.triton_url:
+            if not config.inference.models:  # every model runs in the workers: no server at all
+                triton_url, mode = None, "none"
+            elif config.inference.triton_url:
                 triton_url, mode = config.inference.triton_url, "external"
             else:
                 server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
@@ -130,8 +132,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             if hooks.server is not None:  # a server owned by the caller (tests), repaired by us
                 server = hooks.server
             monitor = None
-            if server is not None:
-                monitor = ModelMonitor(server, config.inference.model, client_options=config.network.triton_client_options())
+            if server is not None and config.inference.models:
+                monitor = ModelMonitor(server, config.inference.models, client_options=config.network.triton_client_options())
                 monitor.start()
                 cleanup.callback(monitor.stop)
             cleanup.callback(ctx.term)  # runs last: after every socket is closed

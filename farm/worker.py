@@ -12,9 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import threading
+from collections import Counter
 from typing import Any
 
-import numpy as np
 import zmq
 
 from farm import messages
@@ -25,40 +25,30 @@ from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
 from trigger_sim.hlt.watchdog import HARD, EventWatch
-from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
-from trigger_sim.models import jet_tagger
+from trigger_sim.inference.factory import build_inference, prepare_inference
 
 POLL_MS = 100
 
 
-def build_inference(config: FarmConfig, triton_url: str | None) -> InferenceService:
-    """Inference service with the Triton backend (if a server is given) and the local fallback."""
-    ic = config.inference
-    remote = None
-    if triton_url:
-        from trigger_sim.inference.triton_client import TritonBackend
-
-        remote = TritonBackend(triton_url, ic.model, jet_tagger.INPUT_NAME, jet_tagger.OUTPUT_NAME,
-                               **config.network.triton_client_options())
-    return InferenceService(
-        remote, jet_tagger.LocalJetTagger(), CircuitBreaker(ic.breaker_failures, int(ic.breaker_open_ms * clock.NS_PER_MS)),
-        timeout_s=ic.timeout_ms / 1e3,
-    )
-
-
-def prepare_inference(inference: InferenceService) -> str:
-    """Check the server's model and send one warm-up request; return a problem, or ''."""
-    if inference.remote is None:
-        return ""
-    try:
-        inference.remote.check_model()
-        inference.remote.infer(np.zeros((1, jet_tagger.N_FEATURES), np.float32), timeout_s=10.0)
-    except Exception as err:  # the farm still runs, on the fallback; the supervisor reports it
-        return str(err)
-    return ""
+def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]:
+    """Calls per path, summed over models, and the same per model."""
+    per_model = {}
+    for name, service in inference.items():
+        c = service.counters
+        per_model[name] = {"triton_calls": c.triton_calls, "triton_failures": c.triton_failures, "fallback_calls": c.fallback_calls,
+                           "skipped": c.skipped, "fallback_reasons": dict(c.fallback_reasons),
+                           "breaker_opened": service.breaker.times_opened, "breaker_probes": service.breaker.probes}
+    total: dict[str, Any] = {key: sum(m[key] for m in per_model.values())
+                             for key in ("triton_calls", "triton_failures", "fallback_calls", "breaker_opened", "breaker_probes")}
+    reasons: Counter = Counter()
+    for m in per_model.values():
+        reasons.update(m["fallback_reasons"])
+    total["fallback_reasons"] = dict(reasons)
+    total["models"] = per_model
+    return total
 
 
 def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, decided_ns: int, worker: str,
@@ -118,16 +108,14 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
             builder.send_multipart([messages.READY, messages.pack_meta({"done": l1_id})])
             processed += 1
     finally:
-        c = inference.counters
         collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": {
-            "processed": processed, "triton_calls": c.triton_calls, "triton_failures": c.triton_failures,
-            "fallback_calls": c.fallback_calls, "fallback_reasons": dict(c.fallback_reasons),
-            "breaker_opened": inference.breaker.times_opened, "breaker_probes": inference.breaker.probes,
+            "processed": processed, **inference_counters(inference),
             "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
         done.set()
         watchdog.join(timeout=2.0)
-        if inference.remote is not None:
-            inference.remote.close()
+        for service in inference.values():
+            if service.remote is not None:
+                service.remote.close()
         builder.close(linger=0)
         collector.close(linger=2000)
         ctx.term()

@@ -24,8 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trigger_sim.kernels import (  # noqa: E402
     build_hit_graph,
     build_hit_graph_reference,
+    build_tracks,
+    build_tracks_reference,
+    find_em_clusters,
+    find_em_clusters_reference,
     find_jets,
     find_jets_reference,
+    fit_helices,
+    fit_helices_reference,
+    graph_features,
+    graph_features_reference,
     warm_up,
 )
 
@@ -34,6 +42,11 @@ HITS_PER_LAYER = {0: 60, 60: 2000, 200: 6500}  # by pile-up
 HIT_GRAPH_CUTS = dict(phi_slope_max=0.0006, z0_max_mm=200.0, max_edges=2_000_000)
 CALO_N_ETA, CALO_N_PHI, CALO_ETA_MAX = 50, 64, 2.5
 CALO_CUTS = dict(seed_gev=2.0, radius=0.4, min_pt_gev=10.0, max_jets=32)
+EM_CLUSTER_CUTS = dict(seed_gev=2.0, max_clusters=32)
+TRACK_EVENTS = {0: (400, 25), 60: (15_000, 700), 200: (50_000, 2_300)}  # (hits, tracks) by pile-up
+SCORED_EDGES_PER_HIT = 3.3
+TRACK_CUTS = dict(score_cut=0.5, min_hits=3)
+FIELD_T = 2.0
 
 
 def tracker_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -98,6 +111,99 @@ def calo_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
     )
 
 
+def em_calo_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """The calo_event grid plus a few electron-like deposits (most EM energy in one tower)."""
+    event = calo_event(pile_up, rng)
+    em = event["em_gev"].astype(np.float64)
+    for _ in range(rng.integers(1, 4)):
+        ieta, iphi = rng.integers(1, CALO_N_ETA - 1), rng.integers(0, CALO_N_PHI)
+        e_gev = rng.uniform(20.0, 80.0) * math.cosh(event["eta_centers"][ieta])
+        em[ieta, iphi] += 0.9 * e_gev
+        em[ieta + 1, iphi] += 0.06 * e_gev
+        em[ieta, (iphi + 1) % CALO_N_PHI] += 0.04 * e_gev
+    grid = {key: value for key, value in event.items() if key not in CALO_CUTS}
+    return dict(grid, em_gev=em.astype(np.float32), **EM_CLUSTER_CUTS)
+
+
+def graph_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A tracker event's hits and its hit graph: the inputs of `graph_features`."""
+    event = tracker_event(pile_up, rng)
+    edges, _ = build_hit_graph(**event)
+    return dict(r_mm=event["r_mm"], phi=event["phi"], z_mm=event["z_mm"], edges=edges)
+
+
+def scored_tracker_event(
+    pile_up: int, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Hits of helix tracks (on 5-10 layers, smeared) and noise, and a scored hit graph.
+
+    The graph holds the edges along each track, scored U(0.6, 1), and fake edges between random
+    hits on adjacent layers, scored U(0, 1)^20 (3 % above 0.5), as a GNN might. Returns the
+    hits (r_mm, phi, z_mm) and the `build_tracks` arguments.
+    """
+    n_hits, n_tracks = TRACK_EVENTS[pile_up]
+    n_layers = LAYER_RADII_MM.size
+    radius_mm = (0.7 + rng.exponential(3.0, n_tracks)) / (0.3 * FIELD_T) * 1000.0  # pT in GeV
+    charge = rng.choice([-1.0, 1.0], n_tracks)
+    turn = np.arcsin(LAYER_RADII_MM[None, :] / (2.0 * radius_mm[:, None]))
+    track_phi = rng.uniform(-math.pi, math.pi, n_tracks)[:, None] - charge[:, None] * turn
+    cot_theta = np.sinh(rng.uniform(-2.5, 2.5, n_tracks))[:, None]
+    track_z = rng.normal(0.0, 50.0, n_tracks)[:, None] + 2.0 * radius_mm[:, None] * turn * cot_theta
+    on_track = np.arange(n_layers)[None, :] < rng.integers(5, n_layers + 1, n_tracks)[:, None]
+    track, track_layer = np.nonzero(on_track)  # hits ordered by (track, layer)
+    n_on_track, n_noise = track.size, n_hits - track.size
+    layer = np.concatenate([track_layer, rng.integers(0, n_layers, n_noise)])
+    r = LAYER_RADII_MM[layer]
+    phi = np.concatenate([
+        track_phi[on_track] + rng.normal(0.0, 0.015, n_on_track) / r[:n_on_track],
+        rng.uniform(-math.pi, math.pi, n_noise),
+    ])
+    z = np.concatenate([
+        track_z[on_track] + rng.normal(0.0, 0.05, n_on_track),
+        rng.uniform(-1000.0, 1000.0, n_noise),
+    ])
+    # True edges join consecutive hits of a track; fake ones random hits on adjacent layers.
+    inner = np.flatnonzero(track[:-1] == track[1:])
+    true_edges = np.stack([inner, inner + 1], axis=1)
+    by_layer = np.argsort(layer, kind="stable")
+    layer_start = np.searchsorted(layer[by_layer], np.arange(n_layers + 1))
+    fake_layer = rng.integers(0, n_layers - 1, int(SCORED_EDGES_PER_HIT * n_hits) - inner.size)
+
+    def hit_on(lay: np.ndarray) -> np.ndarray:
+        count = layer_start[lay + 1] - layer_start[lay]
+        return by_layer[layer_start[lay] + (rng.random(lay.size) * count).astype(np.int64)]
+
+    fake_edges = np.stack([hit_on(fake_layer), hit_on(fake_layer + 1)], axis=1)
+    # Shuffle the hits: hit k of the arrays above becomes hit position[k].
+    position = rng.permutation(n_hits)
+    source = np.argsort(position)
+    edges = position[np.concatenate([true_edges, fake_edges])]
+    scores = np.concatenate([rng.uniform(0.6, 1.0, inner.size), rng.random(fake_layer.size) ** 20])
+    order = np.lexsort((edges[:, 1], edges[:, 0]))  # as build_hit_graph sorts them
+    hits = dict(
+        r_mm=r[source].astype(np.float32),
+        phi=(np.remainder(phi + math.pi, 2.0 * math.pi) - math.pi)[source].astype(np.float32),
+        z_mm=z[source].astype(np.float32),
+    )
+    graph = dict(
+        n_hits=n_hits, edges=edges[order].astype(np.int32), scores=scores[order].astype(np.float32),
+        **TRACK_CUTS,
+    )
+    return hits, graph
+
+
+def scored_graph_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """The inputs of `build_tracks`: a scored hit graph (see scored_tracker_event)."""
+    return scored_tracker_event(pile_up, rng)[1]
+
+
+def track_fit_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """The inputs of `fit_helices`: the hits and the tracks build_tracks finds among them."""
+    hits, graph = scored_tracker_event(pile_up, rng)
+    track_of_hit, n_tracks = build_tracks(**graph)
+    return dict(track_of_hit=track_of_hit, n_tracks=n_tracks, **hits, field_t=FIELD_T)
+
+
 def median_ms(func: Callable[..., Any], kwargs: dict[str, Any], repeat: int) -> float:
     """Median wall time of `repeat` calls, in ms."""
     times_s = []
@@ -123,8 +229,12 @@ def main() -> None:
     kernels = [
         ("hit_graph", tracker_event, build_hit_graph, build_hit_graph_reference),
         ("calo_jets", calo_event, find_jets, find_jets_reference),
+        ("em_clusters", em_calo_event, find_em_clusters, find_em_clusters_reference),
+        ("graph_features", graph_event, graph_features, graph_features_reference),
+        ("track_building", scored_graph_event, build_tracks, build_tracks_reference),
+        ("helix_fit", track_fit_event, fit_helices, fit_helices_reference),
     ]
-    print(f"{'kernel':<10} {'pile-up':>7} {'numba ms':>10} {'numpy ms':>10} {'ratio':>8}  output")
+    print(f"{'kernel':<15} {'pile-up':>7} {'numba ms':>10} {'numpy ms':>10} {'ratio':>8}  output")
     for name, make_event, fast, reference in kernels:
         for pile_up in HITS_PER_LAYER:
             event = make_event(pile_up, rng)
@@ -134,10 +244,19 @@ def main() -> None:
             reference_ms = median_ms(reference, event, repeat)
             if name == "hit_graph":
                 output = f"{event['layer'].size} hits, {result[1]} edges"
+            elif name == "em_clusters":
+                output = f"{len(result)} clusters"
+            elif name == "graph_features":
+                output = f"{len(result[0])} nodes, {len(result[1])} edges"
+            elif name == "track_building":
+                output = f"{event['n_hits']} hits, {len(event['edges'])} edges, {result[1]} tracks"
+            elif name == "helix_fit":
+                on_track = int(np.count_nonzero(event["track_of_hit"] >= 0))
+                output = f"{len(result)} tracks, {on_track} hits on them"
             else:
                 output = f"{len(result)} jets"
             print(
-                f"{name:<10} {pile_up:>7} {fast_ms:>10.3f} {reference_ms:>10.1f}"
+                f"{name:<15} {pile_up:>7} {fast_ms:>10.3f} {reference_ms:>10.1f}"
                 f" {reference_ms / fast_ms:>7.0f}x  {output}"
             )
 

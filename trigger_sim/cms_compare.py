@@ -25,10 +25,8 @@ from typing import Any
 from trigger_sim.config import CONFIG_DIR, FarmConfig, from_mapping, read_toml, with_overrides
 from trigger_sim.errors import ConfigError, TriggerSimError
 from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
-from trigger_sim.inference.breaker import CircuitBreaker
-from trigger_sim.inference.service import InferenceService
 from trigger_sim.menu import Menu, load_menu
-from trigger_sim.models.jet_tagger import LocalJetTagger
+from trigger_sim.inference.factory import build_inference
 from trigger_sim.recording import Record, RecordReader
 from trigger_sim.wire import encode_fragment
 
@@ -171,11 +169,9 @@ class FileComparison:
 
 
 def offline_sequence(config: FarmConfig, menu: Menu) -> HltSequence:
-    """The worker's sequence without a time budget, tagger on the local fallback (same weights)."""
+    """The worker's sequence without a time budget, models on the local fallback (same weights)."""
     config = with_overrides(config, worker={"budget_ms": OFFLINE_BUDGET_MS})
-    ic = config.inference
-    inference = InferenceService(None, LocalJetTagger(), CircuitBreaker(ic.breaker_failures, 1), timeout_s=ic.timeout_ms / 1e3)
-    return HltSequence(config, menu, inference)
+    return HltSequence(config, menu, build_inference(config, None))
 
 
 def recording_config(reader: RecordReader) -> FarmConfig:

@@ -72,6 +72,8 @@ class CaloConfig:
     had_noise_gev: float = 0.10
     zero_suppression_gev: float = 0.3
     had_em_fraction: float = 0.3  # share of a charged hadron's energy deposited in the EM layer
+    had_response: float = 0.8  # hadrons' visible energy relative to electrons' (e/h > 1: non-compensating)
+    em_shower_width: float = 0.01  # EM shower lateral scale (eta-phi units, ~Moliere radius / calo radius); 0: one tower
     n_regions: int = 2  # readout partitions in eta
 
     def __post_init__(self) -> None:
@@ -79,23 +81,33 @@ class CaloConfig:
         if self.n_eta % self.n_regions:
             raise ValueError("calo.n_eta must be a multiple of calo.n_regions")
         _fraction(self, "had_em_fraction")
+        if not 0.0 < self.had_response <= 2.0:  # also rejects NaN
+            raise ValueError(f"calo.had_response must be within (0, 2], got {self.had_response!r}")
+        if not 0.0 <= self.em_shower_width <= 1.0:
+            raise ValueError(f"calo.em_shower_width must be within [0, 1], got {self.em_shower_width!r}")
 
 
 @dataclass(frozen=True)
 class PhysicsConfig:
-    """Event mix: pile-up minimum bias plus a signal process in a fraction of events."""
+    """Event mix: pile-up minimum bias, plus a hard process (dijet, W -> e nu, H -> tau tau) in a fraction of events."""
 
-    pileup_mean: float = 20.0
-    signal_fraction: float = 0.25  # fraction of Level-1 accepts with a hard dijet
+    pileup_mean: float = 20.0  # mean pile-up collisions per crossing, 0 to 300
+    dijet_fraction: float = 0.25  # fraction of Level-1 accepts with a hard QCD dijet
+    electron_fraction: float = 0.05  # fraction with one isolated electron (W -> e nu)
+    signal_fraction: float = 0.02  # fraction with the rare signal H(125) -> tau tau, both taus hadronic
     dijet_min_pt_gev: float = 30.0
     dijet_spectrum_index: float = 4.0  # dN/dpT ~ pT^-n above the minimum
     minbias_charged_per_eta: float = 6.0
     vertex_sigma_z_mm: float = 45.0
 
     def __post_init__(self) -> None:
-        if self.pileup_mean < 0:
-            raise ValueError("physics.pileup_mean must be >= 0")
-        _fraction(self, "signal_fraction")
+        if not 0.0 <= self.pileup_mean <= 300.0:  # also rejects NaN
+            raise ValueError(f"physics.pileup_mean must be within [0, 300], got {self.pileup_mean!r}")
+        _fraction(self, "dijet_fraction", "electron_fraction", "signal_fraction")
+        total = self.dijet_fraction + self.electron_fraction + self.signal_fraction
+        if not total <= 1.0:
+            raise ValueError(f"physics.dijet_fraction + physics.electron_fraction + physics.signal_fraction must be "
+                             f"<= 1 (the rest of the events are minimum bias), got {total!r}")
         _positive(self, "dijet_min_pt_gev", "dijet_spectrum_index")
 
 
@@ -139,12 +151,25 @@ class FeatureConfig:
     jet_radius: float = 0.4
     jet_min_pt_gev: float = 10.0
     max_jets: int = 16
-    graph_phi_slope_max: float = 0.0006  # rad/mm; 2 T field: pT > ~0.5 GeV
+    graph_phi_slope_max: float = 0.00045  # rad/mm; 2 T field: pT > ~0.7 GeV (keeps every true edge of pT > 1 GeV)
     graph_z0_max_mm: float = 200.0
     graph_max_edges: int = 2_000_000
+    edge_score_cut: float = 0.87  # edge classifier working point (scripts/train_edge_classifier.py chooses it)
+    em_seed_gev: float = 5.0  # EM cluster seeds (electron candidates)
+    max_clusters: int = 8
+    track_min_hits: int = 4  # chains of GNN-selected edges shorter than this are not tracks
+    track_max_chi2_ndf: float = 10.0  # tracks whose helix fit is worse (a wrong hit) are not used
+    track_max_d0_mm: float = 2.0  # nor tracks that miss the beam line by more
+    vertex_track_min_pt_gev: float = 1.0  # tracks that find the primary vertex and count in jets
+    vertex_max_dz_mm: float = 10.0  # a track is from the primary vertex if |z0 - vertex z| < this
+    electron_match_deta: float = 0.05  # an EM cluster and a track match within these
+    electron_match_dphi: float = 0.05
 
     def __post_init__(self) -> None:
-        _positive(self, "jet_seed_gev", "jet_radius", "max_jets", "graph_phi_slope_max", "graph_z0_max_mm", "graph_max_edges")
+        _positive(self, "jet_seed_gev", "jet_radius", "max_jets", "graph_phi_slope_max", "graph_z0_max_mm", "graph_max_edges",
+                  "em_seed_gev", "max_clusters", "track_min_hits", "track_max_chi2_ndf", "track_max_d0_mm", "vertex_track_min_pt_gev", "vertex_max_dz_mm",
+                  "electron_match_deta", "electron_match_dphi")
+        _fraction(self, "edge_score_cut")
 
 
 @dataclass(frozen=True)
@@ -169,7 +194,7 @@ class InferenceConfig:
     """Inference as a service: where the server is, deadlines, and the circuit breaker."""
 
     triton_url: str = ""  # empty: start a local tritonserver on free loopback ports
-    model: str = "jet_tagger"
+    models: tuple[str, ...] = ("edge_classifier", "jet_tagger")  # called on the server; others run in the worker
     timeout_ms: float = 100.0  # per-call deadline (capped by what is left of the event budget)
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
@@ -177,6 +202,10 @@ class InferenceConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "timeout_ms", "breaker_failures", "breaker_open_ms", "server_start_timeout_s")
+        known = ("edge_classifier", "jet_tagger")
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(known)}")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
 Charged particles leave helix hits on each barrel layer they cross (smeared, with
 inefficiency and noise hits); all particles that reach the calorimeter deposit their
-energy in one tower, split between the electromagnetic and hadronic compartments by
+energy where they hit, split between the electromagnetic and hadronic compartments by
 particle kind, with stochastic resolution, electronic noise and zero suppression.
+
+The calorimeter is non-compensating: a hadron's visible energy is `had_response` times an
+electron's of the same energy. Electromagnetic deposits spread laterally: a particle hitting
+near a tower edge shares part of its EM energy with the nearest neighbour in eta and in phi.
 """
 
 from __future__ import annotations
@@ -85,8 +89,22 @@ def simulate_tracker(p: Particles, cfg: TrackerConfig, rng: np.random.Generator)
     )
 
 
+def em_lateral_shares(position: np.ndarray, tower_width: float, shower_width: float) -> np.ndarray:
+    """Fraction of an EM shower leaking into the nearest neighbouring tower along one axis.
+
+    position: where the shower axis hits, in units of the tower width from its lower edge, in
+    [0, 1). A shower with an exponential lateral profile of scale `shower_width` (same units
+    as `tower_width`) puts 0.5 * exp(-d / shower_width) beyond a boundary at distance d.
+    """
+    if shower_width <= 0:
+        return np.zeros_like(position)
+    distance = np.minimum(position, 1.0 - position) * tower_width
+    with np.errstate(over="ignore"):  # a very narrow shower: exp(-inf) = 0, no leak
+        return 0.5 * np.exp(-distance / shower_width)
+
+
 def simulate_calo(p: Particles, cfg: CaloConfig, field_t: float, rng: np.random.Generator) -> CaloTowers:
-    """Tower energies: deposit, resolution, noise, zero suppression."""
+    """Tower energies: deposit (with lateral EM spread), hadron response, resolution, noise, zero suppression."""
     R = curvature_radius_mm(p.pt_gev, field_t)
     reaches = (p.charge == 0) | (2 * R > CALO_RADIUS_MM)
     bend = np.where(p.charge != 0, np.arcsin(np.minimum(CALO_RADIUS_MM / (2 * R), 1.0)), 0.0)
@@ -96,12 +114,34 @@ def simulate_calo(p: Particles, cfg: CaloConfig, field_t: float, rng: np.random.
     is_em = (p.kind == PHOTON) | (p.kind == ELECTRON)
     is_had = (p.kind == CHARGED_HADRON) | (p.kind == NEUTRAL_HADRON)
     em_share = np.where(is_em, 1.0, np.where(is_had, cfg.had_em_fraction, 0.0))
-    ieta = np.clip(((p.eta + cfg.eta_max) / (2 * cfg.eta_max) * cfg.n_eta).astype(np.int64), 0, cfg.n_eta - 1)
-    iphi = np.clip(((phi + np.pi) / (2 * np.pi) * cfg.n_phi).astype(np.int64), 0, cfg.n_phi - 1)
-    flat = (ieta * cfg.n_phi + iphi)[inside]
+    visible = energy * np.where(is_had, cfg.had_response, 1.0)
+    # Position in tower units; the integer part is the tower, the rest where inside it.
+    u_eta = (p.eta + cfg.eta_max) / (2 * cfg.eta_max) * cfg.n_eta
+    u_phi = (phi + np.pi) / (2 * np.pi) * cfg.n_phi
+    ieta = np.clip(u_eta.astype(np.int64), 0, cfg.n_eta - 1)
+    iphi = np.clip(u_phi.astype(np.int64), 0, cfg.n_phi - 1)
     size = cfg.n_eta * cfg.n_phi
-    em_true = np.bincount(flat, weights=(energy * em_share)[inside], minlength=size)
-    had_true = np.bincount(flat, weights=(energy * (1 - em_share))[inside], minlength=size)
+    em_dep = (visible * em_share)[inside]
+    had_true = np.bincount((ieta * cfg.n_phi + iphi)[inside], weights=(visible * (1 - em_share))[inside], minlength=size)
+    # Lateral EM spread: factorised shares to the nearest neighbour in eta (none beyond the
+    # grid's edge) and in phi (wrapping), and to the diagonal one between them.
+    f_eta = np.clip(u_eta - ieta, 0.0, 1.0)[inside]
+    f_phi = np.clip(u_phi - iphi, 0.0, 1.0)[inside]
+    ie, ip = ieta[inside], iphi[inside]
+    leak_eta = em_lateral_shares(f_eta, 2 * cfg.eta_max / cfg.n_eta, cfg.em_shower_width)
+    leak_phi = em_lateral_shares(f_phi, 2 * np.pi / cfg.n_phi, cfg.em_shower_width)
+    ie_nb = ie + np.where(f_eta < 0.5, -1, 1)
+    leak_eta = np.where((ie_nb >= 0) & (ie_nb < cfg.n_eta), leak_eta, 0.0)
+    ie_nb = np.clip(ie_nb, 0, cfg.n_eta - 1)
+    ip_nb = (ip + np.where(f_phi < 0.5, -1, 1)) % cfg.n_phi
+    em_true = np.zeros(size)
+    for rows, cols, share in (
+        (ie, ip, (1 - leak_eta) * (1 - leak_phi)),
+        (ie_nb, ip, leak_eta * (1 - leak_phi)),
+        (ie, ip_nb, (1 - leak_eta) * leak_phi),
+        (ie_nb, ip_nb, leak_eta * leak_phi),
+    ):
+        em_true += np.bincount(rows * cfg.n_phi + cols, weights=em_dep * share, minlength=size)
     em = em_true + rng.normal(size=size) * np.sqrt(cfg.em_stochastic**2 * em_true + cfg.em_noise_gev**2)
     had = had_true + rng.normal(size=size) * np.sqrt(cfg.had_stochastic**2 * had_true + cfg.had_noise_gev**2)
     keep = (em + had) > cfg.zero_suppression_gev

@@ -7,7 +7,7 @@ The decision is a pure function of the event's trigger objects and its Level-1 i
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,10 @@ import numpy as np
 from trigger_sim.config import from_mapping, read_toml
 from trigger_sim.errors import ConfigError
 from trigger_sim.kernels.calo_jets import JET_EM_FRACTION, JET_PT
+from trigger_sim.kernels.em_clusters import CLUSTER_ET, CLUSTER_HAD_ET, CLUSTER_ISO_ET
+from trigger_sim.kernels.helix_fit import TRACK_PT
 
-SELECTIONS = ("jets", "ht", "met", "em", "all")
+SELECTIONS = ("jets", "ht", "met", "em", "tracks", "electron", "all")
 DEBUG_STREAMS = ("MissingData", "HltTimeout", "HltError", "NotProcessed")
 
 
@@ -31,6 +33,9 @@ class Chain:
     min_ht_gev: float = 0.0
     min_met_gev: float = 0.0
     min_em_fraction: float = 0.0
+    min_track_pt_gev: float = 0.0  # electron: the matched track's pT must be above this
+    max_had_fraction: float = 1.0  # electron: hadronic ET behind the cluster / cluster ET
+    max_iso_fraction: float = float("inf")  # electron: ET around the cluster / cluster ET
     prescale: int = 1
 
     def __post_init__(self) -> None:
@@ -59,8 +64,25 @@ class Menu:
         return any(c.selection in ("jets", "em") and c.min_score > 0 for c in self.chains)
 
     @property
+    def uses_tracks(self) -> bool:
+        return any(c.selection in ("tracks", "electron") for c in self.chains)
+
+    @property
     def uses_met(self) -> bool:
         return any(c.selection == "met" for c in self.chains)
+
+
+@dataclass(frozen=True)
+class TriggerObjects:
+    """What the menu selects on: jets and their tagger scores, missing ET (None if not
+    computed), primary-vertex tracks, EM clusters and the pT of the track matched to each."""
+
+    jets: np.ndarray
+    jet_scores: np.ndarray
+    met_gev: float | None = None
+    tracks: np.ndarray = field(default_factory=lambda: np.zeros((0, TRACK_PT + 1)))
+    clusters: np.ndarray = field(default_factory=lambda: np.zeros((0, CLUSTER_ISO_ET + 1)))
+    cluster_track_pt_gev: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -108,13 +130,26 @@ def missing_et_gev(em_gev: np.ndarray, had_gev: np.ndarray, eta_centers: np.ndar
     return float(np.hypot((et_gev @ np.cos(phi_centers)).sum(), (et_gev @ np.sin(phi_centers)).sum()))
 
 
-def _passes(chain: Chain, jets: np.ndarray, scores: np.ndarray, met_gev: float | None) -> bool:
+def passes(chain: Chain, o: TriggerObjects) -> bool:
+    """Whether the event passes the chain's selection (before its prescale)."""
     if chain.selection == "all":
         return True
     if chain.selection == "met":
-        if met_gev is None:
+        if o.met_gev is None:
             raise ValueError(f"chain {chain.name}: a met selection needs the event's missing ET")
-        return met_gev >= chain.min_met_gev
+        return o.met_gev >= chain.min_met_gev
+    if chain.selection == "tracks":
+        return int((o.tracks[:, TRACK_PT] > chain.min_pt_gev).sum()) >= chain.min_count if len(o.tracks) else False
+    if chain.selection == "electron":
+        if len(o.clusters) == 0:
+            return False
+        et = o.clusters[:, CLUSTER_ET]
+        ok = (et > chain.min_pt_gev) & (o.cluster_track_pt_gev > chain.min_track_pt_gev)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok &= o.clusters[:, CLUSTER_HAD_ET] <= chain.max_had_fraction * et
+            ok &= o.clusters[:, CLUSTER_ISO_ET] <= chain.max_iso_fraction * et
+        return int(ok.sum()) >= chain.min_count
+    jets = o.jets
     pt = jets[:, JET_PT] if len(jets) else np.empty(0)
     above = pt > chain.min_pt_gev
     if chain.selection == "ht":
@@ -122,13 +157,18 @@ def _passes(chain: Chain, jets: np.ndarray, scores: np.ndarray, met_gev: float |
     if chain.selection == "em" and len(jets):
         above &= jets[:, JET_EM_FRACTION] >= chain.min_em_fraction
     if chain.min_score > 0:
-        above &= scores.reshape(-1) >= chain.min_score
+        above &= o.jet_scores.reshape(-1) >= chain.min_score
     return int(above.sum()) >= chain.min_count
 
 
-def decide(menu: Menu, l1_id: int, jets: np.ndarray, scores: np.ndarray, met_gev: float | None = None) -> Decision:
-    """Run every chain on the event's jets, tagger scores and missing ET (needed by met chains only)."""
-    passed = tuple(c.name for c in menu.chains if _passes(c, jets, scores, met_gev) and prescale_keeps(l1_id, c))
+def decide(menu: Menu, l1_id: int, objects: TriggerObjects | np.ndarray, scores: np.ndarray | None = None,
+           met_gev: float | None = None) -> Decision:
+    """Run every chain on the event's trigger objects (or, for calorimeter-only chains, just
+    its jets, tagger scores and missing ET)."""
+    if not isinstance(objects, TriggerObjects):
+        jets = objects
+        objects = TriggerObjects(jets, np.zeros((len(jets), 1), np.float32) if scores is None else scores, met_gev)
+    passed = tuple(c.name for c in menu.chains if passes(c, objects) and prescale_keeps(l1_id, c))
     by_name = {c.name: c for c in menu.chains}
     streams = tuple(dict.fromkeys(s for name in passed for s in by_name[name].streams))
     return Decision(passed, streams)

@@ -36,6 +36,17 @@ def source_ids(config: FarmConfig) -> list[int]:
     ]
 
 
+def _sectors(phi: np.ndarray, cfg: TrackerConfig) -> np.ndarray:
+    return np.minimum(((phi.astype(np.float64) + np.pi) / (2 * np.pi) * cfg.n_sectors).astype(np.int64), cfg.n_sectors - 1)
+
+
+def tracker_hit_order(hits: TrackerHits, cfg: TrackerConfig) -> np.ndarray:
+    """Indices into `hits` in the order `unpack_tracker` returns them (sector by sector), so
+    truth attached to simulated hits can follow them through the readout."""
+    sector = _sectors(hits.phi, cfg)
+    return np.concatenate([np.flatnonzero(sector == s) for s in range(cfg.n_sectors)]).astype(np.int64)
+
+
 def pack_tracker(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.ndarray]]:
     """Per tracker sector: module ids and local (u along r-phi, v along z) coordinates."""
     phi64 = hits.phi.astype(np.float64)
@@ -47,7 +58,7 @@ def pack_tracker(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.nda
     iz = np.clip(np.floor(zpos / cfg.module_length_mm).astype(np.int64), 0, _MASK12)
     module = (hits.layer.astype(np.int64) << (_IPHI_BITS + _IZ_BITS)) | (iz << _IPHI_BITS) | iphi
     local = np.stack([arc - iphi * cfg.module_width_mm, zpos - iz * cfg.module_length_mm], axis=1)
-    sector = np.minimum(((phi64 + np.pi) / (2 * np.pi) * cfg.n_sectors).astype(np.int64), cfg.n_sectors - 1)
+    sector = _sectors(phi64, cfg)
     out = []
     for s in range(cfg.n_sectors):
         sel = sector == s

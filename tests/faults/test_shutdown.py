@@ -34,7 +34,7 @@ def _children(pid: int) -> set[int]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_and_cleans_up(tmp_path, sig):
     out, streams = tmp_path / "out.json", tmp_path / "streams"
-    cmd = [sys.executable, "-m", "farm", "run", "--duration", "120", "--rate", "150", "--workers", "2",
+    cmd = [sys.executable, "-m", "farm", "run", "--duration", "120", "--rate", "60", "--workers", "2",
            "--json", str(out), "--output", str(streams), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

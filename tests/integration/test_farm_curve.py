@@ -22,7 +22,7 @@ def test_farm_over_curve_decides_every_event_and_counts_an_unknown_client(tmp_pa
     make_keys(keys)
     make_keys(tmp_path / "stranger")
     config = with_overrides(
-        load_config(), readout={"rate_hz": 250.0}, worker={"count": 2},
+        load_config(), readout={"rate_hz": 60.0}, worker={"count": 2},
         network={"bind_address": "127.0.0.1", "curve": True, "curve_keys_dir": str(keys)},
         inference={"triton_url": triton_server.grpc_url},
     )

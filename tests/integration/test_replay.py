@@ -18,7 +18,7 @@ CMS_FILE = REPO_ROOT / "tests" / "data" / "cms-ispy" / "MinimumBias_Run2012C_0_f
 
 
 def config(**sections):
-    return with_overrides(with_overrides(load_config(), readout={"rate_hz": 250.0}, worker={"count": 2}), **sections)
+    return with_overrides(with_overrides(load_config(), readout={"rate_hz": 60.0}, worker={"count": 2}), **sections)
 
 
 def record(path: Path, n: int) -> None:
@@ -54,7 +54,7 @@ def test_replay_decides_like_the_live_run_and_streams_replay_identically(tmp_pat
 
 def test_loop_keeps_ids_unique_with_bursts(tmp_path, triton_server):
     record(tmp_path / "small.tsrec", 40)
-    summary = run_farm(config(inference={"triton_url": triton_server.grpc_url}, readout={"pattern": "burst", "rate_hz": 150.0}),
+    summary = run_farm(config(inference={"triton_url": triton_server.grpc_url}, readout={"pattern": "burst", "rate_hz": 60.0}),
                        n_events=100, replay=tmp_path / "small.tsrec", loop=True, output_dir=None)
     ev = summary["events"]
     assert ev["l1_accepted"] == 100 and ev["lost"] == 0 and ev["duplicate_results_refused"] == 0

@@ -13,8 +13,30 @@ from hypothesis import strategies as st
 
 from trigger_sim.config import CONFIG_DIR
 from trigger_sim.errors import ConfigError
-from trigger_sim.kernels import JET_EM_FRACTION, JET_ETA, JET_PT, N_JET_COLUMNS
-from trigger_sim.menu import DEBUG_STREAMS, Chain, Menu, decide, load_menu, missing_et_gev, prescale_keeps
+from trigger_sim.kernels import (
+    CLUSTER_ET,
+    CLUSTER_HAD_ET,
+    CLUSTER_ISO_ET,
+    JET_EM_FRACTION,
+    JET_ETA,
+    JET_PT,
+    N_CLUSTER_COLUMNS,
+    N_JET_COLUMNS,
+    N_TRACK_COLUMNS,
+    TRACK_PT,
+)
+from trigger_sim.menu import (
+    DEBUG_STREAMS,
+    SELECTIONS,
+    Chain,
+    Menu,
+    TriggerObjects,
+    decide,
+    load_menu,
+    missing_et_gev,
+    passes,
+    prescale_keeps,
+)
 
 REAL_MENU = CONFIG_DIR / "menu.toml"
 COMPARE_MENU = CONFIG_DIR / "menu_cms_compare.toml"
@@ -46,10 +68,11 @@ CHAIN_OK = 'name = "c1"\nselection = "all"\nstreams = ["Main"]\n'
 def test_real_menu_loads():
     menu = load_menu(REAL_MENU)
     names = [c.name for c in menu.chains]
-    assert names == ["HLT_j150", "HLT_2j60_tagged", "HLT_ht250", "HLT_j40_tagged_L1prescaled", "HLT_noalg_mb"]
+    assert names == ["HLT_2tau25_tagged", "HLT_e25_tight", "HLT_j150", "HLT_ht250", "HLT_2trk10",
+                     "HLT_tau40_tagged_prescaled", "HLT_noalg_mb"]
     by_name = {c.name: c for c in menu.chains}
-    assert by_name["HLT_2j60_tagged"] == Chain(
-        "HLT_2j60_tagged", "jets", ("Main",), min_pt_gev=60.0, min_count=2, min_score=0.5
+    assert by_name["HLT_2tau25_tagged"] == Chain(
+        "HLT_2tau25_tagged", "jets", ("Main",), min_pt_gev=25.0, min_count=2, min_score=0.9
     )
     assert by_name["HLT_ht250"].selection == "ht" and by_name["HLT_ht250"].min_ht_gev == 250.0
     assert by_name["HLT_noalg_mb"].prescale == 50
@@ -202,9 +225,9 @@ def test_real_menu_decisions():
     l1 = quiet[0]
     d = decide(menu, l1, jets_with_pt(160.0), scores(0.0))
     assert d.chains == ("HLT_j150",) and d.streams == ("Main",)
-    d = decide(menu, l1, jets_with_pt(70.0, 65.0), scores(0.6, 0.5))
-    assert d.chains == ("HLT_2j60_tagged",)
-    d = decide(menu, l1, jets_with_pt(70.0, 65.0), scores(0.6, 0.4))
+    d = decide(menu, l1, jets_with_pt(30.0, 26.0), scores(0.95, 0.9))
+    assert d.chains == ("HLT_2tau25_tagged",)
+    d = decide(menu, l1, jets_with_pt(30.0, 26.0), scores(0.95, 0.89))
     assert d.chains == () and not d.accepted and d.streams == ()
     d = decide(menu, l1, jets_with_pt(140.0, 90.0, 40.0), scores(0.1, 0.1, 0.1))
     assert d.chains == ("HLT_ht250",)
@@ -358,3 +381,271 @@ def test_comparison_menu_loads_with_met_and_em_chains():
     assert {"jets", "ht", "met", "em"} <= kinds
     assert menu.uses_met and not menu.uses_tagger
     assert all(c.prescale == 1 for c in menu.chains)
+
+
+# --- tracks and electron selections, TriggerObjects ------------------------------------------------
+
+def tracks_with_pt(*pts: float) -> np.ndarray:
+    tracks = np.zeros((len(pts), N_TRACK_COLUMNS))
+    tracks[:, TRACK_PT] = pts
+    return tracks
+
+
+def clusters_of(*rows: tuple[float, float, float]) -> np.ndarray:
+    """(ET, hadronic ET behind, ET around) per cluster."""
+    clusters = np.zeros((len(rows), N_CLUSTER_COLUMNS), np.float32)
+    for i, (et, had, iso) in enumerate(rows):
+        clusters[i, CLUSTER_ET], clusters[i, CLUSTER_HAD_ET], clusters[i, CLUSTER_ISO_ET] = et, had, iso
+    return clusters
+
+
+def objects(jets: np.ndarray | None = None, sc: np.ndarray | None = None, met: float | None = None,
+            tracks: np.ndarray | None = None, clusters: np.ndarray | None = None,
+            track_pt: list[float] | None = None) -> TriggerObjects:
+    jets = jets_with_pt() if jets is None else jets
+    kw = {}
+    if tracks is not None:
+        kw["tracks"] = tracks
+    if clusters is not None:
+        kw["clusters"] = clusters
+        kw["cluster_track_pt_gev"] = np.asarray(track_pt if track_pt is not None else [0.0] * len(clusters), np.float64)
+    return TriggerObjects(jets, np.zeros((len(jets), 1), np.float32) if sc is None else sc, met, **kw)
+
+
+def test_selection_kinds_include_tracks_and_electron():
+    assert {"tracks", "electron"} <= set(SELECTIONS)
+    assert Menu((Chain("t", "tracks", ("S",)),)).uses_tracks
+    assert Menu((Chain("e", "electron", ("S",)),)).uses_tracks
+    assert not Menu((Chain("j", "jets", ("S",)), Chain("m", "met", ("S",)))).uses_tracks
+
+
+def test_tracks_selection_counts_tracks_strictly_above_threshold():
+    c = Chain("t", "tracks", ("S",), min_pt_gev=10.0, min_count=2)
+    assert passes(c, objects(tracks=tracks_with_pt(12.0, 10.5)))
+    assert passes(c, objects(tracks=tracks_with_pt(1.0, 50.0, 3.0, 11.0)))
+    assert not passes(c, objects(tracks=tracks_with_pt(12.0, 10.0)))  # 10 is not above 10
+    assert not passes(c, objects(tracks=tracks_with_pt(300.0)))
+    assert not passes(c, objects(tracks=tracks_with_pt(30.0, float("nan"))))  # a failed fit never counts
+    assert not passes(c, objects(tracks=tracks_with_pt()))
+    assert not passes(c, objects())  # the default: no tracks
+    # jets do not count as tracks
+    assert not passes(c, objects(jets=jets_with_pt(100.0, 100.0)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 100), st.just(float("nan"))), max_size=10), st.floats(0, 50), st.integers(1, 4))
+def test_tracks_selection_property(pts, min_pt, min_count):
+    c = Chain("t", "tracks", ("S",), min_pt_gev=min_pt, min_count=min_count)
+    expected = sum(1 for p in pts if p > min_pt) >= min_count
+    assert passes(c, objects(tracks=tracks_with_pt(*pts))) == expected
+
+
+def test_electron_selection_applies_every_cut_to_the_same_cluster():
+    c = Chain("e", "electron", ("S",), min_pt_gev=25.0, min_track_pt_gev=10.0, max_had_fraction=0.1,
+              max_iso_fraction=0.2)
+    good = (30.0, 2.0, 4.0)
+    assert passes(c, objects(clusters=clusters_of(good), track_pt=[12.0]))
+    assert passes(c, objects(clusters=clusters_of((30.0, 3.0, 6.0)), track_pt=[12.0]))  # at both limits
+    assert not passes(c, objects(clusters=clusters_of((25.0, 0.0, 0.0)), track_pt=[12.0]))  # ET not above 25
+    assert not passes(c, objects(clusters=clusters_of(good), track_pt=[10.0]))  # track not above 10
+    assert not passes(c, objects(clusters=clusters_of(good), track_pt=[0.0]))  # no track at all
+    assert not passes(c, objects(clusters=clusters_of((30.0, 3.5, 0.0)), track_pt=[12.0]))  # too much behind
+    assert not passes(c, objects(clusters=clusters_of((30.0, 0.0, 6.5)), track_pt=[12.0]))  # not isolated
+    # one cluster passing ET and isolation, another the track: no electron
+    assert not passes(c, objects(clusters=clusters_of(good, (5.0, 0.0, 0.0)), track_pt=[0.0, 40.0]))
+    assert not passes(c, objects())  # no clusters
+    two = dataclasses.replace(c, min_count=2)
+    assert not passes(two, objects(clusters=clusters_of(good, (80.0, 0.0, 50.0)), track_pt=[12.0, 50.0]))
+    assert passes(two, objects(clusters=clusters_of(good, (80.0, 0.0, 5.0)), track_pt=[12.0, 50.0]))
+
+
+def test_electron_selection_defaults_only_need_et_and_a_track():
+    c = Chain("e", "electron", ("S",), min_pt_gev=20.0)
+    # default max_had_fraction 1: hadronic ET up to the cluster ET; default isolation: none
+    assert passes(c, objects(clusters=clusters_of((21.0, 21.0, 1000.0)), track_pt=[0.5]))
+    assert not passes(c, objects(clusters=clusters_of((21.0, 21.5, 0.0)), track_pt=[0.5]))
+    assert not passes(c, objects(clusters=clusters_of((21.0, 0.0, 0.0)), track_pt=[0.0]))  # min_track_pt 0: above 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 100, width=32), st.floats(0, 50, width=32), st.floats(0, 50, width=32),
+                       st.floats(0, 60)), max_size=6),
+    st.floats(0, 60), st.floats(0, 30), st.floats(0, 1), st.floats(0, 2), st.integers(1, 3),
+)
+def test_electron_selection_property(rows, min_pt, min_track_pt, max_had, max_iso, min_count):
+    c = Chain("e", "electron", ("S",), min_pt_gev=min_pt, min_track_pt_gev=min_track_pt, max_had_fraction=max_had,
+              max_iso_fraction=max_iso, min_count=min_count)
+    clusters = clusters_of(*[r[:3] for r in rows])
+    track_pt = [r[3] for r in rows]
+    n = 0
+    for (et, had, iso), trk in zip(clusters[:, [CLUSTER_ET, CLUSTER_HAD_ET, CLUSTER_ISO_ET]].tolist(), track_pt):
+        n += et > min_pt and trk > min_track_pt and had <= max_had * et and iso <= max_iso * et
+    assert passes(c, objects(clusters=clusters, track_pt=track_pt)) == (n >= min_count)
+
+
+def test_trigger_objects_defaults():
+    o = TriggerObjects(jets_with_pt(50.0), scores(0.3))
+    assert o.met_gev is None
+    assert len(o.tracks) == 0 and o.tracks.ndim == 2 and o.tracks.shape[1] > TRACK_PT
+    assert len(o.clusters) == 0 and o.clusters.ndim == 2 and o.clusters.shape[1] > CLUSTER_ISO_ET
+    assert len(o.cluster_track_pt_gev) == 0
+    for chain in (Chain("t", "tracks", ("S",)), Chain("e", "electron", ("S",)), Chain("m", "met", ("S",))):
+        if chain.selection == "met":
+            with pytest.raises(ValueError, match="missing ET"):
+                passes(chain, o)
+        else:
+            assert not passes(chain, o)
+
+
+def test_load_menu_reads_the_new_keys(tmp_path):
+    path = write(tmp_path, """
+[[chain]]
+name = "e"
+selection = "electron"
+min_pt_gev = 25.0
+min_track_pt_gev = 10.0
+max_had_fraction = 0.1
+max_iso_fraction = 0.2
+min_count = 2
+streams = ["Main"]
+
+[[chain]]
+name = "t"
+selection = "tracks"
+min_pt_gev = 10.0
+min_count = 2
+streams = ["Main"]
+""")
+    menu = load_menu(path)
+    assert menu.chains == (
+        Chain("e", "electron", ("Main",), min_pt_gev=25.0, min_count=2, min_track_pt_gev=10.0, max_had_fraction=0.1,
+              max_iso_fraction=0.2),
+        Chain("t", "tracks", ("Main",), min_pt_gev=10.0, min_count=2),
+    )
+    assert menu.uses_tracks
+
+
+chain_strategy = st.builds(
+    lambda i, kind, pt, count, score, ht, met, emf, trk, had, iso, prescale: Chain(
+        f"c{i}", kind, ("S",), min_pt_gev=pt, min_count=count, min_score=score, min_ht_gev=ht, min_met_gev=met,
+        min_em_fraction=emf, min_track_pt_gev=trk, max_had_fraction=had, max_iso_fraction=iso, prescale=prescale),
+    st.integers(0, 10**6), st.sampled_from(SELECTIONS), st.floats(0, 100), st.integers(1, 3),
+    st.sampled_from([0.0, 0.3, 0.7]), st.floats(0, 300), st.floats(0, 150), st.floats(0, 1), st.floats(0, 30),
+    st.floats(0, 1), st.floats(0, 1), st.integers(1, 4),
+)
+
+def jets_with_pt_and_em_fraction(rows: list[tuple[float, float, float]]) -> np.ndarray:
+    jets = jets_with_pt(*[r[0] for r in rows])
+    jets[:, JET_EM_FRACTION] = [r[1] for r in rows]
+    return jets
+
+
+objects_strategy = st.builds(
+    lambda jets, met, trk, cl: objects(
+        jets=jets_with_pt_and_em_fraction(jets), sc=scores(*[s for _, _, s in jets]),
+        met=met, tracks=tracks_with_pt(*trk), clusters=clusters_of(*[c[:3] for c in cl]), track_pt=[c[3] for c in cl]),
+    st.lists(st.tuples(st.floats(0, 200, width=32), st.floats(0, 1, width=32), st.floats(0, 1, width=32)), max_size=5),
+    st.floats(0, 200), st.lists(st.floats(0, 60), max_size=5),
+    st.lists(st.tuples(st.floats(0, 80, width=32), st.floats(0, 20, width=32), st.floats(0, 20, width=32),
+                       st.floats(0, 40)), max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(chain_strategy, min_size=1, max_size=6, unique_by=lambda c: c.name), objects_strategy,
+       st.integers(0, 2**40))
+def test_decide_is_passes_and_prescale(chains, o, l1_id):
+    menu = Menu(tuple(chains))
+    d = decide(menu, l1_id, o)
+    expected = tuple(c.name for c in chains if passes(c, o) and prescale_keeps(l1_id, c))
+    assert d.chains == expected
+    assert d.streams == (("S",) if expected else ())
+    # the prescale only removes: without it, every passing chain
+    unprescaled = Menu(tuple(dataclasses.replace(c, prescale=1) for c in chains))
+    assert decide(unprescaled, l1_id, o).chains == tuple(c.name for c in chains if passes(c, o))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(chain_strategy.filter(lambda c: c.selection not in ("tracks", "electron")), min_size=1, max_size=6,
+                unique_by=lambda c: c.name),
+       objects_strategy, st.integers(0, 2**40))
+def test_old_call_form_equals_trigger_objects(chains, o, l1_id):
+    menu = Menu(tuple(chains))
+    new = decide(menu, l1_id, TriggerObjects(o.jets, o.jet_scores, o.met_gev))
+    assert decide(menu, l1_id, o.jets, o.jet_scores, o.met_gev) == new
+    assert decide(menu, l1_id, o.jets, o.jet_scores, met_gev=o.met_gev) == new
+    # the calorimeter-only chains ignore tracks and clusters
+    assert decide(menu, l1_id, o) == new
+
+
+def test_old_call_form_without_scores_means_zero_scores():
+    menu = Menu((Chain("j", "jets", ("S",), min_pt_gev=10.0), Chain("jt", "jets", ("T",), min_pt_gev=10.0, min_score=0.1)))
+    d = decide(menu, 0, jets_with_pt(20.0))
+    assert d == decide(menu, 0, TriggerObjects(jets_with_pt(20.0), scores(0.0)))
+    assert d.chains == ("j",)
+
+
+# --- the real menu: every chain can pass ------------------------------------------------------------
+
+
+def objects_passing(chain: Chain) -> TriggerObjects:
+    """Objects built from the chain's own thresholds to pass it (and a met for menus that need one)."""
+    n = chain.min_count
+    pt = chain.min_pt_gev + 1.0
+    if chain.selection in ("jets", "em", "all"):
+        jets = jets_with_pt(*[pt] * n)
+        jets[:, JET_EM_FRACTION] = max(chain.min_em_fraction, 0.5)
+        return objects(jets=jets, sc=scores(*[max(chain.min_score, 0.01)] * n), met=0.0)
+    if chain.selection == "ht":
+        k = max(n, int(chain.min_ht_gev // pt) + 1)
+        return objects(jets=jets_with_pt(*[pt] * k), met=0.0)
+    if chain.selection == "met":
+        return objects(met=chain.min_met_gev)
+    if chain.selection == "tracks":
+        return objects(tracks=tracks_with_pt(*[pt] * n), met=0.0)
+    if chain.selection == "electron":
+        et = pt
+        had = min(chain.max_had_fraction, 1.0) * et * 0.5
+        iso = 0.0
+        return objects(clusters=clusters_of(*[(et, had, iso)] * n), track_pt=[chain.min_track_pt_gev + 1.0] * n, met=0.0)
+    raise AssertionError(chain.selection)
+
+
+def objects_failing(chain: Chain) -> TriggerObjects:
+    """One object short of passing, or every object just at (not above) the pT threshold."""
+    o = objects_passing(chain)
+    if chain.selection == "met":
+        return objects(met=chain.min_met_gev - 0.1)
+    if chain.selection == "tracks":
+        return dataclasses.replace(o, tracks=tracks_with_pt(*[chain.min_pt_gev] * chain.min_count))
+    if chain.selection == "electron":
+        return dataclasses.replace(o, cluster_track_pt_gev=np.full(chain.min_count, chain.min_track_pt_gev))
+    if chain.selection == "ht":
+        return objects(jets=jets_with_pt(chain.min_ht_gev - 1.0) if chain.min_ht_gev > chain.min_pt_gev + 1 else
+                       jets_with_pt(chain.min_pt_gev), met=0.0)
+    return dataclasses.replace(o, jets=o.jets[1:], jet_scores=o.jet_scores[1:])
+
+
+def test_real_menu_loads_with_the_new_selections():
+    menu = load_menu(REAL_MENU)
+    kinds = {c.selection for c in menu.chains}
+    assert {"tracks", "electron", "jets", "ht", "all"} <= kinds
+    assert kinds <= set(SELECTIONS)
+    assert menu.uses_tracks and menu.uses_tagger and not menu.uses_met
+    assert not set(menu.streams) & set(DEBUG_STREAMS)
+    electron = next(c for c in menu.chains if c.selection == "electron")
+    assert 0 < electron.max_had_fraction < 1 and 0 < electron.max_iso_fraction < math.inf
+    assert electron.min_track_pt_gev > 0
+
+
+@pytest.mark.parametrize("chain", load_menu(REAL_MENU).chains, ids=lambda c: c.name)
+def test_every_real_chain_can_pass(chain):
+    menu = load_menu(REAL_MENU)
+    o = objects_passing(chain)
+    assert passes(chain, o)
+    kept = next(i for i in range(10_000) if prescale_keeps(i, chain))
+    d = decide(menu, kept, o)
+    assert chain.name in d.chains and set(chain.streams) <= set(d.streams)
+    if chain.selection != "all":
+        assert not passes(chain, objects_failing(chain))

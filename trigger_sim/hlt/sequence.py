@@ -8,7 +8,7 @@ for an event over its hard budget: force-accepted with its partial result, as AT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +18,19 @@ from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.detector import tower_centers
 from trigger_sim.errors import TriggerSimError
-from trigger_sim.features import count_in_cones, jet_phi_eta, jet_tagger_inputs, seed_directions
-from trigger_sim.inference.service import InferenceService
-from trigger_sim.kernels import build_hit_graph, find_jets
-from trigger_sim.menu import Menu, decide, missing_et_gev
+from trigger_sim.features import (
+    good_tracks,
+    jet_tagger_inputs,
+    jet_track_features,
+    matched_track_pt,
+    primary_vertex_z_mm,
+    vertex_tracks,
+)
+from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.kernels import build_hit_graph, build_tracks, find_em_clusters, find_jets, fit_helices, graph_features
+from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
+from trigger_sim.models import edge_classifier
+from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER
 from trigger_sim.partition import unpack_calo, unpack_tracker
 from trigger_sim.wire import WireLimits, decode_fragment
 
@@ -29,7 +38,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 DEBUG = "debug"
 SOFT_FRACTION = 0.8  # soft timeout as a fraction of the hard budget (ATLAS HLT convention)
-STEPS = ("decode", "unpack", "calo_jets", "hit_graph", "features", "inference", "menu")
+STEPS = ("decode", "unpack", "calo", "graph", EDGE_CLASSIFIER, "tracks", "jet_features", JET_TAGGER, "menu")
 
 
 @dataclass
@@ -42,43 +51,80 @@ class EventResult:
     chains: tuple[str, ...] = ()
     reason: str = ""
     steps_ms: dict[str, float] = field(default_factory=dict)
-    inference_path: str = ""
-    inference_reason: str = ""
+    inference_path: str = ""  # the event's path: fallback if any model fell back, else triton, else skipped
+    inference_reason: str = ""  # the first fallback's reason
+    inference: dict[str, str] = field(default_factory=dict)  # model -> path
     n_jets: int = 0
     n_hits: int = 0
     n_edges: int = 0
+    n_tracks: int = 0
+    n_clusters: int = 0
 
     def to_message(self) -> dict[str, Any]:
         return {
             "l1_id": self.l1_id, "outcome": self.outcome, "streams": list(self.streams), "chains": list(self.chains),
             "reason": self.reason, "steps_ms": self.steps_ms, "inference_path": self.inference_path,
-            "inference_reason": self.inference_reason, "n_jets": self.n_jets, "n_hits": self.n_hits, "n_edges": self.n_edges,
+            "inference_reason": self.inference_reason, "inference": self.inference, "n_jets": self.n_jets,
+            "n_hits": self.n_hits, "n_edges": self.n_edges, "n_tracks": self.n_tracks, "n_clusters": self.n_clusters,
         }
+
+    def record_inference(self, model: str, path: str, reason: str) -> None:
+        self.inference[model] = path
+        if path == FALLBACK:
+            if self.inference_path != FALLBACK:
+                self.inference_reason = reason
+            self.inference_path = FALLBACK
+        elif path == TRITON and self.inference_path != FALLBACK:
+            self.inference_path = TRITON
+        elif not self.inference_path:
+            self.inference_path = SKIPPED
+
+
+@dataclass
+class EventObjects:
+    """Intermediate products of one event, kept for validation (not sent anywhere)."""
+
+    edges: np.ndarray | None = None
+    edge_scores: np.ndarray | None = None
+    track_of_hit: np.ndarray | None = None
+    tracks: np.ndarray | None = None
+    jets: np.ndarray | None = None
+    jet_inputs: np.ndarray | None = None
+    jet_scores: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+    trigger: TriggerObjects | None = None
 
 
 class HltSequence:
-    """Everything a worker needs to decide events, built once at start-up."""
+    """Everything a worker needs to decide events, built once at start-up.
 
-    def __init__(self, config: FarmConfig, menu: Menu, inference: InferenceService, now_ns: Callable[[], int] = clock.now_ns, limits: WireLimits | None = None):
+    `inference` maps each model (`registry.MODEL_NAMES`) to its service: the Triton client
+    with its deadline and breaker, and the in-process fallback.
+    """
+
+    def __init__(self, config: FarmConfig, menu: Menu, inference: Mapping[str, InferenceService],
+                 now_ns: Callable[[], int] = clock.now_ns, limits: WireLimits | None = None):
         self.config = config
         self.menu = menu
-        self.inference = inference
+        self.inference = dict(inference)
         self.now_ns = now_ns
         self.limits = limits or WireLimits()
         self.eta_centers, self.phi_centers = tower_centers(config.calo)
         self.budget_ns = int(config.worker.budget_ms * clock.NS_PER_MS)
 
     def process(self, l1_id: int, fragment_frames: Sequence[Sequence[Any]], stop_requested: Callable[[], bool] = lambda: False,
-                start_ns: int | None = None) -> EventResult:
+                start_ns: int | None = None, keep: EventObjects | None = None) -> EventResult:
         """Decide one event. Never raises for bad data: errors become the HltError stream.
 
         The soft timeout (0.8 x budget) is checked after every step, as is `stop_requested`
         (the watchdog's soft timeout); over it, the event leaves with its partial result
-        into HltTimeout. Inference deadlines end at the soft timeout.
+        into HltTimeout. Inference deadlines end at the soft timeout. `keep`, if given,
+        receives the intermediate products (for validation).
         """
         start = self.now_ns() if start_ns is None else start_ns
         soft_deadline = start + int(self.budget_ns * SOFT_FRACTION)
         result = EventResult(l1_id, DEBUG)
+        keep = keep if keep is not None else EventObjects()
         last = [start]
 
         def step(name: str) -> None:
@@ -99,21 +145,34 @@ class HltSequence:
             result.n_hits = len(layer)
             step("unpack")
             f = self.config.features
-            jets = find_jets(em, had, self.eta_centers, self.phi_centers, f.jet_seed_gev, f.jet_radius, f.jet_min_pt_gev, f.max_jets)
-            result.n_jets = len(jets)
-            step("calo_jets")
-            edges, n_total = build_hit_graph(layer, r, phi, z, len(self.config.tracker.layer_radii_mm), f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
+            keep.jets = jets = find_jets(em, had, self.eta_centers, self.phi_centers, f.jet_seed_gev, f.jet_radius, f.jet_min_pt_gev, f.max_jets)
+            keep.clusters = clusters = find_em_clusters(em, had, self.eta_centers, self.phi_centers, f.em_seed_gev, f.max_clusters)
+            result.n_jets, result.n_clusters = len(jets), len(clusters)
+            step("calo")
+            keep.edges, n_total = build_hit_graph(layer, r, phi, z, len(self.config.tracker.layer_radii_mm), f.graph_phi_slope_max,
+                                                  f.graph_z0_max_mm, f.graph_max_edges)
             result.n_edges = int(n_total)
-            step("hit_graph")
-            seed_eta, seed_phi = seed_directions(layer, r, phi, z, edges)
-            jet_eta, jet_phi = jet_phi_eta(jets)
-            inputs = jet_tagger_inputs(jets, count_in_cones(jet_eta, jet_phi, seed_eta, seed_phi, f.jet_radius))
-            step("features")
-            outcome = self.inference.infer(inputs, soft_deadline)
-            result.inference_path, result.inference_reason = outcome.path, outcome.reason
-            step("inference")
+            nodes, edge_features = graph_features(r, phi, z, keep.edges)
+            step("graph")
+            scored = self._infer(EDGE_CLASSIFIER, edge_classifier.model_inputs(nodes, keep.edges, edge_features), soft_deadline, result)
+            keep.edge_scores = np.asarray(scored, np.float32).reshape(-1)
+            step(EDGE_CLASSIFIER)
+            keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits)
+            keep.tracks = tracks = fit_helices(keep.track_of_hit, n_tracks, r, phi, z, self.config.tracker.field_t)
+            result.n_tracks = n_tracks
+            step("tracks")
+            good = good_tracks(tracks, f.track_max_chi2_ndf, f.track_max_d0_mm)
+            vertex_z = primary_vertex_z_mm(good, f.vertex_track_min_pt_gev)
+            from_vertex = vertex_tracks(good, vertex_z, f.vertex_max_dz_mm, f.vertex_track_min_pt_gev)
+            field_t = self.config.tracker.field_t
+            keep.jet_inputs = inputs = jet_tagger_inputs(jets, jet_track_features(jets, from_vertex, field_t, f.jet_radius))
+            electron_track_pt = matched_track_pt(clusters, from_vertex, field_t, f.electron_match_deta, f.electron_match_dphi)
+            step("jet_features")
+            keep.jet_scores = scores = self._infer(JET_TAGGER, inputs, soft_deadline, result)
+            step(JET_TAGGER)
             met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
-            decision = decide(self.menu, l1_id, jets, outcome.scores, met_gev)
+            keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt)
+            decision = decide(self.menu, l1_id, objects)
             step("menu")
         except _OverBudget as over:
             result.streams, result.reason = ("HltTimeout",), f"soft timeout ({SOFT_FRACTION:g} x the {self.config.worker.budget_ms:g} ms budget) after step {over.args[0]}"
@@ -124,6 +183,11 @@ class HltSequence:
         result.chains, result.streams = decision.chains, decision.streams
         result.outcome = ACCEPTED if decision.accepted else REJECTED
         return self._finish(result, start)
+
+    def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult) -> np.ndarray:
+        outcome = self.inference[model].infer(inputs, deadline_ns)
+        result.record_inference(model, outcome.path, outcome.reason)
+        return outcome.scores
 
     def error_result(self, l1_id: int, reason: str, stream: str = "HltError") -> EventResult:
         """An event decided without running the sequence: a debug stream with a reason."""

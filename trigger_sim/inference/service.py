@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,7 @@ SKIPPED = "skipped"  # nothing to infer (e.g. no jets)
 
 
 class Backend(Protocol):
-    def infer(self, inputs: np.ndarray, timeout_s: float) -> np.ndarray: ...
+    def infer(self, inputs: Any, timeout_s: float) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,11 @@ class InferenceService:
         timeout_s: float,
         now_ns: Callable[[], int] = clock.now_ns,
         min_timeout_s: float = 0.0005,
+        size_of: Callable[[Any], int] = len,
+        empty_output: np.ndarray | None = None,
     ):
+        """`size_of(inputs)` is the number of items (jets, edges); with none, nothing is sent
+        and `empty_output` (default float32 (0, 1)) is the answer."""
         self.remote = remote
         self.local = local
         self.breaker = breaker
@@ -61,12 +65,14 @@ class InferenceService:
         self.min_timeout_s = min_timeout_s  # below this a call cannot succeed: do not blame the server
         self.now_ns = now_ns
         self.counters = InferenceCounters()
+        self.size_of = size_of
+        self.empty_output = np.zeros((0, 1), np.float32) if empty_output is None else empty_output
 
-    def infer(self, inputs: np.ndarray, deadline_ns: int) -> InferenceOutcome:
+    def infer(self, inputs: Any, deadline_ns: int) -> InferenceOutcome:
         """Scores for `inputs`, from the server if it answers before the deadline."""
-        if len(inputs) == 0:
+        if self.size_of(inputs) == 0:
             self.counters.skipped += 1
-            return InferenceOutcome(np.zeros((0, 1), np.float32), SKIPPED)
+            return InferenceOutcome(self.empty_output.copy(), SKIPPED)
         start = self.now_ns()
         timeout_s = min(self.timeout_s, (deadline_ns - start) / clock.NS_PER_S)
         remote_ms = 0.0

@@ -1,4 +1,4 @@
-"""Jet tagger: an MLP scoring calorimeter jets as hard-scatter (1) or pile-up (0).
+"""Jet tagger: an MLP scoring calorimeter jets as hadronic taus (1) or QCD / pile-up jets (0).
 
 Inputs per jet (`FEATURE_NAMES`) come from `trigger_sim.features.jet_tagger_inputs`. The
 same `forward` runs inside the Triton Python-backend model and in the worker's local
@@ -19,7 +19,10 @@ import numpy as np
 MODEL_NAME = "jet_tagger"
 INPUT_NAME = "JET_FEATURES"
 OUTPUT_NAME = "SCORE"
-FEATURE_NAMES = ("log_pt", "abs_eta", "em_fraction", "log_n_towers", "width", "log1p_edges")
+FEATURE_NAMES = (
+    "log_pt", "abs_eta", "em_fraction", "log_n_towers", "width",
+    "n_core_tracks", "n_isolation_tracks", "leading_track_fraction", "core_track_fraction",
+)
 N_FEATURES = len(FEATURE_NAMES)
 WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "model_repository" / MODEL_NAME / "1" / "weights.npz"
 _LAYERS = ("w1", "b1", "w2", "b2", "w3", "b3")

@@ -12,31 +12,41 @@ from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, REJECTED, STEPS, HltSequen
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
 from trigger_sim.menu import Chain, Menu, load_menu, missing_et_gev
-from trigger_sim.models.jet_tagger import LocalJetTagger
+from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER, MODEL_NAMES, model_spec
 from trigger_sim.partition import unpack_calo
 from trigger_sim.simulation import event_fragments, simulate
 from trigger_sim.wire import decode_fragment, encode_fragment
 
 CFG = FarmConfig()
 MENU = load_menu(CFG.menu)
-TAGGER = LocalJetTagger()
+LOCAL = {name: model_spec(name).make_local() for name in MODEL_NAMES}
 N_EVENTS = 30
 
 
-class TaggerAsRemote:
+class LocalAsRemote:
     """A stand-in for the Triton backend: the same model, answering every call."""
 
-    def __init__(self):
+    def __init__(self, model: str = JET_TAGGER):
+        self.model = model
         self.calls = 0
 
-    def infer(self, inputs: np.ndarray, timeout_s: float) -> np.ndarray:
+    def infer(self, inputs, timeout_s: float) -> np.ndarray:
         assert timeout_s > 0
         self.calls += 1
-        return TAGGER.infer(inputs)
+        return LOCAL[self.model].infer(inputs)
 
 
-def service(remote=None) -> InferenceService:
-    return InferenceService(remote, TAGGER, CircuitBreaker(3, 10**9), timeout_s=0.1)
+TaggerAsRemote = LocalAsRemote
+
+
+def service(remote=None, edge_remote=None) -> dict[str, InferenceService]:
+    """Both models' services: the jet tagger with `remote`, the edge classifier with `edge_remote`."""
+    out = {}
+    for name, rem in ((EDGE_CLASSIFIER, edge_remote), (JET_TAGGER, remote)):
+        spec = model_spec(name)
+        out[name] = InferenceService(rem, LOCAL[name], CircuitBreaker(3, 10**9), timeout_s=10.0 if name == EDGE_CLASSIFIER else 0.1,
+                                     size_of=spec.size_of, empty_output=spec.empty_output())
+    return out
 
 
 def frames_of(l1_id: int, config: FarmConfig = CFG) -> list[list]:
@@ -70,10 +80,12 @@ def test_every_event_is_accepted_or_rejected_with_all_steps_timed(fallback_resul
         assert r.n_hits == len(simulate(CFG, l1_id).hits.layer)
         assert 0 <= r.n_jets <= CFG.features.max_jets
         assert r.n_edges >= 0
-        if r.n_jets:
+        assert set(r.inference) == set(MODEL_NAMES)
+        if r.n_jets or r.n_edges:
             assert (r.inference_path, r.inference_reason) == (FALLBACK, "no_server")
         else:
             assert r.inference_path == SKIPPED
+        assert r.inference[JET_TAGGER] == (FALLBACK if r.n_jets else SKIPPED)
         msg = r.to_message()
         assert msg["l1_id"] == l1_id and msg["outcome"] == r.outcome and msg["streams"] == list(r.streams)
     outcomes = {r.outcome for r in fallback_results.values()}
@@ -81,19 +93,21 @@ def test_every_event_is_accepted_or_rejected_with_all_steps_timed(fallback_resul
 
 
 def test_decisions_do_not_depend_on_which_inference_path_answered(events, fallback_results):
-    remote = TaggerAsRemote()
-    seq = HltSequence(CFG, MENU, service(remote))
+    remote, edge_remote = LocalAsRemote(JET_TAGGER), LocalAsRemote(EDGE_CLASSIFIER)
+    seq = HltSequence(CFG, MENU, service(remote, edge_remote))
     with_jets = 0
     for l1_id, frames in events.items():
         r = seq.process(l1_id, frames)
         f = fallback_results[l1_id]
-        assert (r.outcome, r.streams, r.chains, r.n_jets, r.n_hits, r.n_edges) == (
-            f.outcome, f.streams, f.chains, f.n_jets, f.n_hits, f.n_edges,
+        assert (r.outcome, r.streams, r.chains, r.n_jets, r.n_hits, r.n_edges, r.n_tracks) == (
+            f.outcome, f.streams, f.chains, f.n_jets, f.n_hits, f.n_edges, f.n_tracks,
         )
         if r.n_jets:
             with_jets += 1
-            assert r.inference_path == TRITON
+            assert r.inference[JET_TAGGER] == TRITON
+        assert r.inference_path == TRITON
     assert remote.calls == with_jets > 0
+    assert edge_remote.calls == len(events)
 
 
 def test_processing_is_deterministic(events, fallback_results):
@@ -181,12 +195,12 @@ def test_timeout_names_the_step_where_the_budget_ran_out(events):
     cfg = with_overrides(CFG, worker={"budget_ms": 25.0})
     seq = HltSequence(cfg, MENU, service(), now_ns=Ticking())
     r = seq.process(0, events[0])
-    # start at 10 (deadline 35), decode at 20, unpack at 30, calo_jets at 40 > 35
+    # start at 10 (deadline 35), decode at 20, unpack at 30, calo at 40 > 35
     assert r.streams == ("HltTimeout",)
-    assert r.reason.endswith("after step calo_jets")
+    assert r.reason.endswith("after step calo")
     assert "25 ms" in r.reason
-    assert [r.steps_ms[s] for s in ("decode", "unpack", "calo_jets")] == pytest.approx([10.0] * 3)
-    assert "hit_graph" not in r.steps_ms
+    assert [r.steps_ms[s] for s in ("decode", "unpack", "calo")] == pytest.approx([10.0] * 3)
+    assert "graph" not in r.steps_ms
     assert r.steps_ms["worker_total"] == pytest.approx(40.0)
 
 
@@ -198,11 +212,13 @@ def test_inference_deadline_is_capped_by_the_event_budget(events):
             seen.append(timeout_s)
             return super().infer(inputs, timeout_s)
 
-    cfg = with_overrides(CFG, worker={"budget_ms": 80.0})
-    seq = HltSequence(cfg, MENU, service(Recording()))
+    cfg = with_overrides(CFG, worker={"budget_ms": 2000.0})
+    services = service(Recording())
+    services[JET_TAGGER].timeout_s = 10.0  # longer than the whole budget: the budget must cap it
+    seq = HltSequence(cfg, MENU, services)
     for l1_id in range(5):
         seq.process(l1_id, events[l1_id])
-    assert seen and all(0 < t <= 0.080 for t in seen)
+    assert seen and all(0 < t <= 0.8 * 2.0 for t in seen)
 
 
 def test_error_result():

@@ -210,7 +210,7 @@ def test_fallback_scores_equal_local_scores_with_the_real_tagger():
     remote = FakeRemote(clock, [("timeout", 1.0)])
     service = InferenceService(remote, tagger, CircuitBreaker(FAILURES, OPEN_NS), TIMEOUT_S, now_ns=clock)
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(4, 6)).astype(np.float32)
+    x = rng.normal(size=(4, 9)).astype(np.float32)
     out = service.infer(x, far(clock))
     assert out.reason == "timeout"
     np.testing.assert_array_equal(out.scores, tagger.infer(x))

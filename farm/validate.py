@@ -1,0 +1,285 @@
+"""`trigger-sim validate`: the HLT algorithms against the simulation's truth, on fresh events.
+
+Each event is simulated with its truth, sent through the readout format, and decided twice by
+the full HLT sequence: once calling the models on a real Triton server, once with the local
+fallback only. The Triton path's intermediate products (edge scores, tracks, jets, tagger
+scores) are compared with the truth (`trigger_sim.validation`); the two decisions must be
+identical. Figures go to PNG, numbers to JSON, a short summary to the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.triton_server import TritonServer
+from trigger_sim.inference.factory import build_inference, prepare_inference
+from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
+from trigger_sim.hlt.sequence import STEPS, EventObjects, HltSequence
+from trigger_sim.kernels import warm_up
+from trigger_sim.kernels.calo_jets import JET_ETA, JET_PHI
+from trigger_sim.menu import Menu, load_menu, passes
+from trigger_sim.partition import make_fragments, tracker_hit_order
+from trigger_sim.simulation import bunch_crossing, simulate
+from trigger_sim.validation import (
+    ValidationTally,
+    edge_counts,
+    jet_labels,
+    match_tracks,
+    true_quantity,
+)
+from trigger_sim.wire import encode_fragment
+
+VALIDATION_SEED = 424242  # neither the farm's default run seed nor a training seed
+# Process mix of the validation sample: enough of each process for every figure.
+VALIDATION_MIX = {"dijet_fraction": 0.25, "electron_fraction": 0.25, "signal_fraction": 0.25}
+TARGETS = {
+    "edge_efficiency": 0.95, "edge_purity": 0.90, "track_efficiency": 0.95, "track_fake_rate": 0.05,
+    "jet_tagger_auc": 0.90, "decision_agreement": 1.0,
+}
+
+
+@dataclass
+class ValidationRun:
+    config: FarmConfig
+    menu: Menu
+    events: int
+    tally: ValidationTally = field(default_factory=ValidationTally)
+    elapsed_s: float = 0.0
+    triton: str = "none"
+
+
+def validation_config(base: FarmConfig, pileup: float, seed: int = VALIDATION_SEED) -> FarmConfig:
+    """The farm's configuration with the validation seed, pile-up and process mix."""
+    return with_overrides(base, run={"seed": seed}, physics={"pileup_mean": float(pileup), **VALIDATION_MIX})
+
+
+def run_validation(config: FarmConfig, events: int, triton_url: str | None = None, use_triton: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> ValidationRun:
+    """Simulate and decide `events` events; start a local Triton server unless one is given
+    (or `use_triton` is False, when only the fallback path runs)."""
+    warm_up()
+    menu = load_menu(config.menu)
+    run = ValidationRun(config, menu, events)
+    with contextlib.ExitStack() as stack:
+        if use_triton and not triton_url:
+            server = stack.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
+            triton_url = server.grpc_url
+        # Generous deadlines: validation measures the algorithms, not the server's latency.
+        relaxed = with_overrides(config, inference={"timeout_ms": 10_000.0}, worker={"budget_ms": 60_000.0})
+        fallback = HltSequence(relaxed, menu, build_inference(relaxed, None))
+        served = None
+        if use_triton:
+            services = build_inference(relaxed, triton_url)
+            problem = prepare_inference(services)
+            if problem:
+                raise RuntimeError(f"Triton at {triton_url}: {problem}")
+            served = HltSequence(relaxed, menu, services)
+            run.triton = triton_url or "none"
+        prepare_inference(fallback.inference)
+        start = time.perf_counter()
+        for l1_id in range(events):
+            _validate_event(run, served, fallback, l1_id)
+            if progress:
+                progress(l1_id + 1, events)
+        run.elapsed_s = time.perf_counter() - start
+    return run
+
+
+def _validate_event(run: ValidationRun, served: HltSequence | None, fallback: HltSequence, l1_id: int) -> None:
+    config, tally = run.config, run.tally
+    sim = simulate(config, l1_id)
+    fragments = make_fragments(config, sim.hits, sim.towers, config.run.run_number, l1_id, bunch_crossing(config, l1_id), 0)
+    frames = [encode_fragment(f) for f in fragments]
+    keep = EventObjects()
+    primary = served or fallback
+    result = primary.process(l1_id, frames, keep=keep)
+    if served is not None:
+        local = fallback.process(l1_id, frames)
+        same = (result.outcome, result.chains, result.streams) == (local.outcome, local.chains, local.streams)
+        tally.add_agreement(l1_id, same and result.inference_path != "fallback")
+    for step, ms in result.steps_ms.items():
+        tally.steps_ms[step].append(ms)
+    if keep.trigger is None:  # the event did not complete the sequence (an error): nothing to compare
+        tally.agreement["incomplete"] += 1
+        return
+    order = tracker_hit_order(sim.hits, config.tracker)
+    hit_particle = sim.hits.particle[order]
+    hit_layer = sim.hits.layer[order]
+    p = sim.truth.particles
+    f = config.features
+    selected = keep.edge_scores > f.edge_score_cut
+    tally.add_edges(edge_counts(keep.edges, selected, hit_particle, p.pt_gev))
+    n_tracks = len(keep.tracks)
+    tally.add_tracks(match_tracks(keep.track_of_hit, n_tracks, keep.tracks, hit_particle, hit_layer, p.pt_gev,
+                                  p.charge, f.track_min_hits))
+    t = sim.truth
+    jets = keep.jets
+    labels = jet_labels(jets[:, JET_ETA], jets[:, JET_PHI], t.truth_kind, t.truth_pt_gev, t.truth_eta, t.truth_phi)
+    tally.add_jets(keep.jet_scores, labels)
+    for chain in run.menu.chains:
+        x = true_quantity(chain.selection, chain.min_score, t, chain.min_count)
+        if np.isfinite(x):
+            tally.turn_on[chain.name].append((x, passes(chain, keep.trigger)))
+
+
+def step_times(run: ValidationRun) -> dict[str, dict[str, float]]:
+    """Median and p99 per step (ms) of the Triton path."""
+    out = {}
+    for step in (*STEPS, "worker_total"):
+        values = run.tally.steps_ms.get(step)
+        if values:
+            out[step] = {"p50": float(np.median(values)), "p99": float(np.percentile(values, 99))}
+    return out
+
+
+def figures(run: ValidationRun) -> dict[str, Any]:
+    """Every number of the validation, keyed as the JSON file is."""
+    from trigger_sim.validation import turn_on_curve
+
+    fig = run.tally.figures()
+    fig["turn_on"] = {}
+    for chain in run.menu.chains:
+        points = run.tally.turn_on.get(chain.name, [])
+        if not points:
+            continue
+        fig["turn_on"][chain.name] = {"selection": chain.selection, **turn_on_curve(points, _turn_on_bins(chain))}
+    agreement = fig["triton_vs_fallback"]
+    fig["targets"] = _targets(fig)
+    fig["sample"] = {"events": run.events, "pileup_mean": run.config.physics.pileup_mean, "seed": run.config.run.seed,
+                     "process_mix": VALIDATION_MIX, "triton": run.triton, "elapsed_s": run.elapsed_s,
+                     "incomplete_events": run.tally.agreement.get("incomplete", 0)}
+    fig["steps_ms"] = step_times(run)
+    agreement["fraction"] = agreement["identical_decisions"] / agreement["events"] if agreement["events"] else None
+    fig["targets"] = _targets(fig)
+    return fig
+
+
+def _turn_on_bins(chain) -> np.ndarray:
+    if chain.selection == "ht":
+        top = max(2.0 * chain.min_ht_gev, 100.0)
+    else:
+        top = max(3.0 * chain.min_pt_gev, 30.0)
+    return np.linspace(0.0, top, 25)
+
+
+def _targets(fig: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def check(value, target, higher=True):
+        ok = value is not None and np.isfinite(value) and (value >= target if higher else value <= target)
+        return {"value": value, "target": target, "met": bool(ok)}
+
+    agreement = fig["triton_vs_fallback"]
+    frac = agreement.get("fraction")
+    return {
+        "edge_efficiency": check(fig["edge_classifier"]["efficiency"], TARGETS["edge_efficiency"]),
+        "edge_purity": check(fig["edge_classifier"]["purity"], TARGETS["edge_purity"]),
+        "track_efficiency": check(fig["tracking"]["efficiency_pt_above_1gev"], TARGETS["track_efficiency"]),
+        "track_fake_rate": check(fig["tracking"]["fake_rate"], TARGETS["track_fake_rate"], higher=False),
+        "jet_tagger_auc": check(fig["jet_tagger"]["roc_auc"], TARGETS["jet_tagger_auc"]),
+        "decision_agreement": check(frac, TARGETS["decision_agreement"]) if frac is not None else
+        {"value": None, "target": 1.0, "met": False},
+    }
+
+
+def write_plots(run: ValidationRun, fig: dict[str, Any], out_dir: Path) -> list[Path]:
+    """PNG figures: track efficiency vs pT, jet-tagger ROC, turn-on per chain, step times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trigger_sim.validation import TRUE_QUANTITY_LABELS, roc_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    label = f"{run.events} events, pile-up {run.config.physics.pileup_mean:g}"
+
+    eff = fig["tracking"]["efficiency_vs_pt"]
+    edges = np.array(eff["bin_edges_gev"])
+    centers = np.sqrt(edges[1:] * edges[:-1])
+    values = np.array([np.nan if v is None else v for v in eff["efficiency"]])
+    figure, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(centers, values, xerr=[centers - edges[:-1], edges[1:] - centers], fmt="o")
+    ax.axhline(TARGETS["track_efficiency"], color="grey", ls="--", lw=1, label="target (pT > 1 GeV)")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("particle pT [GeV]")
+    ax.set_ylabel("track-finding efficiency")
+    t = fig["tracking"]
+    ax.set_title(f"GNN tracking: eff(pT>1) {t['efficiency_pt_above_1gev']:.3f}, fake rate {t['fake_rate']:.3f}\n{label}", fontsize=9)
+    ax.legend(fontsize=8)
+    paths.append(_save(figure, out_dir / "tracking_efficiency.png"))
+
+    scores, labels = run.tally.jets()
+    figure, ax = plt.subplots(figsize=(5, 5))
+    if len(scores):
+        bkg, sig = roc_curve(scores, labels)
+        ax.plot(bkg, sig, label=f"jet tagger, AUC {fig['jet_tagger']['roc_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set_xlabel("background (QCD + pile-up jets) efficiency")
+    ax.set_ylabel("tau-jet efficiency")
+    ax.set_title(f"Jet tagger ROC ({fig['jet_tagger']['tau_jets']} tau, {fig['jet_tagger']['background_jets']} background jets)\n{label}",
+                 fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    paths.append(_save(figure, out_dir / "jet_tagger_roc.png"))
+
+    chains = list(fig["turn_on"].items())
+    if chains:
+        cols = 3
+        rows = (len(chains) + cols - 1) // cols
+        figure, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+        for ax, (name, curve) in zip(axes.flat, chains):
+            edges = np.array(curve["bin_edges"])
+            centers = 0.5 * (edges[1:] + edges[:-1])
+            e = np.array([np.nan if v is None else v for v in curve["efficiency"]])
+            err = np.array([np.nan if v is None else v for v in curve["error"]])
+            ax.errorbar(centers, e, yerr=err, fmt="o", ms=3)
+            ax.set_ylim(0, 1.05)
+            chain = next(c for c in run.menu.chains if c.name == name)
+            key = "tau" if chain.selection == "jets" and chain.min_score > 0 else chain.selection
+            ax.set_xlabel(TRUE_QUANTITY_LABELS.get(key, "true quantity"), fontsize=8)
+            ax.set_ylabel("efficiency (before prescale)", fontsize=8)
+            ax.set_title(name, fontsize=9)
+        for ax in list(axes.flat)[len(chains):]:
+            ax.axis("off")
+        figure.suptitle(f"Trigger turn-on curves, {label}", fontsize=10)
+        paths.append(_save(figure, out_dir / "turn_on.png"))
+    return paths
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path
+
+
+def summary_lines(fig: dict[str, Any]) -> list[str]:
+    """A short text summary: each target with its value, and the sample."""
+    s = fig["sample"]
+    lines = [f"{s['events']} events at pile-up {s['pileup_mean']:g} (seed {s['seed']}), {s['elapsed_s']:.0f} s, Triton: {s['triton']}"]
+    names = {
+        "edge_efficiency": "edge classifier efficiency (true edges, pT > 1 GeV)",
+        "edge_purity": "edge classifier purity",
+        "track_efficiency": "track-finding efficiency (pT > 1 GeV)",
+        "track_fake_rate": "track fake rate",
+        "jet_tagger_auc": "jet tagger ROC AUC (tau vs QCD/pile-up jets)",
+        "decision_agreement": "Triton and fallback: identical decisions",
+    }
+    for key, target in fig["targets"].items():
+        value = target["value"]
+        shown = "n/a" if value is None else f"{value:.4f}"
+        cmp = ">=" if key != "track_fake_rate" else "<="
+        lines.append(f"  {'ok  ' if target['met'] else 'MISS'} {names[key]}: {shown} (target {cmp} {target['target']:g})")
+    for name, curve in fig["turn_on"].items():
+        n = sum(curve["events"])
+        lines.append(f"  turn-on {name}: {n} events")
+    return lines

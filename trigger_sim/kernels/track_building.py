@@ -1,0 +1,180 @@
+"""Track building: chains of hits from the GNN-scored edges of the hit graph.
+
+Algorithm (both implementations follow it exactly). Edge e = (inner[e], outer[e]) with score s[e]:
+
+1. Keep the edges with s > score_cut (a NaN score is never kept).
+2. Each inner hit keeps only its best outgoing kept edge: highest score, ties by the smaller
+   outer index.
+3. Of the edges left, each outer hit keeps only its best incoming edge: highest score, ties by
+   the smaller inner index. Every hit now has at most one incoming and one outgoing edge.
+4. Connected components of the hits under these edges (a hit without edges is a component of
+   its own). With edges from build_hit_graph (outer layer = inner layer + 1) every component is
+   a simple chain, one hit per layer on consecutive layers; other edges may also close a cycle
+   (a self-loop (i, i) is an edge like any other).
+5. Components with fewer than min_hits hits are dropped: their hits get track -1.
+6. The remaining components are the tracks, numbered 0 .. n_tracks - 1 by their smallest hit
+   index, ascending.
+
+Equal edges (same inner, outer and score) may be repeated, the order of the edges does not
+matter, and scores are compared in float64. Raising score_cut only removes edges after step 3
+(a hit's best edge is its highest scored one, so it survives as long as any of its edges does):
+tracks can only split or shrink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trigger_sim.kernels._jit import njit
+
+
+def _check_inputs(
+    n_hits: int,
+    edges: np.ndarray,
+    scores: np.ndarray,
+    min_hits: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes and hit indices, fix dtypes and layout; returns edges, scores."""
+    if n_hits < 0:
+        raise ValueError(f"n_hits must be >= 0, got {n_hits}")
+    if n_hits > np.iinfo(np.int32).max:
+        raise ValueError(f"n_hits must fit in int32, got {n_hits}")
+    if min_hits < 1:
+        raise ValueError(f"min_hits must be >= 1, got {min_hits}")
+    edges = np.asarray(edges)
+    if edges.size == 0:
+        edges = edges.reshape(0, 2)
+    if edges.ndim != 2 or edges.shape[1] != 2:
+        raise ValueError(f"edges must have shape (n_edges, 2), got {edges.shape}")
+    if edges.shape[0] and not np.issubdtype(edges.dtype, np.integer):
+        raise ValueError(f"edges must hold integer hit indices, got dtype {edges.dtype}")
+    scores = np.asarray(scores)
+    if scores.ndim != 1 or scores.shape[0] != edges.shape[0]:
+        raise ValueError(
+            f"scores {scores.shape} must be 1-D with one score per edge ({edges.shape[0]})"
+        )
+    if edges.shape[0]:
+        low, high = edges.min(), edges.max()  # before the cast to int32, which could wrap
+        if low < 0 or high >= n_hits:
+            raise ValueError(f"edge hit indices must lie in [0, {n_hits}), got [{low}, {high}]")
+    edges = np.ascontiguousarray(edges, dtype=np.int32)
+    return edges, np.ascontiguousarray(scores, dtype=np.float64)
+
+
+def build_tracks(
+    n_hits: int,
+    edges: np.ndarray,
+    scores: np.ndarray,
+    score_cut: float,
+    min_hits: int,
+) -> tuple[np.ndarray, int]:
+    """Tracks from scored hit-graph edges (numba); returns (track_of_hit int32, n_tracks).
+
+    edges: (n_edges, 2) hit indices in [0, n_hits); scores: (n_edges,) edge scores.
+    track_of_hit[h] is h's track id in [0, n_tracks), or -1 if h is on no track.
+    """
+    edges, scores = _check_inputs(n_hits, edges, scores, min_hits)
+    # Scalars are normalised so that only one compiled specialisation (the cached one) exists.
+    track_of_hit, n_tracks = _build_tracks_kernel(
+        int(n_hits), edges, scores, float(score_cut), int(min_hits)
+    )
+    return track_of_hit, int(n_tracks)
+
+
+@njit
+def _build_tracks_kernel(n_hits, edges, scores, score_cut, min_hits):
+    # Steps 1-2: best outgoing kept edge of each inner hit.
+    best_out = np.full(n_hits, -1, dtype=np.int64)
+    for e in range(edges.shape[0]):
+        s = scores[e]
+        if not s > score_cut:
+            continue
+        i = edges[e, 0]
+        b = best_out[i]
+        if b < 0 or s > scores[b] or (s == scores[b] and edges[e, 1] < edges[b, 1]):
+            best_out[i] = e
+    # Step 3: best incoming of those, per outer hit.
+    best_in = np.full(n_hits, -1, dtype=np.int64)
+    for i in range(n_hits):
+        e = best_out[i]
+        if e < 0:
+            continue
+        j = edges[e, 1]
+        b = best_in[j]
+        if b < 0 or scores[e] > scores[b] or (scores[e] == scores[b] and i < edges[b, 0]):
+            best_in[j] = e
+    # Steps 4-6: each hit now has at most one neighbour either way, so a component is a chain
+    # (or a cycle). In ascending order, the first unvisited hit of a chain is its smallest: walk
+    # the chain both ways from there, then number it if it is long enough.
+    following = np.full(n_hits, -1, dtype=np.int64)
+    preceding = np.full(n_hits, -1, dtype=np.int64)
+    for j in range(n_hits):
+        e = best_in[j]
+        if e >= 0:
+            following[edges[e, 0]] = j
+            preceding[j] = edges[e, 0]
+    unvisited = np.int32(-2)
+    track_of_hit = np.full(n_hits, unvisited, dtype=np.int32)
+    chain = np.empty(n_hits, dtype=np.int64)
+    n_tracks = 0
+    for h in range(n_hits):
+        if track_of_hit[h] != unvisited:
+            continue
+        n_chain = 0
+        k = h
+        while k >= 0 and track_of_hit[k] == unvisited:  # outwards; a cycle stops back at h
+            track_of_hit[k] = -1
+            chain[n_chain] = k
+            n_chain += 1
+            k = following[k]
+        k = preceding[h]
+        while k >= 0 and track_of_hit[k] == unvisited:  # inwards
+            track_of_hit[k] = -1
+            chain[n_chain] = k
+            n_chain += 1
+            k = preceding[k]
+        if n_chain >= min_hits:
+            for m in range(n_chain):
+                track_of_hit[chain[m]] = n_tracks
+            n_tracks += 1
+    return track_of_hit, n_tracks
+
+
+def _best_per_group(group: np.ndarray, score: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Index of the best entry per group value: highest score, ties by the smaller `other`."""
+    order = np.lexsort((other, -score, group))
+    _, first = np.unique(group[order], return_index=True)
+    return order[first]
+
+
+def build_tracks_reference(
+    n_hits: int,
+    edges: np.ndarray,
+    scores: np.ndarray,
+    score_cut: float,
+    min_hits: int,
+) -> tuple[np.ndarray, int]:
+    """Plain-numpy reference of build_tracks: sorts for steps 2-3, min-label propagation."""
+    edges, scores = _check_inputs(n_hits, edges, scores, min_hits)
+    kept = np.flatnonzero(scores > score_cut)
+    i, j, s = edges[kept, 0].astype(np.int64), edges[kept, 1].astype(np.int64), scores[kept]
+    best = _best_per_group(i, s, j)
+    i, j, s = i[best], j[best], s[best]
+    best = _best_per_group(j, s, i)
+    i, j = i[best], j[best]
+    # Each hit has at most one neighbour either way; a missing one points at the hit itself.
+    following = np.arange(n_hits)
+    following[i] = j
+    preceding = np.arange(n_hits)
+    preceding[j] = i
+    label = np.arange(n_hits)
+    while True:  # until every hit holds its component's smallest index
+        new = np.minimum(label, np.minimum(label[following], label[preceding]))
+        if np.array_equal(new, label):
+            break
+        label = new
+    on_track = np.bincount(label, minlength=n_hits)[label] >= min_hits
+    roots, track = np.unique(label[on_track], return_inverse=True)
+    track_of_hit = np.full(n_hits, -1, dtype=np.int32)
+    track_of_hit[on_track] = track
+    return track_of_hit, int(roots.size)
