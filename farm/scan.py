@@ -80,7 +80,7 @@ def next_search_rate(low_ok: float | None, high_bad: float | None, max_rate: flo
 
 
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
-             min_rate: float = 20.0, max_rate: float = 2000.0, replay: str | None = None,
+             min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
              on_point: Callable[[Point, int, int], None] | None = None) -> dict[str, Any]:
     """Run every rate in `rates`, or search for the saturation rate; return the scan result."""
     budget_ms = config.worker.budget_ms
@@ -107,20 +107,39 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
                 measure(rate, i, len(rates))
             saturation = max((p.rate_hz for p in points if p.sustained(budget_ms)), default=None)
         else:
-            low_ok = high_bad = None
-            rate = min_rate
-            for i in range(search_steps):
-                if measure(rate, i, search_steps).sustained(budget_ms):
-                    low_ok = rate if low_ok is None else max(low_ok, rate)
-                else:
-                    high_bad = rate if high_bad is None else min(high_bad, rate)
-                if low_ok is None and high_bad is not None and high_bad <= min_rate:
-                    break
-                rate = next_search_rate(low_ok, high_bad, max_rate)
-            saturation = low_ok
+            def sustained(rate: float, index: int, again: bool) -> bool:
+                if again:
+                    points.pop()  # the repeat replaces the disturbed measurement
+                return measure(rate, index, search_steps).sustained(budget_ms)
+
+            saturation = search_saturation(sustained, search_steps, min_rate, max_rate)
     points.sort(key=lambda p: p.rate_hz)
     return {"budget_ms": budget_ms, "duration_s": duration_s, "saturation_rate_hz": saturation,
             "points": [p.row(budget_ms) for p in points], "windows": {str(p.rate_hz): p.summary["windows"] for p in points}}
+
+
+def search_saturation(sustained: Callable[[float, int, bool], bool], steps: int, min_rate: float,
+                      max_rate: float) -> float | None:
+    """The highest rate found sustained in `steps` measurements (None if not even min_rate).
+
+    `sustained(rate, index, again)` measures one point; `again` is True when it repeats the
+    previous one. The lowest rate decides whether the search goes on at all, so a failure
+    there is measured once more (one point disturbed by another process must not end it).
+    """
+    low_ok = high_bad = None
+    rate = min_rate
+    for i in range(steps):
+        ok = sustained(rate, i, False)
+        if not ok and i == 0:
+            ok = sustained(rate, i, True)
+        if ok:
+            low_ok = rate if low_ok is None else max(low_ok, rate)
+        else:
+            high_bad = rate if high_bad is None else min(high_bad, rate)
+        if low_ok is None and high_bad is not None and high_bad <= min_rate:
+            break
+        rate = next_search_rate(low_ok, high_bad, max_rate)
+    return low_ok
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:

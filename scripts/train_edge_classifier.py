@@ -32,17 +32,17 @@ What it does:
    of the saved weights. The working point is printed; copy it to `edge_score_cut` in
    trigger_sim/config.py and configs/farm.toml.
 
-Recorded run (defaults: 300 training events, 8 epochs, hidden 32, 3 steps; torch 2.13.0 on
-the CPU with 1 thread, on a shared 2-core machine): events and graphs 7 s, training 361 s
-(mean loss 0.454 after epoch 1, 0.073 after epoch 8), 371 s in all; 30,660 parameters,
-a 129 kB weights file; numpy forward vs torch: max |difference| 8.6e-06. Held-out events
+Recorded run (defaults: 300 training events, 9 epochs, hidden 32, 3 steps; torch 2.13.0 on
+the CPU with 1 thread, on a shared 2-core machine): events and graphs 7 s, training 420 s
+(mean loss 0.452 after epoch 1, 0.069 after epoch 9), 428 s in all; 30,660 parameters,
+a 129 kB weights file; numpy forward vs torch: max |difference| 4.3e-06. Held-out events
 (seed 8675310, 50 per pile-up), pile-up 60, score cut: efficiency / purity
-    0.5: 0.9800 / 0.9201   0.7: 0.9720 / 0.9548   0.8: 0.9648 / 0.9683
-    0.9: 0.9510 / 0.9821   0.95: 0.9352 / 0.9897
-working point edge_score_cut = 0.875 (efficiency >= 0.955):
-    pile-up 20:  efficiency 0.9744, purity 0.9950 (4,819 edges per event)
-    pile-up 60:  efficiency 0.9556, purity 0.9783 (32,762 edges per event)
-    pile-up 100: efficiency 0.9261, purity 0.9358 (85,236 edges per event)
+    0.5: 0.9817 / 0.9168   0.7: 0.9747 / 0.9523   0.8: 0.9683 / 0.9666
+    0.9: 0.9559 / 0.9809   0.95: 0.9414 / 0.9891
+working point edge_score_cut = 0.87 (efficiency >= 0.96):
+    pile-up 20:  efficiency 0.9766, purity 0.9946 (4,835 edges per event)
+    pile-up 60:  efficiency 0.9607, purity 0.9764 (32,794 edges per event)
+    pile-up 100: efficiency 0.9329, purity 0.9318 (85,291 edges per event)
 
 Usage: python scripts/train_edge_classifier.py [--train-events N] [--epochs E] [--seed S]
 Needs the `train` extra (torch); serving needs only numpy.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -189,3 +191,30 @@ def test_shipped_weights_fit_the_feature_list():
     assert np.all(w.std > 0)
     x = np.random.default_rng(3).normal(size=(5, N_FEATURES)).astype(np.float32)
     np.testing.assert_allclose(LocalJetTagger().infer(x), reference_forward(w, x), atol=1e-6)
+
+
+# --- against the training framework ---------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parents[2] / "data" / "jet_tagger_golden.npz"
+
+
+def test_numpy_forward_equals_the_torch_outputs_saved_at_training():
+    """scripts/train_jet_tagger.py saved PyTorch's outputs on held-out jets with the final weights."""
+    with np.load(GOLDEN) as g:
+        x, expected = g["inputs"], g["torch_scores"]
+    assert x.shape[1] == N_FEATURES and len(x) > 10
+    np.testing.assert_allclose(forward(load_weights(), x), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_numpy_forward_equals_a_live_torch_forward_on_the_saved_weights():
+    torch = pytest.importorskip("torch")
+    w = load_weights()
+    layers = [torch.nn.Linear(a.shape[0], a.shape[1]).double() for a in (w.w1, w.w2, w.w3)]
+    with torch.no_grad():
+        for layer, wt, b in zip(layers, (w.w1, w.w2, w.w3), (w.b1, w.b2, w.b3)):
+            layer.weight.copy_(torch.from_numpy(wt.T.copy()))
+            layer.bias.copy_(torch.from_numpy(b.copy()))
+        model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2])
+        x = np.random.default_rng(11).normal(size=(200, N_FEATURES)) * w.std + w.mean
+        expected = torch.sigmoid(model(torch.from_numpy((x - w.mean) / w.std))).numpy()
+    np.testing.assert_allclose(forward(w, x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
