@@ -153,6 +153,22 @@ def inspect(file: str, json_path: str | None) -> None:
         Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def run_import(convert: Any, source: str, output: str, config_path: str | None, overwrite: bool) -> tuple[Any, Console, FarmConfig]:
+    """Run an importer `convert(source, output, config, overwrite=, progress=)` with a progress
+    display; its errors become a clear CLI error. Returns its summary, the console and the config."""
+    config = _config(config_path)
+    _refuse_existing(output, overwrite)
+    console = Console(stderr=True)
+    try:
+        with _progress("importing", console) as bar:
+            task = bar.add_task("events", total=None)
+            summary = convert(source, output, config, overwrite=overwrite,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except TriggerSimError as err:
+        raise click.ClickException(str(err)) from err
+    return summary, console, config
+
+
 @click.group("import")
 def import_group() -> None:
     """Import external event data into recordings."""
@@ -167,16 +183,7 @@ def import_ispy(ig_file: str, output: str, config_path: str | None, overwrite: b
     """Convert real CMS events from an iSpy event-display file (.ig) into a recording."""
     from trigger_sim.importers.ispy_convert import import_ispy as convert_file
 
-    config = _config(config_path)
-    _refuse_existing(output, overwrite)
-    console = Console(stderr=True)
-    try:
-        with _progress("importing", console) as bar:
-            task = bar.add_task("events", total=None)
-            summary = convert_file(ig_file, output, config, overwrite=overwrite,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except TriggerSimError as err:
-        raise click.ClickException(str(err)) from err
+    summary, console, config = run_import(convert_file, ig_file, output, config_path, overwrite)
     console.print(
         f"wrote {summary.events} CMS events to {output} in {summary.elapsed_s:.2f} s: "
         f"{summary.rechits_used} rechits in towers, dropped {summary.dropped_outside_eta} outside "

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
-from farm.cli_data import CONFIG_OPTION, OVERWRITE_OPTION, _config, _progress, _refuse_existing
-from trigger_sim.errors import TriggerSimError
+from farm.cli_data import CONFIG_OPTION, OVERWRITE_OPTION, run_import
 
 
 @click.command("trackml")
@@ -22,16 +20,7 @@ def import_trackml(directory: str, output: str, config_path: str | None, overwri
     """
     from trigger_sim.importers.trackml_convert import import_trackml as convert_directory
 
-    config = _config(config_path)
-    _refuse_existing(output, overwrite)
-    console = Console(stderr=True)
-    try:
-        with _progress("importing", console) as bar:
-            task = bar.add_task("events", total=None)
-            summary = convert_directory(directory, output, config, overwrite=overwrite,
-                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except TriggerSimError as err:
-        raise click.ClickException(str(err)) from err
+    summary, console, config = run_import(convert_directory, directory, output, config_path, overwrite)
     endcap = ", ".join(f"{v}: {n}" for v, n in summary.dropped_endcap.items())
     console.print(
         f"wrote {summary.events} TrackML events to {output} in {summary.elapsed_s:.2f} s: "

@@ -149,7 +149,8 @@ def figures(run: ValidationRun) -> dict[str, Any]:
         points = run.tally.turn_on.get(chain.name, [])
         if not points:
             continue
-        fig["turn_on"][chain.name] = {"selection": chain.selection, **turn_on_curve(points, _turn_on_bins(chain))}
+        fig["turn_on"][chain.name] = {"selection": chain.selection, "n_points": len(points),
+                                      "passed": sum(1 for _, ok in points if ok), **turn_on_curve(points, _turn_on_bins(chain))}
     agreement = fig["triton_vs_fallback"]
     fig["targets"] = _targets(fig)
     fig["sample"] = {"events": run.events, "pileup_mean": run.config.physics.pileup_mean, "seed": run.config.run.seed,
@@ -280,6 +281,6 @@ def summary_lines(fig: dict[str, Any]) -> list[str]:
         cmp = ">=" if key != "track_fake_rate" else "<="
         lines.append(f"  {'ok  ' if target['met'] else 'MISS'} {names[key]}: {shown} (target {cmp} {target['target']:g})")
     for name, curve in fig["turn_on"].items():
-        n = sum(curve["events"])
-        lines.append(f"  turn-on {name}: {n} events")
+        lines.append(f"  {name}: passes {curve['passed']} of {curve['n_points']} events before prescale "
+                     f"(turn-on in turn_on.png; bins beyond {curve['bin_edges'][-1]:g} not drawn)")
     return lines

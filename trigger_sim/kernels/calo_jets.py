@@ -27,6 +27,7 @@ import numpy as np
 
 from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
+from trigger_sim.kernels._towers import check_tower_inputs
 
 # Columns of the jet array returned by find_jets / find_jets_reference.
 JET_PT = 0
@@ -39,33 +40,6 @@ N_JET_COLUMNS = 6
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
-
-
-def _check_inputs(
-    em_gev: np.ndarray,
-    had_gev: np.ndarray,
-    eta_centers: np.ndarray,
-    phi_centers: np.ndarray,
-    max_jets: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Validate shapes, fix dtypes and layout; returns em, had, eta, phi, cosh(eta)."""
-    em = np.ascontiguousarray(em_gev, dtype=np.float32)
-    had = np.ascontiguousarray(had_gev, dtype=np.float32)
-    eta = np.ascontiguousarray(eta_centers, dtype=np.float64)
-    phi = np.ascontiguousarray(phi_centers, dtype=np.float64)
-    if eta.ndim != 1 or phi.ndim != 1:
-        raise ValueError("eta_centers and phi_centers must be 1-D")
-    grid = (eta.size, phi.size)
-    if em.shape != grid or had.shape != grid:
-        raise ValueError(
-            f"em_gev {em.shape} and had_gev {had.shape} must both have shape"
-            f" (n_eta, n_phi) = {grid}"
-        )
-    if max_jets < 0:
-        raise ValueError(f"max_jets must be >= 0, got {max_jets}")
-    # cosh is taken here, once, for both implementations: numpy and libm cosh may differ in the
-    # last bit, which would be enough to flip an exact tie between towers.
-    return em, had, eta, phi, np.cosh(eta)
 
 
 def find_jets(
@@ -83,7 +57,7 @@ def find_jets(
     em_gev, had_gev: (n_eta, n_phi) tower energies; eta_centers (n_eta,), phi_centers (n_phi,)
     in (-pi, pi]. Returns float32 (n_jets, N_JET_COLUMNS), columns JET_PT .. JET_WIDTH.
     """
-    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets)
+    em, had, eta, phi, cosh_eta = check_tower_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets, "max_jets")
     # Scalars are normalised so that only one compiled specialisation (the cached one) exists.
     return _find_jets_kernel(
         em, had, eta, phi, cosh_eta,
@@ -213,7 +187,7 @@ def find_jets_reference(
     max_jets: int,
 ) -> np.ndarray:
     """Plain-numpy reference of find_jets: same arguments, same result to rounding."""
-    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets)
+    em, had, eta, phi, cosh_eta = check_tower_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets, "max_jets")
     n_eta, n_phi = em.shape
     et = (em.astype(np.float64) + had.astype(np.float64)) / cosh_eta[:, None]
     flat = np.arange(n_eta * n_phi).reshape(n_eta, n_phi)

@@ -32,6 +32,7 @@ import numpy as np
 
 from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
+from trigger_sim.kernels._towers import check_tower_inputs
 
 # Columns of the cluster array returned by find_em_clusters / find_em_clusters_reference.
 CLUSTER_ET = 0
@@ -43,33 +44,6 @@ N_CLUSTER_COLUMNS = 5
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
-
-
-def _check_inputs(
-    em_gev: np.ndarray,
-    had_gev: np.ndarray,
-    eta_centers: np.ndarray,
-    phi_centers: np.ndarray,
-    max_clusters: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Validate shapes, fix dtypes and layout; returns em, had, eta, phi, cosh(eta)."""
-    em = np.ascontiguousarray(em_gev, dtype=np.float32)
-    had = np.ascontiguousarray(had_gev, dtype=np.float32)
-    eta = np.ascontiguousarray(eta_centers, dtype=np.float64)
-    phi = np.ascontiguousarray(phi_centers, dtype=np.float64)
-    if eta.ndim != 1 or phi.ndim != 1:
-        raise ValueError("eta_centers and phi_centers must be 1-D")
-    grid = (eta.size, phi.size)
-    if em.shape != grid or had.shape != grid:
-        raise ValueError(
-            f"em_gev {em.shape} and had_gev {had.shape} must both have shape"
-            f" (n_eta, n_phi) = {grid}"
-        )
-    if max_clusters < 0:
-        raise ValueError(f"max_clusters must be >= 0, got {max_clusters}")
-    # cosh is taken here, once, for both implementations (numpy and libm may differ in the
-    # last bit, enough to flip an exact tie between towers).
-    return em, had, eta, phi, np.cosh(eta)
 
 
 def find_em_clusters(
@@ -86,7 +60,7 @@ def find_em_clusters(
     in (-pi, pi]. Returns float64 (n_clusters, N_CLUSTER_COLUMNS), columns CLUSTER_ET ..
     CLUSTER_ISO_ET.
     """
-    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_clusters)
+    em, had, eta, phi, cosh_eta = check_tower_inputs(em_gev, had_gev, eta_centers, phi_centers, max_clusters, "max_clusters")
     # Scalars are normalised so that only one compiled specialisation (the cached one) exists.
     return _find_em_clusters_kernel(em, had, eta, phi, cosh_eta, float(seed_gev), int(max_clusters))
 
@@ -208,7 +182,7 @@ def find_em_clusters_reference(
     max_clusters: int,
 ) -> np.ndarray:
     """Plain-numpy reference of find_em_clusters: same arguments, same result to rounding."""
-    em, had, eta, phi, cosh_eta = _check_inputs(em_gev, had_gev, eta_centers, phi_centers, max_clusters)
+    em, had, eta, phi, cosh_eta = check_tower_inputs(em_gev, had_gev, eta_centers, phi_centers, max_clusters, "max_clusters")
     n_eta, n_phi = em.shape
     em_et = em.astype(np.float64) / cosh_eta[:, None]
     had_et = had.astype(np.float64) / cosh_eta[:, None]
