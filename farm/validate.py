@@ -220,10 +220,14 @@ def write_plots(run: ValidationRun, fig: dict[str, Any], out_dir: Path) -> list[
     scores, labels = run.tally.jets()
     figure, ax = plt.subplots(figsize=(5, 5))
     if len(scores):
-        bkg, sig = roc_curve(scores, labels)
-        ax.plot(bkg, sig, label=f"jet tagger, AUC {fig['jet_tagger']['roc_auc']:.3f}")
-    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
-    ax.set_xlabel("background (QCD + pile-up jets) efficiency")
+        bkg, sig = roc_curve(scores, labels, n_points=1001)
+        ax.plot(np.maximum(bkg, 1e-5), sig, label=f"jet tagger, AUC {fig['jet_tagger']['roc_auc']:.4f}")
+    grid = np.logspace(-5, 0, 100)
+    ax.plot(grid, grid, color="grey", ls=":", lw=1, label="random")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("background efficiency (QCD, pile-up and electron jets; log scale)")
     ax.set_ylabel("tau-jet efficiency")
     ax.set_title(f"Jet tagger ROC ({fig['jet_tagger']['tau_jets']} tau, {fig['jet_tagger']['background_jets']} background jets)\n{label}",
                  fontsize=9)

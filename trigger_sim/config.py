@@ -115,7 +115,7 @@ class PhysicsConfig:
 class ReadoutConfig:
     """Level-1 accept pacing of the readout sources."""
 
-    rate_hz: float = 40.0
+    rate_hz: float = 25.0
     pattern: str = "poisson"  # "constant", "poisson" or "burst"
     burst_factor: float = 10.0  # burst pattern: rate inside a burst / mean rate
     burst_events: int = 50  # burst pattern: events per burst

@@ -42,7 +42,7 @@ def test_quick_suite_reports_every_case(tmp_path):
         for target in case["targets"]:
             assert isinstance(target["met"], bool) and math.isfinite(target["measured"]), (name, target)
     targets = [t["name"] for case in data["cases"].values() for t in case["targets"]]
-    assert len(targets) == 6, targets  # builder, two kernels, client path, shared memory, farm efficiency
+    assert len(targets) == 10, targets  # builder, six kernels, client path, shared memory, farm efficiency
 
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("scripts/bench.py --quick", "Machine:", "Date:", "## Targets"):

@@ -34,7 +34,7 @@ def config_error(path: Path) -> str:
 def test_defaults():
     cfg = load_config(None)
     assert cfg == FarmConfig()
-    assert cfg.readout.rate_hz == 40.0 and cfg.readout.pattern == "poisson"
+    assert cfg.readout.rate_hz == 25.0 and cfg.readout.pattern == "poisson"
     assert cfg.builder.max_building == 512
     assert Path(cfg.menu) == CONFIG_DIR / "menu.toml"
     assert Path(cfg.menu).is_file()
@@ -204,6 +204,6 @@ def test_config_is_frozen_and_as_dict():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.readout.rate_hz = 5.0  # type: ignore[misc]
     d = as_dict(cfg)
-    assert d["readout"]["rate_hz"] == 40.0
+    assert d["readout"]["rate_hz"] == 25.0
     assert d["menu"] == cfg.menu
     assert set(d) == {f.name for f in dataclasses.fields(FarmConfig)}
