@@ -27,7 +27,7 @@ import numpy as np
 
 from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
-from trigger_sim.kernels._towers import check_tower_inputs
+from trigger_sim.kernels._towers import check_tower_inputs, seeds_reference
 
 # Columns of the jet array returned by find_jets / find_jets_reference.
 JET_PT = 0
@@ -190,20 +190,8 @@ def find_jets_reference(
     em, had, eta, phi, cosh_eta = check_tower_inputs(em_gev, had_gev, eta_centers, phi_centers, max_jets, "max_jets")
     n_eta, n_phi = em.shape
     et = (em.astype(np.float64) + had.astype(np.float64)) / cosh_eta[:, None]
-    flat = np.arange(n_eta * n_phi).reshape(n_eta, n_phi)
-    ieta = np.arange(n_eta)[:, None]
 
-    is_seed = et > seed_gev
-    for de in (-1, 0, 1):
-        for dp in (-1, 0, 1):
-            if de == 0 and dp == 0:
-                continue
-            # nb_*[ie, ip] describe tower (ie + de, ip + dp); eta rolls are masked off below.
-            nb_et = np.roll(et, (-de, -dp), axis=(0, 1))
-            nb_flat = np.roll(flat, (-de, -dp), axis=(0, 1))
-            outside = (ieta + de < 0) | (ieta + de >= n_eta)
-            beats = (et > nb_et) | ((et == nb_et) & (flat < nb_flat))
-            is_seed &= beats | outside | (nb_flat == flat)
+    is_seed = seeds_reference(et, seed_gev)
 
     et_flat = et.ravel()
     seed_flat = np.flatnonzero(is_seed)

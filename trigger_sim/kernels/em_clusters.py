@@ -32,7 +32,7 @@ import numpy as np
 
 from trigger_sim.kernels._angles import wrap_delta_phi, wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
-from trigger_sim.kernels._towers import check_tower_inputs
+from trigger_sim.kernels._towers import check_tower_inputs, seeds_reference
 
 # Columns of the cluster array returned by find_em_clusters / find_em_clusters_reference.
 CLUSTER_ET = 0
@@ -186,20 +186,8 @@ def find_em_clusters_reference(
     n_eta, n_phi = em.shape
     em_et = em.astype(np.float64) / cosh_eta[:, None]
     had_et = had.astype(np.float64) / cosh_eta[:, None]
-    flat = np.arange(n_eta * n_phi).reshape(n_eta, n_phi)
-    ieta = np.arange(n_eta)[:, None]
 
-    is_seed = em_et > seed_gev
-    for de in (-1, 0, 1):
-        for dp in (-1, 0, 1):
-            if de == 0 and dp == 0:
-                continue
-            # nb_*[ie, ip] describe tower (ie + de, ip + dp); eta rolls are masked off below.
-            nb_et = np.roll(em_et, (-de, -dp), axis=(0, 1))
-            nb_flat = np.roll(flat, (-de, -dp), axis=(0, 1))
-            outside = (ieta + de < 0) | (ieta + de >= n_eta)
-            beats = (em_et > nb_et) | ((em_et == nb_et) & (flat < nb_flat))
-            is_seed &= beats | outside | (nb_flat == flat)
+    is_seed = seeds_reference(em_et, seed_gev)
 
     seed_flat = np.flatnonzero(is_seed)
     if seed_flat.size == 0:
