@@ -58,6 +58,8 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     infer.add_row("circuit breaker opened", str(inf["breaker_opened"]))
     for model, m in inf.get("models", {}).items():
         infer.add_row(f"{model}: Triton / fallback / skipped", f"{m['triton_calls']} / {m['fallback_calls']} / {m['skipped']}")
+        if m.get("shared_memory_calls"):
+            infer.add_row(f"  {model}: requests through shared memory", str(m["shared_memory_calls"]))
 
     console.print(events)
     console.print(out)

@@ -18,7 +18,8 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
-              monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "") -> dict[str, Any]:
+              monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "",
+              client_shm_prefix: str = "") -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -61,6 +62,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
             "model_reloads": model_reloads,
             "server_shm_prefix": server_shm_prefix,  # a local server's /dev/shm files: all removed at its stop
+            "client_shm_prefix": client_shm_prefix,  # the workers' request regions in /dev/shm: removed at the end
             "monitor_probe_failures": monitor_probe_failures or [],
         },
         "latency_ms": collector.latency.summary(LATENCY_ORDER),
@@ -100,7 +102,8 @@ def _per_model(worker_counters: list[dict[str, Any]]) -> dict[str, dict[str, int
     out: dict[str, dict[str, int]] = {}
     for w in worker_counters:
         for model, c in (w.get("models") or {}).items():
-            m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "triton_failures": 0})
+            m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "triton_failures": 0,
+                                       "shared_memory_calls": 0})
             for key in m:
                 m[key] += int(c.get(key, 0))
     return dict(sorted(out.items()))

@@ -39,6 +39,8 @@ from farm.sockets import connect, make_socket
 from farm.summary import summarise
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
+from trigger_sim.inference.factory import client_shm_prefix
+from trigger_sim.inference.triton_shm import remove_regions
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_source import config_for_recording
@@ -137,6 +139,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 monitor.start()
                 cleanup.callback(monitor.stop)
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
+            shm_prefix = client_shm_prefix()  # the workers' shared-memory regions, removed after they stop
+            cleanup.callback(remove_regions, shm_prefix)
             if curve is not None:
                 cleanup.callback(curve.close)  # its authenticator, after the collector's socket
             collector = Collector(ctx, config, output_dir, curve)
@@ -167,7 +171,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 generation = farm.restarts if index in farm.workers else 0
                 identity = f"worker-{index}.{generation}"
                 p = mp.Process(target=run_worker, name=identity, daemon=True,
-                               args=(identity, config, triton_url, endpoints["work"], collector.endpoint, ready, stop_workers))
+                               args=(identity, config, triton_url, endpoints["work"], collector.endpoint, ready, stop_workers,
+                                     shm_prefix))
                 p.start()
                 procs.append(p)
                 farm.workers[index], farm.identities[index] = p, identity
@@ -235,7 +240,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 farm.problems, restarts=farm.restarts,
                                 model_reloads=monitor.reloads if monitor else 0,
                                 monitor_probe_failures=monitor.probe_failures if monitor else [],
-                                server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "")
+                                server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "",
+                                client_shm_prefix=shm_prefix)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

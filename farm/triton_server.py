@@ -27,6 +27,7 @@ from farm.lifecycle import new_session_dying_with_parent
 from trigger_sim.errors import TritonStartError
 
 SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def pytriton_dir() -> Path:
@@ -90,6 +91,10 @@ class TritonServer:
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         libdirs = [sysconfig.get_config_var("LIBDIR") or "", str(root.parent / "nvidia_pytriton.libs")]
         env["LD_LIBRARY_PATH"] = os.pathsep.join([d for d in libdirs if d] + [env.get("LD_LIBRARY_PATH", "")])
+        # One BLAS thread per model instance: parallelism comes from the instance count
+        # (instance_group); BLAS threads on top of it oversubscribe the cores (BENCHMARKS.md).
+        for var in BLAS_THREAD_VARIABLES:
+            env.setdefault(var, "1")
         cmd = [
             str(binary),
             f"--model-repository={self.model_repository}",

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 import zmq
+from threadpoolctl import threadpool_limits
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
@@ -40,7 +41,8 @@ def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]
         c = service.counters
         per_model[name] = {"triton_calls": c.triton_calls, "triton_failures": c.triton_failures, "fallback_calls": c.fallback_calls,
                            "skipped": c.skipped, "fallback_reasons": dict(c.fallback_reasons),
-                           "breaker_opened": service.breaker.times_opened, "breaker_probes": service.breaker.probes}
+                           "breaker_opened": service.breaker.times_opened, "breaker_probes": service.breaker.probes,
+                           **shared_memory_counters(service)}
     total: dict[str, Any] = {key: sum(m[key] for m in per_model.values())
                              for key in ("triton_calls", "triton_failures", "fallback_calls", "breaker_opened", "breaker_probes")}
     reasons: Counter = Counter()
@@ -49,6 +51,16 @@ def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]
     total["fallback_reasons"] = dict(reasons)
     total["models"] = per_model
     return total
+
+
+def shared_memory_counters(service: InferenceService) -> dict[str, int]:
+    """Requests sent through shared memory, slots quarantined after a failed call, and
+    requests that found every slot quarantined (sent inside the gRPC message instead)."""
+    transport = getattr(service.remote, "shared_memory", None)
+    if transport is None:
+        return {}
+    return {"shared_memory_calls": transport.calls, "shared_memory_quarantined": transport.pool.quarantined,
+            "shared_memory_none_free": transport.pool.none_free}
 
 
 def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, decided_ns: int, worker: str,
@@ -64,11 +76,16 @@ def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, 
 
 
 def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
-               ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
+               ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event, shm_prefix: str | None = None) -> None:
+    """`shm_prefix`: the run's prefix for shared-memory regions (the supervisor removes what
+    a killed worker leaves under it)."""
     die_with_parent()
     ignore_interrupts()
+    # One BLAS thread: the farm runs one worker per core, and the fallback GNN's matrix
+    # products must not spread over the cores the other workers and the server use.
+    threadpool_limits(limits=1, user_api="blas")
     warm_up()
-    inference = build_inference(config, triton_url)
+    inference = build_inference(config, triton_url, f"{shm_prefix}{identity}_" if shm_prefix else None)
     problem = prepare_inference(inference)
     sequence = HltSequence(config, load_menu(config.menu), inference)
     watch = EventWatch(int(config.worker.budget_ms * clock.NS_PER_MS))

@@ -41,15 +41,15 @@ FULL = {
     "kernels": kernels_case.Settings(repetitions=5),
     "inference": inference_case.Settings(repetitions=10, calls_per_block=200, graph_calls_per_block=40,
                                          batching_seconds=3.0),
-    "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=50.0, low_rate_runs=2, bisection_runs=5, confirm_runs=2,
+    "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=10.0, low_rate_runs=2, bisection_runs=5, confirm_runs=2,
                                overload_runs=2, warm_up_seconds=2.0, replay_events=400),
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
     "kernels": kernels_case.Settings(repetitions=1),
     "inference": inference_case.Settings(repetitions=2, calls_per_block=50, graph_calls_per_block=10,
-                                         batching_seconds=0.5, warm_up_calls=10),
-    "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=50.0, low_rate_runs=1, bisection_runs=1, confirm_runs=0,
+                                         batching_seconds=0.5, warm_up_calls=10, edge_calls_per_block=2),
+    "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, bisection_runs=1, confirm_runs=0,
                                overload_runs=1, replay_events=100),
 }
 

@@ -189,6 +189,9 @@ class WorkerConfig:
         return self.count or (os.cpu_count() or 1)
 
 
+SHARED_MEMORY_MODES = ("auto", "on", "off")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """Inference as a service: where the server is, deadlines, and the circuit breaker."""
@@ -199,9 +202,20 @@ class InferenceConfig:
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
     server_start_timeout_s: float = 60.0
+    shared_memory: str = "auto"  # graph-sized requests through system shared memory: "auto" (server on loopback), "on", "off"
 
     def __post_init__(self) -> None:
         _positive(self, "timeout_ms", "breaker_failures", "breaker_open_ms", "server_start_timeout_s")
+        if self.shared_memory not in SHARED_MEMORY_MODES:
+            raise ValueError(f"inference.shared_memory: {self.shared_memory!r} is not one of {list(SHARED_MEMORY_MODES)}")
+
+    def uses_shared_memory(self, triton_url: str) -> bool:
+        """Whether a client of the server at `triton_url` sends big requests through /dev/shm:
+        only a client on the server's host can ("auto" judges by a loopback address)."""
+        if self.shared_memory != "auto":
+            return self.shared_memory == "on"
+        host = triton_url.rsplit(":", 1)[0].strip("[]").lower()
+        return host in ("localhost", "::1") or host.startswith("127.")
         known = ("edge_classifier", "jet_tagger")
         unknown = [m for m in self.models if m not in known]
         if unknown:

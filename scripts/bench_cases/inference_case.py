@@ -10,7 +10,9 @@
    with five sums: tensors in the gRPC message against Triton system shared memory (regions
    registered once; each call writes its inputs into the region and reads its output from
    another). Alternating blocks; ratio of p50s per pair.
-3. Dynamic batching on vs off for the jet tagger: 8 client threads (each its own
+3. The worker's own edge-classifier client (`TritonBackend`) with and without shared memory,
+   on the served GNN with real pile-up-60 graphs: what the farm gains per event.
+4. Dynamic batching on vs off for the jet tagger: 8 client threads (each its own
    `TritonBackend`) for a fixed time, requests per second; the "off" model is a copy of
    jet_tagger without `dynamic_batching`, made in a temporary repository at run time.
    The server's statistics give the requests merged per model execution.
@@ -60,6 +62,7 @@ class Settings:
     graph_calls_per_block: int
     batching_seconds: float
     warm_up_calls: int = 50
+    edge_calls_per_block: int = 8  # the edge classifier on pile-up-60 graphs (~0.1 s a call on 2 cores)
 
 
 def _time_calls(fn, n: int) -> list[float]:
@@ -109,6 +112,13 @@ def latency_metrics(res: CaseResult, prefix: str, blocks: list[list[float]]) -> 
     res.metrics[f"{prefix}_p99_ms"] = stats([percentile(b, 99) for b in blocks], "ms")
 
 
+def paired_metrics(res: CaseResult, a: tuple[str, list[list[float]]], b: tuple[str, list[list[float]]], ratio: str) -> None:
+    """p50 and p99 of both sides' blocks, and the ratio of p50s a / b taken per pair of blocks."""
+    latency_metrics(res, *a)
+    latency_metrics(res, *b)
+    res.metrics[ratio] = stats([percentile(x, 50) / percentile(y, 50) for x, y in zip(a[1], b[1])], "×")
+
+
 # -- 1. client path vs bare client ------------------------------------------------------------
 def client_overhead(server: TritonServer, settings: Settings, res: CaseResult) -> None:
     x = np.random.default_rng(5).normal(size=(N_JETS, jet_tagger.N_FEATURES)).astype(np.float32)
@@ -132,10 +142,7 @@ def client_overhead(server: TritonServer, settings: Settings, res: CaseResult) -
     finally:
         bare.close()
         backend.close()
-    latency_metrics(res, "service", service_blocks)
-    latency_metrics(res, "bare_client", bare_blocks)
-    res.metrics["service_over_bare_p50"] = stats(
-        [percentile(s, 50) / percentile(b, 50) for s, b in zip(service_blocks, bare_blocks)], "×")
+    paired_metrics(res, ("service", service_blocks), ("bare_client", bare_blocks), "service_over_bare_p50")
     c = service.counters
     res.diagnostics["service_counters"] = {"triton_calls": c.triton_calls, "fallback_calls": c.fallback_calls,
                                            "fallback_reasons": dict(c.fallback_reasons)}
@@ -242,10 +249,7 @@ def graph_transfer(server: TritonServer, settings: Settings, res: CaseResult) ->
         for handle in handles:
             shm.destroy_shared_memory_region(handle)
         client.close()
-    latency_metrics(res, "graph_grpc", grpc_blocks)
-    latency_metrics(res, "graph_shm", shm_blocks)
-    res.metrics["graph_shm_speedup_p50"] = stats(
-        [percentile(g, 50) / percentile(s, 50) for g, s in zip(grpc_blocks, shm_blocks)], "×")
+    paired_metrics(res, ("graph_grpc", grpc_blocks), ("graph_shm", shm_blocks), "graph_shm_speedup_p50")
     res.metrics["graph_tiny_request_p50_ms"] = stats([percentile(tiny, 50)], "ms")
     res.metrics["graph_shm_write_p50_ms"] = stats([percentile(copy_ms, 50)], "ms")
     res.diagnostics["graph_request_bytes"] = n_bytes
@@ -289,7 +293,70 @@ def graph_limits(diag: dict[str, Any], m: dict[str, dict[str, Any]]) -> str:
         f"the floor of any call.")
 
 
-# -- 3. dynamic batching on vs off ------------------------------------------------------------
+# -- 3. the worker's edge classifier on real graphs: gRPC vs shared memory ---------------------
+EDGE_PILEUP = 60.0
+EDGE_EVENTS = 4
+
+
+def edge_graphs(n: int = EDGE_EVENTS, pileup: float = EDGE_PILEUP) -> list[dict[str, np.ndarray]]:
+    """The edge classifier's requests for `n` simulated events: what a worker sends."""
+    from trigger_sim.config import FarmConfig, with_overrides
+    from trigger_sim.kernels import build_hit_graph, graph_features
+    from trigger_sim.models import edge_classifier
+    from trigger_sim.simulation import simulate
+
+    cfg = with_overrides(FarmConfig(), run={"seed": 6060}, physics={"pileup_mean": pileup})
+    f, out = cfg.features, []
+    for l1_id in range(n):
+        hits = simulate(cfg, l1_id).hits
+        edges, _ = build_hit_graph(hits.layer, hits.r_mm, hits.phi, hits.z_mm, len(cfg.tracker.layer_radii_mm),
+                                   f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
+        nodes, edge_features = graph_features(hits.r_mm, hits.phi, hits.z_mm, edges)
+        out.append(edge_classifier.model_inputs(nodes, edges, edge_features))
+    return out
+
+
+def edge_classifier_transport(server: TritonServer, settings: Settings, res: CaseResult) -> None:
+    """The worker's own client (`TritonBackend`, as the factory builds it) with and without
+    shared memory, calling the served edge classifier with the same pile-up-60 graphs."""
+    from trigger_sim.models.registry import EDGE_CLASSIFIER, model_spec
+
+    spec = model_spec(EDGE_CLASSIFIER)
+    graphs = edge_graphs()
+    plain = TritonBackend(server.grpc_url, EDGE_CLASSIFIER, spec.input_types, spec.output_name)
+    shared = TritonBackend(server.grpc_url, EDGE_CLASSIFIER, spec.input_types, spec.output_name,
+                           shm_prefix=f"tsim_bench_{uuid.uuid4().hex[:8]}_", output_bytes=spec.output_bytes)
+    turn = [0, 0]
+
+    def call(backend: TritonBackend, side: int):
+        def fn() -> np.ndarray:
+            inputs = graphs[turn[side] % len(graphs)]
+            turn[side] += 1
+            return backend.infer(inputs, timeout_s=30.0)
+        return fn
+
+    try:
+        for inputs in graphs:
+            if plain.infer(inputs, 30.0).tobytes() != shared.infer(inputs, 30.0).tobytes():
+                raise RuntimeError("edge classifier: shared memory and gRPC answers differ")
+        quick = Settings(settings.repetitions, settings.calls_per_block, settings.edge_calls_per_block,
+                         settings.batching_seconds, warm_up_calls=len(graphs))
+        grpc_blocks, shm_blocks, grpc_server, shm_server = alternate(
+            call(plain, 0), call(shared, 1), quick, settings.edge_calls_per_block, model_stats(plain.client, EDGE_CLASSIFIER))
+    finally:
+        plain.close()
+        shared.close()
+    paired_metrics(res, ("edge_grpc", grpc_blocks), ("edge_shm", shm_blocks), "edge_shm_speedup_p50")
+    res.diagnostics["edge_request_bytes"] = [int(sum(a.nbytes for a in g.values())) for g in graphs]
+    res.diagnostics["edge_edges"] = [int(len(g["EDGE_INDEX"])) for g in graphs]
+    res.diagnostics["edge_outside_server_ms"] = {
+        side: statistics.fmean(x for b in blocks for x in b) - server.get("success", 0.0)
+        for side, blocks, server in (("grpc", grpc_blocks, grpc_server), ("shm", shm_blocks, shm_server))}
+    res.diagnostics["edge_compute_infer_ms"] = {"grpc": grpc_server.get("compute_infer", 0.0),
+                                                "shm": shm_server.get("compute_infer", 0.0)}
+
+
+# -- 4. dynamic batching on vs off ------------------------------------------------------------
 def no_batching_repository(tmp: Path) -> str:
     """A repository with a copy of jet_tagger, without dynamic batching; returns its model name."""
     name = f"{jet_tagger.MODEL_NAME}_no_batching"
@@ -376,6 +443,8 @@ def run(settings: Settings) -> CaseResult:
             client_overhead(main, settings, res)
             log("  inference: graph-sized request, gRPC vs shared memory ...")
             graph_transfer(bench, settings, res)
+            log("  inference: the worker's edge classifier on pile-up-60 graphs, gRPC vs shared memory ...")
+            edge_classifier_transport(main, settings, res)
             log("  inference: dynamic batching on vs off, 8 client threads ...")
             batching(main.grpc_url, off.grpc_url, model_off, settings, res)
     m = res.metrics
@@ -394,6 +463,17 @@ def run(settings: Settings) -> CaseResult:
         ["  of the shared-memory call: writing the inputs into the region", fmt(m["graph_shm_write_p50_ms"]), ""],
     ]))
     res.tables.append(graph_stage_table(res.diagnostics))
+    d = res.diagnostics
+    res.tables.append(([f"the worker's edge classifier client, {EDGE_EVENTS} pile-up-{EDGE_PILEUP:g} graphs "
+                        f"({min(d['edge_edges']):,}-{max(d['edge_edges']):,} edges, "
+                        f"{min(d['edge_request_bytes']) / 1e6:.1f}-{max(d['edge_request_bytes']) / 1e6:.1f} MB)",
+                        "p50 ms", "p99 ms", "outside the server, mean ms"], [
+        ["tensors in the gRPC message", fmt(m["edge_grpc_p50_ms"]), fmt(m["edge_grpc_p99_ms"]),
+         f"{d['edge_outside_server_ms']['grpc']:.2f}"],
+        ["system shared memory (the worker's default on a local server)", fmt(m["edge_shm_p50_ms"]),
+         fmt(m["edge_shm_p99_ms"]), f"{d['edge_outside_server_ms']['shm']:.2f}"],
+        ["speed-up of shared memory, ratio of p50s (per pair)", fmt(m["edge_shm_speedup_p50"]), "", ""],
+    ]))
     res.tables.append(([f"jet tagger, {N_THREADS} client threads", "requests/s", "requests per model execution"], [
         ["dynamic batching on (max_queue_delay 200 µs)", fmt(m["batching_on_requests_per_s"]),
          fmt(m["batching_on_requests_per_execution"])],

@@ -63,6 +63,8 @@ def test_signal_drains_and_cleans_up(tmp_path, sig):
     prefix = summary["inference"]["server_shm_prefix"]
     assert prefix, "the farm started its own server"
     assert not list(Path("/dev/shm").glob(prefix + "*")), "the farm's Triton left shared memory behind"
+    client_prefix = summary["inference"]["client_shm_prefix"]
+    assert client_prefix and not list(Path("/dev/shm").glob(client_prefix + "*")), "the workers left shared memory behind"
 
 
 def _state(pid: int) -> str:

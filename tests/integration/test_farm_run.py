@@ -37,6 +37,10 @@ def test_farm_with_local_triton_writes_streams(tmp_path):
     check_accounting(summary, 300)
     assert summary["inference"]["server_mode"] == "local"
     assert summary["inference"]["triton_calls"] > 0
+    # graph-sized requests went through shared memory (the server is local), and no region is left
+    gnn = summary["inference"]["models"]["edge_classifier"]
+    assert 0 < gnn["shared_memory_calls"] <= gnn["triton_calls"] + gnn["triton_failures"]
+    assert not list(Path("/dev/shm").glob(summary["inference"]["client_shm_prefix"] + "*"))
     assert summary["latency_ms"]["total"]["n"] == 300
     assert summary["latency_ms"]["total"]["p99"] >= summary["latency_ms"]["total"]["p50"] > 0
     menu_streams = set(load_menu(config().menu).streams)

@@ -21,7 +21,7 @@ SHM = Path("/dev/shm")
 
 
 def _bench_regions() -> set[str]:
-    return {p.name for p in SHM.glob("bench_*")} if SHM.is_dir() else set()
+    return {p.name for pattern in ("bench_*", "tsim_bench_*") for p in SHM.glob(pattern)} if SHM.is_dir() else set()
 
 
 def test_quick_suite_reports_every_case(tmp_path):

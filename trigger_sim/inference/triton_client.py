@@ -4,28 +4,40 @@ Failures become `InferenceTimeout` (deadline exceeded) or `InferenceUnavailable`
 (server down, model not ready, any other error), which the inference service turns into a
 local fallback. A model has one input (pass an array) or several (pass a dict keyed by
 input name); the Triton datatype of each follows the array's dtype.
+
+With `shm_prefix` (a client on the server's host), requests of at least `min_shm_bytes`
+travel through system shared memory (`triton_shm`): a graph-sized request costs about a
+third of the time it takes inside the gRPC message. Smaller ones, and any request that finds
+no free region, go in the gRPC message as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from trigger_sim.errors import InferenceTimeout, InferenceUnavailable, TriggerSimError
+from trigger_sim.inference.triton_shm import SharedMemoryTransport
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
+DEFAULT_MIN_SHM_BYTES = 1 << 16  # below this the gRPC message is as fast (BENCHMARKS.md, inference)
+_NUMPY_TYPES = {"FP32": np.float32, "INT32": np.int32, "INT64": np.int64, "FP64": np.float64}
 
 
 class TritonBackend:
     def __init__(self, url: str, model: str, inputs: str | Mapping[str, str], output_name: str, *, ssl: bool = False,
                  root_certificates: str | None = None, private_key: str | None = None,
-                 certificate_chain: str | None = None):
+                 certificate_chain: str | None = None, shm_prefix: str | None = None,
+                 output_bytes: Callable[[Mapping[str, np.ndarray]], int] | None = None,
+                 min_shm_bytes: int = DEFAULT_MIN_SHM_BYTES):
         """`inputs`: the input name (one FP32 input) or {name: Triton datatype}.
 
         `ssl`: gRPC over TLS; the others are PEM file paths (CA roots, client key and chain for mutual TLS).
+        `shm_prefix`: use system shared memory, with region names starting so; needs
+        `output_bytes(arrays)`, the size of the FP32 output a request will get.
         """
         self.url = url
         self.model = model
@@ -38,16 +50,28 @@ class TritonBackend:
         except OSError as err:
             raise TriggerSimError(f"{url}: cannot read a TLS file for Triton ({err}); check the network.triton_* paths") from err
         self._outputs = [grpcclient.InferRequestedOutput(output_name)]
+        if shm_prefix is not None and output_bytes is None:
+            raise ValueError(f"model '{model}': shared memory needs the size of its output (output_bytes)")
+        self.output_bytes = output_bytes
+        self.min_shm_bytes = min_shm_bytes
+        self.shared_memory = SharedMemoryTransport(self.client, shm_prefix) if shm_prefix is not None else None
 
-    def _request(self, inputs: Inputs) -> list[grpcclient.InferInput]:
+    def _arrays(self, inputs: Inputs) -> dict[str, tuple[np.ndarray, str]]:
+        """{input name: (contiguous array of the model's datatype, datatype)}, in the model's order."""
         arrays = inputs if isinstance(inputs, Mapping) else {self.input_name: inputs}
         if set(arrays) != set(self.input_types):
             raise ValueError(f"model '{self.model}' takes inputs {sorted(self.input_types)}, got {sorted(arrays)}")
-        request = []
+        out = {}
         for name, datatype in self.input_types.items():
             array = np.ascontiguousarray(arrays[name])
             if np_to_triton_dtype(array.dtype) != datatype:
-                array = array.astype({"FP32": np.float32, "INT32": np.int32, "INT64": np.int64, "FP64": np.float64}[datatype])
+                array = array.astype(_NUMPY_TYPES[datatype])
+            out[name] = (array, datatype)
+        return out
+
+    def _request(self, inputs: Inputs) -> list[grpcclient.InferInput]:
+        request = []
+        for name, (array, datatype) in self._arrays(inputs).items():
             tensor = grpcclient.InferInput(name, list(array.shape), datatype)
             tensor.set_data_from_numpy(array)
             request.append(tensor)
@@ -55,17 +79,52 @@ class TritonBackend:
 
     def infer(self, inputs: Inputs, timeout_s: float) -> np.ndarray:
         """Send one request; raise InferenceTimeout after `timeout_s` seconds."""
-        request = self._request(inputs)
+        if self.shared_memory is not None:
+            arrays = self._arrays(inputs)
+            n_bytes = sum(a.nbytes for a, _ in arrays.values())
+            if n_bytes >= self.min_shm_bytes:
+                out = self._infer_shm(arrays, n_bytes, timeout_s)
+                if out is not None:
+                    return out
         try:
-            result = self.client.infer(self.model, request, outputs=self._outputs, client_timeout=timeout_s)
+            result = self.client.infer(self.model, self._request(inputs), outputs=self._outputs, client_timeout=timeout_s)
         except InferenceServerException as err:
-            if "DEADLINE_EXCEEDED" in str(err.status()) or "Deadline Exceeded" in str(err):
-                raise InferenceTimeout(f"{self.url} {self.model}: no answer within {timeout_s * 1e3:.3g} ms") from err
-            raise InferenceUnavailable(f"{self.url} {self.model}: {err}") from err
+            raise self._failure(err, timeout_s) from err
         out = result.as_numpy(self.output_name)
         if out is None:
             raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
         return out
+
+    def _infer_shm(self, arrays: dict[str, tuple[np.ndarray, str]], n_bytes: int, timeout_s: float) -> np.ndarray | None:
+        """The request through shared memory; None when no region is free (send it in the message)."""
+        transport = self.shared_memory
+        out_bytes = self.output_bytes({name: a for name, (a, _) in arrays.items()})
+        try:
+            plan = transport.acquire(n_bytes, out_bytes, timeout_s)
+        except InferenceServerException as err:
+            raise self._failure(err, timeout_s) from err
+        except Exception as err:  # /dev/shm full or not writable: this call fails, the next ones try again
+            raise InferenceUnavailable(f"{self.model}: cannot prepare shared memory ({err})") from err
+        if plan is None:
+            return None
+        ok = False
+        try:
+            request, outputs = transport.request(plan, arrays, self.output_name, out_bytes)
+            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=timeout_s)
+            out = transport.read_output(plan, result, self.output_name)
+            ok = out is not None
+        except InferenceServerException as err:
+            raise self._failure(err, timeout_s) from err
+        finally:
+            transport.release(plan, ok)
+        if out is None:
+            raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
+        return out
+
+    def _failure(self, err: InferenceServerException, timeout_s: float) -> Exception:
+        if "DEADLINE_EXCEEDED" in str(err.status()) or "Deadline Exceeded" in str(err):
+            return InferenceTimeout(f"{self.url} {self.model}: no answer within {timeout_s * 1e3:.3g} ms")
+        return InferenceUnavailable(f"{self.url} {self.model}: {err}")
 
     def check_model(self, timeout_s: float = 5.0) -> None:
         """At start-up: the model is ready and has the inputs and outputs we send and read."""
@@ -87,4 +146,6 @@ class TritonBackend:
             raise TriggerSimError(f"{self.url}: model '{self.model}' does not match the client: " + "; ".join(problems))
 
     def close(self) -> None:
+        if self.shared_memory is not None:
+            self.shared_memory.close()
         self.client.close()

@@ -28,6 +28,9 @@ class ModelSpec:
     size_of: Callable[[Any], int]  # items in a request (jets, edges)
     empty_output: Callable[[], np.ndarray]
     probe: Callable[[], Any]  # smallest valid request
+    # bytes of the FP32 output a request gets, for models whose requests are big enough to
+    # travel through shared memory (None: always inside the gRPC message)
+    output_bytes: Callable[[Mapping[str, np.ndarray]], int] | None = None
 
 
 def _jet_tagger() -> ModelSpec:
@@ -50,6 +53,7 @@ def _edge_classifier() -> ModelSpec:
     return ModelSpec(
         EDGE_CLASSIFIER, {ec.NODE_FEATURES: "FP32", ec.EDGE_INDEX: "INT32", ec.EDGE_FEATURES: "FP32"}, ec.EDGE_SCORE,
         ec.LocalEdgeClassifier, lambda inputs: len(inputs[ec.EDGE_INDEX]), lambda: np.zeros(0, np.float32), probe,
+        output_bytes=lambda inputs: 4 * len(inputs[ec.EDGE_INDEX]),  # one FP32 score per edge
     )
 
 

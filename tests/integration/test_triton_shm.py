@@ -1,0 +1,125 @@
+"""Graph-sized requests through system shared memory on the real Triton server: bit-exact
+answers, a slot abandoned at its deadline never carries a later event's answer, a server
+restart (registrations lost) recovers by itself, and nothing is left in /dev/shm."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from farm.triton_server import TritonServer
+from trigger_sim.config import MODEL_REPOSITORY
+from trigger_sim.errors import InferenceError
+from trigger_sim.inference.triton_client import TritonBackend
+from trigger_sim.models import edge_classifier
+from trigger_sim.models.registry import EDGE_CLASSIFIER, model_spec
+from tests.integration.test_models_on_triton import graph_inputs
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+SPEC = model_spec(EDGE_CLASSIFIER)
+
+
+def shm_client(url: str) -> TritonBackend:
+    prefix = f"tsim_test_{uuid.uuid4().hex[:8]}_"
+    return TritonBackend(url, EDGE_CLASSIFIER, SPEC.input_types, SPEC.output_name, shm_prefix=prefix,
+                         output_bytes=SPEC.output_bytes)
+
+
+def files(prefix: str) -> list[Path]:
+    return list(Path("/dev/shm").glob(prefix + "*"))
+
+
+def registered(client: TritonBackend) -> list[str]:
+    status = client.client.get_system_shared_memory_status(as_json=True).get("regions", {})
+    names = status.keys() if isinstance(status, dict) else [r["name"] for r in status]
+    return [n for n in names if n.startswith(client.shared_memory.prefix)]
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    return [graph_inputs(l1_id) for l1_id in range(4)]
+
+
+@pytest.fixture(scope="module")
+def local():
+    return SPEC.make_local()
+
+
+def test_shared_memory_answers_bit_exact_and_cleans_up(triton_server, graphs, local):
+    client = shm_client(triton_server.grpc_url)
+    prefix = client.shared_memory.prefix
+    try:
+        for inputs in graphs:
+            served = client.infer(inputs, timeout_s=30.0)
+            assert served.shape == (len(inputs[edge_classifier.EDGE_INDEX]),)
+            assert served.tobytes() == local.infer(inputs).tobytes()
+        assert client.shared_memory.calls == len(graphs)
+        assert files(prefix) and registered(client)
+    finally:
+        client.close()
+    assert not files(prefix), "regions left in /dev/shm"
+    probe = shm_client(triton_server.grpc_url)
+    try:
+        probe.shared_memory.prefix = prefix
+        assert not registered(probe), "regions left registered with the server"
+    finally:
+        probe.close()
+
+
+def test_small_requests_stay_in_the_grpc_message(triton_server, local):
+    client = shm_client(triton_server.grpc_url)
+    try:
+        probe = SPEC.probe()
+        assert client.infer(probe, timeout_s=10.0).tobytes() == local.infer(probe).tobytes()
+        assert client.shared_memory.calls == 0 and not files(client.shared_memory.prefix)
+    finally:
+        client.close()
+
+
+def test_an_abandoned_slot_never_answers_for_a_later_event(triton_server, graphs, local):
+    """Requests abandoned at a tiny deadline leave their slots in quarantine; every answer that
+    does arrive is that event's own, bit for bit, while the server finishes the abandoned work."""
+    client = shm_client(triton_server.grpc_url)
+    try:
+        client.infer(graphs[0], timeout_s=30.0)  # slot 0 created and registered
+        timeouts = 0
+        for round_ in range(3):
+            for i, inputs in enumerate(graphs):
+                if (i + round_) % 2 == 0:
+                    try:
+                        client.infer(inputs, timeout_s=0.0005)
+                    except InferenceError:
+                        timeouts += 1
+                    continue
+                served = client.infer(inputs, timeout_s=30.0)
+                assert served.tobytes() == local.infer(inputs).tobytes()
+        pool = client.shared_memory.pool
+        assert timeouts > 0 and pool.quarantined == timeouts
+        assert pool.none_free > 0  # with every slot quarantined, requests went in the gRPC message
+    finally:
+        client.close()
+    assert not files(client.shared_memory.prefix)
+
+
+def test_server_restart_loses_registrations_and_the_client_recovers(graphs, local):
+    with TritonServer(MODEL_REPOSITORY, start_timeout_s=90) as server:
+        client = shm_client(server.grpc_url)
+        try:
+            assert client.infer(graphs[0], timeout_s=30.0).tobytes() == local.infer(graphs[0]).tobytes()
+            server.kill()
+            server.start(same_ports=True)
+            answers, failures = [], 0
+            for inputs in graphs * 2:
+                try:
+                    answers.append((client.infer(inputs, timeout_s=30.0), inputs))
+                except InferenceError:
+                    failures += 1  # the first call after the restart may find its region unregistered
+            assert failures <= 1 and len(answers) >= 2 * len(graphs) - 1
+            assert all(a.tobytes() == local.infer(i).tobytes() for a, i in answers)
+            assert client.shared_memory.calls >= len(answers) - client.shared_memory.pool.none_free
+        finally:
+            client.close()
+    assert not files(client.shared_memory.prefix)
