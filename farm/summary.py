@@ -92,7 +92,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
                       "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
         "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},
-        "problems": sorted(set(p for p in problems if p)),
+        "problems": sorted(set(p for p in [*problems, *_shared_memory_off(worker_counters)] if p)),
         "wall_s": wall_s,
     }
 
@@ -107,3 +107,9 @@ def _per_model(worker_counters: list[dict[str, Any]]) -> dict[str, dict[str, int
             for key in m:
                 m[key] += int(c.get(key, 0))
     return dict(sorted(out.items()))
+
+
+def _shared_memory_off(worker_counters: list[dict[str, Any]]) -> list[str]:
+    """Why a worker stopped sending requests through shared memory, per model (a problem to see)."""
+    return sorted({f"{model}: shared memory turned off: {c['shared_memory_off']}"
+                   for w in worker_counters for model, c in (w.get("models") or {}).items() if c.get("shared_memory_off")})

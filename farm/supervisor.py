@@ -40,7 +40,7 @@ from farm.summary import summarise
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
 from trigger_sim.inference.factory import client_shm_prefix
-from trigger_sim.inference.triton_shm import remove_regions
+from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_source import config_for_recording
@@ -112,11 +112,13 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     ready = mp.Queue()
     ctx = zmq.Context()
     interrupted: list[str] = []
+    draining = [True]  # a second signal cuts the drain short; once stopping has begun it only counts
 
     def on_signal(signum, frame):  # first signal: drain; second: stop draining
         interrupted.append(signal.Signals(signum).name)
         stop_input.set()
-        if len(interrupted) > 1:
+        if len(interrupted) > 1 and draining[0]:
+            draining[0] = False
             raise _Stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -141,6 +143,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
             shm_prefix = client_shm_prefix()  # the workers' shared-memory regions, removed after they stop
             cleanup.callback(remove_regions, shm_prefix)
+            if mode == "external":  # a server that keeps running would keep killed workers' regions mapped
+                cleanup.callback(unregister_regions, triton_url, shm_prefix, config.network.triton_client_options())
             if curve is not None:
                 cleanup.callback(curve.close)  # its authenticator, after the collector's socket
             collector = Collector(ctx, config, output_dir, curve)
@@ -223,6 +227,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                             break
             except _Stop:
                 farm.problems.append("stopped by a second signal before the drain finished")
+            draining[0] = False  # from here on the farm stops in order whatever signals come
             # Stop in order while the collector keeps reading: statistics and any events the
             # builder still held arrive meanwhile.
             stopper = threading.Thread(target=stop_all, name="stop-farm")

@@ -60,7 +60,7 @@ def shared_memory_counters(service: InferenceService) -> dict[str, int]:
     if transport is None:
         return {}
     return {"shared_memory_calls": transport.calls, "shared_memory_quarantined": transport.pool.quarantined,
-            "shared_memory_none_free": transport.pool.none_free}
+            "shared_memory_none_free": transport.pool.none_free, "shared_memory_off": transport.disabled}
 
 
 def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, decided_ns: int, worker: str,

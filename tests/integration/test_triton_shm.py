@@ -14,6 +14,7 @@ from farm.triton_server import TritonServer
 from trigger_sim.config import MODEL_REPOSITORY
 from trigger_sim.errors import InferenceError
 from trigger_sim.inference.triton_client import TritonBackend
+from trigger_sim.inference.triton_shm import SharedMemoryTransport
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, model_spec
 from tests.integration.test_models_on_triton import graph_inputs
@@ -85,19 +86,19 @@ def test_an_abandoned_slot_never_answers_for_a_later_event(triton_server, graphs
     client = shm_client(triton_server.grpc_url)
     try:
         client.infer(graphs[0], timeout_s=30.0)  # slot 0 created and registered
-        timeouts = 0
+        pool = client.shared_memory.pool
+        shm_timeouts = 0
         for round_ in range(3):
             for i, inputs in enumerate(graphs):
                 if (i + round_) % 2 == 0:
-                    try:
+                    none_free = pool.none_free
+                    with pytest.raises(InferenceError):
                         client.infer(inputs, timeout_s=0.0005)
-                    except InferenceError:
-                        timeouts += 1
+                    shm_timeouts += pool.none_free == none_free  # it had a slot: that slot is quarantined
                     continue
                 served = client.infer(inputs, timeout_s=30.0)
                 assert served.tobytes() == local.infer(inputs).tobytes()
-        pool = client.shared_memory.pool
-        assert timeouts > 0 and pool.quarantined == timeouts
+        assert shm_timeouts > 0 and pool.quarantined == shm_timeouts
         assert pool.none_free > 0  # with every slot quarantined, requests went in the gRPC message
     finally:
         client.close()
@@ -123,3 +124,25 @@ def test_server_restart_loses_registrations_and_the_client_recovers(graphs, loca
         finally:
             client.close()
     assert not files(client.shared_memory.prefix)
+
+
+class _UnseenRegions(SharedMemoryTransport):
+    """Registers a key the server cannot open: a server without this host's /dev/shm."""
+
+    def _prepare(self, plan, deadline_ns):
+        in_name, _ = self.names(plan.slot)
+        self.client.register_system_shared_memory(in_name, f"/tsim_no_such_region_{uuid.uuid4().hex}", 1 << 16,
+                                                  client_timeout=self._left_s(deadline_ns))
+
+
+def test_a_server_that_cannot_see_our_regions_gets_the_message_instead(triton_server, graphs, local):
+    client = shm_client(triton_server.grpc_url)
+    client.shared_memory = _UnseenRegions(client.client, client.shared_memory.prefix, slots=5)
+    try:
+        for inputs in graphs + graphs[:1]:
+            assert client.infer(inputs, timeout_s=30.0).tobytes() == local.infer(inputs).tobytes()
+        transport = client.shared_memory
+        assert transport.calls == 0 and "refused 3 shared-memory registrations" in transport.disabled
+        assert transport.pool.quarantined == 3  # no more tries once it is off
+    finally:
+        client.close()

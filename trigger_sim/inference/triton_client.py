@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from trigger_sim.errors import InferenceTimeout, InferenceUnavailable, TriggerSimError
+from trigger_sim import clock
+from trigger_sim.errors import InferenceError, InferenceTimeout, InferenceUnavailable, TriggerSimError
 from trigger_sim.inference.triton_shm import SharedMemoryTransport
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
@@ -79,46 +81,63 @@ class TritonBackend:
 
     def infer(self, inputs: Inputs, timeout_s: float) -> np.ndarray:
         """Send one request; raise InferenceTimeout after `timeout_s` seconds."""
-        if self.shared_memory is not None:
+        deadline_ns = clock.now_ns() + int(timeout_s * clock.NS_PER_S)
+        transport = self.shared_memory
+        if transport is not None and not transport.disabled:
             arrays = self._arrays(inputs)
             n_bytes = sum(a.nbytes for a, _ in arrays.values())
             if n_bytes >= self.min_shm_bytes:
-                out = self._infer_shm(arrays, n_bytes, timeout_s)
+                out = self._infer_shm(arrays, n_bytes, deadline_ns, timeout_s)
                 if out is not None:
                     return out
+        left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
+        if left_s <= 0:
+            raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
         try:
-            result = self.client.infer(self.model, self._request(inputs), outputs=self._outputs, client_timeout=timeout_s)
+            result = self.client.infer(self.model, self._request(inputs), outputs=self._outputs, client_timeout=left_s)
         except InferenceServerException as err:
             raise self._failure(err, timeout_s) from err
         out = result.as_numpy(self.output_name)
         if out is None:
             raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
+        if transport is not None:
+            transport.request_answered_without()
         return out
 
-    def _infer_shm(self, arrays: dict[str, tuple[np.ndarray, str]], n_bytes: int, timeout_s: float) -> np.ndarray | None:
-        """The request through shared memory; None when no region is free (send it in the message)."""
+    def _infer_shm(self, arrays: dict[str, tuple[np.ndarray, str]], n_bytes: int, deadline_ns: int,
+                   timeout_s: float) -> np.ndarray | None:
+        """The request through shared memory, within the deadline; None when it should go in
+        the gRPC message instead (no free region, or the server or /dev/shm refused one)."""
         transport = self.shared_memory
         out_bytes = self.output_bytes({name: a for name, (a, _) in arrays.items()})
         try:
-            plan = transport.acquire(n_bytes, out_bytes, timeout_s)
+            plan = transport.acquire(n_bytes, out_bytes, deadline_ns)
         except InferenceServerException as err:
-            raise self._failure(err, timeout_s) from err
-        except Exception as err:  # /dev/shm full or not writable: this call fails, the next ones try again
-            raise InferenceUnavailable(f"{self.model}: cannot prepare shared memory ({err})") from err
+            if "DEADLINE_EXCEEDED" in str(err.status()):
+                raise self._failure(err, timeout_s) from err
+            transport.registration_refused()
+            return None
+        except (OSError, shm.SharedMemoryException):  # /dev/shm full or not writable
+            return None
         if plan is None:
             return None
         ok = False
         try:
             request, outputs = transport.request(plan, arrays, self.output_name, out_bytes)
-            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=timeout_s)
+            left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
+            if left_s <= 0:
+                raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
+            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=left_s)
             out = transport.read_output(plan, result, self.output_name)
-            ok = out is not None
+            ok = True
         except InferenceServerException as err:
             raise self._failure(err, timeout_s) from err
+        except InferenceError:
+            raise
+        except Exception as err:  # a region that cannot be written or read: a failed call like any other
+            raise InferenceUnavailable(f"{self.url} {self.model}: shared memory: {type(err).__name__}: {err}") from err
         finally:
             transport.release(plan, ok)
-        if out is None:
-            raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
         return out
 
     def _failure(self, err: InferenceServerException, timeout_s: float) -> Exception:

@@ -3,28 +3,38 @@ regions registered with the server, and only their names and offsets cross gRPC.
 
 For a client on the server's host (a loopback address). Which slot a request uses, and when
 a slot may be used again after a failed call, is decided by `shm_pool.RegionPool` (plain
-logic, tested directly); this module only creates, registers, writes and reads regions.
-Region files are named `<prefix><n>`: the farm gives every worker a prefix of its own run
-and removes whatever is left under it at the end (a worker killed mid-run cannot).
+logic, tested directly); this module only creates, registers, writes and reads regions,
+every server call within the request's deadline. Region files are named `<prefix><n>_in`
+and `_out`: the farm gives every worker a prefix of its own run and removes whatever is
+left under it at the end (a worker killed mid-run cannot).
+
+A server that cannot see this host's /dev/shm (in a container, say, behind a published
+loopback port) refuses every registration: after `MAX_REGISTRATION_FAILURES` refusals in a
+row while the server otherwise answers, the transport turns itself off and requests go in
+the gRPC message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from trigger_sim import clock
+from trigger_sim.errors import InferenceTimeout, InferenceUnavailable
 from trigger_sim.inference.shm_pool import Plan, RegionPool
 
 SHM_DIR = Path("/dev/shm")
 DEFAULT_SLOTS = 3
 DEFAULT_QUARANTINE_S = 10.0  # longer than the server could still work on an abandoned graph
+MAX_REGISTRATION_FAILURES = 3
+CLOSE_TIMEOUT_S = 2.0
 
 
 class SharedMemoryTransport:
@@ -36,40 +46,65 @@ class SharedMemoryTransport:
         self.pool = RegionPool(slots, int(quarantine_s * clock.NS_PER_S))
         self.now_ns = now_ns
         self.handles: dict[str, object] = {}  # region name -> tritonclient handle
+        self.registered: set[str] = set()  # names the server holds, as far as this client knows
         self.calls = 0  # requests sent through shared memory
+        self.registration_failures = 0  # in a row
+        self.disabled = ""  # why the transport turned itself off ("" while on)
 
     def names(self, slot: int) -> tuple[str, str]:
         return f"{self.prefix}{slot}_in", f"{self.prefix}{slot}_out"
 
-    def acquire(self, in_bytes: int, out_bytes: int, timeout_s: float) -> Plan | None:
+    def _left_s(self, deadline_ns: int) -> float:
+        left = (deadline_ns - self.now_ns()) / clock.NS_PER_S
+        if left <= 0:
+            raise InferenceTimeout(f"{self.prefix}: deadline passed while preparing shared memory")
+        return left
+
+    def acquire(self, in_bytes: int, out_bytes: int, deadline_ns: int) -> Plan | None:
         """Reserve and prepare a slot for the request, or None (then send it in the gRPC message).
 
-        Raises InferenceServerException when the server refuses a registration (the caller
-        treats it as any failed call)."""
+        Raises InferenceServerException when the server refuses a registration, OSError or
+        SharedMemoryException when /dev/shm refuses a region, InferenceTimeout when the
+        deadline passes; the slot is then given up as failed."""
+        if self.disabled:
+            return None
         plan = self.pool.acquire(self.now_ns(), in_bytes, out_bytes)
         if plan is None:
             return None
         try:
-            self._prepare(plan, timeout_s)
-        except Exception:
+            self._prepare(plan, deadline_ns)
+        except BaseException:
             self.pool.lost_regions(plan)
             self.pool.release(plan, self.now_ns(), ok=False)
             raise
         self.pool.prepared(plan)
+        self.registration_failures = 0
         return plan
 
-    def _prepare(self, plan: Plan, timeout_s: float) -> None:
+    def _prepare(self, plan: Plan, deadline_ns: int) -> None:
         in_name, out_name = self.names(plan.slot)
         for name, size in ((in_name, plan.new_in_bytes), (out_name, plan.new_out_bytes)):
             if size:
-                self._unregister(name)
+                self._unregister(name, self._left_s(deadline_ns))
                 self._destroy(name)
                 self.handles[name] = shm.create_shared_memory_region(name, f"/{name}", size)
         if plan.register:
             slot = self.pool.slots[plan.slot]
             for name, size in ((in_name, plan.new_in_bytes or slot.in_bytes), (out_name, plan.new_out_bytes or slot.out_bytes)):
-                self._unregister(name)
-                self.client.register_system_shared_memory(name, f"/{name}", size, client_timeout=timeout_s)
+                self._unregister(name, self._left_s(deadline_ns))
+                self.client.register_system_shared_memory(name, f"/{name}", size, client_timeout=self._left_s(deadline_ns))
+                self.registered.add(name)
+
+    def registration_refused(self) -> None:
+        """The server refused a registration (the caller sent the request in the message)."""
+        self.registration_failures += 1
+
+    def request_answered_without(self) -> None:
+        """A request sent in the gRPC message was answered after registrations were refused:
+        the server is up but cannot use our regions; after a few, stop trying."""
+        if self.registration_failures >= MAX_REGISTRATION_FAILURES and not self.disabled:
+            self.disabled = (f"the server refused {self.registration_failures} shared-memory registrations in a row "
+                             "while answering requests: it cannot see this host's /dev/shm")
 
     def request(self, plan: Plan, arrays: Mapping[str, tuple[np.ndarray, str]], output_name: str,
                 out_bytes: int) -> tuple[list[grpcclient.InferInput], list[grpcclient.InferRequestedOutput]]:
@@ -89,14 +124,19 @@ class SharedMemoryTransport:
         self.calls += 1
         return inputs, [output]
 
-    def read_output(self, plan: Plan, result: grpcclient.InferResult, output_name: str) -> np.ndarray | None:
+    def read_output(self, plan: Plan, result: grpcclient.InferResult, output_name: str) -> np.ndarray:
         """The output tensor, copied out of the region (which the next request reuses)."""
         tensor = result.get_output(output_name)
         if tensor is None:
-            return None
+            raise InferenceUnavailable(f"response has no output '{output_name}'")
         shape = [int(d) for d in tensor.shape]
+        dtype = np.dtype(triton_to_np_dtype(tensor.datatype))
+        n_bytes = math.prod(shape) * dtype.itemsize
         _, out_name = self.names(plan.slot)
-        return np.array(shm.get_contents_as_numpy(self.handles[out_name], np.float32, shape), copy=True)
+        if n_bytes > self.pool.slots[plan.slot].out_bytes:
+            raise InferenceUnavailable(f"output '{output_name}' of {n_bytes} bytes does not fit its region "
+                                       f"({self.pool.slots[plan.slot].out_bytes} bytes)")
+        return np.array(shm.get_contents_as_numpy(self.handles[out_name], dtype, shape), copy=True)
 
     def release(self, plan: Plan, ok: bool) -> None:
         self.pool.release(plan, self.now_ns(), ok)
@@ -104,17 +144,20 @@ class SharedMemoryTransport:
     def close(self) -> None:
         """Unregister (if the server still answers) and remove every region of this client."""
         for name in list(self.handles):
-            self._unregister(name)
+            self._unregister(name, CLOSE_TIMEOUT_S)
             self._destroy(name)
 
-    def _unregister(self, name: str) -> None:
+    def _unregister(self, name: str, timeout_s: float) -> None:
+        if name not in self.registered:
+            return
+        self.registered.discard(name)
         with contextlib.suppress(InferenceServerException):
-            self.client.unregister_system_shared_memory(name, client_timeout=2.0)
+            self.client.unregister_system_shared_memory(name, client_timeout=timeout_s)
 
     def _destroy(self, name: str) -> None:
         handle = self.handles.pop(name, None)
         if handle is not None:
-            with contextlib.suppress(shm.SharedMemoryException):
+            with contextlib.suppress(shm.SharedMemoryException, OSError, BufferError):
                 shm.destroy_shared_memory_region(handle)
 
 
@@ -128,3 +171,27 @@ def remove_regions(prefix: str) -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+def unregister_regions(url: str, prefix: str, client_options: Mapping | None = None, timeout_s: float = CLOSE_TIMEOUT_S) -> int:
+    """Unregister from the server every region named `prefix...` (those of killed clients,
+    which a server that keeps running would hold mapped); returns how many. Best effort."""
+    if not prefix:
+        return 0
+    done = 0
+    try:
+        client = grpcclient.InferenceServerClient(url=url, **dict(client_options or {}))
+    except Exception:  # a client that cannot be made (TLS files gone): nothing to clean
+        return 0
+    try:
+        status = client.get_system_shared_memory_status(as_json=True, client_timeout=timeout_s).get("regions", {})
+        names = list(status) if isinstance(status, dict) else [r.get("name", "") for r in status]
+        for name in names:
+            if name.startswith(prefix):
+                client.unregister_system_shared_memory(name, client_timeout=timeout_s)
+                done += 1
+    except InferenceServerException:
+        pass  # the server is gone: so are its registrations
+    finally:
+        client.close()
+    return done

@@ -25,7 +25,10 @@ Computed in float32 with BLAS matrix products; the first layer of each edge MLP 
 into its three input blocks, (h W1a)[i] + (h W1b)[j] + e W1c, so the per-node products are
 computed once per node rather than once per edge. Gathers, bias + ReLU and the edge-to-node
 sums run in numba loops in a fixed order over the edges (no np.add.at, no atomics), so a
-forward pass is deterministic. Training: scripts/train_edge_classifier.py (PyTorch mirror).
+forward pass is deterministic. The matrix products run on one BLAS thread whatever the
+process's setting: OpenBLAS's results depend on its thread count in the last bits, and the
+served pass and the worker's fallback must agree bit for bit. Training:
+scripts/train_edge_classifier.py (PyTorch mirror).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from trigger_sim.kernels._jit import njit
 
@@ -260,6 +264,16 @@ def check_inputs(
     return nodes.astype(np.float32, copy=False), edge_x.astype(np.float32, copy=False), src, dst
 
 
+_blas: list[ThreadpoolController] = []  # made once per process, on first use (it scans the loaded libraries)
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread (about 25 µs to enter and leave)."""
+    if not _blas:
+        _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=1, user_api="blas")
+
+
 def forward(
     weights: EdgeClassifierWeights, node_features: np.ndarray, edge_index: np.ndarray, edge_features: np.ndarray
 ) -> np.ndarray:
@@ -267,7 +281,12 @@ def forward(
     nodes, edge_x, src, dst = check_inputs(node_features, edge_index, edge_features)
     if len(src) == 0:
         return np.zeros(0, np.float32)
-    w = weights
+    with _one_blas_thread():
+        return _forward(weights, nodes, edge_x, src, dst)
+
+
+def _forward(w: EdgeClassifierWeights, nodes: np.ndarray, edge_x: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """`forward` on checked inputs (see the module docstring for the architecture)."""
     x = (nodes - w.node_mean) / w.node_std
     y = (edge_x - w.edge_mean) / w.edge_std
     h = _encoder(x, w.node_enc_w1, w.node_enc_b1, w.node_enc_w2, w.node_enc_b2)

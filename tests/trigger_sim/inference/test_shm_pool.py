@@ -97,35 +97,57 @@ def test_lost_regions_are_made_again():
     assert again.new_in_bytes == MIN_REGION_BYTES and again.new_out_bytes == MIN_REGION_BYTES and again.register
 
 
-# One step of a client's life: (request bytes in, bytes out, whether the call succeeds, time advance).
-steps = st.lists(st.tuples(st.integers(0, 1 << 22), st.integers(0, 1 << 20), st.booleans(), st.integers(0, 2 * Q_NS)),
-                 max_size=60)
+# One step: acquire (bytes in, bytes out, whether preparing fails), release the held plan at
+# a position (ok or failed), or let time pass.
+acquire_step = st.tuples(st.just("acquire"), st.integers(0, 1 << 22), st.integers(0, 1 << 20), st.booleans())
+release_step = st.tuples(st.just("release"), st.integers(0, 10), st.booleans(), st.just(False))
+wait_step = st.tuples(st.just("wait"), st.integers(0, 2 * Q_NS), st.just(0), st.just(False))
+steps = st.lists(st.one_of(acquire_step, release_step, wait_step), max_size=80)
 
 
 @FAST
 @given(st.integers(1, 4), steps)
-def test_invariants_over_any_sequence_of_calls(n_slots, calls):
-    """A slot used in a failed call is not used again before its quarantine ends; a slot is
-    always big enough for its request; a slot is registered again after any failure; a
-    request finds no slot only when every slot is quarantined."""
+def test_invariants_over_any_sequence_of_calls(n_slots, ops):
+    """Over any interleaving of calls held open and released in any order, preparations that
+    fail, and time passing: a slot is never handed out while in use or before its quarantine
+    ends; a slot is big enough for its request once prepared; a new region is always
+    registered, and so is every slot after any failure; a request finds no slot only when
+    every slot is in use or quarantined."""
     pool = RegionPool(n_slots, Q_NS)
     failed_at: dict[int, int] = {}
-    failures_since_use: dict[int, bool] = {}
+    must_register: set[int] = set(range(n_slots))
+    held: list = []
     now = 0
-    for in_bytes, out_bytes, ok, advance in calls:
-        now += advance
-        plan = pool.acquire(now, in_bytes, out_bytes)
-        if plan is None:
-            assert all(now < failed_at.get(s.index, -Q_NS) + Q_NS for s in pool.slots)
+    for op, a, b, flag in ops:
+        if op == "wait":
+            now += a
             continue
+        if op == "release":
+            if not held:
+                continue
+            plan = held.pop(a % len(held))
+            pool.release(plan, now, ok=b)
+            if not b:
+                failed_at[plan.slot] = now
+                must_register = set(range(n_slots))
+            continue
+        in_use = {p.slot for p in held}
+        plan = pool.acquire(now, a, b)
+        if plan is None:
+            assert all(i in in_use or now < failed_at.get(i, -Q_NS) + Q_NS for i in range(n_slots))
+            continue
+        assert plan.slot not in in_use
         assert now >= failed_at.get(plan.slot, -Q_NS) + Q_NS
-        if failures_since_use.get(plan.slot):
+        if plan.new_in_bytes or plan.new_out_bytes or plan.slot in must_register:
             assert plan.register
+        if flag:  # preparing the regions failed half-way
+            pool.lost_regions(plan)
+            pool.release(plan, now, ok=False)
+            failed_at[plan.slot] = now
+            must_register = set(range(n_slots))
+            continue
         pool.prepared(plan)
         slot = pool.slots[plan.slot]
-        assert slot.in_bytes >= in_bytes and slot.out_bytes >= out_bytes
-        failures_since_use[plan.slot] = False
-        pool.release(plan, now, ok)
-        if not ok:
-            failed_at[plan.slot] = now
-            failures_since_use = {s.index: True for s in pool.slots}
+        assert slot.in_bytes >= a and slot.out_bytes >= b
+        must_register.discard(plan.slot)
+        held.append(plan)

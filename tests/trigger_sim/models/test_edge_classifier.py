@@ -195,6 +195,23 @@ def test_forward_is_deterministic() -> None:
     assert forward(w, nodes, edges, edge_x).tobytes() == first.tobytes()
 
 
+@pytest.mark.parametrize("process_threads", [1, 2, 4])
+def test_forward_does_not_depend_on_the_process_blas_threads(process_threads: int) -> None:
+    """The Triton model and the worker's fallback run in processes with different BLAS
+    settings; OpenBLAS's products differ in the last bits with its thread count, so the
+    forward pass fixes it and answers bit for bit the same in any process."""
+    from threadpoolctl import threadpool_limits
+
+    w = load_weights()
+    nodes, edges, edge_x = random_graph(12, 15_000, 40_000)  # pile-up-60 sized: big enough for BLAS threads
+    nodes = nodes * w.node_std + w.node_mean
+    edge_x = edge_x * w.edge_std + w.edge_mean
+    with threadpool_limits(limits=1, user_api="blas"):
+        reference = forward(w, nodes, edges, edge_x)
+    with threadpool_limits(limits=process_threads, user_api="blas"):
+        assert forward(w, nodes, edges, edge_x).tobytes() == reference.tobytes()
+
+
 def test_node_sums_match_np_add_at() -> None:
     rng = np.random.default_rng(4)
     n_nodes, n_edges, hidden = 50, 400, 8
