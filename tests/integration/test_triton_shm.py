@@ -14,7 +14,7 @@ from farm.triton_server import TritonServer
 from trigger_sim.config import MODEL_REPOSITORY
 from trigger_sim.errors import InferenceError
 from trigger_sim.inference.triton_client import TritonBackend
-from trigger_sim.inference.triton_shm import SharedMemoryTransport
+from trigger_sim.inference.triton_shm import SharedMemoryTransport, remove_regions, unregister_regions
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, model_spec
 from tests.integration.test_models_on_triton import graph_inputs
@@ -146,3 +146,17 @@ def test_a_server_that_cannot_see_our_regions_gets_the_message_instead(triton_se
         assert transport.pool.quarantined == 3  # no more tries once it is off
     finally:
         client.close()
+
+
+def test_a_killed_clients_regions_are_removed_and_unregistered(triton_server, graphs):
+    """What the supervisor does for a worker killed mid-run: its files and its registrations go."""
+    client = shm_client(triton_server.grpc_url)
+    prefix = client.shared_memory.prefix
+    client.infer(graphs[0], timeout_s=30.0)
+    assert files(prefix) and registered(client)
+    # the client dies without closing: clean up by prefix, as the supervisor does
+    assert unregister_regions(triton_server.grpc_url, prefix) == 2
+    assert remove_regions(prefix) == 2
+    assert not files(prefix) and not registered(client)
+    client.shared_memory.handles.clear()  # its mappings are gone with the files
+    client.client.close()
