@@ -26,6 +26,7 @@ PERCENTILES = ("p50", "p90", "p99", "p99.9")
 MAX_DEADTIME = 0.01
 KEEP_UP_FRACTION = 0.9  # decided per second / input rate: below it a backlog is growing
 MIN_WINDOW_EVENTS = 300  # Poisson noise on a window's count, 1/sqrt(n): under 6 %, so 10 % agreement means something
+POINT_WINDOWS = 4  # a point lasts this many windows' worth of events: three are judged, one is margin
 
 
 @dataclass
@@ -90,8 +91,10 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
 
         def measure(rate: float, index: int, total: int) -> Point:
             cfg = with_overrides(base, readout={"rate_hz": rate})
-            # long enough for three windows of MIN_WINDOW_EVENTS after the warm-up window
-            point_s = max(duration_s, 3 * MIN_WINDOW_EVENTS / rate + 2 * WINDOW_S + 1)
+            # long enough for four windows' worth of MIN_WINDOW_EVENTS after the warm-up window,
+            # so that three whole windows form even when Poisson arrivals fall short (with
+            # exactly three windows' worth, a point often had two and was run again, twice as long)
+            point_s = max(duration_s, POINT_WINDOWS * MIN_WINDOW_EVENTS / rate + 2 * WINDOW_S + 1)
             summary = run_farm(cfg, None, point_s, output_dir=None, replay=replay, loop=replay is not None)
             point = Point(rate, summary)
             if not point.stable:  # one longer retry before the point is reported unstable

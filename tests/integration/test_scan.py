@@ -13,8 +13,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 def test_scan_two_rates_writes_json_csv_png(tmp_path):
     cfg = with_overrides(load_config(), worker={"count": 2})
-    result = run_scan(cfg, [20.0, 60.0], duration_s=4.0)
-    assert [p["rate_hz"] for p in result["points"]] == [20.0, 60.0]
+    # two rates the farm keeps up with (it saturates near 39 Hz): an overloaded point would
+    # spend minutes draining its queue; each point lasts three windows of 300 events
+    result = run_scan(cfg, [25.0, 32.0], duration_s=4.0)
+    assert [p["rate_hz"] for p in result["points"]] == [25.0, 32.0]
     for p in result["points"]:
         assert p["lost"] == 0
         assert p["total_p99_ms"] >= p["total_p50_ms"] > 0
