@@ -214,8 +214,7 @@ class InferenceConfig:
         only a client on the server's host can ("auto" judges by a loopback address)."""
         if self.shared_memory != "auto":
             return self.shared_memory == "on"
-        host = triton_url.rsplit(":", 1)[0].strip("[]").lower()
-        return host in ("localhost", "::1") or host.startswith("127.")
+        return is_loopback(triton_url.rsplit(":", 1)[0])
         known = ("edge_classifier", "jet_tagger")
         unknown = [m for m in self.models if m not in known]
         if unknown:

@@ -301,19 +301,11 @@ EDGE_EVENTS = 4
 def edge_graphs(n: int = EDGE_EVENTS, pileup: float = EDGE_PILEUP) -> list[dict[str, np.ndarray]]:
     """The edge classifier's requests for `n` simulated events: what a worker sends."""
     from trigger_sim.config import FarmConfig, with_overrides
-    from trigger_sim.kernels import build_hit_graph, graph_features
     from trigger_sim.models import edge_classifier
     from trigger_sim.simulation import simulate
 
     cfg = with_overrides(FarmConfig(), run={"seed": 6060}, physics={"pileup_mean": pileup})
-    f, out = cfg.features, []
-    for l1_id in range(n):
-        hits = simulate(cfg, l1_id).hits
-        edges, _ = build_hit_graph(hits.layer, hits.r_mm, hits.phi, hits.z_mm, len(cfg.tracker.layer_radii_mm),
-                                   f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
-        nodes, edge_features = graph_features(hits.r_mm, hits.phi, hits.z_mm, edges)
-        out.append(edge_classifier.model_inputs(nodes, edges, edge_features))
-    return out
+    return [edge_classifier.request_for_hits(simulate(cfg, l1_id).hits, cfg) for l1_id in range(n)]
 
 
 def edge_classifier_transport(server: TritonServer, settings: Settings, res: CaseResult) -> None:

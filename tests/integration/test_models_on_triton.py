@@ -10,7 +10,6 @@ from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.hlt.sequence import EventObjects, HltSequence
 from trigger_sim.inference.factory import build_inference, prepare_inference
 from trigger_sim.inference.triton_client import TritonBackend
-from trigger_sim.kernels import build_hit_graph, graph_features
 from trigger_sim.menu import load_menu
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER, MODEL_NAMES, model_spec
@@ -23,12 +22,7 @@ CFG = with_overrides(FarmConfig(), run={"seed": 8080}, physics={"pileup_mean": 4
 
 
 def graph_inputs(l1_id: int) -> dict[str, np.ndarray]:
-    hits = simulate(CFG, l1_id).hits
-    f = CFG.features
-    edges, _ = build_hit_graph(hits.layer, hits.r_mm, hits.phi, hits.z_mm, len(CFG.tracker.layer_radii_mm),
-                               f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
-    nodes, edge_features = graph_features(hits.r_mm, hits.phi, hits.z_mm, edges)
-    return edge_classifier.model_inputs(nodes, edges, edge_features)
+    return edge_classifier.request_for_hits(simulate(CFG, l1_id).hits, CFG)
 
 
 def test_edge_classifier_on_triton_equals_the_local_forward(triton_server):

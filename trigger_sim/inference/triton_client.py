@@ -71,9 +71,10 @@ class TritonBackend:
             out[name] = (array, datatype)
         return out
 
-    def _request(self, inputs: Inputs) -> list[grpcclient.InferInput]:
+    @staticmethod
+    def _request(arrays: dict[str, tuple[np.ndarray, str]]) -> list[grpcclient.InferInput]:
         request = []
-        for name, (array, datatype) in self._arrays(inputs).items():
+        for name, (array, datatype) in arrays.items():
             tensor = grpcclient.InferInput(name, list(array.shape), datatype)
             tensor.set_data_from_numpy(array)
             request.append(tensor)
@@ -82,19 +83,17 @@ class TritonBackend:
     def infer(self, inputs: Inputs, timeout_s: float) -> np.ndarray:
         """Send one request; raise InferenceTimeout after `timeout_s` seconds."""
         deadline_ns = clock.now_ns() + int(timeout_s * clock.NS_PER_S)
+        arrays = self._arrays(inputs)
         transport = self.shared_memory
         if transport is not None and not transport.disabled:
-            arrays = self._arrays(inputs)
             n_bytes = sum(a.nbytes for a, _ in arrays.values())
             if n_bytes >= self.min_shm_bytes:
                 out = self._infer_shm(arrays, n_bytes, deadline_ns, timeout_s)
                 if out is not None:
                     return out
-        left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
-        if left_s <= 0:
-            raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
         try:
-            result = self.client.infer(self.model, self._request(inputs), outputs=self._outputs, client_timeout=left_s)
+            result = self.client.infer(self.model, self._request(arrays), outputs=self._outputs,
+                                       client_timeout=self._left_s(deadline_ns, timeout_s))
         except InferenceServerException as err:
             raise self._failure(err, timeout_s) from err
         out = result.as_numpy(self.output_name)
@@ -113,7 +112,7 @@ class TritonBackend:
         try:
             plan = transport.acquire(n_bytes, out_bytes, deadline_ns)
         except InferenceServerException as err:
-            if "DEADLINE_EXCEEDED" in str(err.status()):
+            if _is_deadline(err):
                 raise self._failure(err, timeout_s) from err
             transport.registration_refused()
             return None
@@ -124,10 +123,7 @@ class TritonBackend:
         ok = False
         try:
             request, outputs = transport.request(plan, arrays, self.output_name, out_bytes)
-            left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
-            if left_s <= 0:
-                raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
-            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=left_s)
+            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=self._left_s(deadline_ns, timeout_s))
             out = transport.read_output(plan, result, self.output_name)
             ok = True
         except InferenceServerException as err:
@@ -140,8 +136,15 @@ class TritonBackend:
             transport.release(plan, ok)
         return out
 
+    def _left_s(self, deadline_ns: int, timeout_s: float) -> float:
+        """Seconds left before the call's deadline; InferenceTimeout when none are."""
+        left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
+        if left_s <= 0:
+            raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
+        return left_s
+
     def _failure(self, err: InferenceServerException, timeout_s: float) -> Exception:
-        if "DEADLINE_EXCEEDED" in str(err.status()) or "Deadline Exceeded" in str(err):
+        if _is_deadline(err):
             return InferenceTimeout(f"{self.url} {self.model}: no answer within {timeout_s * 1e3:.3g} ms")
         return InferenceUnavailable(f"{self.url} {self.model}: {err}")
 
@@ -168,3 +171,7 @@ class TritonBackend:
         if self.shared_memory is not None:
             self.shared_memory.close()
         self.client.close()
+
+
+def _is_deadline(err: InferenceServerException) -> bool:
+    return "DEADLINE_EXCEEDED" in str(err.status()) or "Deadline Exceeded" in str(err)

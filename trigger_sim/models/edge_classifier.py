@@ -311,6 +311,19 @@ def model_inputs(node_features: np.ndarray, edges: np.ndarray, edge_features: np
     }
 
 
+def request_for_hits(hits, config) -> dict[str, np.ndarray]:
+    """The request a worker sends for an event's tracker hits (`simulation.TrackerHits`): its
+    hit graph with the farm's cuts (`config.features`) and the graph's features. For tests
+    and benchmarks that need realistic requests; the HLT sequence builds the same inline."""
+    from trigger_sim.kernels import build_hit_graph, graph_features
+
+    f = config.features
+    edges, _ = build_hit_graph(hits.layer, hits.r_mm, hits.phi, hits.z_mm, len(config.tracker.layer_radii_mm),
+                               f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
+    nodes, edge_features = graph_features(hits.r_mm, hits.phi, hits.z_mm, edges)
+    return model_inputs(nodes, edges, edge_features)
+
+
 def infer_inputs(weights: EdgeClassifierWeights, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """`forward` on a request dict as `model_inputs` makes it (what Triton and the fallback run)."""
     missing = [name for name in (NODE_FEATURES, EDGE_INDEX, EDGE_FEATURES) if name not in inputs]
