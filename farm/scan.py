@@ -17,8 +17,8 @@ from typing import Any
 
 from farm.summary import WINDOW_S
 from farm.supervisor import run_farm
-from farm.triton_server import TritonServer
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
+from farm.server_device import local_server
+from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.windows import merge, stable
 
 STEPS_REPORTED = ("total", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
@@ -86,7 +86,7 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
     """Run every rate in `rates`, or search for the saturation rate; return the scan result."""
     budget_ms = config.worker.budget_ms
     points: list[Point] = []
-    with TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s) as server:
+    with local_server(config) as server:
         base = with_overrides(config, inference={"triton_url": config.inference.triton_url or server.grpc_url})
 
         def measure(rate: float, index: int, total: int) -> Point:

@@ -19,7 +19,7 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
               monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "",
-              client_shm_prefix: str = "") -> dict[str, Any]:
+              client_shm_prefix: str = "", server_model_config: str = "") -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -53,6 +53,8 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "inference": {
             "server": triton_url or "none",
             "server_mode": triton_mode,
+            # the model configurations a local server loaded: "cpu" (config.pbtxt) or "gpu" (configs/gpu.pbtxt)
+            "server_model_config": server_model_config or "unknown",
             "triton_calls": paths.get("triton", 0),
             "fallback_calls": paths.get("fallback", 0),
             "skipped_nothing_to_infer": paths.get("skipped", 0),

@@ -37,11 +37,12 @@ from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
 from farm.sockets import connect, make_socket
 from farm.summary import summarise
+from farm.server_device import local_server
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
+from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_source import config_for_recording
 from trigger_sim.kernels import warm_up
@@ -131,7 +132,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             elif config.inference.triton_url:
                 triton_url, mode = config.inference.triton_url, "external"
             else:
-                server = cleanup.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
+                server = cleanup.enter_context(local_server(config))
                 triton_url, mode = server.grpc_url, "local"
             if hooks.server is not None:  # a server owned by the caller (tests), repaired by us
                 server = hooks.server
@@ -246,7 +247,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 model_reloads=monitor.reloads if monitor else 0,
                                 monitor_probe_failures=monitor.probe_failures if monitor else [],
                                 server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "",
-                                client_shm_prefix=shm_prefix)
+                                client_shm_prefix=shm_prefix,
+                                server_model_config=(server.model_config_name or "cpu") if server is not None else "")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,8 @@ from farm.lifecycle import new_session_dying_with_parent
 from trigger_sim.errors import TritonStartError
 
 SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
+ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
+HARMLESS_ERROR = "CudaDriverHelper has not been initialized"  # logged as an error on every host without a GPU
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -47,8 +50,10 @@ def free_port() -> int:
 class TritonServer:
     """A local tritonserver serving `model_repository`; use as a context manager."""
 
-    def __init__(self, model_repository: str | Path, start_timeout_s: float = 60.0, log_path: str | Path | None = None):
+    def __init__(self, model_repository: str | Path, start_timeout_s: float = 60.0, log_path: str | Path | None = None,
+                 model_config_name: str | None = None):
         self.model_repository = Path(model_repository).resolve()
+        self.model_config_name = model_config_name  # e.g. "gpu": each model's configs/gpu.pbtxt instead of config.pbtxt
         self.start_timeout_s = start_timeout_s
         self._workdir = Path(tempfile.mkdtemp(prefix="tsim-triton-"))
         self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
@@ -108,6 +113,8 @@ class TritonServer:
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--log-verbose=0",
         ]
+        if self.model_config_name:
+            cmd.append(f"--model-config-name={self.model_config_name}")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=new_session_dying_with_parent)
@@ -119,9 +126,9 @@ class TritonServer:
         url = f"http://{self.http_url}/v2/health/ready"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                code, tail = self.proc.returncode, self.log_tail()
+                code, why = self.proc.returncode, self.log_errors() or self.log_tail()
                 self.stop()
-                raise TritonStartError(f"tritonserver exited with code {code} while starting:\n{tail}")
+                raise TritonStartError(f"tritonserver exited with code {code} while starting:\n{why}")
             try:
                 with urllib.request.urlopen(url, timeout=0.5) as resp:
                     if resp.status == 200:
@@ -164,6 +171,15 @@ class TritonServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n_lines:])
         except OSError:
             return "(no log)"
+
+    def log_errors(self, limit: int = 10) -> str:
+        """The server's error lines (glog's "E<date> ..." and "error: ..."), the last `limit` of them."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        errors = [line for line in lines if ERROR_LINE.match(line) and HARMLESS_ERROR not in line]
+        return "\n".join(errors[-limit:])
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from farm.triton_server import TritonServer
+from farm.server_device import local_server
 from trigger_sim.inference.factory import build_inference, prepare_inference
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
+from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.hlt.sequence import STEPS, EventObjects, HltSequence
 from trigger_sim.kernels import warm_up
 from trigger_sim.kernels.calo_jets import JET_ETA, JET_PHI
@@ -69,7 +69,7 @@ def run_validation(config: FarmConfig, events: int, triton_url: str | None = Non
     run = ValidationRun(config, menu, events)
     with contextlib.ExitStack() as stack:
         if use_triton and not triton_url:
-            server = stack.enter_context(TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s))
+            server = stack.enter_context(local_server(config))
             triton_url = server.grpc_url
         # Generous deadlines: validation measures the algorithms, not the server's latency.
         relaxed = with_overrides(config, inference={"timeout_ms": 10_000.0}, worker={"budget_ms": 60_000.0})

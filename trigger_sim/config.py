@@ -190,6 +190,7 @@ class WorkerConfig:
 
 
 SHARED_MEMORY_MODES = ("auto", "on", "off")
+DEVICE_MODES = ("auto", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,18 @@ class InferenceConfig:
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
     server_start_timeout_s: float = 60.0
     shared_memory: str = "auto"  # graph-sized requests through system shared memory: "auto" (server on loopback), "on", "off"
+    device: str = "auto"  # where a local server runs the models: "auto" (a GPU if torch can use one), "cpu", "gpu"
 
     def __post_init__(self) -> None:
         _positive(self, "timeout_ms", "breaker_failures", "breaker_open_ms", "server_start_timeout_s")
         if self.shared_memory not in SHARED_MEMORY_MODES:
             raise ValueError(f"inference.shared_memory: {self.shared_memory!r} is not one of {list(SHARED_MEMORY_MODES)}")
+        if self.device not in DEVICE_MODES:
+            raise ValueError(f"inference.device: {self.device!r} is not one of {list(DEVICE_MODES)}")
+        known = ("edge_classifier", "jet_tagger")
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(known)}")
 
     def uses_shared_memory(self, triton_url: str) -> bool:
         """Whether a client of the server at `triton_url` sends big requests through /dev/shm:
@@ -215,10 +223,6 @@ class InferenceConfig:
         if self.shared_memory != "auto":
             return self.shared_memory == "on"
         return is_loopback(triton_url.rsplit(":", 1)[0])
-        known = ("edge_classifier", "jet_tagger")
-        unknown = [m for m in self.models if m not in known]
-        if unknown:
-            raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(known)}")
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ from typing import Any
 
 from bench_cases.common import CaseResult, CpuMeter, Target, descendants, fmt, log, machine_cpu_s, peak_rss_mb, stats
 from farm.supervisor import Farm, FarmHooks, run_farm
+from farm.server_device import local_server
 from farm.triton_server import TritonServer
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, as_dict, with_overrides
+from trigger_sim.config import FarmConfig, as_dict, with_overrides
 from trigger_sim.recording import RecordWriter
 from trigger_sim.simulation import event_fragments
 
@@ -255,7 +256,7 @@ def write_recording(config: FarmConfig, path: Path, n_events: int) -> None:
 
 
 def run(config: FarmConfig, settings: Settings) -> tuple[CaseResult, CaseResult]:
-    with TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s) as server:
+    with local_server(config) as server:
         simulated = search(config, server, settings)
         overload = [farm_run(config, server, settings.overload_factor * simulated.asked_hz, settings.run_seconds)
                     for _ in range(settings.overload_runs)]

@@ -126,6 +126,9 @@ def test_bad_list_element_names_key_and_index(tmp_path):
         ("[physics]\npileup_mean = -1.0\n", "physics"),
         ("[worker]\ncount = -1\n", "worker"),
         ("[inference]\nbreaker_failures = 0\n", "inference"),
+        ('[inference]\nmodels = ["edge_classifier", "jet_taggr"]\n', "inference"),
+        ('[inference]\ndevice = "cuda"\n', "inference"),
+        ('[inference]\nshared_memory = "yes"\n', "inference"),
     ],
 )
 def test_invalid_values_are_config_errors(tmp_path, text, section):

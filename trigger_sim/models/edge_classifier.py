@@ -324,19 +324,29 @@ def request_for_hits(hits, config) -> dict[str, np.ndarray]:
     return model_inputs(nodes, edges, edge_features)
 
 
-def infer_inputs(weights: EdgeClassifierWeights, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """`forward` on a request dict as `model_inputs` makes it (what Triton and the fallback run)."""
+def request_arrays(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(node features, edge index, edge features) of a request dict as `model_inputs` makes it."""
     missing = [name for name in (NODE_FEATURES, EDGE_INDEX, EDGE_FEATURES) if name not in inputs]
     if missing:
         raise ValueError(f"edge classifier request lacks inputs {missing}")
-    return forward(weights, inputs[NODE_FEATURES], inputs[EDGE_INDEX], inputs[EDGE_FEATURES])
+    return inputs[NODE_FEATURES], inputs[EDGE_INDEX], inputs[EDGE_FEATURES]
+
+
+def infer_inputs(weights: EdgeClassifierWeights, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """`forward` on a request dict as `model_inputs` makes it (what Triton and the fallback run)."""
+    return forward(weights, *request_arrays(inputs))
+
+
+def tiny_graph() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(node features, edge index, edge features) of a three-hit, two-edge graph, for warm-ups."""
+    nodes = np.array([[32.0, 0.0, 0.0], [72.0, 10.0, 0.1], [72.0, 20.0, 0.2]], np.float32)
+    edge_x = np.array([[40.0, 0.01, 10.0, 0.00025, 0.0, 0.1], [40.0, -0.01, 20.0, -0.00025, -1.0, 0.2]], np.float32)
+    return nodes, np.array([[0, 1], [0, 2]], np.int32), edge_x
 
 
 def warm_up(weights: EdgeClassifierWeights) -> None:
     """Run `forward` on a two-edge graph so the numba helpers are loaded (or compiled) now."""
-    nodes = np.array([[32.0, 0.0, 0.0], [72.0, 10.0, 0.1], [72.0, 20.0, 0.2]], np.float32)
-    edge_x = np.array([[40.0, 0.01, 10.0, 0.00025, 0.0, 0.1], [40.0, -0.01, 20.0, -0.00025, -1.0, 0.2]], np.float32)
-    forward(weights, nodes, np.array([[0, 1], [0, 2]], np.int32), edge_x)
+    forward(weights, *tiny_graph())
 
 
 class LocalEdgeClassifier:

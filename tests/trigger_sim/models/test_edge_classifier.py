@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,6 @@ from trigger_sim.simulation import simulate
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GOLDEN_PATH = REPO_ROOT / "tests" / "data" / "edge_classifier_golden.npz"
-TRAINING_SCRIPT = REPO_ROOT / "scripts" / "train_edge_classifier.py"
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SANITY_SEED = 555_001  # fresh events: neither a training, held-out, validation nor the farm's seed
 
@@ -105,16 +104,13 @@ def test_trained_model_finds_true_edges_at_the_working_point() -> None:
     assert purity >= 0.5, f"purity {purity:.3f} (efficiency {efficiency:.3f})"
 
 
-# ---- against the torch module of the training script --------------------------------------------------
+# ---- against the torch module (training mirror and GPU forward) ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def training():
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("train_edge_classifier", TRAINING_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("trigger_sim.models.edge_classifier_torch")
 
 
 @pytest.mark.parametrize("seed, hidden, n_steps", [(0, 8, 2), (1, 16, 3), (2, 4, 1)])
@@ -133,6 +129,21 @@ def test_shipped_weights_match_live_torch(training) -> None:
     net = training.net_from_weights(w).eval()
     np.testing.assert_allclose(forward(w, nodes, edges, edge_x), training.torch_scores(net, nodes, edges, edge_x),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_torch_serving_forward_matches_numpy(training) -> None:
+    """`TorchEdgeClassifier` (what a GPU instance runs; here on the CPU) gives the numpy scores on
+    an event's graph, an empty answer for no edges, and the numpy checks' errors."""
+    w = load_weights()
+    served = training.TorchEdgeClassifier(w, "cpu")
+    config = with_overrides(FarmConfig(), physics={"pileup_mean": 20.0})
+    request = ec.request_for_hits(simulate(config, 3).hits, config)
+    arrays = ec.request_arrays(request)
+    assert len(arrays[1]) > 1000
+    close(served.forward(*arrays), forward(w, *arrays))
+    assert served.forward(arrays[0], np.zeros((0, 2), np.int32), np.zeros((0, 6), np.float32)).shape == (0,)
+    with pytest.raises(ValueError, match="EDGE_INDEX values"):
+        served.forward(arrays[0][:2], arrays[1], arrays[2])
 
 
 def test_export_round_trip(training) -> None:

@@ -1,0 +1,86 @@
+"""Which model configuration a local Triton server loads: the CPU one or the GPU one.
+
+`[inference] device`:
+- "cpu": each model's config.pbtxt (numpy forward, KIND_CPU instances);
+- "gpu": each model's configs/gpu.pbtxt (KIND_GPU instances running the torch forward),
+  and a clear error before anything starts when torch cannot use a GPU here;
+- "auto" (default): the GPU configuration when torch in this Python sees a GPU, else the
+  CPU one.
+
+The probe imports torch in a child process (it takes seconds and hundreds of MB that the
+supervisor has no use for), and only when torch is installed and an NVIDIA device node
+exists, so a host without a GPU pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
+from trigger_sim.errors import ConfigError
+from farm.triton_server import TritonServer
+
+GPU_CONFIG_NAME = "gpu"  # model_repository/<model>/configs/gpu.pbtxt
+PROBE_CODE = ("import torch; ok = torch.cuda.is_available(); "
+              "print(torch.cuda.device_count() if ok else 0, torch.__version__, torch.version.cuda)")
+
+
+@dataclass(frozen=True)
+class GpuProbe:
+    count: int  # GPUs torch can use in this Python
+    detail: str  # what was found, or why there is none
+
+    @staticmethod
+    def not_probed() -> "GpuProbe":
+        return GpuProbe(0, "not probed")
+
+
+def choose_model_config(device: str, probe: GpuProbe) -> str | None:
+    """The `--model-config-name` for `device` ("auto", "cpu", "gpu"); None: config.pbtxt."""
+    if device == "cpu":
+        return None
+    if device == "gpu":
+        if probe.count < 1:
+            raise ConfigError(
+                f'[inference] device = "gpu", but {probe.detail}. On a GPU host install a CUDA build of torch '
+                "(pip install -e '.[gpu]'); otherwise set device = \"auto\" or \"cpu\""
+            )
+        return GPU_CONFIG_NAME
+    if device == "auto":
+        return GPU_CONFIG_NAME if probe.count > 0 else None
+    raise ConfigError(f"[inference] device = {device!r}: expected auto, cpu or gpu")
+
+
+def probe_gpus(timeout_s: float = 120.0, dev: Path = Path("/dev")) -> GpuProbe:
+    """How many GPUs torch can use in this Python (0 with the reason when none)."""
+    if importlib.util.find_spec("torch") is None:
+        return GpuProbe(0, "torch is not installed in this Python")
+    if not any(dev.glob("nvidia[0-9]*")):
+        return GpuProbe(0, f"there is no NVIDIA device in {dev}")
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE_CODE], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return GpuProbe(0, f"importing torch to count GPUs took more than {timeout_s:.0f} s")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return GpuProbe(0, f"torch failed to start: {last}")
+    count, version, cuda = done.stdout.split()
+    if int(count) == 0:
+        return GpuProbe(0, f"torch {version} (CUDA build: {cuda}) sees no GPU")
+    return GpuProbe(int(count), f"torch {version} (CUDA {cuda}) sees {count} GPU(s)")
+
+
+def model_config_name(config: FarmConfig) -> str | None:
+    """`choose_model_config` for a farm configuration, probing only when the answer depends on it."""
+    device = config.inference.device
+    return choose_model_config(device, GpuProbe.not_probed() if device == "cpu" else probe_gpus())
+
+
+def local_server(config: FarmConfig, **kwargs) -> TritonServer:
+    """The local server a farm configuration asks for (not started)."""
+    return TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s,
+                        model_config_name=model_config_name(config), **kwargs)
