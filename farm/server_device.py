@@ -25,6 +25,8 @@ from trigger_sim.errors import ConfigError
 from farm.triton_server import TritonServer
 
 GPU_CONFIG_NAME = "gpu"  # model_repository/<model>/configs/gpu.pbtxt
+MODELS = ("edge_classifier", "jet_tagger")
+TORCH_ON_CPU_PARAMETER = 'parameters { key: "FORWARD" value: { string_value: "torch" } }\n'
 PROBE_CODE = ("import torch; ok = torch.cuda.is_available(); "
               "print(torch.cuda.device_count() if ok else 0, torch.__version__, torch.version.cuda)")
 
@@ -72,6 +74,17 @@ def probe_gpus(timeout_s: float = 120.0, dev: Path = Path("/dev")) -> GpuProbe:
     if int(count) == 0:
         return GpuProbe(0, f"torch {version} (CUDA build: {cuda}) sees no GPU")
     return GpuProbe(int(count), f"torch {version} (CUDA {cuda}) sees {count} GPU(s)")
+
+
+def torch_on_cpu_repository(root: Path, models: tuple[str, ...] = MODELS) -> Path:
+    """A model repository in `root` whose CPU instances run the torch forward (the code a GPU
+    instance runs), to check that path, in tests and benchmarks, on a host without a GPU."""
+    for model in models:
+        (root / model).mkdir(parents=True)
+        (root / model / "1").symlink_to(MODEL_REPOSITORY / model / "1", target_is_directory=True)
+        text = (MODEL_REPOSITORY / model / "config.pbtxt").read_text()
+        (root / model / "config.pbtxt").write_text(text + TORCH_ON_CPU_PARAMETER)
+    return root
 
 
 def model_config_name(config: FarmConfig) -> str | None:

@@ -30,6 +30,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,8 +256,10 @@ def write_recording(config: FarmConfig, path: Path, n_events: int) -> None:
             w.write_event(l1_id, {}, event_fragments(config, l1_id, l1_time_ns=0))
 
 
-def run(config: FarmConfig, settings: Settings) -> tuple[CaseResult, CaseResult]:
-    with local_server(config) as server:
+def run(config: FarmConfig, settings: Settings,
+        server_factory: Callable[[], TritonServer] | None = None) -> tuple[CaseResult, CaseResult]:
+    """Cases d) and e) against the local server `config` asks for, or the one `server_factory` makes."""
+    with (server_factory() if server_factory else local_server(config)) as server:
         simulated = search(config, server, settings)
         overload = [farm_run(config, server, settings.overload_factor * simulated.asked_hz, settings.run_seconds)
                     for _ in range(settings.overload_runs)]

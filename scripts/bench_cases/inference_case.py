@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import shutil
@@ -97,6 +98,15 @@ def alternate(first, second, settings: Settings, calls: int, server_stats=None):
                     server[side][stage] = (c + count - before[stage][0], t + ns - before[stage][1])
     per_request = tuple({stage: ns / count / 1e6 for stage, (count, ns) in side.items() if count} for side in server)
     return (*blocks, *per_request) if server_stats else blocks
+
+
+def cycling_calls(backend: TritonBackend, requests: list, timeout_s: float = 30.0):
+    """A function calling `backend` with the next of `requests` each time, round robin."""
+    turn = itertools.count()
+
+    def fn() -> np.ndarray:
+        return backend.infer(requests[next(turn) % len(requests)], timeout_s=timeout_s)
+    return fn
 
 
 def model_stats(client: grpcclient.InferenceServerClient, model: str):
@@ -318,15 +328,6 @@ def edge_classifier_transport(server: TritonServer, settings: Settings, res: Cas
     plain = TritonBackend(server.grpc_url, EDGE_CLASSIFIER, spec.input_types, spec.output_name)
     shared = TritonBackend(server.grpc_url, EDGE_CLASSIFIER, spec.input_types, spec.output_name,
                            shm_prefix=f"tsim_bench_{uuid.uuid4().hex[:8]}_", output_bytes=spec.output_bytes)
-    turn = [0, 0]
-
-    def call(backend: TritonBackend, side: int):
-        def fn() -> np.ndarray:
-            inputs = graphs[turn[side] % len(graphs)]
-            turn[side] += 1
-            return backend.infer(inputs, timeout_s=30.0)
-        return fn
-
     try:
         for inputs in graphs:
             if plain.infer(inputs, 30.0).tobytes() != shared.infer(inputs, 30.0).tobytes():
@@ -334,7 +335,7 @@ def edge_classifier_transport(server: TritonServer, settings: Settings, res: Cas
         quick = Settings(settings.repetitions, settings.calls_per_block, settings.edge_calls_per_block,
                          settings.batching_seconds, warm_up_calls=len(graphs))
         grpc_blocks, shm_blocks, grpc_server, shm_server = alternate(
-            call(plain, 0), call(shared, 1), quick, settings.edge_calls_per_block, model_stats(plain.client, EDGE_CLASSIFIER))
+            cycling_calls(plain, graphs), cycling_calls(shared, graphs), quick, settings.edge_calls_per_block, model_stats(plain.client, EDGE_CLASSIFIER))
     finally:
         plain.close()
         shared.close()
@@ -360,15 +361,16 @@ def edge_note(diag: dict[str, Any], m: dict[str, dict[str, Any]]) -> str:
 
 
 # -- 4. dynamic batching on vs off ------------------------------------------------------------
-def no_batching_repository(tmp: Path) -> str:
-    """A repository with a copy of jet_tagger, without dynamic batching; returns its model name."""
+def no_batching_repository(tmp: Path, source: Path = MODEL_REPOSITORY) -> str:
+    """A repository with a copy of `source`'s jet_tagger (each of its configurations) without
+    dynamic batching; returns its model name."""
     name = f"{jet_tagger.MODEL_NAME}_no_batching"
     target = tmp / name
-    shutil.copytree(MODEL_REPOSITORY / jet_tagger.MODEL_NAME, target, ignore=shutil.ignore_patterns("__pycache__"))
-    config = (target / "config.pbtxt").read_text()
-    config = re.sub(r"dynamic_batching\s*\{[^}]*\}", "", config)
-    config = re.sub(r'name:\s*"[^"]*"', f'name: "{name}"', config, count=1)
-    (target / "config.pbtxt").write_text(config)
+    shutil.copytree(source / jet_tagger.MODEL_NAME, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [target / "config.pbtxt", *(target / "configs").glob("*.pbtxt")]:
+        config = re.sub(r"dynamic_batching\s*\{[^}]*\}", "", path.read_text())
+        config = re.sub(r'name:\s*"[^"]*"', f'name: "{name}"', config, count=1)
+        path.write_text(config)
     return name
 
 
@@ -435,13 +437,14 @@ def batching(url_on: str, url_off: str, model_off: str, settings: Settings, res:
 
 
 # -- the case ---------------------------------------------------------------------------------
-def run(settings: Settings) -> CaseResult:
+def run(settings: Settings, repository: Path = MODEL_REPOSITORY, model_config_name: str | None = None) -> CaseResult:
+    """The case against a server of `repository` with `model_config_name` (None: config.pbtxt)."""
     res = CaseResult("inference", "c) Inference path vs bare tritonclient (local tritonserver, gRPC)")
     with tempfile.TemporaryDirectory(prefix="tsim-bench-repo-") as tmp:
-        model_off = no_batching_repository(Path(tmp))
-        with TritonServer(MODEL_REPOSITORY, start_timeout_s=120) as main, \
+        model_off = no_batching_repository(Path(tmp), Path(repository))
+        with TritonServer(repository, start_timeout_s=300, model_config_name=model_config_name) as main, \
                 TritonServer(BENCH_REPOSITORY, start_timeout_s=120) as bench, \
-                TritonServer(tmp, start_timeout_s=120) as off:
+                TritonServer(tmp, start_timeout_s=300, model_config_name=model_config_name) as off:
             log("  inference: client path vs bare client ...")
             client_overhead(main, settings, res)
             log("  inference: graph-sized request, gRPC vs shared memory ...")

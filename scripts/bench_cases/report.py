@@ -31,12 +31,13 @@ def write_json(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> N
 
 def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> None:
     lines = [
-        "# Benchmarks",
+        "# Benchmarks" + (": the models on the CPU and on the GPU" if meta.get("gpu_side") else ""),
         "",
         f"Reproduce: `{meta['command']}`" + (" (smoke version: few repetitions, few events)" if meta["quick"] else ""),
         "",
         f"- Machine: {_machine_line(meta['machine'])}",
         f"- Date: {meta['date']}",
+        *([f"- GPU suite: the models on the CPU against the models on {meta['gpu_side']}"] if meta.get("gpu_side") else []),
         f"- Duration of the suite: {meta['duration_s']:.0f} s",
         "- CPU used by other processes on the machine while each case ran (a noise indicator; 0 = the suite had "
         "the machine to itself): " + ", ".join(f"{name} {v['other_cores']:.2f} cores"

@@ -8,12 +8,10 @@ torch sees a GPU, the gpu configurations themselves are served and checked.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from farm.server_device import GPU_CONFIG_NAME, probe_gpus
+from farm.server_device import GPU_CONFIG_NAME, probe_gpus, torch_on_cpu_repository
 from farm.triton_server import TritonServer
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
 from trigger_sim.errors import TritonStartError
@@ -26,17 +24,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 MODELS = (EDGE_CLASSIFIER, JET_TAGGER)
 CFG = with_overrides(FarmConfig(), run={"seed": 8081}, physics={"pileup_mean": 40.0})
-TORCH_PARAMETER = 'parameters { key: "FORWARD" value: { string_value: "torch" } }\n'
-
-
-def torch_on_cpu_repository(root: Path) -> Path:
-    """A copy of the model repository whose CPU instances run the torch forward."""
-    for model in MODELS:
-        (root / model).mkdir(parents=True)
-        (root / model / "1").symlink_to(MODEL_REPOSITORY / model / "1", target_is_directory=True)
-        (root / model / "config.pbtxt").write_text((MODEL_REPOSITORY / model / "config.pbtxt").read_text() + TORCH_PARAMETER)
-    return root
-
 
 def check_served_like_numpy(server: TritonServer) -> None:
     """Both models answer as their numpy forwards do, to float32 rounding."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from farm.server_device import probe_gpus
 from trigger_sim.config import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -49,4 +50,34 @@ def test_quick_suite_reports_every_case(tmp_path):
         assert needle in report
     for case in data["cases"].values():
         assert case["title"] in report
+    assert _bench_regions() <= regions_before, "shared-memory regions left in /dev/shm"
+
+
+def _bench(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench.py"), *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+def test_gpu_suite_without_a_gpu_says_what_is_missing(tmp_path):
+    if probe_gpus().count:
+        pytest.skip("torch sees a GPU here")
+    proc = _bench("--gpu", "--quick", "--out-dir", str(tmp_path), timeout_s=120)
+    assert proc.returncode != 0
+    assert probe_gpus().detail in proc.stderr and "--torch-on-cpu" in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_gpu_serving_case_with_the_torch_forward_on_the_cpu(tmp_path):
+    """The GPU suite's side-by-side case, the torch forward on the CPU standing for the GPU."""
+    pytest.importorskip("torch")
+    regions_before = _bench_regions()
+    proc = _bench("--gpu", "--torch-on-cpu", "--quick", "--only", "gpu_serving", "--out-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    case = json.loads((tmp_path / "benchmarks-gpu.json").read_text())["cases"]["gpu_serving"]
+    for kind in ("edge_pu20", "edge_pu60", "edge_pu200", "jets"):
+        for side in ("cpu", "gpu"):
+            assert case["metrics"][f"{kind}_{side}_p50_ms"]["median"] > 0
+        assert case["diagnostics"][f"{kind}_gpu_compute_infer_ms"] > 0
+    report = (tmp_path / "BENCHMARKS-gpu.md").read_text()
+    assert "the models on the CPU against the models on the torch forward on the CPU" in report
     assert _bench_regions() <= regions_before, "shared-memory regions left in /dev/shm"
