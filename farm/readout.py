@@ -25,6 +25,7 @@ from trigger_sim.faults import FaultInjector
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
 from trigger_sim.event_source import RecordingSource, SimulatedSource
+from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
 MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
@@ -45,6 +46,8 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         sources[sid] = sock
     collector = make_socket(ctx, zmq.PUSH)
     connect(collector, collector_endpoint, curve)
+    if not replay:
+        warm_up(config)  # before the first slot: loading (or compiling) kernels is not Level-1 dead time
     start = clock.now_ns()
     rc = config.readout
     pacer = Pacer(rc.rate_hz, rc.pattern, start, seed=config.run.seed, burst_factor=rc.burst_factor, burst_events=rc.burst_events)

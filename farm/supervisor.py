@@ -45,6 +45,7 @@ from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_source import config_for_recording
+from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
 
@@ -108,6 +109,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     wall_start = time.monotonic()
     output_dir = _prepare_output(config, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
+    if replay is None:
+        simulation.warm_up(config)  # likewise the readout's simulation kernels
     mp = multiprocessing.get_context("spawn")
     stop_input, stop_workers, stop = mp.Event(), mp.Event(), mp.Event()
     ready = mp.Queue()

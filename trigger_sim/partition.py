@@ -8,6 +8,7 @@ Packing and unpacking live together because each is the other's inverse.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -23,10 +24,13 @@ from trigger_sim.event import (
     is_tracker_source,
     tracker_source_id,
 )
+from trigger_sim.kernels._jit import njit
 
 _IPHI_BITS = 12
 _IZ_BITS = 12
 _MASK12 = (1 << 12) - 1
+_PI = math.pi
+_TWO_PI = 2 * math.pi
 
 
 def source_ids(config: FarmConfig) -> list[int]:
@@ -48,39 +52,108 @@ def tracker_hit_order(hits: TrackerHits, cfg: TrackerConfig) -> np.ndarray:
 
 
 def pack_tracker(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.ndarray]]:
-    """Per tracker sector: module ids and local (u along r-phi, v along z) coordinates."""
+    """Per tracker sector: module ids and local (u along r-phi, v along z) coordinates.
+
+    Bit for bit the same as `pack_tracker_reference` (a compiled kernel does the per-hit work);
+    hits of other dtypes than the simulation's take the reference.
+    """
+    dtypes = (hits.phi.dtype, hits.r_mm.dtype, hits.z_mm.dtype, hits.layer.dtype)
+    if dtypes != (np.float32, np.float32, np.float32, np.int32):
+        return pack_tracker_reference(hits, cfg)
+    module, local, first = _pack_tracker_kernel(
+        hits.phi, hits.r_mm, hits.z_mm, hits.layer, float(cfg.module_width_mm), float(cfg.module_length_mm),
+        float(cfg.half_length_mm), int(cfg.n_sectors),
+    )
+    bounds = first.tolist()
+    return [{"module_id": module[a:b], "local_mm": local[a:b]} for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@njit(error_model="numpy")
+def _pack_tracker_kernel(phi, r_mm, z_mm, layer, module_width_mm, module_length_mm, half_length_mm, n_sectors):
+    """Module ids (uint32) and local coordinates (float32, (m, 2)) of the hits grouped by sector,
+    hit order kept within a sector, and the start of each sector's run (n_sectors + 1 bounds).
+    Hits whose sector is out of range (NaN phi) belong to no sector, as in the reference."""
+    n = len(phi)
+    sector = np.empty(n, np.int64)
+    first = np.zeros(n_sectors + 1, np.int64)
+    for i in range(n):
+        s = _sector(np.float64(phi[i]), n_sectors)
+        sector[i] = s
+        if s >= 0:
+            first[s + 1] += 1
+    for s in range(n_sectors):
+        first[s + 1] += first[s]
+    fill = first[:-1].copy()
+    module = np.empty(first[n_sectors], np.uint32)
+    local = np.empty((first[n_sectors], 2), np.float32)
+    for i in range(n):
+        s = sector[i]
+        if s < 0:
+            continue
+        phi64 = np.float64(phi[i])
+        clamped = -_PI if phi64 < -_PI else (_PI if phi64 > _PI else phi64)
+        arc = (clamped + _PI) * np.float64(r_mm[i])
+        iphi = np.int64(np.floor(arc / module_width_mm))
+        zpos = np.float64(z_mm[i]) + half_length_mm
+        iz = min(max(np.int64(np.floor(zpos / module_length_mm)), 0), _MASK12)
+        j = fill[s]
+        fill[s] += 1
+        module[j] = np.uint32(((np.int64(layer[i]) << (_IPHI_BITS + _IZ_BITS)) | (iz << _IPHI_BITS) | iphi) & 0xFFFFFFFF)
+        local[j, 0] = arc - iphi * module_width_mm
+        local[j, 1] = zpos - iz * module_length_mm
+    return module, local, first
+
+
+@njit(error_model="numpy")
+def _sector(phi64, n_sectors):
+    """`_sectors` of one hit; -1 where the reference's cast gives no valid sector (NaN or
+    infinite phi: numpy's cast gives INT64_MIN there on x86)."""
+    u = (phi64 + _PI) / _TWO_PI * n_sectors
+    if not abs(u) < 9.2e18:
+        return -1
+    return min(np.int64(u), n_sectors - 1)
+
+
+def pack_tracker_reference(hits: TrackerHits, cfg: TrackerConfig) -> list[dict[str, np.ndarray]]:
+    """`pack_tracker` in plain numpy: the definition the compiled path is tested against."""
     phi64 = hits.phi.astype(np.float64)
-    r64 = hits.r_mm.astype(np.float64)
     # float32 phi can round to just outside [-pi, pi]: clamp so module ids stay valid.
-    arc = (np.clip(phi64, -np.pi, np.pi) + np.pi) * r64
+    arc = (np.minimum(np.maximum(phi64, -np.pi), np.pi) + np.pi) * hits.r_mm.astype(np.float64)
     iphi = np.floor(arc / cfg.module_width_mm).astype(np.int64)
     zpos = hits.z_mm.astype(np.float64) + cfg.half_length_mm
-    iz = np.clip(np.floor(zpos / cfg.module_length_mm).astype(np.int64), 0, _MASK12)
-    module = (hits.layer.astype(np.int64) << (_IPHI_BITS + _IZ_BITS)) | (iz << _IPHI_BITS) | iphi
-    local = np.stack([arc - iphi * cfg.module_width_mm, zpos - iz * cfg.module_length_mm], axis=1)
+    iz = np.floor(zpos / cfg.module_length_mm).astype(np.int64)
+    np.maximum(iz, 0, out=iz)
+    np.minimum(iz, _MASK12, out=iz)
+    module = hits.layer.astype(np.int64) << (_IPHI_BITS + _IZ_BITS)
+    module |= iz << _IPHI_BITS
+    module |= iphi
+    module_u32 = module.astype(np.uint32)
+    local = np.empty((len(arc), 2), np.float32)  # float64 differences rounded once, as astype does
+    local[:, 0] = arc - iphi * cfg.module_width_mm
+    local[:, 1] = zpos - iz * cfg.module_length_mm
     sector = _sectors(phi64, cfg)
     out = []
     for s in range(cfg.n_sectors):
         sel = sector == s
-        out.append({"module_id": module[sel].astype(np.uint32), "local_mm": local[sel].astype(np.float32)})
+        out.append({"module_id": module_u32[sel], "local_mm": local[sel]})
     return out
 
 
 def pack_calo(towers: CaloTowers, cfg: CaloConfig) -> list[dict[str, np.ndarray]]:
     """Per calorimeter eta band: ids and (em, had) energies of towers above zero suppression."""
-    rows = cfg.n_eta // cfg.n_regions
-    out = []
-    for k in range(cfg.n_regions):
-        em = towers.em_gev[k * rows : (k + 1) * rows].ravel()
-        had = towers.had_gev[k * rows : (k + 1) * rows].ravel()
-        local = np.flatnonzero((em != 0) | (had != 0))
-        out.append(
-            {
-                "tower_id": (local + k * rows * cfg.n_phi).astype(np.uint32),
-                "energy_gev": np.stack([em[local], had[local]], axis=1).astype(np.float32),
-            }
-        )
-    return out
+    em = towers.em_gev.ravel()
+    had = towers.had_gev.ravel()
+    tower = np.flatnonzero((em != 0) | (had != 0))  # ascending, so each band is one slice
+    energy = np.empty((len(tower), 2), np.float32)
+    energy[:, 0] = em[tower]
+    energy[:, 1] = had[tower]
+    band_size = cfg.n_eta // cfg.n_regions * cfg.n_phi
+    bounds = np.searchsorted(tower, np.arange(cfg.n_regions + 1) * band_size).tolist()
+    tower_u32 = tower.astype(np.uint32)
+    return [
+        {"tower_id": tower_u32[a:b], "energy_gev": energy[a:b]}
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 def make_fragments(

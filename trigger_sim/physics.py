@@ -121,19 +121,29 @@ def _minimum_bias(rng: np.random.Generator, n_collisions: int, vz_mm: np.ndarray
     counts = n_charged + n_neutral
     n = int(counts.sum())
     collision = np.repeat(np.arange(n_collisions), counts)
-    first = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    index_in_collision = np.arange(n) - np.repeat(first, counts)
-    charged = index_in_collision < np.repeat(n_charged, counts)
+    charged = _charged_then_neutral(n_charged, n_neutral)
     pt = 0.1 + rng.exponential(0.45, size=n)  # soft spectrum, mean ~0.55 GeV
     return dict(
         pt_gev=pt,
         eta=rng.uniform(-ETA_MAX_GENERATED, ETA_MAX_GENERATED, size=n),
         phi=rng.uniform(-np.pi, np.pi, size=n),
         charge=np.where(charged, rng.choice(np.array([-1, 1]), size=n), 0),
-        kind=np.where(charged, CHARGED_HADRON, PHOTON),
+        kind=np.where(charged, np.int8(CHARGED_HADRON), np.int8(PHOTON)),
         vz_mm=vz_mm[collision],
-        origin=np.full(n, ORIGIN_PILEUP),
+        origin=np.full(n, ORIGIN_PILEUP, np.int8),
     )
+
+
+def _charged_then_neutral(n_charged: np.ndarray, n_neutral: np.ndarray) -> np.ndarray:
+    """Per particle, whether it is charged: each collision lists its charged particles first,
+    then its photons (one np.repeat over the interleaved counts)."""
+    n_runs = 2 * len(n_charged)
+    counts = np.empty(n_runs, np.int64)
+    counts[0::2] = n_charged
+    counts[1::2] = n_neutral
+    is_charged_run = np.zeros(n_runs, bool)
+    is_charged_run[0::2] = True
+    return np.repeat(is_charged_run, counts)
 
 
 def _wrap(phi: np.ndarray | float) -> np.ndarray:
@@ -298,15 +308,15 @@ def generate_event(cfg: PhysicsConfig, seed: int, l1_id: int) -> GeneratedEvent:
     elif process == HTAUTAU:
         hard, truth, neutrino_pt = _h_to_tautau(rng, vz[0])
         parts += hard
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}  # fresh arrays: no copy below
     particles = Particles(
-        pt_gev=merged["pt_gev"].astype(np.float64),
-        eta=merged["eta"].astype(np.float64),
-        phi=merged["phi"].astype(np.float64),
-        charge=merged["charge"].astype(np.int8),
-        kind=merged["kind"].astype(np.int8),
-        vz_mm=merged["vz_mm"].astype(np.float64),
-        origin=merged["origin"].astype(np.int8),
+        pt_gev=merged["pt_gev"].astype(np.float64, copy=False),
+        eta=merged["eta"].astype(np.float64, copy=False),
+        phi=merged["phi"].astype(np.float64, copy=False),
+        charge=merged["charge"].astype(np.int8, copy=False),
+        kind=merged["kind"].astype(np.int8, copy=False),
+        vz_mm=merged["vz_mm"].astype(np.float64, copy=False),
+        origin=merged["origin"].astype(np.int8, copy=False),
     )
     rows = np.array([t[1:] for t in truth], dtype=np.float64).reshape(len(truth), 3)
     return GeneratedEvent(

@@ -40,3 +40,10 @@ def event_fragments(config: FarmConfig, l1_id: int, l1_time_ns: int) -> list[Fra
     """The fragments of event `l1_id`, one per readout source."""
     sim = simulate(config, l1_id)
     return make_fragments(config, sim.hits, sim.towers, config.run.run_number, l1_id, bunch_crossing(config, l1_id), l1_time_ns)
+
+
+def warm_up(config: FarmConfig) -> None:
+    """Load the simulation's compiled kernels from numba's on-disk cache (or compile them, seconds,
+    the first time): simulates and drops one event. Call before pacing starts, so the first
+    Level-1 slot is not late."""
+    event_fragments(config, 0, 0)
