@@ -3,13 +3,16 @@
 `[inference] device`:
 - "cpu": each model's config.pbtxt (numpy forward, KIND_CPU instances);
 - "gpu": each model's configs/gpu.pbtxt (KIND_GPU instances running the torch forward),
-  and a clear error before anything starts when torch cannot use a GPU here;
+  and a clear error before the server starts when torch cannot use a GPU here;
 - "auto" (default): the GPU configuration when torch in this Python sees a GPU, else the
   CPU one.
 
 The probe imports torch in a child process (it takes seconds and hundreds of MB that the
-supervisor has no use for), and only when torch is installed and an NVIDIA device node
-exists, so a host without a GPU pays nothing for it.
+supervisor has no use for). For "auto" it runs only when torch is installed and an NVIDIA
+device node exists, so a host without a GPU pays nothing for it; "gpu" always asks torch
+(some hosts, WSL2 for one, have no /dev/nvidia* node). A server loading the GPU
+configuration gets at least `GPU_START_TIMEOUT_S` to start: each model instance imports
+torch and creates a CUDA context first.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from trigger_sim.errors import ConfigError
 from farm.triton_server import TritonServer
 
 GPU_CONFIG_NAME = "gpu"  # model_repository/<model>/configs/gpu.pbtxt
+GPU_START_TIMEOUT_S = 300.0
 MODELS = ("edge_classifier", "jet_tagger")
 TORCH_ON_CPU_PARAMETER = 'parameters { key: "FORWARD" value: { string_value: "torch" } }\n'
 PROBE_CODE = ("import torch; ok = torch.cuda.is_available(); "
@@ -57,11 +61,17 @@ def choose_model_config(device: str, probe: GpuProbe) -> str | None:
     raise ConfigError(f"[inference] device = {device!r}: expected auto, cpu or gpu")
 
 
-def probe_gpus(timeout_s: float = 120.0, dev: Path = Path("/dev")) -> GpuProbe:
-    """How many GPUs torch can use in this Python (0 with the reason when none)."""
+def has_nvidia_device(dev: Path = Path("/dev")) -> bool:
+    """Whether an NVIDIA device node exists (the GPU may still be unusable)."""
+    return any(dev.glob("nvidia[0-9]*"))
+
+
+def probe_gpus(timeout_s: float = 120.0, dev: Path | None = Path("/dev")) -> GpuProbe:
+    """How many GPUs torch can use in this Python (0 with the reason when none); `dev=None`
+    asks torch even where no NVIDIA device node exists."""
     if importlib.util.find_spec("torch") is None:
         return GpuProbe(0, "torch is not installed in this Python")
-    if not any(dev.glob("nvidia[0-9]*")):
+    if dev is not None and not has_nvidia_device(dev):
         return GpuProbe(0, f"there is no NVIDIA device in {dev}")
     try:
         done = subprocess.run([sys.executable, "-c", PROBE_CODE], capture_output=True, text=True, timeout=timeout_s)
@@ -70,7 +80,11 @@ def probe_gpus(timeout_s: float = 120.0, dev: Path = Path("/dev")) -> GpuProbe:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return GpuProbe(0, f"torch failed to start: {last}")
-    count, version, cuda = done.stdout.split()
+    try:
+        count, version, cuda = (done.stdout.strip().splitlines() or [""])[-1].split()
+        int(count)
+    except ValueError:
+        return GpuProbe(0, f"unexpected answer from torch: {done.stdout.strip()[-200:]!r}")
     if int(count) == 0:
         return GpuProbe(0, f"torch {version} (CUDA build: {cuda}) sees no GPU")
     return GpuProbe(int(count), f"torch {version} (CUDA {cuda}) sees {count} GPU(s)")
@@ -90,10 +104,15 @@ def torch_on_cpu_repository(root: Path, models: tuple[str, ...] = MODELS) -> Pat
 def model_config_name(config: FarmConfig) -> str | None:
     """`choose_model_config` for a farm configuration, probing only when the answer depends on it."""
     device = config.inference.device
-    return choose_model_config(device, GpuProbe.not_probed() if device == "cpu" else probe_gpus())
+    if device == "cpu":
+        return choose_model_config(device, GpuProbe.not_probed())
+    return choose_model_config(device, probe_gpus(dev=None if device == "gpu" else Path("/dev")))
 
 
 def local_server(config: FarmConfig, **kwargs) -> TritonServer:
     """The local server a farm configuration asks for (not started)."""
-    return TritonServer(MODEL_REPOSITORY, config.inference.server_start_timeout_s,
-                        model_config_name=model_config_name(config), **kwargs)
+    name = model_config_name(config)
+    timeout_s = config.inference.server_start_timeout_s
+    if name == GPU_CONFIG_NAME:
+        timeout_s = max(timeout_s, GPU_START_TIMEOUT_S)
+    return TritonServer(MODEL_REPOSITORY, timeout_s, model_config_name=name, **kwargs)

@@ -73,15 +73,15 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
         return [kernels_case.run(settings["kernels"])]
     if name == "inference":
         return [inference_case.run(settings["inference"])]
-    if name == "farm":
-        return list(farm_case.run(config, settings["farm"]))
+    if name == "farm":  # the models on the CPU, whatever the host has: the GPU suite compares
+        return list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
     raise ValueError(name)
 
 
-def on_gpu(result: CaseResult, label: str) -> CaseResult:
-    """A case's result relabelled as measured with the models on the GPU."""
-    targets = [dataclasses.replace(t, name=f"{t.name} (GPU suite, models on the GPU)") for t in result.targets]
-    return dataclasses.replace(result, name=f"{result.name}_gpu", title=f"{result.title}: models on {label}",
+def relabel(result: CaseResult, label: str, name_suffix: str) -> CaseResult:
+    """A case's result relabelled as measured with the models on `label`."""
+    targets = [dataclasses.replace(t, name=f"{t.name} (models on {label})") for t in result.targets]
+    return dataclasses.replace(result, name=f"{result.name}{name_suffix}", title=f"{result.title}: models on {label}",
                                targets=targets)
 
 
@@ -90,7 +90,8 @@ def run_gpu_case(name: str, config: FarmConfig, settings: dict, side: gpu_case.G
     if name == "gpu_serving":
         return [gpu_case.run(settings["gpu_serving"], side, MODEL_REPOSITORY)]
     if name == "inference":
-        return [on_gpu(inference_case.run(settings["inference"], side.repository, side.model_config_name), side.label)]
+        return [relabel(inference_case.run(settings["inference"], side.repository, side.model_config_name), side.label,
+                        "_gpu")]
     if name == "farm":
         on_cpu = list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
         log(f"farm, models on {side.label} ...")
@@ -99,7 +100,7 @@ def run_gpu_case(name: str, config: FarmConfig, settings: dict, side: gpu_case.G
             return TritonServer(side.repository, 300, model_config_name=side.model_config_name)
 
         gpu = farm_case.run(config, settings["farm"], server)
-        return on_cpu + [on_gpu(r, side.label) for r in gpu]
+        return [relabel(r, "the CPU", "") for r in on_cpu] + [relabel(r, side.label, "_gpu") for r in gpu]
     raise ValueError(name)
 
 

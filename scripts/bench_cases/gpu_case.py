@@ -66,12 +66,13 @@ def _compare(kind: str, requests: list, cpu: TritonBackend, gpu: TritonBackend, 
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4, err_msg=f"{kind}: GPU and CPU answers differ")
     quick = InferenceSettings(settings.repetitions, settings.calls_per_block, settings.calls_per_block, 0.0,
                               warm_up_calls=settings.warm_up_calls)
+    snapshots = {side: model_stats(backend.client, model) for side, backend in (("cpu", cpu), ("gpu", gpu))}
+    before = {side: snapshot() for side, snapshot in snapshots.items()}
     cpu_blocks, gpu_blocks = alternate(cycling_calls(cpu, requests, 60.0), cycling_calls(gpu, requests, 60.0), quick,
                                        settings.calls_per_block)
     paired_metrics(res, (f"{kind}_cpu", cpu_blocks), (f"{kind}_gpu", gpu_blocks), f"{kind}_gpu_speedup_p50")
-    for side, backend in (("cpu", cpu), ("gpu", gpu)):
-        stages = model_stats(backend.client, model)()
-        count, ns = stages.get("compute_infer", (0, 0))
+    for side, snapshot in snapshots.items():  # this comparison's calls only (warm-up included)
+        count, ns = (a - b for a, b in zip(snapshot().get("compute_infer", (0, 0)), before[side].get("compute_infer", (0, 0))))
         res.diagnostics[f"{kind}_{side}_compute_infer_ms"] = ns / count / 1e6 if count else 0.0
 
 

@@ -318,9 +318,10 @@ def edge_graphs(n: int = EDGE_EVENTS, pileup: float = EDGE_PILEUP) -> list[dict[
     return [edge_classifier.request_for_hits(simulate(cfg, l1_id).hits, cfg) for l1_id in range(n)]
 
 
-def edge_classifier_transport(server: TritonServer, settings: Settings, res: CaseResult) -> None:
+def edge_classifier_transport(server: TritonServer, settings: Settings, res: CaseResult, exact: bool = True) -> None:
     """The worker's own client (`TritonBackend`, as the factory builds it) with and without
-    shared memory, calling the served edge classifier with the same pile-up-60 graphs."""
+    shared memory, calling the served edge classifier with the same pile-up-60 graphs; both
+    answers must be the same bit for bit (`exact`) or to 1e-4 (a GPU server)."""
     from trigger_sim.models.registry import EDGE_CLASSIFIER, model_spec
 
     spec = model_spec(EDGE_CLASSIFIER)
@@ -330,7 +331,9 @@ def edge_classifier_transport(server: TritonServer, settings: Settings, res: Cas
                            shm_prefix=f"tsim_bench_{uuid.uuid4().hex[:8]}_", output_bytes=spec.output_bytes)
     try:
         for inputs in graphs:
-            if plain.infer(inputs, 30.0).tobytes() != shared.infer(inputs, 30.0).tobytes():
+            a, b = plain.infer(inputs, 30.0), shared.infer(inputs, 30.0)
+            # bit for bit on the CPU; on a GPU, index_add sums a node's messages in no fixed order
+            if (a.tobytes() != b.tobytes()) if exact else not np.allclose(a, b, rtol=1e-4, atol=1e-4):
                 raise RuntimeError("edge classifier: shared memory and gRPC answers differ")
         quick = Settings(settings.repetitions, settings.calls_per_block, settings.edge_calls_per_block,
                          settings.batching_seconds, warm_up_calls=len(graphs))
@@ -450,7 +453,7 @@ def run(settings: Settings, repository: Path = MODEL_REPOSITORY, model_config_na
             log("  inference: graph-sized request, gRPC vs shared memory ...")
             graph_transfer(bench, settings, res)
             log("  inference: the worker's edge classifier on pile-up-60 graphs, gRPC vs shared memory ...")
-            edge_classifier_transport(main, settings, res)
+            edge_classifier_transport(main, settings, res, exact=model_config_name is None)
             log("  inference: dynamic batching on vs off, 8 client threads ...")
             batching(main.grpc_url, off.grpc_url, model_off, settings, res)
     m = res.metrics

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.server_device import model_config_name
+from farm.server_device import probe_gpus
 from farm.supervisor import run_farm
 from farm.triton_server import free_port
 from trigger_sim.config import load_config, with_overrides
@@ -38,7 +38,7 @@ def test_farm_with_local_triton_writes_streams(tmp_path):
     check_accounting(summary, 300)
     assert summary["inference"]["server_mode"] == "local"
     # "auto": config.pbtxt on a host where torch sees no GPU (as in CI), configs/gpu.pbtxt where it does
-    assert summary["inference"]["server_model_config"] == (model_config_name(config()) or "cpu")
+    assert summary["inference"]["server_model_config"] == ("gpu" if probe_gpus().count else "cpu")
     assert summary["inference"]["triton_calls"] > 0
     # graph-sized requests went through shared memory (the server is local), and no region is left
     gnn = summary["inference"]["models"]["edge_classifier"]

@@ -135,6 +135,8 @@ class TorchEdgeClassifier:
 
     def __init__(self, weights: EdgeClassifierWeights, device: str):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # this instance's GPU only: no context on GPU 0 as well
         self.net = net_from_weights(weights).eval().to(self.device)
 
     def forward(self, node_features: np.ndarray, edge_index: np.ndarray, edge_features: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ class TorchJetTagger:
 
     def __init__(self, weights: JetTaggerWeights, device: str):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # this instance's GPU only: no context on GPU 0 as well
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, np.float64), device=self.device)
