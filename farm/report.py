@@ -49,8 +49,10 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     infer = Table(title="Inference", show_header=False)
     infer.add_column()
     infer.add_column(justify="right")
-    models_on = inf.get("server_model_config", "unknown")
-    infer.add_row("server", f"{inf['server']} ({inf['server_mode']}" + (f", {models_on} model configuration)" if models_on != "unknown" else ")"))
+    where = inf["server_mode"]
+    if inf.get("server_model_config", "unknown") != "unknown":  # summaries written before it was recorded lack it
+        where += f", {inf['server_model_config']} model configuration"
+    infer.add_row("server", f"{inf['server']} ({where})")
     infer.add_row("events answered by Triton", str(inf["triton_calls"]))
     infer.add_row("events with a local fallback", str(inf["fallback_calls"]))
     for reason, n in sorted(inf["fallback_reasons"].items()):

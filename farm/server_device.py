@@ -25,11 +25,11 @@ from pathlib import Path
 
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig
 from trigger_sim.errors import ConfigError
+from trigger_sim.models.registry import MODEL_NAMES
 from farm.triton_server import TritonServer
 
 GPU_CONFIG_NAME = "gpu"  # model_repository/<model>/configs/gpu.pbtxt
 GPU_START_TIMEOUT_S = 300.0
-MODELS = ("edge_classifier", "jet_tagger")
 TORCH_ON_CPU_PARAMETER = 'parameters { key: "FORWARD" value: { string_value: "torch" } }\n'
 PROBE_CODE = ("import torch; ok = torch.cuda.is_available(); "
               "print(torch.cuda.device_count() if ok else 0, torch.__version__, torch.version.cuda)")
@@ -39,10 +39,6 @@ PROBE_CODE = ("import torch; ok = torch.cuda.is_available(); "
 class GpuProbe:
     count: int  # GPUs torch can use in this Python
     detail: str  # what was found, or why there is none
-
-    @staticmethod
-    def not_probed() -> "GpuProbe":
-        return GpuProbe(0, "not probed")
 
 
 def choose_model_config(device: str, probe: GpuProbe) -> str | None:
@@ -90,7 +86,7 @@ def probe_gpus(timeout_s: float = 120.0, dev: Path | None = Path("/dev")) -> Gpu
     return GpuProbe(int(count), f"torch {version} (CUDA {cuda}) sees {count} GPU(s)")
 
 
-def torch_on_cpu_repository(root: Path, models: tuple[str, ...] = MODELS) -> Path:
+def torch_on_cpu_repository(root: Path, models: tuple[str, ...] = MODEL_NAMES) -> Path:
     """A model repository in `root` whose CPU instances run the torch forward (the code a GPU
     instance runs), to check that path, in tests and benchmarks, on a host without a GPU."""
     for model in models:
@@ -105,7 +101,7 @@ def model_config_name(config: FarmConfig) -> str | None:
     """`choose_model_config` for a farm configuration, probing only when the answer depends on it."""
     device = config.inference.device
     if device == "cpu":
-        return choose_model_config(device, GpuProbe.not_probed())
+        return None
     return choose_model_config(device, probe_gpus(dev=None if device == "gpu" else Path("/dev")))
 
 

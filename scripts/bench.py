@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_k
 
 from bench_cases import builder_case, farm_case, gpu_case, inference_case, kernels_case, report  # noqa: E402
 from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
-from farm.server_device import GPU_CONFIG_NAME, probe_gpus, torch_on_cpu_repository  # noqa: E402
+from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 
@@ -97,7 +97,7 @@ def run_gpu_case(name: str, config: FarmConfig, settings: dict, side: gpu_case.G
         log(f"farm, models on {side.label} ...")
 
         def server() -> TritonServer:
-            return TritonServer(side.repository, 300, model_config_name=side.model_config_name)
+            return TritonServer(side.repository, GPU_START_TIMEOUT_S, model_config_name=side.model_config_name)
 
         gpu = farm_case.run(config, settings["farm"], server)
         return [relabel(r, "the CPU", "") for r in on_cpu] + [relabel(r, side.label, "_gpu") for r in gpu]

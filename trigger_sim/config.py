@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_sim.errors import ConfigError
+from trigger_sim.models.registry import MODEL_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -198,7 +199,7 @@ class InferenceConfig:
     """Inference as a service: where the server is, deadlines, and the circuit breaker."""
 
     triton_url: str = ""  # empty: start a local tritonserver on free loopback ports
-    models: tuple[str, ...] = ("edge_classifier", "jet_tagger")  # called on the server; others run in the worker
+    models: tuple[str, ...] = MODEL_NAMES  # called on the server; others run in the worker
     timeout_ms: float = 100.0  # per-call deadline (capped by what is left of the event budget)
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
@@ -212,10 +213,9 @@ class InferenceConfig:
             raise ValueError(f"inference.shared_memory: {self.shared_memory!r} is not one of {list(SHARED_MEMORY_MODES)}")
         if self.device not in DEVICE_MODES:
             raise ValueError(f"inference.device: {self.device!r} is not one of {list(DEVICE_MODES)}")
-        known = ("edge_classifier", "jet_tagger")
-        unknown = [m for m in self.models if m not in known]
+        unknown = [m for m in self.models if m not in MODEL_NAMES]
         if unknown:
-            raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(known)}")
+            raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(MODEL_NAMES)}")
 
     def uses_shared_memory(self, triton_url: str) -> bool:
         """Whether a client of the server at `triton_url` sends big requests through /dev/shm:

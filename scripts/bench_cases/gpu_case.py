@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Settings:
 class GpuSide:
     """The server that stands for the GPU: its repository, configuration name, and label."""
 
-    repository: object
+    repository: Path
     model_config_name: str | None
     label: str
 

@@ -16,7 +16,6 @@ from trigger_sim.config import CaloConfig, FarmConfig, TrackerConfig, with_overr
 from trigger_sim.detector import (
     CaloTowers,
     TrackerHits,
-    _wrap_phi_scalar,
     em_lateral_shares,
     simulate_calo,
     simulate_calo_reference,
@@ -24,6 +23,7 @@ from trigger_sim.detector import (
     simulate_tracker_reference,
     wrap_phi,
 )
+from trigger_sim.detector.geometry import _wrap_phi_scalar
 from trigger_sim.partition import pack_calo, pack_tracker, pack_tracker_reference
 from trigger_sim.physics import CHARGED_HADRON, ELECTRON, NEUTRAL_HADRON, PHOTON, Particles, generate_event
 from trigger_sim.simulation import event_fragments, simulate, warm_up

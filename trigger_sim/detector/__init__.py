@@ -21,7 +21,6 @@ from trigger_sim.detector.geometry import (
     NOISE_PARTICLE,
     CaloTowers,
     TrackerHits,
-    _wrap_phi_scalar,
     curvature_radius_mm,
     tower_centers,
     wrap_phi,
@@ -31,5 +30,5 @@ from trigger_sim.detector.tracker import simulate_tracker, simulate_tracker_refe
 __all__ = [
     "CALO_RADIUS_MM", "NOISE_PARTICLE", "CaloTowers", "TrackerHits", "curvature_radius_mm", "em_lateral_shares",
     "simulate_calo", "simulate_calo_reference", "simulate_tracker", "simulate_tracker_reference", "tower_centers",
-    "wrap_phi", "_wrap_phi_scalar",
+    "wrap_phi",
 ]

@@ -120,10 +120,12 @@ def net_from_weights(weights: EdgeClassifierWeights) -> EdgeClassifierNet:
 
 
 def torch_scores(net: EdgeClassifierNet, nodes: np.ndarray, edges: np.ndarray, edge_features: np.ndarray) -> np.ndarray:
-    """sigmoid(logits) of the torch module, float32 numpy."""
-    with torch.no_grad():
-        logits = net(torch.from_numpy(nodes), torch.from_numpy(edges.astype(np.int64)), torch.from_numpy(edge_features))
-        return torch.sigmoid(logits).numpy().astype(np.float32)
+    """sigmoid(logits) of the torch module, on the module's device; float32 numpy."""
+    device = net.node_mean.device
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(nodes).to(device), torch.from_numpy(edges.astype(np.int64)).to(device),
+                     torch.from_numpy(edge_features).to(device))
+        return torch.sigmoid(logits).cpu().numpy().astype(np.float32)
 
 
 class TorchEdgeClassifier:
@@ -143,8 +145,4 @@ class TorchEdgeClassifier:
         nodes, edge_x, src, dst = check_inputs(node_features, edge_index, edge_features)
         if len(src) == 0:
             return np.zeros(0, np.float32)
-        with torch.inference_mode():
-            to = self.device
-            edges = torch.stack([torch.from_numpy(src), torch.from_numpy(dst)], dim=1).to(to)
-            logits = self.net(torch.from_numpy(nodes).to(to), edges, torch.from_numpy(edge_x).to(to))
-            return torch.sigmoid(torch.clamp(logits, -60.0, 60.0)).cpu().numpy().astype(np.float32)
+        return torch_scores(self.net, nodes, np.stack([src, dst], axis=1), edge_x)
