@@ -26,8 +26,11 @@ from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
 from trigger_sim.config import FarmConfig
-from trigger_sim.dispatch import Dispatcher
+from trigger_sim.dispatch import FORWARD, Dispatcher
 from trigger_sim.errors import WireFormatError
+from trigger_sim.liveness import Liveness
+from trigger_sim.accounting import ACCEPTED, DEBUG
+from trigger_sim.result_check import check_result
 from trigger_sim.partition import source_ids
 from trigger_sim.wire import decode_fragment
 
@@ -71,6 +74,10 @@ class Builder:
         self.rejected: Counter = Counter()  # rejected fragments per kind
         self.rejected_notes: OrderedDict[int, list[str]] = OrderedDict()  # for events not yet pending
         self.bad_control = 0
+        self.bad_results = 0
+        self.stalled: list[str] = []  # workers reported silent
+        wc = config.worker
+        self.liveness = Liveness(int((wc.budget_ms + wc.stall_margin_ms) * clock.NS_PER_MS))
         self.workers_lost: set[bytes] = set()  # unreachable or reported dead (either or both)
         self.retried = 0
         self.bytes_in = 0
@@ -108,18 +115,20 @@ class Builder:
 
     def _send_to_worker(self, worker: bytes, l1_id: int, event: PendingEvent) -> bool:
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources])
-        event.attempts += 1
         meta = {"l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns,
-                "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts, "attempt": event.attempts}
+                "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts, "attempt": event.attempts + 1}
         try:
-            self.work.send_multipart([worker, messages.EVENT, messages.pack_meta(meta), *frames], copy=False)
-            return True
+            self.work.send_multipart([worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames], copy=False)
         except zmq.ZMQError:  # unreachable: the worker is gone; its events go back in the queue
             self._worker_gone(worker, "unreachable")
             return False
+        event.attempts += 1  # deliveries, not tries to send
+        event.dispatched_ns = meta["dispatched_ns"]
+        return True
 
     def _worker_gone(self, worker: bytes, why: str) -> None:
         held = self.dispatcher.forget_worker(worker)
+        self.liveness.forget(worker)
         self.workers_lost.add(worker)
         for l1_id, event in held.items():
             if event.attempts < MAX_ATTEMPTS:
@@ -127,6 +136,38 @@ class Builder:
                 self.dispatcher.requeue(l1_id, event)
             else:
                 self._to_collector(event, "HltError", f"worker {worker.decode(errors='replace')} {why} while holding the event, after {event.attempts} attempts")
+
+    def _forward_result(self, sender: bytes, meta_frame: bytes) -> None:
+        """A worker's decision: forwarded with the event's fragments if it is the event's
+        first decision, then (from the main thread) the worker's slot is free again."""
+        forced = sender.endswith(messages.WATCHDOG_SUFFIX.encode())
+        worker = sender[: -len(messages.WATCHDOG_SUFFIX)] if forced else sender
+        try:
+            meta = messages.unpack_meta(meta_frame)
+            l1_id = meta["l1_id"]
+            if not isinstance(l1_id, int):
+                raise ValueError(f"l1_id {l1_id!r}")
+        except (ValueError, KeyError, TypeError):
+            self.bad_results += 1  # cannot name the event: it stays held (NotProcessed at the end)
+            if not forced:
+                self.dispatcher.add_credit(worker)
+            return
+        verdict, event = self.dispatcher.result(worker, l1_id, forced)
+        if not forced:
+            self.dispatcher.add_credit(worker)
+        if verdict != FORWARD:
+            return
+        try:
+            result = check_result(meta)
+        except ValueError as err:
+            self.bad_results += 1
+            self._to_collector(event, "HltError", f"worker {worker.decode(errors='replace')} sent a malformed result: {err}"[:300])
+            return
+        keep = result["outcome"] in (ACCEPTED, DEBUG)
+        counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources]) if keep else ([], [])
+        ours = {"l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": event.dispatched_ns,
+                "attempt": event.attempts, "frames_per_fragment": counts}
+        self.out.send_multipart([messages.RESULT, meta_frame, messages.pack_meta(ours), *frames], copy=False)
 
     # -- input ----------------------------------------------------------------------------
     def _reject(self, kind: str, l1_id: int | None, source_id: int | None) -> None:
@@ -170,32 +211,54 @@ class Builder:
                     return
 
     def _read_work(self) -> None:
-        while True:
+        for _ in range(1000):  # bounded: fragments and timeouts are served between batches
             try:
                 msg = self.work.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(msg) != 3 or msg[1] != messages.READY:
+            if len(msg) != 3:
                 self.bad_control += 1
                 continue
-            try:
-                done = messages.unpack_meta(msg[2]).get("done")
-            except Exception:
+            sender, kind, meta_frame = msg
+            if not sender.endswith(messages.WATCHDOG_SUFFIX.encode()):
+                self.liveness.heard(sender, clock.now_ns())
+            if kind == messages.RESULT:
+                self._forward_result(sender, meta_frame)
+            elif kind == messages.READY:
+                try:
+                    credits = messages.unpack_meta(meta_frame).get("credits", 1)
+                    if not isinstance(credits, int) or not 1 <= credits <= 1024:
+                        raise ValueError(f"credits {credits!r}")
+                except (ValueError, TypeError):
+                    self.bad_control += 1
+                    continue
+                self.dispatcher.add_credit(sender, credits)
+            elif kind != messages.HEARTBEAT:
                 self.bad_control += 1
-                continue
-            self.dispatcher.add_credit(msg[0], done if isinstance(done, int) else None)
 
     def _read_control(self) -> None:
         while True:
             try:
-                kind, meta = self.control.recv_multipart(zmq.NOBLOCK)
+                frames = self.control.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            except ValueError:
+            try:
+                kind, meta = frames
+                identity = messages.unpack_meta(meta)["identity"]
+                if kind != messages.WORKER_DIED or not isinstance(identity, str):
+                    raise ValueError(f"control message {kind[:16]!r}")
+            except (ValueError, KeyError, TypeError):
                 self.bad_control += 1
                 continue
-            if kind == messages.WORKER_DIED:
-                self._worker_gone(messages.unpack_meta(meta)["identity"].encode(), "died")
+            self._worker_gone(identity.encode(), "died")
+
+    def _report_silent(self) -> None:
+        """Workers silent past their hard budget plus the margin: the supervisor kills them
+        (their events are then retried, as for any dead worker)."""
+        for worker, silent_ns in self.liveness.silent(clock.now_ns()):
+            self.stalled.append(worker.decode(errors="replace"))
+            self.out.send_multipart([messages.STALLED, messages.pack_meta(
+                {"identity": worker.decode(errors="replace"), "silent_s": silent_ns / clock.NS_PER_S})])
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
@@ -219,6 +282,7 @@ class Builder:
                 self._read_work()
             for worker, l1_id, event in self.dispatcher.assignments():
                 self._send_to_worker(worker, l1_id, event)
+            self._report_silent()
             for event in self.state.expire(self.active_ns()):
                 self._to_collector(event, "MissingData", f"incomplete after the {bc.build_timeout_ms:g} ms build timeout")
         self._shutdown()
@@ -246,7 +310,9 @@ class Builder:
             "events_incomplete": c.events_incomplete, "evicted_for_space": c.evicted_for_space,
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
-            "bad_control_messages": self.bad_control, "peak_waiting": self.dispatcher.peak_waiting,
+            "bad_control_messages": self.bad_control, "bad_results": self.bad_results,
+            "stale_results_dropped": self.dispatcher.stale_results, "late_results_dropped": self.dispatcher.late_results,
+            "stale_credits_refused": self.dispatcher.stale_credits, "workers_reported_silent": self.stalled, "peak_waiting": self.dispatcher.peak_waiting,
             "busy_s": self.busy_ns / clock.NS_PER_S, "refused_peers": self.curve.refused_peers if self.curve else 0,
             "peak_rss_mb": peak_rss_mb()}})])
         for sock in (self.fragments_in, self.work, self.control):

@@ -60,7 +60,8 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
 
 def _run_with_progress(config: FarmConfig, events: int | None, duration: float | None, output_dir: str | None,
                        json_path: str | None, quiet: bool, total: int | None = None, **kwargs: Any) -> None:
-    """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1 if any event was lost."""
+    """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1
+    unless the run is known complete (`incomplete_reasons`)."""
     from farm.report import print_report
     from farm.supervisor import run_farm
 
@@ -86,7 +87,24 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
         print_report(summary, Console())
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
-    sys.exit(0 if summary["events"]["lost"] == 0 else 1)
+    reasons = incomplete_reasons(summary)
+    if reasons:
+        console.print(f"[red]run not known complete:[/red] {'; '.join(reasons)} (exit status 1)")
+    sys.exit(1 if reasons else 0)
+
+
+def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
+    """Why a run is not known complete (empty: exit 0): the readout's count of Level-1
+    accepts must have arrived, nothing may be lost, and no problem may have been recorded."""
+    events = summary["events"]
+    reasons = []
+    if not events["l1_count_known"]:
+        reasons.append("the readout never reported how many Level-1 accepts it sent")
+    if events["lost"]:
+        reasons.append(f"{events['lost']} events lost")
+    if summary["problems"]:
+        reasons.append(f"{len(summary['problems'])} problems recorded")
+    return reasons
 
 
 @main.command()

@@ -22,12 +22,17 @@ from farm import messages
 from farm.security import Curve
 from farm.sockets import bind, make_socket
 from trigger_sim import clock
-from trigger_sim.accounting import ACCEPTED, DEBUG, OUTCOMES, Ledger
+from trigger_sim.accounting import ACCEPTED, DEBUG, Ledger
 from trigger_sim.config import FarmConfig, as_dict
 from trigger_sim.errors import TriggerSimError, WireFormatError
+from trigger_sim.id_ranges import IdRanges, parse_ranges
 from trigger_sim.latency import LatencyRecorder
 from trigger_sim.recording import RecordWriter
+from trigger_sim.result_check import check_result
 from trigger_sim.wire import decode_fragment
+
+
+MAX_PER_POLL = 1000
 
 
 class BadMessage(ValueError):
@@ -44,7 +49,12 @@ class Collector:
         self.ledger = Ledger()
         self.latency = LatencyRecorder()
         self.writers: dict[str, RecordWriter] = {}
-        self.end: dict[str, Any] | None = None
+        self.end: dict[str, Any] | None = None  # the readout's END, once every id chunk it announced is in
+        self._end_pending: dict[str, Any] | None = None  # END read before all of its id chunks
+        self._id_chunks: dict[int, list[tuple[int, int]]] = {}
+        self.l1_ids: IdRanges | None = None
+        self.stalled: list[dict[str, Any]] = []  # workers the builder reported silent, to kill
+        self.bad_message_kinds: Counter = Counter()
         self.builder_stats: dict[str, Any] | None = None
         self.worker_stats: dict[str, dict[str, Any]] = {}
         self.inference_paths: Counter = Counter()
@@ -59,32 +69,32 @@ class Collector:
         self.first_decided_ns: int | None = None
         self.last_decided_ns = 0
 
-    def expected_ids(self) -> "list[int] | range | None":
-        """The Level-1 ids the readout sent (its END), or None before END arrived."""
-        if self.end is None:
-            return None
-        ids = self.end.get("l1_ids")
-        return ids if ids is not None else range(self.end["l1_accepted"])
+    def expected_ids(self) -> IdRanges | None:
+        """The Level-1 ids the readout sent (its END and id chunks), or None before they arrived."""
+        return self.l1_ids if self.end is not None else None
 
     def n_unaccounted(self) -> int | None:
         ids = self.expected_ids()
-        return None if ids is None else self.ledger.lost_among(ids)
+        return None if ids is None else self.ledger.lost_in_ranges(ids.ranges)
 
-    def poll(self, timeout_ms: int) -> int:
-        """Handle what arrives within `timeout_ms` (then whatever is queued); return the count."""
+    def poll(self, timeout_ms: int, max_messages: int = MAX_PER_POLL) -> int:
+        """Handle what arrives within `timeout_ms`, then what is queued, up to `max_messages`
+        (so the supervisor's own checks still run under a flood); return the count."""
         handled = 0
         if not self.sock.poll(timeout_ms):
             return 0
-        while True:
+        while handled < max_messages:
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return handled
             try:
                 self.handle(frames)
-            except (BadMessage, ValueError, KeyError, TypeError):
+            except Exception as err:  # any malformed message is counted and dropped, never fatal
                 self.bad_messages += 1
+                self.bad_message_kinds[f"{type(err).__name__}: {str(err)[:80]}"] += 1
             handled += 1
+        return handled
 
     def handle(self, frames: list) -> None:
         if len(frames) < 2:
@@ -96,29 +106,55 @@ class Collector:
             self._result(meta, payload)
         elif kind == messages.MISSING:
             self._missing(meta, payload)
+        elif kind == messages.L1_IDS:
+            index = meta["chunk"]
+            if not isinstance(index, int) or index < 0:
+                raise BadMessage(f"L1_IDS: chunk {index!r}")
+            self._id_chunks[index] = parse_ranges(meta["ranges"])
+            self._complete_end()
         elif kind == messages.END:
-            ids = meta.get("l1_ids")
-            if ids is not None and (not isinstance(ids, list) or len(ids) != int(meta["l1_accepted"])):
-                raise BadMessage("END: l1_ids does not match l1_accepted")
-            self.end = {**meta, "l1_accepted": int(meta["l1_accepted"])}
+            n, chunks = meta["l1_accepted"], meta["id_chunks"]
+            if not isinstance(n, int) or not isinstance(chunks, int) or n < 0 or chunks < 0:
+                raise BadMessage(f"END: l1_accepted {n!r}, id_chunks {chunks!r}")
+            self._end_pending = dict(meta)
+            self._complete_end()
         elif kind == messages.STATS:
+            counters = meta["counters"]
+            if not isinstance(counters, dict):
+                raise BadMessage("STATS: counters is not a map")
             if meta.get("role") == "builder":
-                self.builder_stats = meta["counters"]
-            else:
-                self.worker_stats[str(meta.get("identity"))] = meta["counters"]
+                self.builder_stats = counters
+            else:  # cumulative, sent every second: the latest replaces the previous
+                self.worker_stats[str(meta.get("identity"))] = counters
+        elif kind == messages.STALLED:
+            self.stalled.append({"identity": str(meta["identity"]), "silent_s": float(meta["silent_s"])})
         else:
             raise BadMessage(f"unknown message kind {kind[:16]!r}")
 
+    def _complete_end(self) -> None:
+        """END counts once every id chunk it announced is in, and the ids add up."""
+        end = self._end_pending
+        if end is None or len(self._id_chunks) < end["id_chunks"]:
+            return
+        ids = IdRanges(r for i in range(end["id_chunks"]) for r in self._id_chunks[i])
+        if len(ids) != end["l1_accepted"]:
+            self._end_pending = None
+            raise BadMessage(f"END: {end['l1_accepted']} Level-1 accepts but the id chunks hold {len(ids)} ids")
+        self.l1_ids, self.end = ids, end
+
     def _result(self, meta: dict[str, Any], payload: list) -> None:
-        # Validate everything before counting anything.
-        l1_id, outcome = int(meta["l1_id"]), meta["outcome"]
-        streams, chains = [str(s) for s in meta["streams"]], [str(c) for c in meta["chains"]]
-        if outcome not in OUTCOMES or (outcome == DEBUG and not streams):
-            raise BadMessage(f"event {l1_id}: outcome {outcome!r} with streams {streams}")
-        steps = {str(k): float(v) for k, v in meta["steps_ms"].items()}
+        # Validate everything before counting anything: the worker's decision, then what the
+        # builder added (the event's times and the frames of its fragments).
+        meta = check_result(meta)
+        if not payload:
+            raise BadMessage(f"event {meta['l1_id']}: RESULT without the builder's metadata")
+        ours = messages.unpack_meta(payload[0])
+        meta.update({k: ours[k] for k in ("l1_time_ns", "complete_ns", "dispatched_ns")})
+        l1_id, outcome, streams, chains = meta["l1_id"], meta["outcome"], meta["streams"], meta["chains"]
+        steps = dict(meta["steps_ms"])
         times = {k: int(meta[k]) for k in ("l1_time_ns", "complete_ns", "dispatched_ns", "received_ns", "decided_ns")}
-        counts = [int(c) for c in meta.get("frames_per_fragment", [])]
-        fragments = messages.split(counts, payload) if counts else []
+        counts = [int(c) for c in ours.get("frames_per_fragment", [])]
+        fragments = messages.split(counts, payload[1:]) if counts else []
         if not self.ledger.record(l1_id, outcome, streams if outcome == ACCEPTED else (), chains):
             self.duplicate_sources.append((l1_id, "result", meta.get("worker"), outcome, str(meta.get("reason", ""))[:80]))
             return

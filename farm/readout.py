@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing.synchronize
 import time
-from array import array
 
 import zmq
 
@@ -22,12 +21,14 @@ from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.faults import FaultInjector
+from trigger_sim.id_ranges import IdRanges
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
 from trigger_sim.event_source import RecordingSource, SimulatedSource
 from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
+RANGES_PER_MESSAGE = 20_000  # [start, stop) pairs per L1_IDS message: ~0.4 MB, under the metadata limit
 MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
 
 
@@ -52,7 +53,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     rc = config.readout
     pacer = Pacer(rc.rate_hz, rc.pattern, start, seed=config.run.seed, burst_factor=rc.burst_factor, burst_events=rc.burst_events)
     source = RecordingSource(config, replay["path"], replay.get("loop", False)) if replay else SimulatedSource(config)
-    sent_ids = array("q") if replay else None  # replayed events keep their recorded ids
+    sent_ids = IdRanges()  # replayed events keep their recorded ids; reported as ranges
     end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None
     max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
     send_timeout_ms = int(config.readout.send_timeout_ms)
@@ -88,12 +89,14 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
                         busy_ns += blocked
                         blocked_recently = True
             n_sent += 1
-            if sent_ids is not None:
-                sent_ids.append(l1_id)
+            sent_ids.add(l1_id)
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
+        chunks = sent_ids.chunks(RANGES_PER_MESSAGE)
+        for index, ranges in enumerate(chunks):
+            collector.send_multipart([messages.L1_IDS, messages.pack_meta({"chunk": index, "ranges": ranges})])
         collector.send_multipart([messages.END, messages.pack_meta({
-            "l1_accepted": n_sent, "l1_ids": list(sent_ids) if sent_ids is not None else None, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
+            "l1_accepted": n_sent, "id_chunks": len(chunks), "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
             "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
             "faults_injected": dict(injector.injected) if injector else {},
         })])

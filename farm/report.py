@@ -70,6 +70,8 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     console.print(infer)
     if summary["workers"]["restarts"]:
         console.print(f"[yellow]worker restarts:[/yellow] {summary['workers']['restarts']}")
+    if summary.get("interrupted_by"):
+        console.print(f"stopped by {summary['interrupted_by']}: input stopped, events in flight drained")
     for problem in summary["problems"]:
         console.print(f"[yellow]problem:[/yellow] {problem}")
     if summary["output"]["directory"]:

@@ -19,14 +19,15 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
               monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "",
-              client_shm_prefix: str = "", server_model_config: str = "") -> dict[str, Any]:
+              client_shm_prefix: str = "", server_model_config: str = "", interrupted_by: str = "") -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
     # is a lower bound, and the run is reported as not fully accounted.
-    expected = collector.expected_ids() if end else range(ledger.highest_id + 1)
-    l1_accepted = len(expected)
-    lost = ledger.lost_among(expected)
+    ids = collector.expected_ids()
+    ranges = ids.ranges if ids is not None else ([(0, ledger.highest_id + 1)] if ledger.highest_id >= 0 else [])
+    l1_accepted = len(ids) if ids is not None else ledger.highest_id + 1
+    lost = ledger.lost_in_ranges(ranges)
     span_s = ((collector.last_decided_ns - collector.first_decided_ns) / clock.NS_PER_S
               if collector.first_decided_ns is not None else 0.0)
     end = end or {}
@@ -42,7 +43,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "rejected": ledger.outcomes[REJECTED],
             "debug": ledger.outcomes[DEBUG],
             "lost": lost,
-            "lost_l1_ids": ledger.missing_among(expected, limit=20) if lost else [],
+            "lost_l1_ids": ledger.missing_in_ranges(ranges, limit=20) if lost else [],
             "duplicate_results_refused": ledger.duplicates,
             "duplicate_l1_ids": ledger.duplicate_ids,
             "decision_digest": f"{collector.decision_digest:016x}",
@@ -90,11 +91,14 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "builder": collector.builder_stats or {},
         "workers": {"count": n_workers, "restarts": restarts,
                     "per_worker": {k: v for k, v in sorted(collector.worker_stats.items())}},
-        "collector": {"bad_messages": collector.bad_messages, "write_errors": collector.write_errors,
+        "collector": {"bad_messages": collector.bad_messages, "bad_message_kinds": dict(collector.bad_message_kinds.most_common(10)), "write_errors": collector.write_errors,
                       "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
         "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},
         "problems": sorted(set(p for p in [*problems, *_shared_memory_off(worker_counters)] if p)),
+        # the signal that stopped the input (an operator's stop, not a problem): the events
+        # already accepted were drained unless "problems" says otherwise
+        "interrupted_by": interrupted_by,
         "wall_s": wall_s,
     }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -79,13 +80,10 @@ class Farm:
     workers: dict[int, multiprocessing.Process] = field(default_factory=dict)
     identities: dict[int, str] = field(default_factory=dict)
     restarts: int = 0
+    killed_silent: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     server: TritonServer | None = None
     monitor: "ModelMonitor | None" = None
-
-
-class _Stop(Exception):
-    pass
 
 
 def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
@@ -116,14 +114,10 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     ready = mp.Queue()
     ctx = zmq.Context()
     interrupted: list[str] = []
-    draining = [True]  # a second signal cuts the drain short; once stopping has begun it only counts
 
-    def on_signal(signum, frame):  # first signal: drain; second: stop draining
+    def on_signal(signum, frame):  # first signal: drain; second: stop draining (the loop reads the flag)
         interrupted.append(signal.Signals(signum).name)
         stop_input.set()
-        if len(interrupted) > 1 and draining[0]:
-            draining[0] = False
-            raise _Stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     procs: list[multiprocessing.Process] = []
@@ -199,39 +193,39 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 hooks.on_started(farm)
 
             drain_deadline, last_decided = None, -1
-            try:
-                while True:
-                    collector.poll(50)
-                    if hooks.on_tick:
-                        hooks.on_tick(farm)
-                    _restart_dead_workers(farm, control, start_worker, ready)
-                    with contextlib.suppress(queue.Empty):
-                        while True:
-                            farm.problems.append(ready.get_nowait()[1].get("problem", ""))
-                    if not builder.is_alive():
-                        farm.problems.append(f"event builder died (exit code {builder.exitcode}): run stopped")
+            while True:
+                collector.poll(50)
+                if len(interrupted) > 1:  # checked here, never raised inside the collector's work
+                    farm.problems.append("stopped by a second signal before the drain finished")
+                    break
+                if hooks.on_tick:
+                    hooks.on_tick(farm)
+                _kill_silent_workers(farm)
+                _restart_dead_workers(farm, control, start_worker, ready)
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        farm.problems.append(ready.get_nowait()[1].get("problem", ""))
+                if not builder.is_alive():
+                    farm.problems.append(f"event builder died (exit code {builder.exitcode}): run stopped")
+                    break
+                if progress:
+                    progress(_progress(collector, n_events))
+                if collector.end is None and not farm.readout.is_alive():
+                    collector.poll(200)
+                    if collector.end is None:
+                        farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
                         break
-                    if progress:
-                        progress(_progress(collector, n_events))
-                    if collector.end is None and not farm.readout.is_alive():
-                        collector.poll(200)
-                        if collector.end is None:
-                            farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
-                            break
-                    if collector.end is not None:
-                        if collector.n_unaccounted() == 0:
-                            break
-                        # Drain as long as events keep being decided; give up only after
-                        # `drain_timeout_s` without progress (a backlog is not a hang).
-                        decided = collector.ledger.decided
-                        if drain_deadline is None or decided != last_decided:
-                            drain_deadline, last_decided = time.monotonic() + drain_timeout_s(config), decided
-                        elif time.monotonic() > drain_deadline:
-                            farm.problems.append(f"no progress for {drain_timeout_s(config):.1f} s while draining: stopped")
-                            break
-            except _Stop:
-                farm.problems.append("stopped by a second signal before the drain finished")
-            draining[0] = False  # from here on the farm stops in order whatever signals come
+                if collector.end is not None:
+                    if collector.n_unaccounted() == 0:
+                        break
+                    # Drain as long as events keep being decided; give up only after
+                    # `drain_timeout_s` without progress (a backlog is not a hang).
+                    decided = collector.ledger.decided
+                    if drain_deadline is None or decided != last_decided:
+                        drain_deadline, last_decided = time.monotonic() + drain_timeout_s(config), decided
+                    elif time.monotonic() > drain_deadline:
+                        farm.problems.append(f"no progress for {drain_timeout_s(config):.1f} s while draining: stopped")
+                        break
             # Stop in order while the collector keeps reading: statistics and any events the
             # builder still held arrive meanwhile.
             stopper = threading.Thread(target=stop_all, name="stop-farm")
@@ -242,8 +236,6 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             while collector.builder_stats is None and time.monotonic() < deadline:
                 collector.poll(50)
             collector.poll(100)
-            if interrupted:
-                farm.problems.append(f"interrupted by {interrupted[0]}: input stopped, in-flight events drained")
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,
@@ -251,7 +243,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 monitor_probe_failures=monitor.probe_failures if monitor else [],
                                 server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "",
                                 client_shm_prefix=shm_prefix,
-                                server_model_config=(server.model_config_name or "cpu") if server is not None else "")
+                                server_model_config=(server.model_config_name or "cpu") if server is not None else "",
+                                interrupted_by=interrupted[0] if interrupted else "")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -276,6 +269,21 @@ def _progress(collector: Collector, n_events: int | None) -> dict[str, Any]:
             "l1_accepted": (collector.end or {}).get("l1_accepted"),
             "triton": collector.inference_paths.get("triton", 0), "fallback": collector.inference_paths.get("fallback", 0),
             "debug": collector.ledger.outcomes.get("debug", 0)}
+
+
+def _kill_silent_workers(farm: Farm) -> None:
+    """SIGKILL the workers the builder reported silent past their budget plus the margin;
+    the restart below then replaces them and their events are retried."""
+    while farm.collector.stalled:
+        report = farm.collector.stalled.pop(0)
+        for index, identity in farm.identities.items():
+            p = farm.workers[index]
+            if identity == report["identity"] and p.is_alive():
+                farm.problems.append(f"{identity} silent for {report['silent_s']:.1f} s (budget "
+                                     f"{farm.config.worker.budget_ms:g} ms + margin {farm.config.worker.stall_margin_ms:g} ms): killed")
+                farm.killed_silent.append(identity)
+                os.kill(p.pid, signal.SIGKILL)
+                p.join(2.0)
 
 
 def _restart_dead_workers(farm: Farm, control: zmq.Socket, start_worker, ready: multiprocessing.Queue) -> None:

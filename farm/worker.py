@@ -24,14 +24,16 @@ from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
-from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
+from trigger_sim.hlt.sequence import DEBUG, EventResult, HltSequence
 from trigger_sim.hlt.watchdog import HARD, EventWatch
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
+from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.menu import load_menu
 from trigger_sim.inference.factory import build_inference, prepare_inference
 
 POLL_MS = 100
+STATS_PERIOD_S = 1.0  # counters reach the collector at least this often
 
 
 def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]:
@@ -63,16 +65,34 @@ def shared_memory_counters(service: InferenceService) -> dict[str, int]:
             "shared_memory_none_free": transport.pool.none_free, "shared_memory_off": transport.disabled}
 
 
-def result_message(result: EventResult, meta: dict[str, Any], received_ns: int, decided_ns: int, worker: str,
-                   fragments: list) -> list:
-    """The RESULT message: the decision, its timings, and the fragments if it is kept."""
+def result_message(result: EventResult, received_ns: int, decided_ns: int, worker: str, forced: bool = False) -> list:
+    """The RESULT message to the builder: the decision and the worker's own times. The
+    builder adds the event's times and fragments when it forwards it to the collector."""
     out = result.to_message()
-    out.update(l1_time_ns=meta["l1_time_ns"], complete_ns=meta["complete_ns"], dispatched_ns=meta["dispatched_ns"],
-               received_ns=received_ns, decided_ns=decided_ns, worker=worker)
-    keep = result.outcome in (ACCEPTED, DEBUG) and fragments
-    counts, flat = messages.flatten(fragments) if keep else ([], [])
-    out["frames_per_fragment"] = counts
-    return [messages.RESULT, messages.pack_meta(out), *flat]
+    out.update(received_ns=received_ns, decided_ns=decided_ns, worker=worker)
+    if forced:
+        out["forced"] = True
+    return [messages.RESULT, messages.pack_meta(out)]
+
+
+def unreadable_event(l1_id: int, err: Exception) -> EventResult:
+    """An EVENT whose id is known but whose metadata or fragments do not decode: HltError,
+    so the event is decided (and its credit returned) instead of silently skipped."""
+    return EventResult(l1_id, DEBUG, streams=("HltError",), reason=f"unreadable event message: {type(err).__name__}: {err}"[:200])
+
+
+class _Periodic:
+    """True once every `period_s` (heartbeats, counters)."""
+
+    def __init__(self, period_s: float):
+        self.period_ns = int(period_s * clock.NS_PER_S)
+        self.last_ns = clock.now_ns()
+
+    def due(self, now_ns: int) -> bool:
+        if now_ns - self.last_ns < self.period_ns:
+            return False
+        self.last_ns = now_ns
+        return True
 
 
 def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
@@ -97,61 +117,84 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     collector = make_socket(ctx, zmq.PUSH, hwm=1000)
     connect(collector, collector_endpoint, curve)
     done = threading.Event()
-    watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, collector_endpoint, identity, config.worker.budget_ms, done, curve),
+    watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, builder_endpoint, identity, config.worker.budget_ms, done, curve),
                                 name="watchdog", daemon=True)
     watchdog.start()
-    for _ in range(config.builder.credits_per_worker):
-        builder.send_multipart([messages.READY, messages.pack_meta({"done": None})])
+    builder.send_multipart([messages.READY, messages.pack_meta({"credits": config.builder.credits_per_worker})])
     ready.put(("worker", {"identity": identity, "problem": problem}))
-    processed = 0
+    counts = Counter()
+
+    def send_stats() -> None:
+        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": {
+            **counts, "processed": counts["processed"], **inference_counters(inference),
+            "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
+
+    heartbeat, stats = _Periodic(HEARTBEAT_S), _Periodic(STATS_PERIOD_S)
     try:
         while not stop.is_set():
+            if stats.due(clock.now_ns()):
+                send_stats()  # periodically: a killed worker's counters up to its last second
             if not builder.poll(POLL_MS):
+                if heartbeat.due(clock.now_ns()):
+                    builder.send_multipart([messages.HEARTBEAT, messages.pack_meta({})])
                 continue
-            kind, meta_frame, *frames = builder.recv_multipart(copy=False)
+            kind, *frames = builder.recv_multipart(copy=False)
             if kind.bytes != messages.EVENT:
+                counts["bad_messages"] += 1
                 continue
             received = clock.now_ns()
             try:
-                meta = messages.unpack_meta(meta_frame)
-                l1_id = int(meta["l1_id"])
-                fragments = messages.split(meta["frames_per_fragment"], frames)
-            except (ValueError, KeyError, TypeError):
-                continue  # cannot even name the event: the builder retries it elsewhere if this worker stalls
-            watch.start(l1_id, received, (meta, fragments))
+                l1_id = messages.unpack_id(frames[0])
+            except (ValueError, IndexError):
+                # Cannot even name the event: ask for another; the builder keeps this one and
+                # sends it to a debug stream at the end (a builder never sends such a message).
+                counts["unreadable_events"] += 1
+                builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
+                continue
+            try:
+                meta = messages.unpack_meta(frames[1])
+                fragments = messages.split(meta["frames_per_fragment"], frames[2:])
+            except (ValueError, KeyError, TypeError, IndexError) as err:
+                counts["unreadable_events"] += 1
+                builder.send_multipart(result_message(unreadable_event(l1_id, err), received, clock.now_ns(), identity))
+                continue
+            watch.start(l1_id, received, received)
             result = sequence.process(l1_id, fragments, stop_requested=watch.soft_expired, start_ns=received)
-            if watch.finish(l1_id):  # not already force-accepted by the watchdog
-                collector.send_multipart(result_message(result, meta, received, clock.now_ns(), identity, fragments), copy=False)
-            builder.send_multipart([messages.READY, messages.pack_meta({"done": l1_id})])
-            processed += 1
+            watch.finish(l1_id)
+            # Sent even after a forced decision: the builder takes the first one that arrives,
+            # and this one also frees the worker's slot (a credit comes with it).
+            builder.send_multipart(result_message(result, received, clock.now_ns(), identity))
+            counts["processed"] += 1
+            heartbeat.last_ns = clock.now_ns()
     finally:
-        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": {
-            "processed": processed, **inference_counters(inference),
-            "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
+        send_stats()
         done.set()
         watchdog.join(timeout=2.0)
         for service in inference.values():
             if service.remote is not None:
                 service.remote.close()
-        builder.close(linger=0)
+        builder.close(linger=2000)
         collector.close(linger=2000)
         ctx.term()
 
 
-def _watchdog(watch: EventWatch, ctx: zmq.Context, collector_endpoint: str, identity: str, budget_ms: float,
+def _watchdog(watch: EventWatch, ctx: zmq.Context, builder_endpoint: str, identity: str, budget_ms: float,
               done: threading.Event, curve: Curve | None = None) -> None:
-    """Every budget/20 (at most 100 ms): soft timeouts are flagged, hard ones force-accepted."""
-    sock = make_socket(ctx, zmq.PUSH, hwm=1000)
-    connect(sock, collector_endpoint, curve)
+    """Every budget/20 (at most 100 ms): soft timeouts are flagged, hard ones force-accepted.
+
+    Its own connection to the builder (identity `<worker>/watchdog`): the builder forwards
+    the forced decision and keeps the worker's slot busy until the main thread is back.
+    """
+    sock = make_socket(ctx, zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, (identity + messages.WATCHDOG_SUFFIX).encode())
+    connect(sock, builder_endpoint, curve)
     period_s = min(budget_ms / 20e3, 0.1)
     try:
         while not done.wait(period_s):
-            kind, l1_id, payload = watch.check(clock.now_ns())
+            kind, l1_id, received = watch.check(clock.now_ns())
             if kind == HARD:
-                meta, fragments = payload
                 result = EventResult(l1_id, DEBUG, streams=("HltTimeout",),
                                      reason=f"hard timeout: a step ran past the {budget_ms:g} ms budget; force-accepted")
-                now = clock.now_ns()
-                sock.send_multipart(result_message(result, meta, now, now, identity, fragments), copy=False)
+                sock.send_multipart(result_message(result, received, clock.now_ns(), identity, forced=True))
     finally:
         sock.close(linger=2000)

@@ -8,6 +8,7 @@ Level-1 accepts never arrived anywhere: the lost events.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 ACCEPTED = "accepted"
@@ -68,12 +69,19 @@ class Ledger:
                     break
         return out
 
-    def lost_among(self, l1_ids: "list[int] | range") -> int:
-        """How many of `l1_ids` have no outcome."""
-        if isinstance(l1_ids, range) and l1_ids.start == 0 and l1_ids.step == 1:
-            return self.lost(l1_ids.stop)
-        return sum(1 for i in l1_ids if not self.has(i))
-
     def lost(self, l1_accepted: int) -> int:
-        seen = sum(self._seen[:l1_accepted])
-        return l1_accepted - seen
+        return self.lost_in_ranges([(0, l1_accepted)])
+
+    def lost_in_ranges(self, ranges: "Iterable[tuple[int, int]]") -> int:
+        """How many ids of the [start, stop) ranges have no outcome (no per-id loop)."""
+        return sum((stop - start) - self._seen[start:stop].count(1) for start, stop in ranges)
+
+    def missing_in_ranges(self, ranges: "Iterable[tuple[int, int]]", limit: int) -> list[int]:
+        """The first `limit` ids of the ranges that have no outcome."""
+        out: list[int] = []
+        for start, stop in ranges:
+            if self.lost_in_ranges([(start, stop)]):
+                out += self.missing_among(range(start, stop), limit - len(out))
+                if len(out) >= limit:
+                    break
+        return out

@@ -26,7 +26,8 @@ class PendingEvent:
     l1_time_ns: int = 0
     done_ns: int = 0
     notes: list[str] = field(default_factory=list)  # why the event is flagged (rejected fragments, ...)
-    attempts: int = 0  # workers it was given to (a worker that dies gets it retried once)
+    attempts: int = 0  # deliveries to a worker (a worker that dies holding it gets it retried once)
+    dispatched_ns: int = 0  # when the latest delivery left
 
     def missing(self, sources: Iterable[int]) -> list[int]:
         return [s for s in sources if s not in self.fragments]

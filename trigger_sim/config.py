@@ -179,11 +179,12 @@ class WorkerConfig:
 
     count: int = 0  # 0: one per CPU core
     budget_ms: float = 500.0  # hard per-event budget; inference deadlines never exceed what is left
+    stall_margin_ms: float = 2000.0  # a worker silent past budget_ms + this is killed, restarted, its event retried
 
     def __post_init__(self) -> None:
         if self.count < 0:
             raise ValueError("worker.count must be >= 0 (0 means one per core)")
-        _positive(self, "budget_ms")
+        _positive(self, "budget_ms", "stall_margin_ms")
 
     @property
     def resolved_count(self) -> int:

@@ -1,16 +1,28 @@
-"""Credit-based assignment of complete events to workers, without I/O.
+"""Credit-based assignment of complete events to workers, and their release, without I/O.
 
 Workers ask for work when they are free (one credit per free slot), as the ATLAS HLT
 processing units do. Complete events wait in a bounded queue; when it is full the shell
 stops reading the readout sources, so back-pressure reaches the Level-1 (busy, dead time)
-instead of growing memory. The dispatcher keeps each event a worker holds until that
-worker reports it done, so the events of a worker that dies can be given to another.
+instead of growing memory.
+
+The dispatcher keeps each event a worker holds until that worker's result for it has
+arrived (results travel through the builder, on the same connection as the worker's
+credits, as ATLAS's data-collection manager keeps an event until its HLT result is back):
+a worker that dies before its result left has its events given to another. The first
+decision for a held event is forwarded; a watchdog's forced decision marks the event
+decided without freeing the worker (its main thread is still in the event), the main
+thread's result frees it. Results from a worker that does not hold the event (it was
+reported gone and the event re-queued) are stale and dropped: an event is decided once.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
+
+FORWARD = "forward"  # the event's first decision: forward it (with the event's fragments)
+LATE = "late"  # the event was already decided (the watchdog's forced decision came first)
+STALE = "stale"  # the sender does not hold the event: dropped
 
 
 class Dispatcher:
@@ -19,8 +31,13 @@ class Dispatcher:
         self._credits: deque[bytes] = deque()
         self._waiting: deque[tuple[int, Any]] = deque()
         self.in_flight: dict[bytes, dict[int, Any]] = {}
+        self._decided: set[tuple[bytes, int]] = set()  # held events already decided (forced by a watchdog)
+        self._gone: set[bytes] = set()  # workers reported dead: their late messages create nothing
         self.dispatched = 0
         self.peak_waiting = 0
+        self.stale_credits = 0
+        self.stale_results = 0
+        self.late_results = 0
 
     @property
     def n_waiting(self) -> int:
@@ -35,12 +52,17 @@ class Dispatcher:
         """True when no more complete events may be queued: stop reading sources."""
         return len(self._waiting) >= self.max_waiting
 
-    def add_credit(self, worker: bytes, finished_l1_id: int | None = None) -> None:
-        """A worker asks for one more event (and may report the one it finished)."""
-        held = self.in_flight.setdefault(worker, {})
-        if finished_l1_id is not None:
-            held.pop(finished_l1_id, None)
-        self._credits.append(worker)
+    def is_gone(self, worker: bytes) -> bool:
+        return worker in self._gone
+
+    def add_credit(self, worker: bytes, n: int = 1) -> bool:
+        """A worker asks for `n` more events; False (and nothing created) if it was reported gone."""
+        if worker in self._gone:
+            self.stale_credits += 1
+            return False
+        self.in_flight.setdefault(worker, {})
+        self._credits.extend([worker] * n)
+        return True
 
     def add_event(self, l1_id: int, event: Any) -> None:
         """Queue a complete event (callers check `is_full` before reading more input)."""
@@ -63,10 +85,40 @@ class Dispatcher:
             out.append((worker, l1_id, event))
         return out
 
+    def result(self, worker: bytes, l1_id: int, forced: bool = False) -> tuple[str, Any]:
+        """A decision for `l1_id` from `worker` (its main thread, or its watchdog if `forced`).
+
+        Returns (FORWARD | LATE | STALE, event). The main thread's result releases the event
+        (a credit comes with it separately); a forced one only marks it decided.
+        """
+        held = self.in_flight.get(worker)
+        event = held.get(l1_id) if held is not None else None
+        if event is None:
+            self.stale_results += 1
+            return STALE, None
+        key = (worker, l1_id)
+        verdict = LATE if key in self._decided else FORWARD
+        if verdict == LATE:
+            self.late_results += 1
+        if forced:
+            self._decided.add(key)
+        else:
+            del held[l1_id]
+            self._decided.discard(key)
+        return verdict, event
+
+    def held_decided(self, worker: bytes, l1_id: int) -> bool:
+        return (worker, l1_id) in self._decided
+
     def forget_worker(self, worker: bytes) -> dict[int, Any]:
-        """Drop a dead worker's credits; return the events it was holding."""
+        """The worker is gone: drop its credits, never accept its credits again, and return
+        the events it held that have no decision yet (decided ones need nothing more)."""
+        self._gone.add(worker)
         self._credits = deque(w for w in self._credits if w != worker)
-        return self.in_flight.pop(worker, {})
+        held = self.in_flight.pop(worker, {})
+        decided = {l1 for w, l1 in self._decided if w == worker}
+        self._decided = {k for k in self._decided if k[0] != worker}
+        return {l1_id: event for l1_id, event in held.items() if l1_id not in decided}
 
     def drain_waiting(self) -> list[tuple[int, Any]]:
         """Remove and return every event still waiting for a worker (at shutdown)."""

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trigger_sim.dispatch import Dispatcher
+from trigger_sim.dispatch import FORWARD, LATE, STALE, Dispatcher
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,20 +64,55 @@ def test_is_full_at_max_waiting():
     assert d.peak_waiting == 3
 
 
-def test_add_credit_reports_finished_event():
+def test_result_releases_the_event_and_a_stale_one_is_dropped():
     d = Dispatcher(max_waiting=4)
     d.add_credit(A)
-    d.add_event(1, None)
-    d.add_event(2, None)
+    d.add_event(1, "e1")
+    d.add_event(2, "e2")
     d.assignments()
     assert set(d.in_flight[A]) == {1}
-    d.add_credit(A, finished_l1_id=1)
+    assert d.result(A, 1) == (FORWARD, "e1")
     assert set(d.in_flight[A]) == set()
-    assert d.assignments() == [(A, 2, None)]
-    assert set(d.in_flight[A]) == {2}
-    # reporting an event the worker does not hold changes nothing
-    d.add_credit(A, finished_l1_id=999)
-    assert set(d.in_flight[A]) == {2}
+    assert d.result(A, 1) == (STALE, None)  # a second answer for a released event
+    assert d.result(B, 2) == (STALE, None)  # a worker that never held it
+    assert d.stale_results == 2
+    d.add_credit(A)
+    assert d.assignments() == [(A, 2, "e2")]
+
+
+def test_forced_decision_forwards_but_keeps_the_worker_busy():
+    d = Dispatcher(max_waiting=4)
+    d.add_credit(A)
+    d.add_event(1, "e1")
+    d.assignments()
+    assert d.result(A, 1, forced=True) == (FORWARD, "e1")
+    assert set(d.in_flight[A]) == {1} and d.held_decided(A, 1)
+    assert d.result(A, 1) == (LATE, "e1")  # the main thread's result: dropped, the slot freed
+    assert set(d.in_flight[A]) == set() and d.late_results == 1
+
+
+def test_main_result_first_then_forced_is_stale():
+    d = Dispatcher(max_waiting=4)
+    d.add_credit(A)
+    d.add_event(1, "e1")
+    d.assignments()
+    assert d.result(A, 1) == (FORWARD, "e1")
+    assert d.result(A, 1, forced=True) == (STALE, None)
+
+
+def test_a_dead_worker_decided_event_is_not_retried_and_its_late_credits_create_nothing():
+    d = Dispatcher(max_waiting=4)
+    d.add_credit(A, 2)
+    d.add_event(1, "e1")
+    d.add_event(2, "e2")
+    d.assignments()
+    d.result(A, 1, forced=True)
+    assert d.forget_worker(A) == {2: "e2"}  # event 1 already has its decision
+    assert not d.add_credit(A) and d.stale_credits == 1
+    assert A not in d.in_flight
+    d.add_event(3, "e3")
+    assert d.assignments() == []
+    assert d.result(A, 2) == (STALE, None)
 
 
 def test_forget_worker_returns_held_events_and_drops_its_credits():
@@ -115,8 +150,9 @@ def test_drain_waiting():
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("event")),
-        st.tuples(st.just("credit"), st.sampled_from([A, B, C]), st.booleans()),
+        st.tuples(st.just("credit"), st.sampled_from([A, B, C])),
         st.tuples(st.just("assign")),
+        st.tuples(st.just("result"), st.sampled_from([A, B, C]), st.integers(0, 30), st.booleans()),
         st.tuples(st.just("forget"), st.sampled_from([A, B, C])),
     ),
     max_size=80,
@@ -125,53 +161,67 @@ operations = st.lists(
 
 @FAST
 @given(st.integers(1, 8), operations)
-def test_random_operations_keep_the_books(max_waiting, ops):
+def test_random_operations_decide_each_event_once_and_lose_none(max_waiting, ops):
+    """Against a model: credits, assignments, results (the main thread's or a watchdog's,
+    for any id, from any worker) and dead workers whose undecided events are re-queued.
+    Every event is always in exactly one place (waiting, held undecided, decided), and no
+    event is forwarded twice."""
     d = Dispatcher(max_waiting=max_waiting)
     next_id = 0
     added: list[int] = []
-    assigned: list[int] = []
+    forwarded: list[int] = []
     credits: Counter = Counter()  # unused credits per worker (model)
     held: dict[bytes, set[int]] = {}
+    gone: set[bytes] = set()
     for op in ops:
         if op[0] == "event":
             if d.is_full:  # the shell stops reading input when full
-                assert d.n_waiting >= max_waiting
                 continue
             d.add_event(next_id, ("payload", next_id))
             added.append(next_id)
             next_id += 1
         elif op[0] == "credit":
-            _, worker, report = op
-            finished = None
-            if report and held.get(worker):
-                finished = min(held[worker])
-                held[worker].discard(finished)
-            d.add_credit(worker, finished)
-            held.setdefault(worker, set())
-            credits[worker] += 1
+            assert d.add_credit(op[1]) == (op[1] not in gone)
+            if op[1] not in gone:
+                held.setdefault(op[1], set())
+                credits[op[1]] += 1
         elif op[0] == "assign":
             waiting_before = d.n_waiting
             out = d.assignments()
             assert len(out) == min(waiting_before, sum(credits.values()))
             for worker, l1_id, event in out:
                 assert event == ("payload", l1_id)
-                assert credits[worker] > 0, "assigned to a worker without a credit"
+                assert credits[worker] > 0 and worker not in gone, "assigned to a worker without a credit"
                 credits[worker] -= 1
                 held[worker].add(l1_id)
-                assigned.append(l1_id)
+        elif op[0] == "result":
+            _, worker, l1_id, forced = op
+            verdict, event = d.result(worker, l1_id, forced)
+            if l1_id not in held.get(worker, set()):
+                assert verdict == STALE
+            else:
+                assert event == ("payload", l1_id)
+                assert (verdict == FORWARD) == (l1_id not in forwarded)
+                if verdict == FORWARD:
+                    forwarded.append(l1_id)
+                if not forced:
+                    held[worker].discard(l1_id)
         else:
             worker = op[1]
-            assert set(d.forget_worker(worker)) == held.pop(worker, set())
+            returned = d.forget_worker(worker)
+            assert set(returned) == {i for i in held.pop(worker, set()) if i not in forwarded}
+            for l1_id, event in returned.items():
+                d.requeue(l1_id, event)
             credits.pop(worker, None)
-        assert len(assigned) == len(set(assigned)), "an event was assigned twice"
-        assert len(assigned) + d.n_waiting == len(added)
-        assert d.is_full == (d.n_waiting >= max_waiting)
+            gone.add(worker)
+        assert len(forwarded) == len(set(forwarded)), "an event was forwarded twice"
+        in_flight_undecided = [i for h in held.values() for i in h if i not in forwarded]
+        waiting = [l1 for l1, _ in d._waiting]
+        places = sorted(waiting + in_flight_undecided + forwarded)
+        assert places == sorted(added), "every event in exactly one place"
         assert {w: set(h) for w, h in d.in_flight.items()} == held
-    assert assigned == added[: len(assigned)], "events must be assigned oldest first"
-    assert d.dispatched == len(assigned)
-    waiting = d.drain_waiting()
-    assert [l1 for l1, _ in waiting] == added[len(assigned):]
-    assert d.peak_waiting <= max_waiting
+        assert d.is_full == (d.n_waiting >= max_waiting)
+    assert d.peak_waiting <= max_waiting + len(added)
 
 
 def test_requeue_puts_a_dead_workers_event_first():
