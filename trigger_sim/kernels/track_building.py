@@ -140,11 +140,39 @@ def _build_tracks_kernel(n_hits, edges, scores, score_cut, min_hits):
     return track_of_hit, n_tracks
 
 
-def _best_per_group(group: np.ndarray, score: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Index of the best entry per group value: highest score, ties by the smaller `other`."""
-    order = np.lexsort((other, -score, group))
-    _, first = np.unique(group[order], return_index=True)
-    return order[first]
+def _best_per_group(group: np.ndarray, score: np.ndarray, other: np.ndarray, n_groups: int) -> np.ndarray:
+    """Index of each group's best entry (highest score, ties by the smaller `other`), groups
+    ascending: one scatter-max and one scatter-min, linear like the kernel's single pass."""
+    best_score = np.full(n_groups, -np.inf)
+    np.maximum.at(best_score, group, score)
+    top = np.flatnonzero(score == best_score[group])
+    min_other = np.full(n_groups, np.iinfo(np.int64).max)
+    np.minimum.at(min_other, group[top], other[top])
+    top = top[other[top] == min_other[group[top]]]
+    best = np.full(n_groups, -1, dtype=np.int64)
+    best[group[top]] = top  # entries left tied are equal edges: any one will do
+    return best[best >= 0]
+
+
+def _component_minimum(following: np.ndarray, preceding: np.ndarray) -> np.ndarray:
+    """Smallest hit index of each hit's chain (or cycle), by pointer doubling both ways.
+
+    following/preceding point at the hit itself where a chain ends. After step k, reach[h] is
+    the minimum over the 2^k hits from h on, one way; log2(chain length) steps stand for the
+    kernel's walk.
+    """
+    n_hits = following.size
+    label = np.arange(n_hits)
+    for pointer in (following, preceding):
+        reach, jump = np.arange(n_hits), pointer
+        for _ in range(max(n_hits - 1, 0).bit_length()):  # 2^steps >= n_hits covers any cycle
+            reach = np.minimum(reach, reach[jump])
+            next_jump = jump[jump]
+            if np.array_equal(next_jump, jump):  # every jump lands on a chain end
+                break
+            jump = next_jump
+        label = np.minimum(label, reach)
+    return label
 
 
 def build_tracks_reference(
@@ -154,27 +182,26 @@ def build_tracks_reference(
     score_cut: float,
     min_hits: int,
 ) -> tuple[np.ndarray, int]:
-    """Plain-numpy reference of build_tracks: sorts for steps 2-3, min-label propagation."""
+    """Plain-numpy reference of build_tracks, linear passes like the kernel's.
+
+    Steps 2-3 by scatter-max/min per hit (no sort), chains by pointer doubling (the vectorised
+    walk: O(n log L) for chains of L hits), tracks numbered by a cumulative sum.
+    """
     edges, scores = _check_inputs(n_hits, edges, scores, min_hits)
     kept = np.flatnonzero(scores > score_cut)
     i, j, s = edges[kept, 0].astype(np.int64), edges[kept, 1].astype(np.int64), scores[kept]
-    best = _best_per_group(i, s, j)
+    best = _best_per_group(i, s, j, n_hits)
     i, j, s = i[best], j[best], s[best]
-    best = _best_per_group(j, s, i)
+    best = _best_per_group(j, s, i, n_hits)
     i, j = i[best], j[best]
     # Each hit has at most one neighbour either way; a missing one points at the hit itself.
     following = np.arange(n_hits)
     following[i] = j
     preceding = np.arange(n_hits)
     preceding[j] = i
-    label = np.arange(n_hits)
-    while True:  # until every hit holds its component's smallest index
-        new = np.minimum(label, np.minimum(label[following], label[preceding]))
-        if np.array_equal(new, label):
-            break
-        label = new
+    label = _component_minimum(following, preceding)
     on_track = np.bincount(label, minlength=n_hits)[label] >= min_hits
-    roots, track = np.unique(label[on_track], return_inverse=True)
-    track_of_hit = np.full(n_hits, -1, dtype=np.int32)
-    track_of_hit[on_track] = track
-    return track_of_hit, int(roots.size)
+    is_first = on_track & (label == np.arange(n_hits))  # each track's smallest hit
+    track = np.cumsum(is_first) - 1  # tracks numbered by their smallest hit, ascending
+    track_of_hit = np.where(on_track, track[label], -1).astype(np.int32)
+    return track_of_hit, int(np.count_nonzero(is_first))

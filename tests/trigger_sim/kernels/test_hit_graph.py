@@ -1,4 +1,5 @@
-"""build_hit_graph against its numpy reference and against hand-computed graphs."""
+"""build_hit_graph against its same-algorithm numpy reference, the all-pairs brute-force oracle
+and hand-computed graphs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trigger_sim.kernels import build_hit_graph, build_hit_graph_reference
+from trigger_sim.kernels.hit_graph import build_hit_graph_all_pairs
 
 IMPLEMENTATIONS = pytest.mark.parametrize(
-    "build", [build_hit_graph, build_hit_graph_reference], ids=["numba", "numpy"]
+    "build",
+    [build_hit_graph, build_hit_graph_reference, build_hit_graph_all_pairs],
+    ids=["numba", "numpy", "all_pairs"],
 )
 PI32 = float(np.float32(math.pi))  # rounds up: just above pi
 ABOVE_MINUS_PI32 = float(np.nextafter(np.float32(-math.pi), np.float32(0.0)))
@@ -76,12 +80,15 @@ def hit_events(draw: st.DrawFn) -> dict:
 
 @settings(max_examples=400, deadline=None)
 @given(hit_events())
-def test_numba_matches_reference(event: dict) -> None:
+def test_numba_matches_reference_and_all_pairs(event: dict) -> None:
+    """Kernel == same-algorithm reference (edges, order, total) == brute force (no edge missed)."""
     edges, n_total = build_hit_graph(**event)
-    want_edges, want_total = build_hit_graph_reference(**event)
+    for oracle in (build_hit_graph_reference, build_hit_graph_all_pairs):
+        want_edges, want_total = oracle(**event)
+        assert want_edges.dtype == np.int32 and want_edges.shape[1:] == (2,)
+        np.testing.assert_array_equal(edges, want_edges)
+        assert n_total == want_total
     assert edges.dtype == np.int32 and edges.shape[1:] == (2,)
-    np.testing.assert_array_equal(edges, want_edges)
-    assert n_total == want_total
 
 
 RADII_MM = [30.0, 70.0, 115.0, 170.0, 260.0]
@@ -161,3 +168,20 @@ def test_warm_up_runs() -> None:
     from trigger_sim.kernels import warm_up
 
     warm_up()
+
+
+def test_reference_in_small_blocks_matches_the_kernel(monkeypatch) -> None:
+    """The reference splits its candidates into blocks; tiny blocks must not change the edges."""
+    from trigger_sim.kernels import hit_graph
+
+    rng = np.random.default_rng(11)
+    n_hits = 600
+    layer = rng.integers(0, 5, n_hits)
+    event = hits(layer, 30.0 + 40.0 * layer + rng.uniform(-5, 5, n_hits),
+                 rng.uniform(-math.pi, math.pi, n_hits), rng.uniform(-300, 300, n_hits))
+    cuts = dict(n_layers=5, phi_slope_max=0.005, z0_max_mm=300.0, max_edges=100_000)
+    want = build_hit_graph(**event, **cuts)
+    monkeypatch.setattr(hit_graph, "_REFERENCE_BLOCK_CANDIDATES", 7)
+    edges, n_total = build_hit_graph_reference(**event, **cuts)
+    assert want[1] > 100 and n_total == want[1]
+    np.testing.assert_array_equal(edges, want[0])
