@@ -67,9 +67,7 @@ def _refuse_existing(output: str, overwrite: bool) -> None:
 def record(events: int, output: str, pileup: float | None, seed: int | None,
            config_path: str | None, overwrite: bool) -> None:
     """Generate events and write them to a recording file (Level-1 ids 0..N-1)."""
-    from trigger_sim.config import as_dict
-    from trigger_sim.recording import RecordWriter
-    from trigger_sim.simulation import event_fragments
+    from trigger_sim.recording import write_generated
 
     config = with_overrides(
         _config(config_path),
@@ -78,15 +76,10 @@ def record(events: int, output: str, pileup: float | None, seed: int | None,
     )
     _refuse_existing(output, overwrite)
     console = Console(stderr=True)
-    source = {"kind": "generated", "seed": config.run.seed, "pileup_mean": config.physics.pileup_mean}
     started = time.perf_counter()
-    with RecordWriter(output, config.run.run_number, "generated", as_dict(config),
-                      overwrite=overwrite, source=source) as writer, \
-            _progress("recording", console) as bar:
+    with _progress("recording", console) as bar:
         task = bar.add_task("events", total=events)
-        for l1_id in range(events):
-            writer.write_event(l1_id, {}, event_fragments(config, l1_id, l1_time_ns=0))
-            bar.advance(task)
+        write_generated(config, output, events, overwrite=overwrite, on_event=lambda: bar.advance(task))
     size_mb = Path(output).stat().st_size / 1e6
     console.print(f"wrote {events} events to {output} ({size_mb:.2f} MB, "
                   f"{time.perf_counter() - started:.1f} s)")

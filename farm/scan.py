@@ -1,9 +1,15 @@
 """Rate scan: the farm at a series of input rates, or a search for the highest rate it
-sustains (p99 of the total latency under the event budget, no dead time, nothing lost).
+sustains, with the one definition of "sustained" in `trigger_sim.sustained` (the benchmark's
+farm case uses the same): nothing lost, no debug event, no problem, dead time <= 1 %,
+throughput keeping up, stable windows, and a total-latency p99 under the budget from
+>= 1,000 events.
 
-Each point is a fresh farm run of a fixed duration against one shared Triton server; the
-point's figures come from its measurement windows, and it counts as stable when the last
-three windows' throughputs agree within 10 %.
+Each run is a fresh farm against one shared Triton server, long enough for those 1,000
+events (`sustained.run_seconds`), with its own seed (`sustained.repeat_seed`: new Poisson
+arrivals and new events every run). A rate counts as sustained when all its runs
+(`repeats`) pass. The search doubles from `min_rate` until a rate fails, then bisects on a
+log scale until the bracket is within the measured run-to-run spread (at least 5 %), or
+`search_steps` rates have been tried.
 """
 
 from __future__ import annotations
@@ -11,59 +17,59 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from farm.summary import WINDOW_S
 from farm.supervisor import run_farm
 from farm.server_device import local_server
+from trigger_sim import sustained as definition
 from trigger_sim.config import FarmConfig, with_overrides
-from trigger_sim.windows import merge, stable
 
 STEPS_REPORTED = ("total", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
-MAX_DEADTIME = 0.01
-KEEP_UP_FRACTION = 0.9  # decided per second / input rate: below it a backlog is growing
-MIN_WINDOW_EVENTS = 300  # Poisson noise on a window's count, 1/sqrt(n): under 6 %, so 10 % agreement means something
-POINT_WINDOWS = 4  # a point lasts this many windows' worth of events: three are judged, one is margin
+RUN_OVERHEAD_S = 2 * WINDOW_S + 1  # the skipped warm-up window, the dropped partial last one, start-up
 
 
 @dataclass
 class Point:
+    """One farm run at one rate, and its verdict."""
+
     rate_hz: float
     summary: dict[str, Any]
+    seed: int
+    budget_ms: float
+    reasons: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reasons = definition.verdict(self.summary, self.budget_ms)[1]
 
     @property
     def windows(self) -> list[dict[str, float]]:
-        """Measurement windows of at least MIN_WINDOW_EVENTS events."""
-        return merge(self.summary["windows"], MIN_WINDOW_EVENTS)
+        """Measurement windows of at least `min_window_events` events."""
+        return definition.windows(self.summary)
 
     @property
     def stable(self) -> bool:
-        return stable(self.windows)
+        return definition.is_stable(self.summary)
 
     @property
     def throughput_hz(self) -> float:
-        windows = self.windows[-3:]
-        if windows:
-            return sum(w["throughput_hz"] for w in windows) / len(windows)
-        return self.summary["throughput"]["decided_per_s"]
+        return definition.throughput_hz(self.summary)
 
-    def sustained(self, budget_ms: float) -> bool:
-        """Stable windows, keeping up with the input, p99 under budget, no dead time, nothing lost."""
-        s = self.summary
-        return (self.stable and s["events"]["lost"] == 0 and s["level1"]["deadtime_fraction"] <= MAX_DEADTIME
-                and self.throughput_hz >= KEEP_UP_FRACTION * s["level1"]["input_rate_hz"]
-                and s["latency_ms"].get("total", {}).get("p99", float("inf")) < budget_ms)
+    @property
+    def sustained(self) -> bool:
+        return not self.reasons
 
-    def row(self, budget_ms: float) -> dict[str, Any]:
+    def row(self) -> dict[str, Any]:
         s = self.summary
         decided = max(s["inference"]["triton_calls"] + s["inference"]["fallback_calls"], 1)
-        row = {"rate_hz": self.rate_hz, "input_rate_hz": s["level1"]["input_rate_hz"], "throughput_hz": self.throughput_hz,
-               "stable": self.stable, "sustained": self.sustained(budget_ms), "lost": s["events"]["lost"],
+        row = {"rate_hz": self.rate_hz, "seed": self.seed, "input_rate_hz": s["level1"]["input_rate_hz"],
+               "throughput_hz": self.throughput_hz, "decided_events": definition.p99_events(s), "stable": self.stable,
+               "sustained": self.sustained, "lost": s["events"]["lost"], "debug": s["events"]["debug"],
                "deadtime_fraction": s["level1"]["deadtime_fraction"],
-               "fallback_fraction": s["inference"]["fallback_calls"] / decided}
+               "fallback_fraction": s["inference"]["fallback_calls"] / decided, "why_not": "; ".join(self.reasons)}
         for step in STEPS_REPORTED:
             stats = s["latency_ms"].get(step, {})
             for p in PERCENTILES:
@@ -71,78 +77,51 @@ class Point:
         return row
 
 
-def next_search_rate(low_ok: float | None, high_bad: float | None, max_rate: float) -> float:
-    """Bisection on a log scale between the highest sustained and lowest failed rates (pure)."""
-    if high_bad is None:
-        return min(max_rate, (low_ok or 0) * 2) if low_ok else max_rate
-    if low_ok is None:
-        return high_bad / 2
-    return (low_ok * high_bad) ** 0.5
-
-
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
              min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
-             on_point: Callable[[Point, int, int], None] | None = None) -> dict[str, Any]:
-    """Run every rate in `rates`, or search for the saturation rate; return the scan result."""
+             on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1) -> dict[str, Any]:
+    """Run every rate in `rates` (`repeats` runs each), or search for the highest sustained
+    rate (at most `search_steps` rates, `repeats` runs at each); return the scan result.
+
+    `duration_s` is each run's minimum: a run lasts as long as its 1,000 events need."""
     budget_ms = config.worker.budget_ms
     points: list[Point] = []
     with local_server(config) as server:
         base = with_overrides(config, inference={"triton_url": config.inference.triton_url or server.grpc_url})
+        total = len(rates) * repeats if rates else search_steps * repeats
 
-        def measure(rate: float, index: int, total: int) -> Point:
-            cfg = with_overrides(base, readout={"rate_hz": rate})
-            # long enough for four windows' worth of MIN_WINDOW_EVENTS after the warm-up window,
-            # so that three whole windows form even when Poisson arrivals fall short (with
-            # exactly three windows' worth, a point often had two and was run again, twice as long)
-            point_s = max(duration_s, POINT_WINDOWS * MIN_WINDOW_EVENTS / rate + 2 * WINDOW_S + 1)
-            summary = run_farm(cfg, None, point_s, output_dir=None, replay=replay, loop=replay is not None)
-            point = Point(rate, summary)
-            if not point.stable:  # one longer retry before the point is reported unstable
-                summary = run_farm(cfg, None, 2 * point_s, output_dir=None, replay=replay, loop=replay is not None)
-                point = Point(rate, summary)
+        def measure(rate: float) -> Point:
+            seed = definition.repeat_seed(config.run.seed, len(points))
+            cfg = with_overrides(base, readout={"rate_hz": rate}, run={"seed": seed})
+            seconds = max(duration_s, definition.run_seconds(rate, RUN_OVERHEAD_S))
+            point = Point(rate, run_farm(cfg, None, seconds, output_dir=None, replay=replay, loop=replay is not None),
+                          seed, budget_ms)
             points.append(point)
             if on_point:
-                on_point(point, index, total)
+                on_point(point, len(points) - 1, total)
             return point
 
         if rates:
-            for i, rate in enumerate(rates):
-                measure(rate, i, len(rates))
-            saturation = max((p.rate_hz for p in points if p.sustained(budget_ms)), default=None)
+            verdicts: dict[float, list[bool]] = {}
+            for rate in rates:
+                for _ in range(repeats):
+                    verdicts.setdefault(rate, []).append(measure(rate).sustained)
+            saturation = max((r for r, ok in verdicts.items() if all(ok)), default=None)
+            stopped = "every rate measured"
+            resolution = None
         else:
-            def sustained(rate: float, index: int, again: bool) -> bool:
-                if again:
-                    points.pop()  # the repeat replaces the disturbed measurement
-                return measure(rate, index, search_steps).sustained(budget_ms)
+            def one(rate: float, repeat: int) -> tuple[bool, float]:
+                point = measure(rate)
+                return point.sustained, point.throughput_hz
 
-            saturation = search_saturation(sustained, search_steps, min_rate, max_rate)
-    points.sort(key=lambda p: p.rate_hz)
-    return {"budget_ms": budget_ms, "duration_s": duration_s, "saturation_rate_hz": saturation,
-            "points": [p.row(budget_ms) for p in points], "windows": {str(p.rate_hz): p.summary["windows"] for p in points}}
-
-
-def search_saturation(sustained: Callable[[float, int, bool], bool], steps: int, min_rate: float,
-                      max_rate: float) -> float | None:
-    """The highest rate found sustained in `steps` measurements (None if not even min_rate).
-
-    `sustained(rate, index, again)` measures one point; `again` is True when it repeats the
-    previous one. The lowest rate decides whether the search goes on at all, so a failure
-    there is measured once more (one point disturbed by another process must not end it).
-    """
-    low_ok = high_bad = None
-    rate = min_rate
-    for i in range(steps):
-        ok = sustained(rate, i, False)
-        if not ok and i == 0:
-            ok = sustained(rate, i, True)
-        if ok:
-            low_ok = rate if low_ok is None else max(low_ok, rate)
-        else:
-            high_bad = rate if high_bad is None else min(high_bad, rate)
-        if low_ok is None and high_bad is not None and high_bad <= min_rate:
-            break
-        rate = next_search_rate(low_ok, high_bad, max_rate)
-    return low_ok
+            found = definition.search(one, min_rate, min_rate, max_rate, repeats, search_steps)
+            saturation, stopped, resolution = found.sustained_hz, found.stopped, found.resolution
+    ordered = sorted(points, key=lambda p: (p.rate_hz, p.seed))
+    return {"budget_ms": budget_ms, "duration_s": duration_s, "repeats": repeats,
+            "criteria": asdict(definition.CRITERIA), "saturation_rate_hz": saturation, "search_stopped": stopped,
+            "search_resolution": resolution, "seeds": [p.seed for p in points],
+            "points": [p.row() for p in ordered],
+            "windows": {f"{p.rate_hz:g} Hz, seed {p.seed}": p.summary["windows"] for p in ordered}}
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:

@@ -51,7 +51,7 @@ FULL = {
     "kernels": kernels_case.Settings(repetitions=5),
     "inference": inference_case.Settings(repetitions=10, calls_per_block=200, graph_calls_per_block=40,
                                          batching_seconds=3.0),
-    "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=10.0, low_rate_runs=2, bisection_runs=5, confirm_runs=2,
+    "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=10.0, low_rate_runs=2, max_probes=5, repeats=3,
                                overload_runs=2, warm_up_seconds=2.0, replay_events=400),
     "gpu_serving": gpu_case.Settings(repetitions=10, calls_per_block=20),
 }
@@ -60,7 +60,7 @@ QUICK = {
     "kernels": kernels_case.Settings(repetitions=1),
     "inference": inference_case.Settings(repetitions=2, calls_per_block=50, graph_calls_per_block=10,
                                          batching_seconds=0.5, warm_up_calls=10, edge_calls_per_block=2),
-    "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, bisection_runs=1, confirm_runs=0,
+    "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
                                overload_runs=1, replay_events=100),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
 }

@@ -39,16 +39,19 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 
 from trigger_sim import __version__, wire
 from trigger_sim.errors import RecordingError, WireFormatError
 from trigger_sim.event import Fragment
+
+if TYPE_CHECKING:
+    from trigger_sim.config import FarmConfig
 
 FILE_MAGIC = b"TSRECv1\n"
 FORMAT_VERSION = 1
@@ -209,6 +212,23 @@ class RecordWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def write_generated(config: FarmConfig, path: str | os.PathLike[str], n_events: int, *, overwrite: bool = False,
+                    on_event: Callable[[], None] | None = None) -> None:
+    """Simulate `n_events` events (Level-1 ids 0..n-1) from `config` and write them to a new
+    recording whose header names the source (generated, seed, pile-up); `on_event` is called
+    after each event is written (progress). `trigger-sim record` and the benchmark use it."""
+    from trigger_sim.config import as_dict
+    from trigger_sim.simulation import event_fragments  # the simulation's kernels: only when generating
+
+    source = {"kind": "generated", "seed": config.run.seed, "pileup_mean": config.physics.pileup_mean}
+    with RecordWriter(path, config.run.run_number, "generated", as_dict(config), overwrite=overwrite,
+                      source=source) as writer:
+        for l1_id in range(n_events):
+            writer.write_event(l1_id, {}, event_fragments(config, l1_id, l1_time_ns=0))
+            if on_event:
+                on_event()
 
 
 class RecordReader:

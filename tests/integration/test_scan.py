@@ -1,4 +1,4 @@
-"""A short rate scan against the real farm: points, stability, files written."""
+"""A short rate scan against the real farm: points, their verdicts and seeds, files written."""
 
 import csv
 import json
@@ -7,6 +7,7 @@ import pytest
 
 from farm.scan import run_scan, write_outputs
 from trigger_sim.config import load_config, with_overrides
+from trigger_sim.sustained import CRITERIA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -14,13 +15,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 def test_scan_two_rates_writes_json_csv_png(tmp_path):
     cfg = with_overrides(load_config(), worker={"count": 2})
     # two rates the farm keeps up with (it saturates near 39 Hz): an overloaded point would
-    # spend minutes draining its queue; each point lasts three windows of 300 events
+    # spend minutes draining its queue; each run is sized for 1,200 events (the p99 needs
+    # 1,000, the stability check four windows of 300), about 50 s and 40 s here
     result = run_scan(cfg, [25.0, 32.0], duration_s=4.0)
     assert [p["rate_hz"] for p in result["points"]] == [25.0, 32.0]
+    assert len(set(result["seeds"])) == 2 and cfg.run.seed not in result["seeds"]
     for p in result["points"]:
         assert p["lost"] == 0
+        assert p["decided_events"] >= CRITERIA.min_events, p  # every verdict's p99 comes from >= 1,000 events
         assert p["total_p99_ms"] >= p["total_p50_ms"] > 0
         assert 0.5 * p["rate_hz"] < p["throughput_hz"] < 1.5 * p["rate_hz"]
+        assert p["sustained"] == (p["why_not"] == "")
     sustained = [p["rate_hz"] for p in result["points"] if p["sustained"]]
     assert result["saturation_rate_hz"] == (max(sustained) if sustained else None)
     paths = write_outputs(result, tmp_path)
