@@ -28,6 +28,8 @@ from trigger_sim.menu import Menu, load_menu, passes
 from trigger_sim.partition import make_fragments, tracker_hit_order
 from trigger_sim.simulation import bunch_crossing, simulate
 from trigger_sim.validation import (
+    VALIDATION_MIX,
+    VALIDATION_SEED,
     ValidationTally,
     edge_counts,
     jet_labels,
@@ -36,9 +38,6 @@ from trigger_sim.validation import (
 )
 from trigger_sim.wire import encode_fragment
 
-VALIDATION_SEED = 424242  # neither the farm's default run seed nor a training seed
-# Process mix of the validation sample: enough of each process for every figure.
-VALIDATION_MIX = {"dijet_fraction": 0.25, "electron_fraction": 0.25, "signal_fraction": 0.25}
 TARGETS = {
     "edge_efficiency": 0.95, "edge_purity": 0.90, "track_efficiency": 0.95, "track_fake_rate": 0.05,
     "jet_tagger_auc": 0.90, "decision_agreement": 1.0,

@@ -81,13 +81,13 @@ from trigger_sim.models.edge_classifier_torch import (  # noqa: E402
     torch_scores,
 )
 from trigger_sim.simulation import simulate  # noqa: E402
+from trigger_sim.validation import VALIDATION_MIX, VALIDATION_SEED  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_PATH = REPO_ROOT / "tests" / "data" / "edge_classifier_golden.npz"
 TRAIN_SEED = 8_675_309
 HELD_OUT_SEED = 8_675_310
-RESERVED_SEEDS = (FarmConfig().run.seed, 424_242, 31_337)  # farm default, validation, jet tagger
-PHYSICS_MIX = {"dijet_fraction": 0.25, "electron_fraction": 0.25, "signal_fraction": 0.25}  # as farm/validate.py
+RESERVED_SEEDS = (FarmConfig().run.seed, VALIDATION_SEED, 31_337)  # farm default, validation, jet tagger
 TRAIN_PILEUPS = (60.0,)  # training event i uses TRAIN_PILEUPS[i % len(TRAIN_PILEUPS)]
 HELD_OUT_PILEUPS = (20.0, 60.0, 100.0)
 TARGET_PILEUP = 60.0
@@ -143,7 +143,7 @@ def loss_weights(g: Graph, cap_gev: float) -> np.ndarray:
 
 def make_graphs(seed: int, pileups: tuple[float, ...], n_events: int) -> list[tuple[float, Graph]]:
     """(pile-up, graph) of events 0..n-1 of run seed `seed`, pile-up cycling through `pileups`."""
-    base = with_overrides(FarmConfig(), run={"seed": seed}, physics=PHYSICS_MIX)
+    base = with_overrides(FarmConfig(), run={"seed": seed}, physics=VALIDATION_MIX)
     configs = [with_overrides(base, physics={"pileup_mean": mu}) for mu in pileups]
     return [(pileups[i % len(pileups)], event_graph(configs[i % len(pileups)], i)) for i in range(n_events)]
 

@@ -22,9 +22,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from trigger_sim.accounting import ACCEPTED, DEBUG
 from trigger_sim.config import CONFIG_DIR, FarmConfig, from_mapping, read_toml, with_overrides
 from trigger_sim.errors import ConfigError, TriggerSimError
-from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, EventResult, HltSequence
+from trigger_sim.hlt.sequence import EventResult, HltSequence
 from trigger_sim.menu import Menu, load_menu
 from trigger_sim.inference.factory import build_inference
 from trigger_sim.recording import Record, RecordReader

@@ -31,6 +31,10 @@ import numpy as np
 from trigger_sim.kernels.helix_fit import TRACK_PT
 from trigger_sim.physics import TRUTH_ELECTRON, TRUTH_JET, TRUTH_TAU
 
+VALIDATION_SEED = 424242  # neither the farm's default run seed nor a training seed
+# Process mix of the validation sample: enough of each process for every figure (the edge
+# classifier's training and held-out events use it too).
+VALIDATION_MIX = {"dijet_fraction": 0.25, "electron_fraction": 0.25, "signal_fraction": 0.25}
 MATCH_PURITY = 0.75
 JET_MATCH_DR = 0.2
 TAU_MIN_VISIBLE_PT_GEV = 15.0

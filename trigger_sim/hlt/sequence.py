@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from trigger_sim import clock
+from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
 from trigger_sim.config import FarmConfig
 from trigger_sim.detector import tower_centers
 from trigger_sim.errors import TriggerSimError
@@ -26,7 +27,8 @@ from trigger_sim.features import (
     primary_vertex_z_mm,
     vertex_tracks,
 )
-from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.hlt.watchdog import SOFT_FRACTION, soft_deadline_ns
+from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService
 from trigger_sim.kernels import build_hit_graph, build_tracks, find_em_clusters, find_jets, fit_helices, graph_features
 from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
 from trigger_sim.models import edge_classifier
@@ -34,10 +36,6 @@ from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER
 from trigger_sim.partition import unpack_calo, unpack_tracker
 from trigger_sim.wire import WireLimits, decode_fragment
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-DEBUG = "debug"
-SOFT_FRACTION = 0.8  # soft timeout as a fraction of the hard budget (ATLAS HLT convention)
 STEPS = ("decode", "unpack", "calo", "graph", EDGE_CLASSIFIER, "tracks", "jet_features", JET_TAGGER, "menu")
 
 
@@ -46,12 +44,14 @@ class EventResult:
     """What became of one event, with the time of each step (ms)."""
 
     l1_id: int
-    outcome: str  # ACCEPTED, REJECTED or DEBUG
+    outcome: str  # ACCEPTED, REJECTED or DEBUG (trigger_sim.accounting)
     streams: tuple[str, ...] = ()
     chains: tuple[str, ...] = ()
     reason: str = ""
     steps_ms: dict[str, float] = field(default_factory=dict)
-    inference_path: str = ""  # the event's path: fallback if any model fell back, else triton, else skipped
+    # the event's path: fallback if any model fell back, else expired if a model's answer came too
+    # late (the event then left into HltTimeout), else triton, else skipped
+    inference_path: str = ""
     inference_reason: str = ""  # the first fallback's reason
     inference: dict[str, str] = field(default_factory=dict)  # model -> path
     n_jets: int = 0
@@ -74,7 +74,9 @@ class EventResult:
             if self.inference_path != FALLBACK:
                 self.inference_reason = reason
             self.inference_path = FALLBACK
-        elif path == TRITON and self.inference_path != FALLBACK:
+        elif path == EXPIRED and self.inference_path != FALLBACK:
+            self.inference_path = EXPIRED
+        elif path == TRITON and self.inference_path not in (FALLBACK, EXPIRED):
             self.inference_path = TRITON
         elif not self.inference_path:
             self.inference_path = SKIPPED
@@ -118,20 +120,21 @@ class HltSequence:
 
         The soft timeout (0.8 x budget) is checked after every step, as is `stop_requested`
         (the watchdog's soft timeout); over it, the event leaves with its partial result
-        into HltTimeout. Inference deadlines end at the soft timeout. `keep`, if given,
-        receives the intermediate products (for validation).
+        into HltTimeout. Inference deadlines end at the soft timeout; a model left without an
+        answer at it sends the event there too (no fallback is run for an event that is over).
+        `keep`, if given, receives the intermediate products (for validation).
         """
         start = self.now_ns() if start_ns is None else start_ns
-        soft_deadline = start + int(self.budget_ns * SOFT_FRACTION)
+        soft_deadline = soft_deadline_ns(start, self.budget_ns)
         result = EventResult(l1_id, DEBUG)
         keep = keep if keep is not None else EventObjects()
         last = [start]
 
-        def step(name: str) -> None:
+        def step(name: str, expired: bool = False) -> None:
             now = self.now_ns()
             result.steps_ms[name] = clock.ns_to_ms(now - last[0])
             last[0] = now
-            if now > soft_deadline or stop_requested():
+            if expired or now > soft_deadline or stop_requested():
                 raise _OverBudget(name)
 
         try:
@@ -155,8 +158,8 @@ class HltSequence:
             nodes, edge_features = graph_features(r, phi, z, keep.edges)
             step("graph")
             scored = self._infer(EDGE_CLASSIFIER, edge_classifier.model_inputs(nodes, keep.edges, edge_features), soft_deadline, result)
+            step(EDGE_CLASSIFIER, expired=scored is None)
             keep.edge_scores = np.asarray(scored, np.float32).reshape(-1)
-            step(EDGE_CLASSIFIER)
             keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits)
             keep.tracks = tracks = fit_helices(keep.track_of_hit, n_tracks, r, phi, z, self.config.tracker.field_t)
             result.n_tracks = n_tracks
@@ -169,7 +172,7 @@ class HltSequence:
             electron_track_pt = matched_track_pt(clusters, from_vertex, field_t, f.electron_match_deta, f.electron_match_dphi)
             step("jet_features")
             keep.jet_scores = scores = self._infer(JET_TAGGER, inputs, soft_deadline, result)
-            step(JET_TAGGER)
+            step(JET_TAGGER, expired=scores is None)
             met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
             keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt)
             decision = decide(self.menu, l1_id, objects)
@@ -184,10 +187,11 @@ class HltSequence:
         result.outcome = ACCEPTED if decision.accepted else REJECTED
         return self._finish(result, start)
 
-    def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult) -> np.ndarray:
+    def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult) -> np.ndarray | None:
+        """The model's scores; None when its answer did not come before the deadline."""
         outcome = self.inference[model].infer(inputs, deadline_ns)
         result.record_inference(model, outcome.path, outcome.reason)
-        return outcome.scores
+        return None if outcome.path == EXPIRED else outcome.scores
 
     def error_result(self, l1_id: int, reason: str, stream: str = "HltError") -> EventResult:
         """An event decided without running the sequence: a debug stream with a reason."""

@@ -16,6 +16,13 @@ from typing import Any
 NONE = "none"
 SOFT = "soft"
 HARD = "hard"
+SOFT_FRACTION = 0.8  # soft timeout as a fraction of the hard budget (ATLAS HLT convention)
+
+
+def soft_deadline_ns(start_ns: int, hard_ns: int, soft_fraction: float = SOFT_FRACTION) -> int:
+    """When an event that started at `start_ns` reaches its soft timeout: the one rule the
+    sequence (between its steps) and the watchdog (from its thread) both follow."""
+    return start_ns + int(hard_ns * soft_fraction)
 
 
 @dataclass
@@ -28,11 +35,11 @@ class _Watched:
 
 
 class EventWatch:
-    def __init__(self, hard_ns: int, soft_fraction: float = 0.8):
+    def __init__(self, hard_ns: int, soft_fraction: float = SOFT_FRACTION):
         if hard_ns <= 0 or not 0 < soft_fraction <= 1:
             raise ValueError("hard_ns must be > 0 and soft_fraction within (0, 1]")
         self.hard_ns = hard_ns
-        self.soft_ns = int(hard_ns * soft_fraction)
+        self.soft_ns = soft_deadline_ns(0, hard_ns, soft_fraction)
         self._lock = threading.Lock()
         self._current: _Watched | None = None
         self.soft_timeouts = 0

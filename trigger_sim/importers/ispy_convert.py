@@ -37,9 +37,9 @@ from trigger_sim.detector import CaloTowers, simulate_tracker, wrap_phi
 from trigger_sim.errors import IspyError
 from trigger_sim.event import Fragment
 from trigger_sim.importers.ispy import IspyEvent, IspyFile
+from trigger_sim.importers.output import refuse_existing, write_recording
 from trigger_sim.partition import make_fragments
 from trigger_sim.physics import CHARGED_HADRON, ORIGIN_PILEUP, Particles
-from trigger_sim.recording import RecordWriter
 from trigger_sim.simulation import BUNCHES_PER_ORBIT
 
 ECAL_RECHITS = ("EBRecHits_V2", "EERecHits_V2")
@@ -246,30 +246,18 @@ def import_ispy(
     name and renamed when complete, so a failed import leaves no partial recording.
     """
     ig_path, output = Path(ig_path), Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; choose another name or overwrite it")
+    refuse_existing(output, overwrite)
     started = time.perf_counter()
     summary = ImportSummary()
-    partial = output.with_name(output.name + ".partial")
     with IspyFile(ig_path) as source:
         runs = source.runs
-        run_number = next(iter(runs)) if len(runs) == 1 else 0
         provenance = {
             "kind": "cms-ispy", "file": ig_path.name, "sha256": _sha256(ig_path),
             "cmssw_version": source.cmssw_version, "cms_runs": sorted(runs),
         }
-        try:
-            with RecordWriter(partial, run_number, ig_path.stem,
-                              as_dict(config), overwrite=True, source=provenance) as writer:
-                for l1_id, event in enumerate(source):
-                    converted = convert_event(event, config, l1_id)
-                    writer.write_event(l1_id, converted.meta, converted.fragments)
-                    _add(summary, converted)
-                    if progress is not None:
-                        progress(l1_id + 1, len(source))
-            partial.replace(output)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_recording(output, source, lambda event, l1_id: convert_event(event, config, l1_id), total=len(source),
+                        run_number=next(iter(runs)) if len(runs) == 1 else 0, stream=ig_path.stem,
+                        detector=as_dict(config), source=provenance, on_event=lambda c: _add(summary, c), progress=progress)
     summary.elapsed_s = time.perf_counter() - started
     return summary
 

@@ -42,11 +42,11 @@ import numpy as np
 from trigger_sim.config import FarmConfig, as_dict
 from trigger_sim.detector import NOISE_PARTICLE, CaloTowers, TrackerHits
 from trigger_sim.event import Fragment
+from trigger_sim.importers.output import refuse_existing, write_recording
 from trigger_sim.importers.trackml_csv import TrackmlError
 from trigger_sim.importers.trackml_event import NO_PARTICLE, TrackmlEvent, find_events, read_event
 from trigger_sim.importers.trackml_geometry import BARREL_LAYERS, ENDCAP_VOLUMES, NOT_BARREL, barrel_layer
 from trigger_sim.partition import make_fragments
-from trigger_sim.recording import RecordWriter
 
 BUNCH_CROSSING = 0  # TrackML events have none
 PARTICLE_COLUMNS = {"particle_id": "particle_id", "vx_mm": "vx", "vy_mm": "vy", "vz_mm": "vz",
@@ -170,26 +170,15 @@ def import_trackml(
     import leaves no partial recording.
     """
     directory, output = Path(directory), Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; choose another name or overwrite it")
+    refuse_existing(output, overwrite)
     check_config(config)
     started = time.perf_counter()
     events = find_events(directory)
     summary = TrackmlImportSummary()
     provenance = {"kind": "trackml", "directory": directory.resolve().name,
                   "event_ids": [e.event_id for e in events]}
-    partial = output.with_name(output.name + ".partial")
-    try:
-        with RecordWriter(partial, config.run.run_number, directory.resolve().name or "trackml",
-                          as_dict(config), overwrite=True, source=provenance) as writer:
-            for l1_id, files in enumerate(events):
-                converted = convert_event(read_event(files), config, l1_id)
-                writer.write_event(l1_id, converted.meta, converted.fragments)
-                summary.add(converted)
-                if progress is not None:
-                    progress(l1_id + 1, len(events))
-        partial.replace(output)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_recording(output, events, lambda files, l1_id: convert_event(read_event(files), config, l1_id), total=len(events),
+                    run_number=config.run.run_number, stream=directory.resolve().name or "trackml", detector=as_dict(config),
+                    source=provenance, on_event=summary.add, progress=progress)
     summary.elapsed_s = time.perf_counter() - started
     return summary

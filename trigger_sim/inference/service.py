@@ -2,11 +2,15 @@
 
 Protocol-free: the remote backend is anything with `infer(inputs, timeout_s)` that raises
 `InferenceTimeout` or `InferenceError`; the local backend runs the same model code and
-weights in-process, so the decision does not depend on which path answered.
+weights in-process, so the decision does not depend on which path answered. An answer of
+the wrong shape or dtype is a failed call like any other (it would otherwise send the
+event to HltError later). When the deadline (the event's soft timeout) has passed without
+an answer, no fallback runs: the event is leaving into HltTimeout anyway.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +21,15 @@ import numpy as np
 from trigger_sim import clock
 from trigger_sim.errors import InferenceError, InferenceTimeout
 from trigger_sim.inference.breaker import CircuitBreaker
+from trigger_sim.inference.deadline import left_s
+from trigger_sim.log_once import OnceLog, describe
 
 TRITON = "triton"
 FALLBACK = "fallback"
 SKIPPED = "skipped"  # nothing to infer (e.g. no jets)
+EXPIRED = "expired"  # no answer and the event's deadline had passed: no scores, the event times out
+MAX_FAILURE_TEXTS = 5
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -29,19 +38,22 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class InferenceOutcome:
-    scores: np.ndarray
-    path: str  # TRITON, FALLBACK or SKIPPED
-    reason: str = ""  # why the fallback was used: timeout, unavailable, breaker_open, no_time, no_server
+    scores: np.ndarray  # empty when the path is EXPIRED
+    path: str  # TRITON, FALLBACK, SKIPPED or EXPIRED
+    # why the server did not answer: timeout, unavailable, error, bad_shape, breaker_open, no_time, no_server
+    reason: str = ""
     remote_ms: float = 0.0  # time spent waiting on the server (also when it failed)
 
 
 @dataclass
 class InferenceCounters:
     triton_calls: int = 0  # calls answered by the server
-    triton_failures: int = 0  # calls sent to the server that failed or missed the deadline
+    triton_failures: int = 0  # calls sent to the server that failed, missed the deadline or answered a wrong shape
     fallback_calls: int = 0
     skipped: int = 0
+    expired: int = 0  # calls left unanswered at the event's deadline: no fallback run (the event times out)
     fallback_reasons: Counter = field(default_factory=Counter)
+    failure_texts: list[str] = field(default_factory=list)  # the first few failures other than timeouts, with their text
 
 
 class InferenceService:
@@ -57,7 +69,8 @@ class InferenceService:
         empty_output: np.ndarray | None = None,
     ):
         """`size_of(inputs)` is the number of items (jets, edges); with none, nothing is sent
-        and `empty_output` (default float32 (0, 1)) is the answer."""
+        and `empty_output` (default float32 (0, 1)) is the answer. It also fixes what an
+        answer must look like: one row per item, its trailing dimensions and dtype."""
         self.remote = remote
         self.local = local
         self.breaker = breaker
@@ -67,14 +80,18 @@ class InferenceService:
         self.counters = InferenceCounters()
         self.size_of = size_of
         self.empty_output = np.zeros((0, 1), np.float32) if empty_output is None else empty_output
+        self._once = OnceLog(log)
 
     def infer(self, inputs: Any, deadline_ns: int) -> InferenceOutcome:
-        """Scores for `inputs`, from the server if it answers before the deadline."""
-        if self.size_of(inputs) == 0:
+        """Scores for `inputs`, from the server if it answers before the deadline, else from
+        the local fallback; EXPIRED (no scores) when the deadline has passed without an answer,
+        as the event is then over its soft timeout and the fallback's work would be wasted."""
+        n_items = self.size_of(inputs)
+        if n_items == 0:
             self.counters.skipped += 1
             return InferenceOutcome(self.empty_output.copy(), SKIPPED)
-        start = self.now_ns()
-        timeout_s = min(self.timeout_s, (deadline_ns - start) / clock.NS_PER_S)
+        start = now = self.now_ns()
+        timeout_s = min(self.timeout_s, left_s(deadline_ns, start))
         remote_ms = 0.0
         if self.remote is None:
             reason = "no_server"
@@ -83,23 +100,54 @@ class InferenceService:
         elif not self.breaker.allow(start):
             reason = "breaker_open"
         else:
-            try:
-                scores = self.remote.infer(inputs, timeout_s)
-            except InferenceTimeout:
-                reason = "timeout"
-            except InferenceError:
-                reason = "unavailable"
-            except Exception:  # any other client failure: still a failed call, never a stuck breaker
-                reason = "error"
-            else:
-                end = self.now_ns()
-                self.breaker.record_success(end)
+            reason, scores = self._call_remote(inputs, n_items, timeout_s)
+            now = self.now_ns()
+            remote_ms = clock.ns_to_ms(now - start)
+            if not reason:
+                self.breaker.record_success(now)
                 self.counters.triton_calls += 1
-                return InferenceOutcome(scores, TRITON, "", clock.ns_to_ms(end - start))
-            end = self.now_ns()
-            remote_ms = clock.ns_to_ms(end - start)
-            self.breaker.record_failure(end)
+                return InferenceOutcome(scores, TRITON, "", remote_ms)
+            self.breaker.record_failure(now)
             self.counters.triton_failures += 1
+        if left_s(deadline_ns, now) <= 0:
+            self.counters.expired += 1
+            return InferenceOutcome(self.empty_output[:0].copy(), EXPIRED, reason, remote_ms)
         self.counters.fallback_calls += 1
         self.counters.fallback_reasons[reason] += 1
         return InferenceOutcome(self.local.infer(inputs, timeout_s=0.0), FALLBACK, reason, remote_ms)
+
+    def _call_remote(self, inputs: Any, n_items: int, timeout_s: float) -> tuple[str, np.ndarray | None]:
+        """('', scores) for a usable answer, else (the failure's reason, None)."""
+        try:
+            scores = self.remote.infer(inputs, timeout_s)
+        except InferenceTimeout:
+            return "timeout", None
+        except InferenceError as err:
+            self._keep_text("unavailable", err)
+            return "unavailable", None
+        except Exception as err:  # any other client failure: still a failed call, never a stuck breaker
+            self._keep_text("error", err)
+            self._once.exception(err, f"inference client {type(self.remote).__name__}")
+            return "error", None
+        problem = answer_problem(scores, n_items, self.empty_output)
+        if problem:
+            err = InferenceError(problem)
+            self._keep_text("bad_shape", err)
+            self._once.exception(err, f"inference client {type(self.remote).__name__}")
+            return "bad_shape", None
+        return "", scores
+
+    def _keep_text(self, reason: str, err: BaseException) -> None:
+        if len(self.counters.failure_texts) < MAX_FAILURE_TEXTS:
+            self.counters.failure_texts.append(f"{reason}: {describe(err)}")
+
+
+def answer_problem(scores: Any, n_items: int, empty_output: np.ndarray) -> str:
+    """Why `scores` cannot be the answer to a request of `n_items` items, or '' if it can: it
+    must be an array of one row per item, with `empty_output`'s trailing dimensions and dtype."""
+    if not isinstance(scores, np.ndarray):
+        return f"answer is a {type(scores).__name__}, not an array"
+    shape = (n_items, *empty_output.shape[1:])
+    if scores.shape != shape or scores.dtype != empty_output.dtype:
+        return f"answer {scores.dtype}{list(scores.shape)} for a request of {n_items} items, expected {empty_output.dtype}{list(shape)}"
+    return ""

@@ -14,14 +14,15 @@ no free region, go in the gRPC message as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from trigger_sim import clock
 from trigger_sim.errors import InferenceError, InferenceTimeout, InferenceUnavailable, TriggerSimError
+from trigger_sim.inference.deadline import require_left_s
 from trigger_sim.inference.triton_shm import SharedMemoryTransport
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
@@ -116,7 +117,7 @@ class TritonBackend:
                 raise self._failure(err, timeout_s) from err
             transport.registration_refused()
             return None
-        except (OSError, shm.SharedMemoryException):  # /dev/shm full or not writable
+        except OSError:  # /dev/shm full or not writable
             return None
         if plan is None:
             return None
@@ -138,10 +139,7 @@ class TritonBackend:
 
     def _left_s(self, deadline_ns: int, timeout_s: float) -> float:
         """Seconds left before the call's deadline; InferenceTimeout when none are."""
-        left_s = (deadline_ns - clock.now_ns()) / clock.NS_PER_S
-        if left_s <= 0:
-            raise InferenceTimeout(f"{self.url} {self.model}: no time left within {timeout_s * 1e3:.3g} ms")
-        return left_s
+        return require_left_s(deadline_ns, clock.now_ns(), f"{self.url} {self.model} (call of {timeout_s * 1e3:.3g} ms)")
 
     def _failure(self, err: InferenceServerException, timeout_s: float) -> Exception:
         if _is_deadline(err):
@@ -166,6 +164,16 @@ class TritonBackend:
             problems.append(f"output '{self.output_name}' FP32 expected, server has {outputs}")
         if problems:
             raise TriggerSimError(f"{self.url}: model '{self.model}' does not match the client: " + "; ".join(problems))
+
+    def inference_stats(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """The model's cumulative statistics on the server (Triton's `inference_stats` JSON:
+        per stage, a count and ns as strings); InferenceUnavailable when it cannot say."""
+        try:
+            stats = self.client.get_inference_statistics(self.model, as_json=True, client_timeout=timeout_s)
+        except InferenceServerException as err:
+            raise self._failure(err, timeout_s) from err
+        models = stats.get("model_stats") or [{}]
+        return dict(models[0].get("inference_stats") or {})
 
     def close(self) -> None:
         if self.shared_memory is not None:

@@ -6,7 +6,9 @@ a slot may be used again after a failed call, is decided by `shm_pool.RegionPool
 logic, tested directly); this module only creates, registers, writes and reads regions,
 every server call within the request's deadline. Region files are named `<prefix><n>_in`
 and `_out`: the farm gives every worker a prefix of its own run and removes whatever is
-left under it at the end (a worker killed mid-run cannot).
+left under it at the end (a worker killed mid-run cannot). The regions are plain /dev/shm
+files (`shm_region`), unknown to multiprocessing's resource tracker, so a killed worker
+leaves no tracker warnings behind: that cleanup is the farm's alone.
 
 A server that cannot see this host's /dev/shm (in a container, say, behind a published
 loopback port) refuses every registration: after `MAX_REGISTRATION_FAILURES` refusals in a
@@ -19,18 +21,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from trigger_sim import clock
-from trigger_sim.errors import InferenceTimeout, InferenceUnavailable
+from trigger_sim.errors import InferenceUnavailable
+from trigger_sim.inference.deadline import require_left_s
 from trigger_sim.inference.shm_pool import Plan, RegionPool
+from trigger_sim.inference.shm_region import SHM_DIR, Region
 
-SHM_DIR = Path("/dev/shm")
 DEFAULT_SLOTS = 3
 DEFAULT_QUARANTINE_S = 10.0  # longer than the server could still work on an abandoned graph
 MAX_REGISTRATION_FAILURES = 3
@@ -45,7 +46,7 @@ class SharedMemoryTransport:
         self.prefix = prefix
         self.pool = RegionPool(slots, int(quarantine_s * clock.NS_PER_S))
         self.now_ns = now_ns
-        self.handles: dict[str, object] = {}  # region name -> tritonclient handle
+        self.handles: dict[str, Region] = {}  # region name -> its mapping in this process
         self.registered: set[str] = set()  # names the server holds, as far as this client knows
         self.calls = 0  # requests sent through shared memory
         self.registration_failures = 0  # in a row
@@ -55,16 +56,13 @@ class SharedMemoryTransport:
         return f"{self.prefix}{slot}_in", f"{self.prefix}{slot}_out"
 
     def _left_s(self, deadline_ns: int) -> float:
-        left = (deadline_ns - self.now_ns()) / clock.NS_PER_S
-        if left <= 0:
-            raise InferenceTimeout(f"{self.prefix}: deadline passed while preparing shared memory")
-        return left
+        return require_left_s(deadline_ns, self.now_ns(), f"{self.prefix}: preparing shared memory")
 
     def acquire(self, in_bytes: int, out_bytes: int, deadline_ns: int) -> Plan | None:
         """Reserve and prepare a slot for the request, or None (then send it in the gRPC message).
 
-        Raises InferenceServerException when the server refuses a registration, OSError or
-        SharedMemoryException when /dev/shm refuses a region, InferenceTimeout when the
+        Raises InferenceServerException when the server refuses a registration, OSError
+        when /dev/shm refuses a region, InferenceTimeout when the
         deadline passes; the slot is then given up as failed."""
         if self.disabled:
             return None
@@ -87,12 +85,12 @@ class SharedMemoryTransport:
             if size:
                 self._unregister(name, self._left_s(deadline_ns))
                 self._destroy(name)
-                self.handles[name] = shm.create_shared_memory_region(name, f"/{name}", size)
+                self.handles[name] = Region(name, size)
         if plan.register:
             slot = self.pool.slots[plan.slot]
             for name, size in ((in_name, plan.new_in_bytes or slot.in_bytes), (out_name, plan.new_out_bytes or slot.out_bytes)):
                 self._unregister(name, self._left_s(deadline_ns))
-                self.client.register_system_shared_memory(name, f"/{name}", size, client_timeout=self._left_s(deadline_ns))
+                self.client.register_system_shared_memory(name, self.handles[name].key, size, client_timeout=self._left_s(deadline_ns))
                 self.registered.add(name)
 
     def registration_refused(self) -> None:
@@ -112,7 +110,7 @@ class SharedMemoryTransport:
         region and describe the request: inputs and output by region and offset."""
         in_name, out_name = self.names(plan.slot)
         ordered = list(arrays.items())
-        shm.set_shared_memory_region(self.handles[in_name], [a for _, (a, _) in ordered])
+        self.handles[in_name].write([a for _, (a, _) in ordered])
         inputs, offset = [], 0
         for name, (array, datatype) in ordered:
             tensor = grpcclient.InferInput(name, list(array.shape), datatype)
@@ -136,7 +134,7 @@ class SharedMemoryTransport:
         if n_bytes > self.pool.slots[plan.slot].out_bytes:
             raise InferenceUnavailable(f"output '{output_name}' of {n_bytes} bytes does not fit its region "
                                        f"({self.pool.slots[plan.slot].out_bytes} bytes)")
-        return np.array(shm.get_contents_as_numpy(self.handles[out_name], dtype, shape), copy=True)
+        return self.handles[out_name].read(dtype, shape)
 
     def release(self, plan: Plan, ok: bool) -> None:
         self.pool.release(plan, self.now_ns(), ok)
@@ -155,10 +153,10 @@ class SharedMemoryTransport:
             self.client.unregister_system_shared_memory(name, client_timeout=timeout_s)
 
     def _destroy(self, name: str) -> None:
-        handle = self.handles.pop(name, None)
-        if handle is not None:
-            with contextlib.suppress(shm.SharedMemoryException, OSError, BufferError):
-                shm.destroy_shared_memory_region(handle)
+        region = self.handles.pop(name, None)
+        if region is not None:
+            with contextlib.suppress(OSError):
+                region.destroy()
 
 
 def remove_regions(prefix: str) -> int:

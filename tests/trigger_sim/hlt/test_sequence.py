@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from trigger_sim import clock
+from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
 from trigger_sim.config import CONFIG_DIR, FarmConfig, with_overrides
 from trigger_sim.detector import tower_centers
-from trigger_sim.hlt.sequence import ACCEPTED, DEBUG, REJECTED, STEPS, HltSequence
+from trigger_sim.hlt.sequence import STEPS, EventResult, HltSequence
 from trigger_sim.inference.breaker import CircuitBreaker
-from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.errors import InferenceTimeout
+from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService
 from trigger_sim.menu import Chain, Menu, load_menu, missing_et_gev
 from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER, MODEL_NAMES, model_spec
 from trigger_sim.partition import unpack_calo
@@ -219,6 +221,46 @@ def test_inference_deadline_is_capped_by_the_event_budget(events):
     for l1_id in range(5):
         seq.process(l1_id, events[l1_id])
     assert seen and all(0 < t <= 0.8 * 2.0 for t in seen)
+
+
+def test_a_model_unanswered_at_the_soft_timeout_sends_the_event_to_hlt_timeout_without_a_fallback(events):
+    """The server holds the graph until the call's deadline, the event's soft timeout: the
+    local GNN would only delay an event that is leaving into HltTimeout anyway."""
+    now = [10**12]
+
+    class HeldUntilTheDeadline:
+        def infer(self, inputs, timeout_s):
+            now[0] += int(timeout_s * clock.NS_PER_S)
+            raise InferenceTimeout("no answer")
+
+    class CountingLocal:
+        calls = 0
+
+        def infer(self, inputs, timeout_s=0.0):
+            CountingLocal.calls += 1
+            return LOCAL[EDGE_CLASSIFIER].infer(inputs)
+
+    services = service()
+    spec = model_spec(EDGE_CLASSIFIER)
+    services[EDGE_CLASSIFIER] = InferenceService(HeldUntilTheDeadline(), CountingLocal(), CircuitBreaker(3, 10**9), timeout_s=10.0,
+                                                 now_ns=lambda: now[0], size_of=spec.size_of, empty_output=spec.empty_output())
+    cfg = with_overrides(CFG, worker={"budget_ms": 100.0})
+    r = HltSequence(cfg, MENU, services, now_ns=lambda: now[0]).process(0, events[0])
+    assert (r.outcome, r.streams, r.chains) == (DEBUG, ("HltTimeout",), ())
+    assert r.reason.endswith(f"after step {EDGE_CLASSIFIER}")
+    assert CountingLocal.calls == 0
+    assert (r.inference, r.inference_path, r.inference_reason) == ({EDGE_CLASSIFIER: EXPIRED}, EXPIRED, "")
+    assert r.steps_ms[EDGE_CLASSIFIER] == pytest.approx(80.0)  # the whole soft budget went to the call
+    assert services[EDGE_CLASSIFIER].counters.expired == 1
+
+
+@pytest.mark.parametrize("first, path, reason", [(TRITON, EXPIRED, ""), (SKIPPED, EXPIRED, ""), (FALLBACK, FALLBACK, "unavailable")])
+def test_an_expired_model_marks_the_event_unless_it_already_fell_back(first, path, reason):
+    r = EventResult(1, DEBUG)
+    r.record_inference(EDGE_CLASSIFIER, first, "unavailable" if first == FALLBACK else "")
+    r.record_inference(JET_TAGGER, EXPIRED, "timeout")
+    assert (r.inference_path, r.inference_reason) == (path, reason)  # a reason only with a fallback
+    assert r.inference == {EDGE_CLASSIFIER: first, JET_TAGGER: EXPIRED}
 
 
 def test_error_result():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trigger_sim.hlt.watchdog import HARD, NONE, SOFT, EventWatch
+from trigger_sim.hlt.watchdog import HARD, NONE, SOFT, SOFT_FRACTION, EventWatch, soft_deadline_ns
 
 MS = 1_000_000
 
@@ -67,3 +67,18 @@ def test_concurrent_checks_and_finish_decide_once():
         finished.append(w.finish(l1_id))
         t.join()
         assert hard[-1] + finished[-1] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**60), st.integers(2, 10**12))
+def test_the_watchdog_fires_the_soft_timeout_at_the_sequences_soft_deadline(start_ns, hard_ns):
+    """One rule for both: the sequence checks `soft_deadline_ns` between its steps, the watchdog
+    flags the same instant from its thread."""
+    deadline = soft_deadline_ns(start_ns, hard_ns)
+    assert deadline == start_ns + int(hard_ns * SOFT_FRACTION)
+    w = EventWatch(hard_ns)
+    w.start(3, start_ns)
+    assert w.soft_deadline_ns() == deadline
+    if deadline > start_ns:
+        assert w.check(deadline - 1)[0] == NONE
+    assert w.check(deadline)[0] == SOFT

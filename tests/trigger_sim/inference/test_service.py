@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from trigger_sim.errors import InferenceError, InferenceTimeout, InferenceUnavailable
 from trigger_sim.inference.breaker import BreakerState, CircuitBreaker
-from trigger_sim.inference.service import FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.inference.service import EXPIRED, FALLBACK, MAX_FAILURE_TEXTS, SKIPPED, TRITON, InferenceService, answer_problem
 
 MS = 1_000_000
 TIMEOUT_S = 0.100
@@ -45,6 +45,10 @@ class FakeRemote:
             raise InferenceError("generic inference error")
         if kind == "crash":
             raise RuntimeError("client bug")
+        if kind == "short":  # one row too few
+            return remote_scores(inputs)[1:]
+        if kind == "float64":
+            return remote_scores(inputs).astype(np.float64)
         return remote_scores(inputs)
 
 
@@ -83,7 +87,7 @@ def far(clock: FakeClock) -> int:
 
 def check_counters(service: InferenceService, calls: int) -> None:
     c = service.counters
-    assert c.triton_calls + c.fallback_calls + c.skipped == calls
+    assert c.triton_calls + c.fallback_calls + c.skipped + c.expired == calls
     assert sum(c.fallback_reasons.values()) == c.fallback_calls
 
 
@@ -161,16 +165,41 @@ def test_failed_probe_reopens_for_another_open_time():
     assert service.breaker.probes == 2
 
 
-def test_no_time_left_skips_the_remote():
+def test_too_little_time_skips_the_remote_but_not_the_fallback():
+    service, remote, local, clock = make()
+    for left_ns in (1, service.min_timeout_s * 1e9 - 1):
+        out = service.infer(INPUTS, clock.t + int(left_ns))
+        assert (out.path, out.reason) == (FALLBACK, "no_time")
+    assert remote.calls == []
+    assert local.calls == 2
+    assert service.breaker.state is BreakerState.CLOSED  # no_time is not a server failure
+    assert service.counters.triton_failures == 0
+    check_counters(service, 2)
+
+
+def test_a_passed_deadline_runs_neither_the_remote_nor_the_fallback():
+    """The event is over its soft timeout: it leaves into HltTimeout, a fallback would be wasted."""
     service, remote, local, clock = make()
     for deadline in (clock.t, clock.t - 1, clock.t - 10**9):
         out = service.infer(INPUTS, deadline)
-        assert (out.path, out.reason) == (FALLBACK, "no_time")
-    assert remote.calls == []
-    assert local.calls == 3
-    assert service.breaker.state is BreakerState.CLOSED  # no_time is not a server failure
-    assert service.counters.triton_failures == 0
+        assert (out.path, out.reason) == (EXPIRED, "no_time")
+        assert out.scores.shape == (0, 1)
+    assert remote.calls == [] and local.calls == 0
+    assert service.counters.expired == 3 and service.counters.fallback_calls == 0
     check_counters(service, 3)
+
+
+@pytest.mark.parametrize("kind", ["timeout", "unavailable", "crash"])
+def test_a_failure_that_uses_up_the_time_left_runs_no_fallback(kind):
+    service, remote, local, clock = make([(kind, 40.0)])
+    out = service.infer(INPUTS, clock.t + 40 * MS)  # the call fails just as the deadline passes
+    assert (out.path, out.remote_ms) == (EXPIRED, pytest.approx(40.0))
+    assert out.reason == {"crash": "error"}.get(kind, kind)
+    assert local.calls == 0
+    c = service.counters
+    assert (c.triton_failures, c.expired, c.fallback_calls) == (1, 1, 0)
+    assert service.breaker.consecutive_failures == 1  # still a failed call for the breaker
+    check_counters(service, 1)
 
 
 @pytest.mark.parametrize("left_ms, expected_s", [(1000.0, TIMEOUT_S), (100.0, TIMEOUT_S), (30.0, 0.030), (0.5, 0.0005)])
@@ -248,16 +277,19 @@ def test_random_sequences_keep_counters_consistent(failures, steps):
         if n_jets == 0:
             assert out.path == SKIPPED and called == 0
         elif deadline_ms <= 0:
-            assert (out.path, out.reason, called) == (FALLBACK, "no_time", 0)
+            assert (out.path, out.reason, called) == (EXPIRED, "no_time", 0)
         elif state_before is BreakerState.OPEN and (start - opened_before) < OPEN_NS:
             assert (out.path, out.reason, called) == (FALLBACK, "breaker_open", 0)
         else:
             assert called == 1
             assert 0 < remote.calls[-1][1] <= TIMEOUT_S
-            assert out.path == (TRITON if kind == "ok" else FALLBACK)
+            failed_path = EXPIRED if int(latency * MS) >= deadline_ms * MS else FALLBACK  # the fake clock's arithmetic
+            assert out.path == (TRITON if kind == "ok" else failed_path)
             if kind != "ok":
                 assert out.reason == kind
-        if out.path == FALLBACK:
+        if out.path == EXPIRED:
+            assert len(out.scores) == 0
+        elif out.path == FALLBACK:
             np.testing.assert_array_equal(out.scores, local_scores(x))
         elif out.path == TRITON:
             np.testing.assert_array_equal(out.scores, remote_scores(x))
@@ -265,6 +297,7 @@ def test_random_sequences_keep_counters_consistent(failures, steps):
         check_counters(service, n)
         assert len(remote.calls) == c.triton_calls + c.triton_failures
         assert local.calls == c.fallback_calls
+        assert sum(c.fallback_reasons.values()) == c.fallback_calls
 
 
 def test_unexpected_client_exception_falls_back_and_never_sticks_the_breaker():
@@ -277,3 +310,49 @@ def test_unexpected_client_exception_falls_back_and_never_sticks_the_breaker():
     out = service.infer(INPUTS, far(clock))  # the probe goes out and succeeds
     assert out.path == TRITON
     assert service.breaker.state is BreakerState.CLOSED
+
+
+def test_a_client_exception_is_logged_once_per_kind_and_its_text_kept(caplog):
+    service, _remote, _local, clock = make(script=[("crash", 1.0)] * 3 + [("unavailable", 1.0)], failures=10)
+    with caplog.at_level("WARNING", logger="trigger_sim.inference.service"):
+        for _ in range(4):
+            service.infer(INPUTS, far(clock))
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1 and "RuntimeError: client bug" in logged[0]  # once, with type and message
+    texts = service.counters.failure_texts
+    assert texts[:3] == ["error: RuntimeError: client bug"] * 3
+    assert texts[3] == "unavailable: InferenceUnavailable: connection refused"
+
+
+def test_only_the_first_few_failure_texts_are_kept():
+    service, _remote, _local, clock = make(script=[("crash", 1.0)] * 20, failures=100)
+    for _ in range(20):
+        service.infer(INPUTS, far(clock))
+    assert len(service.counters.failure_texts) == MAX_FAILURE_TEXTS
+    assert service.counters.fallback_reasons == {"error": 20}
+
+
+@pytest.mark.parametrize("kind", ["short", "float64"])
+def test_an_answer_of_the_wrong_shape_or_dtype_is_a_failed_call(kind, caplog):
+    service, remote, local, clock = make([(kind, 2.0)])
+    with caplog.at_level("WARNING", logger="trigger_sim.inference.service"):
+        out = service.infer(INPUTS, far(clock))
+    assert (out.path, out.reason) == (FALLBACK, "bad_shape")
+    np.testing.assert_array_equal(out.scores, local_scores(INPUTS))
+    c = service.counters
+    assert (c.triton_calls, c.triton_failures, c.fallback_calls) == (0, 1, 1)
+    assert service.breaker.consecutive_failures == 1
+    assert c.failure_texts[0].startswith("bad_shape: ") and "expected float32[2, 1]" in c.failure_texts[0]
+    assert len(caplog.records) == 1
+    check_counters(service, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 5), st.lists(st.integers(0, 4), max_size=3), st.sampled_from([np.float32, np.float64, np.int32]),
+       st.integers(0, 5), st.lists(st.integers(0, 4), max_size=3))
+def test_an_answer_is_usable_exactly_when_it_has_one_row_per_item_and_the_spec_dtype(n, tail, dtype, rows, answer_tail):
+    empty = np.zeros((0, *tail), np.float32)
+    answer = np.zeros((rows, *answer_tail), dtype)
+    usable = rows == n and answer_tail == tail and dtype == np.float32
+    assert (answer_problem(answer, n, empty) == "") == usable
+    assert answer_problem(answer.tolist(), n, empty) != ""  # a list is never an answer
