@@ -145,15 +145,19 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Farm configuration (TOML).")
 @click.option("--rates", help="Comma-separated input rates in Hz; without it, search for the saturation rate.")
-@click.option("--min-rate", type=float, default=10.0, show_default=True, help="Search: lowest rate tried (measured twice if it fails).")
+@click.option("--min-rate", type=float, default=10.0, show_default=True, help="Search: lowest rate tried.")
 @click.option("--max-rate", type=float, default=1000.0, show_default=True, help="Search: highest rate tried.")
-@click.option("--steps", type=click.IntRange(min=2), default=6, show_default=True, help="Search: number of points.")
-@click.option("--duration", type=click.FloatRange(min=3), default=8.0, show_default=True, help="Seconds per point.")
+@click.option("--steps", type=click.IntRange(min=2), default=6, show_default=True,
+              help="Search: at most this many rates (it stops sooner once the bracket is within the run-to-run noise).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per rate, each with a new seed; a rate is sustained only if every run passes.")
+@click.option("--duration", type=click.FloatRange(min=3), default=8.0, show_default=True,
+              help="Minimum seconds per run (a run lasts as long as its 1,000 events for the p99 need).")
 @click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core).")
 @click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern.")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False), help="Replay this recording (looped) instead of simulating.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="scan", show_default=True, help="Folder for scan.json, scan.csv, scan.png.")
-def scan(config_path, rates, min_rate, max_rate, steps, duration, workers, pattern, replay_path, out_dir) -> None:
+def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, workers, pattern, replay_path, out_dir) -> None:
     """Latency and throughput versus input rate; the highest sustainable rate."""
     from rich.table import Table
 
@@ -165,7 +169,7 @@ def scan(config_path, rates, min_rate, max_rate, steps, duration, workers, patte
     except ValueError as err:
         raise click.UsageError(f"--rates must be numbers separated by commas: {err}") from err
     console = Console(stderr=True)
-    total = len(rate_list) if rate_list else steps
+    total = (len(rate_list) if rate_list else steps) * repeats
     with Progress(TextColumn("[bold]rate scan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[info]}"), console=console) as bar:
         task = bar.add_task("points", total=total, info=f"{duration:g} s per point")
@@ -176,19 +180,23 @@ def scan(config_path, rates, min_rate, max_rate, steps, duration, workers, patte
                        f"p99 {s['latency_ms'].get('total', {}).get('p99', 0):.0f} ms, dead time {100 * s['level1']['deadtime_fraction']:.1f} %")
 
         try:
-            result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show)
+            result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show, repeats=repeats)
         except TriggerSimError as err:
             console.print(f"[red]error:[/red] {err}")
             sys.exit(2)
+        bar.update(task, total=len(result["points"]), completed=len(result["points"]))  # the search may stop early
     paths = write_outputs(result, Path(out_dir))
     table = Table(title=f"Rate scan (budget {result['budget_ms']:g} ms)")
-    for col in ("rate Hz", "in Hz", "decided/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "fallback", "dead time", "lost", "stable", "sustained"):
+    for col in ("rate Hz", "seed", "in Hz", "decided/s", "events", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "fallback", "dead time",
+                "lost", "stable", "sustained"):
         table.add_column(col, justify="right")
+    table.add_column("why not", justify="left")
     for r in result["points"]:
-        table.add_row(f"{r['rate_hz']:.0f}", f"{r['input_rate_hz']:.0f}", f"{r['throughput_hz']:.0f}", f"{r['total_p50_ms']:.1f}",
+        table.add_row(f"{r['rate_hz']:.0f}", str(r.get("seed", "")), f"{r['input_rate_hz']:.0f}", f"{r['throughput_hz']:.0f}",
+                      str(r.get("decided_events", "")), f"{r['total_p50_ms']:.1f}",
                       f"{r['total_p90_ms']:.1f}", f"{r['total_p99_ms']:.1f}", f"{r['total_p99.9_ms']:.1f}",
                       f"{100 * r['fallback_fraction']:.1f} %", f"{100 * r['deadtime_fraction']:.1f} %", str(r["lost"]),
-                      "yes" if r["stable"] else "no", "yes" if r["sustained"] else "no")
+                      "yes" if r["stable"] else "no", "yes" if r["sustained"] else "no", r.get("why_not", ""))
     Console().print(table)
     sat = result["saturation_rate_hz"]
     Console().print(f"highest sustained rate: {sat:.0f} Hz" if sat else "no rate sustained within the budget")

@@ -58,6 +58,7 @@ class Collector:
         self.builder_stats: dict[str, Any] | None = None
         self.worker_stats: dict[str, dict[str, Any]] = {}
         self.inference_paths: Counter = Counter()
+        self.decided_by_worker: Counter = Counter()  # events each worker identity decided (forced included)
         self.fallback_reasons: Counter = Counter()
         self.debug_reasons: Counter = Counter()
         self.bad_messages = 0
@@ -159,6 +160,7 @@ class Collector:
             self.duplicate_sources.append((l1_id, "result", meta.get("worker"), outcome, str(meta.get("reason", ""))[:80]))
             return
         self._add_digest(l1_id, outcome, chains if outcome != DEBUG else streams)
+        self.decided_by_worker[str(meta.get("worker"))] += 1
         if outcome == DEBUG:
             self.debug_reasons[f"{streams[0]}: {str(meta.get('reason', '')).split(':')[0]}"] += 1
         self.inference_paths[meta.get("inference_path") or "none"] += 1

@@ -5,8 +5,12 @@ runs them long and prints, per fault, injected / events in / decided / lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +19,10 @@ from typing import Any
 
 from farm.supervisor import Farm, FarmHooks, run_farm
 from farm.triton_server import TritonServer
-from trigger_sim.config import MODEL_REPOSITORY, REPO_ROOT, FarmConfig, load_config, with_overrides
+from farm.readout import RANGES_PER_MESSAGE
+from trigger_sim.recording import RecordReader, RecordWriter
+from trigger_sim.simulation import event_fragments
+from trigger_sim.config import MODEL_REPOSITORY, REPO_ROOT, FarmConfig, as_dict, load_config, with_overrides
 
 SLOW_MODEL_REPOSITORY = REPO_ROOT / "tests" / "data" / "slow_model_repository"
 
@@ -75,6 +82,102 @@ def worker_killed(n_events: int, kills: int = 1) -> ScenarioResult:
                           readout={"rate_hz": 30.0})  # the slow repository serves the jet tagger only
         summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=tick))
     return ScenarioResult("worker SIGKILL", len(killed), summary, {"killed": killed})
+
+
+def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: float = 0.5, seed: int = 1,
+                        output_dir: Path | None = None, min_age_s: float = 1.5) -> ScenarioResult:
+    """SIGKILL a random worker at random moments (exponential intervals, from a thread of
+    its own, so kills land anywhere in a worker's cycle: mid-step, between its result and
+    its next request, while it reports) for the whole run. Only workers alive for at least
+    `min_age_s` are candidates: a farm whose workers die faster than they start decides
+    nothing, which tests only the drain timeout. Run below and above saturation."""
+    rng = random.Random(seed)
+    killed: list[str] = []
+    stop = threading.Event()
+    first_seen: dict[int, float] = {}
+
+    def killer(farm: Farm) -> None:
+        while not stop.wait(rng.expovariate(1.0 / mean_interval_s)):
+            if farm.collector.ledger.decided >= n_events:
+                return  # the run is over: a kill now would only race the shutdown
+            now = time.monotonic()
+            live = [(i, p) for i, p in list(farm.workers.items()) if p.is_alive()]
+            for _, p in live:
+                first_seen.setdefault(p.pid, now)
+            old = [(i, p) for i, p in live if now - first_seen[p.pid] >= min_age_s]
+            if not old:
+                continue
+            index, proc = rng.choice(old)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.append(farm.identities[index])
+                first_seen[proc.pid] = float("inf")  # never picked twice
+
+    thread: list[threading.Thread] = []
+
+    def started(farm: Farm) -> None:
+        thread.append(threading.Thread(target=killer, args=(farm,), name="killer", daemon=True))
+        thread[0].start()
+
+    cfg = base_config(readout={"rate_hz": rate_hz}, run={"seed": seed})
+    try:
+        summary = run_farm(cfg, n_events, output_dir=output_dir, hooks=FarmHooks(on_started=started))
+    finally:
+        stop.set()
+        for t in thread:
+            t.join(5.0)
+    notes: dict[str, Any] = {"killed": killed}
+    if output_dir is not None:
+        notes["streams"] = stream_file_check(summary, output_dir)
+    return ScenarioResult(f"random worker SIGKILLs at {rate_hz:g} Hz", len(killed), summary, notes)
+
+
+def worker_stalled(n_events: int) -> ScenarioResult:
+    """SIGSTOP a worker mid-run: alive but silent. The builder reports it once it has been
+    silent past its budget plus the margin; the supervisor kills it; it is replaced and the
+    event it held is retried."""
+    state: dict[str, Any] = {}
+
+    def stall(farm: Farm) -> None:
+        proc = farm.workers[0]
+        os.kill(proc.pid, signal.SIGSTOP)
+        state.update(stopped=farm.identities[0], at=time.monotonic())
+
+    cfg = base_config(worker={"stall_margin_ms": 500.0})
+    summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(n_events // 4, stall)))
+    return ScenarioResult("worker SIGSTOP (stalled)", int("stopped" in state), summary, state)
+
+
+def looped_replay(n_events: int, recording_events: int = 50, id_stride: int = 3, rate_hz: float = 2000.0) -> ScenarioResult:
+    """A small recording with sparse Level-1 ids (every `id_stride`-th) replayed in a loop
+    for `n_events` Level-1 accepts, as fast as the farm takes them (pile-up 0, every model in
+    the workers): no two replayed ids are consecutive, so the readout reports one id range
+    per event, many chunks of them for a long run. Every accept must be counted and decided."""
+    cfg = base_config(readout={"rate_hz": rate_hz}, physics={"pileup_mean": 0.0}, inference={"models": ()})
+    with tempfile.TemporaryDirectory(prefix="trigger-sim-replay-") as tmp:
+        path = Path(tmp) / "sparse.tsrec"
+        with RecordWriter(path, cfg.run.run_number, "generated", as_dict(cfg)) as writer:
+            for i in range(recording_events):
+                l1_id = i * id_stride
+                writer.write_event(l1_id, {}, event_fragments(cfg, l1_id, 0))
+        summary = run_farm(cfg, n_events, replay=path, loop=True, output_dir=None)
+    return ScenarioResult(f"looped replay of {recording_events} events, sparse ids", n_events, summary,
+                          {"id_ranges": n_events, "id_chunks": -(-n_events // RANGES_PER_MESSAGE)})
+
+
+def stream_file_check(summary: dict[str, Any], output_dir: Path) -> dict[str, dict[str, int]]:
+    """Per stream file: records, distinct Level-1 ids, and what the summary says was written."""
+    out = {}
+    for stream, n in summary["streams"].items():
+        ids = [r.l1_id for r in RecordReader(output_dir / f"{stream}.tsrec")]
+        out[stream] = {"records": len(ids), "distinct": len(set(ids)), "summary": n}
+    for stream, n in summary["debug_streams"].items():
+        name = stream.split(":")[0]
+        if name not in out and (output_dir / f"{name}.tsrec").exists():
+            ids = [r.l1_id for r in RecordReader(output_dir / f"{name}.tsrec")]
+            out[name] = {"records": len(ids), "distinct": len(set(ids)),
+                         "summary": sum(v for k, v in summary["debug_streams"].items() if k.split(":")[0] == name)}
+    return out
 
 
 def triton_killed(n_events: int, outage_s: float = 1.5) -> ScenarioResult:
@@ -138,6 +241,10 @@ def overload(n_events: int, rate_hz: float = 3000.0) -> ScenarioResult:
 
 SCENARIOS = {
     "worker_killed": worker_killed,
+    "random_kills_below": lambda n: random_worker_kills(n, rate_hz=30.0),
+    "random_kills_above": lambda n: random_worker_kills(n, rate_hz=150.0, seed=2),
+    "worker_stalled": worker_stalled,
+    "looped_replay": looped_replay,
     "triton_killed": triton_killed,
     "stub_killed": stub_killed,
     "readout_faults": readout_faults,

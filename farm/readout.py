@@ -28,7 +28,7 @@ from trigger_sim.event_source import RecordingSource, SimulatedSource
 from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
-RANGES_PER_MESSAGE = 20_000  # [start, stop) pairs per L1_IDS message: ~0.4 MB, under the metadata limit
+RANGES_PER_MESSAGE = 5_000  # [start, stop) pairs per L1_IDS message: under 0.1 MB, far below the metadata limit
 MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
 
 

@@ -90,7 +90,10 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
                                 window_s=WINDOW_S, skip_s=WINDOW_S),
         "builder": collector.builder_stats or {},
         "workers": {"count": n_workers, "restarts": restarts,
-                    "per_worker": {k: v for k, v in sorted(collector.worker_stats.items())}},
+                    # each worker's own counters (its latest report, sent every second) and the
+                    # events the collector counted as decided by it
+                    "per_worker": {k: {**collector.worker_stats.get(k, {}), "decided": collector.decided_by_worker.get(k, 0)}
+                                   for k in sorted(set(collector.worker_stats) | set(collector.decided_by_worker))}},
         "collector": {"bad_messages": collector.bad_messages, "bad_message_kinds": dict(collector.bad_message_kinds.most_common(10)), "write_errors": collector.write_errors,
                       "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},

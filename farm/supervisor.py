@@ -291,7 +291,7 @@ def _restart_dead_workers(farm: Farm, control: zmq.Socket, start_worker, ready: 
         if p.is_alive() or farm.builder.exitcode is not None:
             continue
         control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": farm.identities[index]})])
-        farm.problems.append(f"{farm.identities[index]} exited with code {p.exitcode}: restarted, its event retried")
+        farm.problems.append(f"{farm.identities[index]} exited with code {p.exitcode}: restarted (an event it held without a decision is retried)")
         farm.restarts += 1
         start_worker(index)  # its "ready" message is read by the main loop
 

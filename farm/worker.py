@@ -84,9 +84,9 @@ def unreadable_event(l1_id: int, err: Exception) -> EventResult:
 class _Periodic:
     """True once every `period_s` (heartbeats, counters)."""
 
-    def __init__(self, period_s: float):
+    def __init__(self, period_s: float, first_now: bool = False):
         self.period_ns = int(period_s * clock.NS_PER_S)
-        self.last_ns = clock.now_ns()
+        self.last_ns = 0 if first_now else clock.now_ns()
 
     def due(self, now_ns: int) -> bool:
         if now_ns - self.last_ns < self.period_ns:
@@ -129,7 +129,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
             **counts, "processed": counts["processed"], **inference_counters(inference),
             "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
 
-    heartbeat, stats = _Periodic(HEARTBEAT_S), _Periodic(STATS_PERIOD_S)
+    heartbeat, stats = _Periodic(HEARTBEAT_S), _Periodic(STATS_PERIOD_S, first_now=True)
     try:
         while not stop.is_set():
             if stats.due(clock.now_ns()):

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from farm import fault_scenarios as fs
 
-LONG_EVENTS = {"worker_killed": 300, "triton_killed": 2000, "stub_killed": 1500, "readout_faults": 2000,
+LONG_EVENTS = {"worker_killed": 300, "random_kills_below": 5000, "random_kills_above": 5000, "worker_stalled": 600,
+               "looped_replay": 300_000, "triton_killed": 2000, "stub_killed": 1500, "readout_faults": 2000,
                "silent_source": 600, "overload": 4000}
 
 

@@ -1,0 +1,210 @@
+"""The builder's side of the worker protocol, on real ZeroMQ sockets, with the test playing
+the workers, the supervisor and the collector (the builder runs in a thread).
+
+What a worker's death, silence or stray messages may and may not do: a result and the
+release of its event travel together; a dead worker's late credits create nothing; a
+malformed control message is counted, never fatal; a silent worker is reported.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+import msgpack
+import pytest
+import zmq
+
+from farm import messages
+from farm.builder import Builder
+from trigger_sim.config import load_config, with_overrides
+from trigger_sim.simulation import event_fragments
+from trigger_sim.wire import encode_fragment
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Harness:
+    def __init__(self, **worker: float):
+        self.config = with_overrides(load_config(), physics={"pileup_mean": 0.0}, worker=worker or {})
+        self.ctx = zmq.Context()
+        self.collector = self.ctx.socket(zmq.PULL)
+        port = self.collector.bind_to_random_port("tcp://127.0.0.1")
+        self.builder = Builder(self.config, f"tcp://127.0.0.1:{port}")
+        self.ready: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.builder.run, args=(self.ready, self.stop), daemon=True)
+        self.thread.start()
+        self.endpoints = self.ready.get(timeout=10)[1]
+        self.readout = self.ctx.socket(zmq.PUSH)
+        self.readout.connect(self.endpoints["fragments"])
+        self.control = self.ctx.socket(zmq.PUSH)
+        self.control.connect(self.endpoints["control"])
+        self.workers: dict[str, zmq.Socket] = {}
+
+    def worker(self, identity: str) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity.encode())
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoints["work"])
+        self.workers[identity] = sock
+        return sock
+
+    def send_event(self, l1_id: int) -> None:
+        for frag in event_fragments(self.config, l1_id, 0):
+            self.readout.send_multipart(encode_fragment(frag))
+
+    def receive(self, sock: zmq.Socket, timeout_ms: int = 3000) -> list[bytes] | None:
+        return sock.recv_multipart() if sock.poll(timeout_ms) else None
+
+    def collected(self, timeout_ms: int = 3000) -> list[list[bytes]]:
+        out = []
+        while self.collector.poll(timeout_ms):
+            out.append(self.collector.recv_multipart())
+            timeout_ms = 200
+        return out
+
+    def close(self) -> list[list[bytes]]:
+        self.stop.set()
+        self.thread.join(10)
+        rest = self.collected(500)
+        for sock in (self.collector, self.readout, self.control, *self.workers.values()):
+            sock.close(linger=0)
+        self.ctx.term()
+        return rest
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    yield h
+    if h.thread.is_alive():
+        h.close()
+
+
+def ready(sock: zmq.Socket, credits: int = 1) -> None:
+    sock.send_multipart([messages.READY, messages.pack_meta({"credits": credits})])
+
+
+def result(sock: zmq.Socket, l1_id: int, outcome: str = "rejected", forced: bool = False) -> None:
+    meta = {"l1_id": l1_id, "outcome": outcome, "streams": ["HltTimeout"] if outcome == "debug" else [], "chains": [],
+            "steps_ms": {}, "received_ns": 1, "decided_ns": 2, "worker": "w"}
+    if forced:
+        meta["forced"] = True
+    sock.send_multipart([messages.RESULT, messages.pack_meta(meta)])
+
+
+def kinds(msgs: list[list[bytes]]) -> list[bytes]:
+    return [m[0] for m in msgs]
+
+
+def test_an_event_is_released_only_with_its_result_and_retried_after_the_worker_dies(harness):
+    a = harness.worker("worker-a.0")
+    ready(a)
+    harness.send_event(0)
+    event = harness.receive(a)
+    assert event[0] == messages.EVENT and messages.unpack_id(event[1]) == 0
+    # worker a dies without a result: the event goes to another worker, a second delivery
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-a.0"})])
+    b = harness.worker("worker-b.0")
+    ready(b)
+    again = harness.receive(b)
+    assert again is not None and messages.unpack_id(again[1]) == 0
+    assert messages.unpack_meta(again[2])["attempt"] == 2
+    result(b, 0, "accepted")
+    out = harness.collected()
+    assert kinds(out) == [messages.RESULT]
+    ours = messages.unpack_meta(out[0][2])
+    assert ours["attempt"] == 2 and ours["frames_per_fragment"], "an accepted event leaves with its fragments"
+    stats = [m for m in harness.close() if m[0] == messages.STATS]
+    assert msgpack.unpackb(stats[0][1])["counters"]["retried_after_worker_loss"] == 1
+
+
+def test_a_dead_workers_late_credit_and_result_create_nothing(harness):
+    a = harness.worker("worker-a.0")
+    ready(a)
+    harness.send_event(0)
+    assert harness.receive(a) is not None
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-a.0"})])
+    time.sleep(0.3)
+    result(a, 0)  # read after WORKER_DIED: stale
+    ready(a, 5)  # must not recreate credits for a dead identity
+    harness.send_event(1)
+    assert harness.receive(a, 1000) is None, "an event was sent to a worker reported dead"
+    b = harness.worker("worker-b.0")
+    ready(b, 2)
+    got = sorted(messages.unpack_id(harness.receive(b)[1]) for _ in range(2))
+    assert got == [0, 1]
+    result(b, 0)
+    result(b, 1)
+    out = harness.collected() + harness.close()
+    assert kinds(out).count(messages.RESULT) == 2
+    counters = msgpack.unpackb([m for m in out if m[0] == messages.STATS][0][1])["counters"]
+    assert counters["stale_results_dropped"] == 1
+    assert counters["stale_credits_refused"] == 2  # the READY and the credit that comes with a result
+
+
+def test_forced_decision_first_then_the_main_threads_result_is_dropped(harness):
+    a = harness.worker("worker-a.0")
+    wd = harness.worker("worker-a.0" + messages.WATCHDOG_SUFFIX)
+    ready(a)
+    harness.send_event(0)
+    assert harness.receive(a) is not None
+    result(wd, 0, "debug", forced=True)
+    time.sleep(0.2)
+    harness.send_event(1)
+    assert harness.receive(a, 500) is None, "the forced decision must not free the worker's slot"
+    result(a, 0, "accepted")  # the main thread comes back: its result is late, its slot free
+    assert messages.unpack_id(harness.receive(a)[1]) == 1
+    result(a, 1)
+    out = harness.collected() + harness.close()
+    decided = [msgpack.unpackb(m[1]) for m in out if m[0] == messages.RESULT]
+    assert [(d["l1_id"], d["outcome"]) for d in decided] == [(0, "debug"), (1, "rejected")]
+
+
+@pytest.mark.parametrize("bad", [
+    [messages.WORKER_DIED, messages.pack_meta({})],  # no identity
+    [messages.WORKER_DIED, messages.pack_meta([1, 2])],  # not a map
+    [messages.WORKER_DIED, b"\xc1"],  # not msgpack
+    [b"WHAT", messages.pack_meta({"identity": "x"})],
+    [messages.WORKER_DIED],
+])
+def test_a_malformed_control_message_is_counted_and_the_builder_goes_on(harness, bad):
+    harness.control.send_multipart(bad)
+    a = harness.worker("worker-a.0")
+    ready(a)
+    harness.send_event(0)
+    assert harness.receive(a) is not None, "the builder stopped serving after a bad control message"
+    result(a, 0)
+    out = harness.collected() + harness.close()
+    counters = msgpack.unpackb([m for m in out if m[0] == messages.STATS][0][1])["counters"]
+    assert counters["bad_control_messages"] == 1
+
+
+def test_a_malformed_result_sends_the_event_to_hlt_error_not_nowhere(harness):
+    a = harness.worker("worker-a.0")
+    ready(a)
+    harness.send_event(0)
+    assert harness.receive(a) is not None
+    a.send_multipart([messages.RESULT, messages.pack_meta({"l1_id": 0, "outcome": "maybe"})])
+    out = harness.collected()
+    assert kinds(out) == [messages.MISSING]
+    meta = msgpack.unpackb(out[0][1])
+    assert meta["stream"] == "HltError" and "malformed result" in meta["reason"]
+    harness.close()
+
+
+def test_a_silent_worker_is_reported_once():
+    h = Harness(budget_ms=100.0, stall_margin_ms=200.0)
+    try:
+        a = h.worker("worker-a.0")
+        ready(a)
+        h.send_event(0)
+        assert h.receive(a) is not None  # then silence: no heartbeat, no result
+        out = h.collected(2000)
+        stalled = [msgpack.unpackb(m[1]) for m in out if m[0] == messages.STALLED]
+        assert [s["identity"] for s in stalled] == ["worker-a.0"] and stalled[0]["silent_s"] > 0.3
+    finally:
+        h.close()

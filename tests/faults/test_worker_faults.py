@@ -1,0 +1,44 @@
+"""Workers killed at random moments, and a worker that stalls: the real farm, real SIGKILLs.
+
+The long version (hundreds of kills over 5,000 events each, below and above saturation)
+runs from `scripts/fault_suite.py --only random_kills_below --only random_kills_above`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from farm import fault_scenarios as fs
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize("rate_hz, seed", [(30.0, 11), (150.0, 12)], ids=["below-saturation", "above-saturation"])
+def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, rate_hz, seed):
+    r = fs.random_worker_kills(400, rate_hz=rate_hz, mean_interval_s=0.5, seed=seed, output_dir=tmp_path / "out")
+    s, ev = r.summary, r.summary["events"]
+    diagnosis = (s["problems"][:5], s["builder"], s["collector"])
+    assert r.injected >= 3, "the killer should have fired several times"
+    assert ev["l1_count_known"] and ev["l1_accepted"] == 400, diagnosis
+    assert ev["lost"] == 0 and ev["accepted"] + ev["rejected"] + ev["debug"] == 400, diagnosis
+    assert s["workers"]["restarts"] >= len(set(r.notes["killed"])) - 1  # the last kill may land as the run ends
+    for stream, check in r.notes["streams"].items():  # duplicates refused are never written
+        assert check["records"] == check["distinct"] == check["summary"], (stream, check)
+    per_worker = s["workers"]["per_worker"]
+    for identity in set(r.notes["killed"]):  # a killed worker's counters survive it
+        if per_worker.get(identity, {}).get("decided"):
+            assert "processed" in per_worker[identity], identity
+    if rate_hz > 60:  # saturated: every worker always holds an event, so kills hit events
+        assert s["builder"]["retried_after_worker_loss"] >= 1, diagnosis
+
+
+def test_a_stalled_worker_is_killed_replaced_and_its_event_retried():
+    r = fs.worker_stalled(300)
+    s = r.summary
+    assert r.injected == 1
+    assert s["events"]["lost"] == 0 and s["events"]["l1_accepted"] == 300
+    assert s["builder"]["workers_reported_silent"] == [r.notes["stopped"]]
+    assert s["workers"]["restarts"] == 1
+    assert any("silent for" in p and "killed" in p for p in s["problems"])
+    # the replacement worked: events decided after the stall by more than the other worker
+    assert sum(1 for k, v in s["workers"]["per_worker"].items() if v.get("decided")) >= 3
