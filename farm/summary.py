@@ -111,7 +111,7 @@ def _per_model(worker_counters: list[dict[str, Any]]) -> dict[str, dict[str, int
     out: dict[str, dict[str, int]] = {}
     for w in worker_counters:
         for model, c in (w.get("models") or {}).items():
-            m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "triton_failures": 0,
+            m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "expired": 0, "triton_failures": 0,
                                        "shared_memory_calls": 0})
             for key in m:
                 m[key] += int(c.get(key, 0))

@@ -24,7 +24,8 @@ from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
-from trigger_sim.hlt.sequence import DEBUG, EventResult, HltSequence
+from trigger_sim.accounting import DEBUG
+from trigger_sim.hlt.sequence import EventResult, HltSequence
 from trigger_sim.hlt.watchdog import HARD, EventWatch
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
@@ -42,11 +43,11 @@ def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]
     for name, service in inference.items():
         c = service.counters
         per_model[name] = {"triton_calls": c.triton_calls, "triton_failures": c.triton_failures, "fallback_calls": c.fallback_calls,
-                           "skipped": c.skipped, "fallback_reasons": dict(c.fallback_reasons),
+                           "skipped": c.skipped, "expired": c.expired, "failure_texts": list(c.failure_texts), "fallback_reasons": dict(c.fallback_reasons),
                            "breaker_opened": service.breaker.times_opened, "breaker_probes": service.breaker.probes,
                            **shared_memory_counters(service)}
     total: dict[str, Any] = {key: sum(m[key] for m in per_model.values())
-                             for key in ("triton_calls", "triton_failures", "fallback_calls", "breaker_opened", "breaker_probes")}
+                             for key in ("triton_calls", "triton_failures", "fallback_calls", "expired", "breaker_opened", "breaker_probes")}
     reasons: Counter = Counter()
     for m in per_model.values():
         reasons.update(m["fallback_reasons"])
