@@ -1,0 +1,97 @@
+"""The collector on a real socket: any malformed message is counted and dropped, a flood is
+read in bounded turns, and the readout's ids arrive in chunks that must add up."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from farm import messages
+from farm.cli import incomplete_reasons
+from farm.collector import Collector
+from trigger_sim.config import load_config, with_overrides
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def collector():
+    ctx = zmq.Context()
+    c = Collector(ctx, with_overrides(load_config(), output={"write_streams": False}), None)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(c.endpoint)
+    yield c, push
+    push.close(linger=0)
+    c.close()
+    ctx.term()
+
+
+def drain(c: Collector, expected: int) -> None:
+    deadline = time.monotonic() + 5
+    while c.bad_messages + c.ledger.decided + len(c.worker_stats) < expected and time.monotonic() < deadline:
+        c.poll(50)
+
+
+BAD = [
+    [messages.STATS, msgpack.packb({"role": "worker", "identity": "w", "counters": [1, 2]})],  # a list where a map is expected
+    [messages.RESULT, msgpack.packb([1, 2, 3])],
+    [messages.RESULT, msgpack.packb({"l1_id": 1, "outcome": "accepted", "streams": [], "chains": [], "steps_ms": {},
+                                     "received_ns": 1, "decided_ns": 2})],  # no builder metadata
+    [messages.END, msgpack.packb({"l1_accepted": "many", "id_chunks": 0})],
+    [messages.L1_IDS, msgpack.packb({"chunk": 0, "ranges": [[5, 1]]})],
+    [messages.STALLED, msgpack.packb({"identity": "w"})],
+    [messages.MISSING, msgpack.packb({"l1_id": None})],
+    [b"NONSENSE", msgpack.packb({})],
+    [messages.RESULT],
+    [messages.END, b"\xc1\xc1"],
+]
+
+
+def test_each_malformed_message_is_counted_and_the_collector_goes_on(collector):
+    c, push = collector
+    for msg in BAD:
+        push.send_multipart(msg)
+    push.send_multipart([messages.STATS, msgpack.packb({"role": "worker", "identity": "w0", "counters": {"processed": 3}})])
+    drain(c, len(BAD) + 1)
+    assert c.bad_messages == len(BAD)
+    assert c.worker_stats == {"w0": {"processed": 3}}
+    assert c.end is None and c.ledger.decided == 0
+
+
+def test_a_flood_is_read_in_bounded_turns(collector):
+    c, push = collector
+    for i in range(2500):
+        push.send_multipart([messages.STATS, msgpack.packb({"role": "worker", "identity": f"w{i}", "counters": {}})])
+    time.sleep(0.5)
+    assert c.poll(1000, max_messages=1000) == 1000
+    assert c.poll(1000, max_messages=1000) == 1000
+
+
+def test_end_counts_only_when_its_id_chunks_add_up(collector):
+    c, push = collector
+    push.send_multipart([messages.END, msgpack.packb({"l1_accepted": 5, "id_chunks": 2})])
+    push.send_multipart([messages.L1_IDS, msgpack.packb({"chunk": 1, "ranges": [[10, 12]]})])
+    deadline = time.monotonic() + 5
+    while c.poll(50) < 1 and time.monotonic() < deadline:
+        pass
+    c.poll(200)
+    assert c.end is None, "END must wait for every chunk it announced"
+    push.send_multipart([messages.L1_IDS, msgpack.packb({"chunk": 0, "ranges": [[0, 3]]})])
+    deadline = time.monotonic() + 5
+    while c.end is None and time.monotonic() < deadline:
+        c.poll(50)
+    assert list(c.expected_ids()) == [0, 1, 2, 10, 11] and c.n_unaccounted() == 5
+
+
+def _summary(known=True, lost=0, problems=()):
+    return {"events": {"l1_count_known": known, "lost": lost}, "problems": list(problems)}
+
+
+def test_exit_status_zero_only_when_the_run_is_known_complete():
+    assert incomplete_reasons(_summary()) == []
+    assert incomplete_reasons(_summary(known=False))
+    assert incomplete_reasons(_summary(lost=1))
+    assert incomplete_reasons(_summary(problems=["worker-0.0 exited with code -9"]))
