@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
-import resource
 from collections import Counter, OrderedDict
 
 import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.procfs import peak_rss_mb
 from farm.security import Curve
 from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
@@ -36,18 +36,6 @@ from trigger_sim.wire import decode_fragment
 
 POLL_MS = 20
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak resident memory (VmHWM). ru_maxrss is not used: across the
-    fork and exec of a spawned process it keeps the parent's peak."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
@@ -314,7 +302,7 @@ class Builder:
             "stale_results_dropped": self.dispatcher.stale_results, "late_results_dropped": self.dispatcher.late_results,
             "stale_credits_refused": self.dispatcher.stale_credits, "workers_reported_silent": self.stalled, "peak_waiting": self.dispatcher.peak_waiting,
             "busy_s": self.busy_ns / clock.NS_PER_S, "refused_peers": self.curve.refused_peers if self.curve else 0,
-            "peak_rss_mb": peak_rss_mb()}})])
+            "peak_rss_mb": peak_rss_mb() or 0.0}})])
         for sock in (self.fragments_in, self.work, self.control):
             sock.close(linger=0)
         self.out.close(linger=2000)

@@ -105,18 +105,6 @@ def cpu_s(task: Task) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM: the peak resident set of the process's own memory since it started (or exec'd)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
-
-
 def machine_cpu_s() -> tuple[float, float]:
     """CPU seconds the whole machine has been busy (all processes, all cores), and stolen by the
     hypervisor, since boot (/proc/stat)."""

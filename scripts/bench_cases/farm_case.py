@@ -44,7 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_cases.common import CaseResult, CpuMeter, Target, descendants, fmt, log, machine_cpu_s, peak_rss_mb, stats
+from bench_cases.common import CaseResult, CpuMeter, Target, descendants, fmt, log, machine_cpu_s, stats
+from farm.procfs import peak_rss_mb
 from farm.scan import RUN_OVERHEAD_S
 from farm.supervisor import Farm, FarmHooks, run_farm
 from farm.server_device import local_server
