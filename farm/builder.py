@@ -26,7 +26,7 @@ from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
 from trigger_sim.config import FarmConfig
-from trigger_sim.dispatch import FORWARD, Dispatcher
+from trigger_sim.dispatch import FORWARD, STALE, Dispatcher
 from trigger_sim.errors import WireFormatError
 from trigger_sim.liveness import Liveness
 from trigger_sim.accounting import ACCEPTED, DEBUG
@@ -63,6 +63,8 @@ class Builder:
         self.rejected_notes: OrderedDict[int, list[str]] = OrderedDict()  # for events not yet pending
         self.bad_control = 0
         self.bad_results = 0
+        self.delivered: dict[bytes, int] = {}  # EVENT messages sent to each worker
+        self.orphaned = 0
         self.stalled: list[str] = []  # workers reported silent
         wc = config.worker
         self.liveness = Liveness(int((wc.budget_ms + wc.stall_margin_ms) * clock.NS_PER_MS))
@@ -107,23 +109,30 @@ class Builder:
                 "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts, "attempt": event.attempts + 1}
         try:
             self.work.send_multipart([worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames], copy=False)
-        except zmq.ZMQError:  # unreachable: the worker is gone; its events go back in the queue
+        except zmq.ZMQError:  # unreachable: its events go back in the queue; the supervisor replaces it
             self._worker_gone(worker, "unreachable")
+            self._report_stalled(worker, 0, "unreachable")
             return False
         event.attempts += 1  # deliveries, not tries to send
+        self.delivered[worker] = self.delivered.get(worker, 0) + 1
         event.dispatched_ns = meta["dispatched_ns"]
         return True
 
     def _worker_gone(self, worker: bytes, why: str) -> None:
+        if self.dispatcher.is_gone(worker):
+            return
         held = self.dispatcher.forget_worker(worker)
         self.liveness.forget(worker)
         self.workers_lost.add(worker)
         for l1_id, event in held.items():
-            if event.attempts < MAX_ATTEMPTS:
-                self.retried += 1
-                self.dispatcher.requeue(l1_id, event)
-            else:
-                self._to_collector(event, "HltError", f"worker {worker.decode(errors='replace')} {why} while holding the event, after {event.attempts} attempts")
+            self._retry_or_fail(worker, l1_id, event, f"{why} while holding")
+
+    def _retry_or_fail(self, worker: bytes, l1_id: int, event: PendingEvent, what: str) -> None:
+        if event.attempts < MAX_ATTEMPTS:
+            self.retried += 1
+            self.dispatcher.requeue(l1_id, event)
+        else:
+            self._to_collector(event, "HltError", f"worker {worker.decode(errors='replace')} {what} the event, after {event.attempts} attempts")
 
     def _forward_result(self, sender: bytes, meta_frame: bytes) -> None:
         """A worker's decision: forwarded with the event's fragments if it is the event's
@@ -137,12 +146,12 @@ class Builder:
                 raise ValueError(f"l1_id {l1_id!r}")
         except (ValueError, KeyError, TypeError):
             self.bad_results += 1  # cannot name the event: it stays held (NotProcessed at the end)
-            if not forced:
+            if not forced and worker in self.dispatcher.in_flight:
                 self.dispatcher.add_credit(worker)
             return
         verdict, event = self.dispatcher.result(worker, l1_id, forced)
-        if not forced:
-            self.dispatcher.add_credit(worker)
+        if not forced and (verdict != STALE or worker in self.dispatcher.in_flight):
+            self.dispatcher.add_credit(worker)  # the main thread is free again (never for unknown senders)
         if verdict != FORWARD:
             return
         try:
@@ -168,12 +177,16 @@ class Builder:
             while len(self.rejected_notes) > 4096:
                 self.rejected_notes.popitem(last=False)
 
-    def _read_fragments(self) -> None:
-        for _ in range(64):  # a batch, then serve the workers again
+    def _read_fragments(self, limit: int | None = 64) -> bool:
+        """Read a batch of fragments (then serve the workers again); `limit` None: read
+        until the queue is empty, full or not (at shutdown). True if any was read."""
+        n = 0
+        while limit is None or n < limit:
             try:
                 frames = self.fragments_in.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                return
+                return n > 0
+            n += 1
             self.bytes_in += sum(len(f.buffer) for f in frames)
             try:
                 header = decode_fragment(frames).header  # header, sizes and CRC
@@ -195,8 +208,9 @@ class Builder:
             if complete is not None:
                 complete.done_ns = clock.now_ns()  # real time (the state runs on the active clock)
                 self.dispatcher.add_event(complete.l1_id, complete)
-                if self.dispatcher.is_full:
-                    return
+                if self.dispatcher.is_full and limit is not None:
+                    return True
+        return n > 0
 
     def _read_work(self) -> None:
         for _ in range(1000):  # bounded: fragments and timeouts are served between batches
@@ -208,8 +222,17 @@ class Builder:
                 self.bad_control += 1
                 continue
             sender, kind, meta_frame = msg
-            if not sender.endswith(messages.WATCHDOG_SUFFIX.encode()):
-                self.liveness.heard(sender, clock.now_ns())
+            if sender.endswith(messages.WATCHDOG_SUFFIX.encode()):
+                if kind == messages.RESULT:
+                    self._forward_result(sender, meta_frame)
+                else:
+                    self.bad_control += 1  # a watchdog sends forced decisions only
+                continue
+            if self.dispatcher.is_gone(sender):
+                if kind == messages.RESULT:
+                    self._forward_result(sender, meta_frame)  # stale: counted and dropped
+                continue  # a dead or replaced worker's late messages revive nothing
+            self.liveness.heard(sender, clock.now_ns())
             if kind == messages.RESULT:
                 self._forward_result(sender, meta_frame)
             elif kind == messages.READY:
@@ -221,7 +244,11 @@ class Builder:
                     self.bad_control += 1
                     continue
                 self.dispatcher.add_credit(sender, credits)
-            elif kind != messages.HEARTBEAT:
+            elif kind == messages.HEARTBEAT:
+                self._heartbeat(sender, meta_frame)
+            elif kind == messages.BYE:  # the worker is stopping: not silent, holds nothing more
+                self.liveness.forget(sender)
+            else:
                 self.bad_control += 1
 
     def _read_control(self) -> None:
@@ -241,12 +268,31 @@ class Builder:
             self._worker_gone(identity.encode(), "died")
 
     def _report_silent(self) -> None:
-        """Workers silent past their hard budget plus the margin: the supervisor kills them
-        (their events are then retried, as for any dead worker)."""
+        """Workers silent past their hard budget plus the margin: their events are retried
+        now (later messages from them are stale) and the supervisor kills them."""
         for worker, silent_ns in self.liveness.silent(clock.now_ns()):
-            self.stalled.append(worker.decode(errors="replace"))
-            self.out.send_multipart([messages.STALLED, messages.pack_meta(
-                {"identity": worker.decode(errors="replace"), "silent_s": silent_ns / clock.NS_PER_S})])
+            self._worker_gone(worker, "silent")
+            self._report_stalled(worker, silent_ns, "silent")
+
+    def _report_stalled(self, worker: bytes, silent_ns: int, why: str) -> None:
+        self.stalled.append(worker.decode(errors="replace"))
+        self.out.send_multipart([messages.STALLED, messages.pack_meta(
+            {"identity": worker.decode(errors="replace"), "silent_s": silent_ns / clock.NS_PER_S, "why": why})])
+
+    def _heartbeat(self, worker: bytes, meta_frame: bytes) -> None:
+        """An idle worker's heartbeat says how many events it has received: when it has seen
+        every event sent to it and is idle, anything still held for it without a decision
+        is orphaned (a message it could not read at all): retried elsewhere."""
+        try:
+            received = messages.unpack_meta(meta_frame).get("received")
+        except (ValueError, TypeError):
+            self.bad_control += 1
+            return
+        if isinstance(received, int) and received == self.delivered.get(worker, 0):
+            orphans = self.dispatcher.orphans(worker)
+            for l1_id, event in orphans.items():
+                self._retry_or_fail(worker, l1_id, event, "answered nothing for")
+            self.orphaned += len(orphans)
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event) -> None:
@@ -278,11 +324,16 @@ class Builder:
     def _shutdown(self) -> None:
         """Nothing may vanish: every event still here leaves to a debug stream.
 
-        Workers stop before the builder; their last READY messages are read first, so an
-        event a worker finished is not reported again as unprocessed.
+        Workers stop before the builder; their last results are read first (for at most
+        two seconds), so an event a worker decided is forwarded, not reported again as
+        unprocessed. Fragments still queued from the readout are read too: their events
+        leave as MissingData or NotProcessed, not unaccounted.
         """
-        while self.work.poll(100):
+        deadline = clock.now_ns() + 2 * clock.NS_PER_S
+        while self.work.poll(100) and clock.now_ns() < deadline:
             self._read_work()
+        while self._read_fragments(limit=None):
+            pass
         for event in self.state.drain(self.active_ns()):
             self._to_collector(event, "MissingData", "farm stopped before the event was complete")
         for _, event in self.dispatcher.drain_waiting():
@@ -300,7 +351,7 @@ class Builder:
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "bad_results": self.bad_results,
             "stale_results_dropped": self.dispatcher.stale_results, "late_results_dropped": self.dispatcher.late_results,
-            "stale_credits_refused": self.dispatcher.stale_credits, "workers_reported_silent": self.stalled, "peak_waiting": self.dispatcher.peak_waiting,
+            "stale_credits_refused": self.dispatcher.stale_credits, "orphaned_events_retried": self.orphaned, "workers_reported_silent": self.stalled, "peak_waiting": self.dispatcher.peak_waiting,
             "busy_s": self.busy_ns / clock.NS_PER_S, "refused_peers": self.curve.refused_peers if self.curve else 0,
             "peak_rss_mb": peak_rss_mb() or 0.0}})])
         for sock in (self.fragments_in, self.work, self.control):

@@ -95,13 +95,19 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
 
 def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
     """Why a run is not known complete (empty: exit 0): the readout's count of Level-1
-    accepts must have arrived, nothing may be lost, and no problem may have been recorded."""
-    events = summary["events"]
+    accepts must have arrived, nothing may be lost or decided twice, every kept event
+    written, every message between the farm's processes readable, and no problem recorded."""
+    events, collector, builder = summary["events"], summary.get("collector", {}), summary.get("builder", {})
     reasons = []
     if not events["l1_count_known"]:
         reasons.append("the readout never reported how many Level-1 accepts it sent")
     if events["lost"]:
         reasons.append(f"{events['lost']} events lost")
+    checks = ((events.get("duplicate_results_refused", 0), "second outcomes refused"),
+              (collector.get("write_errors", 0), "stream writes failed"),
+              (collector.get("bad_messages", 0), "malformed messages at the collector"),
+              (builder.get("bad_results", 0), "malformed worker results"))
+    reasons += [f"{n} {what}" for n, what in checks if n]
     if summary["problems"]:
         reasons.append(f"{len(summary['problems'])} problems recorded")
     return reasons

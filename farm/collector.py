@@ -24,7 +24,7 @@ from farm.sockets import bind, make_socket
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, Ledger
 from trigger_sim.config import FarmConfig, as_dict
-from trigger_sim.errors import TriggerSimError, WireFormatError
+from trigger_sim.errors import WireFormatError
 from trigger_sim.id_ranges import IdRanges, parse_ranges
 from trigger_sim.latency import LatencyRecorder
 from trigger_sim.recording import RecordWriter
@@ -64,6 +64,7 @@ class Collector:
         self.bad_messages = 0
         self.duplicate_sources: list[tuple] = []  # (l1_id, sender, ..): refused second outcomes
         self.write_errors = 0
+        self.write_error_texts: list[str] = []
         self.decision_digest = 0  # order-independent digest of (L1 id, outcome, chains): compares runs event by event
         self.timeline_ns = array("q")  # decision time of each worker-decided event, for windows
         self.timeline_total_ms = array("d")
@@ -132,6 +133,10 @@ class Collector:
         else:
             raise BadMessage(f"unknown message kind {kind[:16]!r}")
 
+    @property
+    def id_chunks_received(self) -> int:
+        return len(self._id_chunks)
+
     def _complete_end(self) -> None:
         """END counts once every id chunk it announced is in, and the ids add up."""
         end = self._end_pending
@@ -144,51 +149,57 @@ class Collector:
         self.l1_ids, self.end = ids, end
 
     def _result(self, meta: dict[str, Any], payload: list) -> None:
-        # Validate everything before counting anything: the worker's decision, then what the
-        # builder added (the event's times and the frames of its fragments).
+        # Validate and compute everything that can fail before counting anything: the
+        # worker's decision, what the builder added (the event's times and the frames of its
+        # fragments), the latencies and the record's metadata.
         meta = check_result(meta)
         if not payload:
             raise BadMessage(f"event {meta['l1_id']}: RESULT without the builder's metadata")
         ours = messages.unpack_meta(payload[0])
-        meta.update({k: ours[k] for k in ("l1_time_ns", "complete_ns", "dispatched_ns")})
+        meta.update({k: int(ours[k]) for k in ("l1_time_ns", "complete_ns", "dispatched_ns")})
         l1_id, outcome, streams, chains = meta["l1_id"], meta["outcome"], meta["streams"], meta["chains"]
         steps = dict(meta["steps_ms"])
         times = {k: int(meta[k]) for k in ("l1_time_ns", "complete_ns", "dispatched_ns", "received_ns", "decided_ns")}
         counts = [int(c) for c in ours.get("frames_per_fragment", [])]
         fragments = messages.split(counts, payload[1:]) if counts else []
-        if not self.ledger.record(l1_id, outcome, streams if outcome == ACCEPTED else (), chains):
-            self.duplicate_sources.append((l1_id, "result", meta.get("worker"), outcome, str(meta.get("reason", ""))[:80]))
-            return
-        self._add_digest(l1_id, outcome, chains if outcome != DEBUG else streams)
-        self.decided_by_worker[str(meta.get("worker"))] += 1
-        if outcome == DEBUG:
-            self.debug_reasons[f"{streams[0]}: {str(meta.get('reason', '')).split(':')[0]}"] += 1
-        self.inference_paths[meta.get("inference_path") or "none"] += 1
-        if meta.get("inference_reason"):
-            self.fallback_reasons[meta["inference_reason"]] += 1
         steps["build"] = clock.ns_to_ms(times["complete_ns"] - times["l1_time_ns"])
         steps["queue"] = clock.ns_to_ms(times["dispatched_ns"] - times["complete_ns"])
         steps["transfer"] = clock.ns_to_ms(times["received_ns"] - times["dispatched_ns"])
         steps["total"] = clock.ns_to_ms(times["decided_ns"] - times["l1_time_ns"])
+        record_meta = _record_meta(meta)
+        reason = str(meta.get("reason", "")).split(":")[0]
+        if not self.ledger.record(l1_id, outcome, streams if outcome == ACCEPTED else (), chains):
+            self.duplicate_sources.append((l1_id, "result", meta.get("worker"), outcome, str(meta.get("reason", ""))[:80]))
+            return
+        # counted: from here on nothing may raise before the event is written
+        self._add_digest(l1_id, outcome, chains if outcome != DEBUG else streams)
+        self.decided_by_worker[str(meta.get("worker"))] += 1
+        if outcome == DEBUG:
+            self.debug_reasons[f"{streams[0]}: {reason}"] += 1
+        self.inference_paths[meta.get("inference_path") or "none"] += 1
+        if meta.get("inference_reason"):
+            self.fallback_reasons[meta["inference_reason"]] += 1
         self.latency.add_many(steps)
         self._decided_at(times["decided_ns"])
         self.timeline_ns.append(times["decided_ns"])
         self.timeline_total_ms.append(steps["total"])
         if fragments:
-            self._write(streams, l1_id, _record_meta(meta), fragments)
+            self._write(streams, l1_id, record_meta, fragments)
 
     def _missing(self, meta: dict[str, Any], payload: list) -> None:
         l1_id, stream = int(meta["l1_id"]), str(meta.get("stream", "MissingData"))
         counts = [int(c) for c in meta.get("frames_per_fragment", [])]
         fragments = messages.split(counts, payload) if counts else []
+        done_ns = int(meta["done_ns"])
+        record_meta = _record_meta(meta)
         if not self.ledger.record(l1_id, DEBUG, (), ()):
             self.duplicate_sources.append((l1_id, "builder", stream, DEBUG, str(meta.get("reason", ""))[:80]))
             return
         self._add_digest(l1_id, DEBUG, [stream])
         self.debug_reasons[f"{stream}: {str(meta.get('reason', '')).split(' (')[0]}"] += 1
         self.inference_paths["none"] += 1
-        self._decided_at(int(meta["done_ns"]))
-        self._write([stream], l1_id, _record_meta(meta), fragments)
+        self._decided_at(done_ns)
+        self._write([stream], l1_id, record_meta, fragments)
 
     def _add_digest(self, l1_id: int, outcome: str, names: list[str]) -> None:
         text = f"{l1_id}|{outcome}|{','.join(names)}".encode()
@@ -212,8 +223,10 @@ class Collector:
                 except WireFormatError as err:  # keep the event, without the fragment that does not decode
                     good = [f for f in fragments if _decodes(f)]
                     writer.write(l1_id, {**meta, "dropped_fragments": f"{len(fragments) - len(good)}: {err}"}, good)
-            except (OSError, TriggerSimError):
+            except Exception as err:  # counted, never raised: the event is already in the ledger
                 self.write_errors += 1
+                if len(self.write_error_texts) < 5:
+                    self.write_error_texts.append(f"{stream}: event {l1_id}: {type(err).__name__}: {err}"[:200])
 
     @property
     def refused_peers(self) -> int:

@@ -143,7 +143,7 @@ def worker_stalled(n_events: int) -> ScenarioResult:
         os.kill(proc.pid, signal.SIGSTOP)
         state.update(stopped=farm.identities[0], at=time.monotonic())
 
-    cfg = base_config(worker={"stall_margin_ms": 500.0})
+    cfg = base_config(worker={"stall_margin_ms": 1500.0})
     summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(n_events // 4, stall)))
     return ScenarioResult("worker SIGSTOP (stalled)", int("stopped" in state), summary, state)
 
@@ -151,8 +151,9 @@ def worker_stalled(n_events: int) -> ScenarioResult:
 def looped_replay(n_events: int, recording_events: int = 50, id_stride: int = 3, rate_hz: float = 2000.0) -> ScenarioResult:
     """A small recording with sparse Level-1 ids (every `id_stride`-th) replayed in a loop
     for `n_events` Level-1 accepts, as fast as the farm takes them (pile-up 0, every model in
-    the workers): no two replayed ids are consecutive, so the readout reports one id range
-    per event, many chunks of them for a long run. Every accept must be counted and decided."""
+    the workers): replayed ids are rarely consecutive, so the readout reports one id range
+    per event (except where one pass ends and the next begins), many chunks of them for a
+    long run. Every accept must be counted and decided."""
     cfg = base_config(readout={"rate_hz": rate_hz}, physics={"pileup_mean": 0.0}, inference={"models": ()})
     with tempfile.TemporaryDirectory(prefix="trigger-sim-replay-") as tmp:
         path = Path(tmp) / "sparse.tsrec"

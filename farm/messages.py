@@ -3,7 +3,8 @@ fragments' wire frames (passed through untouched, without copies).
 
     EVENT     builder -> worker     meta: l1_id, l1_time_ns, times, frames per fragment
     READY     worker -> builder     meta: credits (how many more events it asks for)
-    HEARTBEAT worker -> builder     meta: {} (sent while idle: the worker is alive)
+    HEARTBEAT worker -> builder     meta: received (EVENT messages so far); sent while idle
+    BYE       worker -> builder     meta: {} (the worker is stopping: not silent)
     RESULT    worker -> builder     meta: EventResult + its times; "forced" from the watchdog
     RESULT    builder -> collector  the worker's meta, the builder's meta (event times, frames
                                     per fragment), then the fragments if written to a stream
@@ -30,6 +31,7 @@ import msgpack
 EVENT = b"EVENT"
 READY = b"READY"
 HEARTBEAT = b"HEARTBEAT"
+BYE = b"BYE"
 STALLED = b"STALLED"
 L1_IDS = b"L1_IDS"
 RESULT = b"RESULT"

@@ -20,6 +20,7 @@ from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
+from trigger_sim.accounting import MAX_L1_ID
 from trigger_sim.faults import FaultInjector
 from trigger_sim.id_ranges import IdRanges
 from trigger_sim.pacing import Pacer
@@ -58,7 +59,8 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
     send_timeout_ms = int(config.readout.send_timeout_ms)
     injector = FaultInjector(config.faults, config.run.seed) if config.faults.any else None
-    n_sent = 0
+    n_sent = not_sent_at_stop = 0
+    problem = ""
     busy_ns = 0
     vetoed_busy = vetoed_slow = 0
     blocked_recently = False
@@ -79,16 +81,24 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             if event is None:  # a replayed file ended
                 break
             l1_id, fragments = event
+            if l1_id >= MAX_L1_ID:
+                problem = f"Level-1 id {l1_id} reached the ledger's limit ({MAX_L1_ID}): input stopped there"
+                break
             now = clock.now_ns()
             if now < slot:
                 time.sleep((slot - now) / clock.NS_PER_S)
+            sent_any = False
             for index, frag in enumerate(fragments):
                 for frames in (injector.apply(frag, index, n_sent) if injector else [encode_fragment(frag)]):
-                    blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop)
+                    sent, blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop)
+                    sent_any |= sent
                     if blocked:
                         busy_ns += blocked
                         blocked_recently = True
-            n_sent += 1
+            if not sent_any:  # stopping while the builder took nothing of it: never accepted
+                not_sent_at_stop += 1
+                break
+            n_sent += 1  # a Level-1 accept: with any fragment out, the builder accounts for it
             sent_ids.add(l1_id)
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
@@ -99,6 +109,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             "l1_accepted": n_sent, "id_chunks": len(chunks), "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
             "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
             "faults_injected": dict(injector.injected) if injector else {},
+            "not_sent_at_stop": not_sent_at_stop, "problem": problem,
         })])
         time.sleep(0.05)  # let the END leave before the sockets close
         for sock in (*sources.values(), collector):
@@ -106,24 +117,26 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         ctx.term()
 
 
-def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> int:
-    """Send one fragment; return the ns spent blocked by back-pressure (0 if none).
+def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> tuple[bool, int]:
+    """Send one fragment; return whether it left, and the ns spent blocked by back-pressure.
 
-    A Level-1-accepted fragment is never dropped: the send waits until the builder reads,
-    checking for a stop request every `send_timeout_ms`.
+    The send waits until the builder reads, checking for a stop request every
+    `send_timeout_ms`; only when stopping does it give up (after one more bounded attempt):
+    an event with some fragments out leaves the builder as MissingData, one with none is
+    not counted as a Level-1 accept.
     """
     try:
         sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        return 0
+        return True, 0
     except zmq.Again:
         pass
     t0 = clock.now_ns()
     while True:
         if sock.poll(send_timeout_ms, zmq.POLLOUT):
             sock.send_multipart(frames, copy=False)
-            return clock.now_ns() - t0
+            return True, clock.now_ns() - t0
         if stop.is_set():
-            # Stopping: one last bounded attempt, then the builder times the event out.
             if sock.poll(send_timeout_ms, zmq.POLLOUT):
                 sock.send_multipart(frames, copy=False)
-            return clock.now_ns() - t0
+                return True, clock.now_ns() - t0
+            return False, clock.now_ns() - t0

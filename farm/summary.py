@@ -39,6 +39,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "events": {
             "l1_accepted": l1_accepted,
             "l1_count_known": bool(collector.end),
+            "l1_id_chunks": collector.id_chunks_received,
             "accepted": ledger.outcomes[ACCEPTED],
             "rejected": ledger.outcomes[REJECTED],
             "debug": ledger.outcomes[DEBUG],
@@ -75,6 +76,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "input_rate_hz": l1_accepted / elapsed_s if elapsed_s else 0.0,
             "vetoed_busy": vetoed_busy,
             "vetoed_readout_slow": int(end.get("vetoed_slow", 0)),
+            "not_sent_at_stop": int(end.get("not_sent_at_stop", 0)),  # slots given up while stopping: no fragment left, not accepts
             # farm dead time: Level-1 slots lost because the farm pushed back (not the
             # emulator's readout being too slow to generate events, reported apart)
             "deadtime_fraction": vetoed_busy / (vetoed_busy + l1_accepted) if vetoed_busy + l1_accepted else 0.0,
@@ -94,7 +96,7 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
                     # events the collector counted as decided by it
                     "per_worker": {k: {**collector.worker_stats.get(k, {}), "decided": collector.decided_by_worker.get(k, 0)}
                                    for k in sorted(set(collector.worker_stats) | set(collector.decided_by_worker))}},
-        "collector": {"bad_messages": collector.bad_messages, "bad_message_kinds": dict(collector.bad_message_kinds.most_common(10)), "write_errors": collector.write_errors,
+        "collector": {"bad_messages": collector.bad_messages, "bad_message_kinds": dict(collector.bad_message_kinds.most_common(10)), "write_errors": collector.write_errors, "write_error_texts": collector.write_error_texts,
                       "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
         "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},

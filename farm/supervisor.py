@@ -115,9 +115,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     ctx = zmq.Context()
     interrupted: list[str] = []
 
-    def on_signal(signum, frame):  # first signal: drain; second: stop draining (the loop reads the flag)
-        interrupted.append(signal.Signals(signum).name)
-        stop_input.set()
+    def on_signal(signum, frame):  # first signal: drain; second: stop draining (the loop reads the list)
+        interrupted.append(signal.Signals(signum).name)  # nothing else here: no lock may be taken in a handler
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     procs: list[multiprocessing.Process] = []
@@ -195,6 +194,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             drain_deadline, last_decided = None, -1
             while True:
                 collector.poll(50)
+                if interrupted and not stop_input.is_set():
+                    stop_input.set()  # the readout stops; what it sent drains
                 if len(interrupted) > 1:  # checked here, never raised inside the collector's work
                     farm.problems.append("stopped by a second signal before the drain finished")
                     break
@@ -211,12 +212,17 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 if progress:
                     progress(_progress(collector, n_events))
                 if collector.end is None and not farm.readout.is_alive():
-                    collector.poll(200)
+                    quiet_since = time.monotonic()  # its END may be behind a backlog: read until 1 s of quiet
+                    while collector.end is None and time.monotonic() - quiet_since < 1.0:
+                        if collector.poll(100):
+                            quiet_since = time.monotonic()
                     if collector.end is None:
                         farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
                         break
                 if collector.end is not None:
-                    if collector.n_unaccounted() == 0:
+                    # counting per range is cheap, but not free for 300,000 sparse ids: only
+                    # once enough events are decided for every accept to have its outcome
+                    if collector.ledger.decided >= collector.end["l1_accepted"] and collector.n_unaccounted() == 0:
                         break
                     # Drain as long as events keep being decided; give up only after
                     # `drain_timeout_s` without progress (a backlog is not a hang).
@@ -236,6 +242,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             while collector.builder_stats is None and time.monotonic() < deadline:
                 collector.poll(50)
             collector.poll(100)
+            if collector.end and collector.end.get("problem"):
+                farm.problems.append(str(collector.end["problem"]))
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,

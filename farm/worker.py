@@ -137,18 +137,19 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
                 send_stats()  # periodically: a killed worker's counters up to its last second
             if not builder.poll(POLL_MS):
                 if heartbeat.due(clock.now_ns()):
-                    builder.send_multipart([messages.HEARTBEAT, messages.pack_meta({})])
+                    builder.send_multipart([messages.HEARTBEAT, messages.pack_meta({"received": counts["received"]})])
                 continue
             kind, *frames = builder.recv_multipart(copy=False)
             if kind.bytes != messages.EVENT:
                 counts["bad_messages"] += 1
                 continue
+            counts["received"] += 1
             received = clock.now_ns()
             try:
                 l1_id = messages.unpack_id(frames[0])
             except (ValueError, IndexError):
-                # Cannot even name the event: ask for another; the builder keeps this one and
-                # sends it to a debug stream at the end (a builder never sends such a message).
+                # Cannot even name the event: ask for another; the next heartbeat (this
+                # worker idle, every event received) has the builder retry it elsewhere.
                 counts["unreadable_events"] += 1
                 builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
                 continue
@@ -169,6 +170,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
             heartbeat.last_ns = clock.now_ns()
     finally:
         send_stats()
+        builder.send_multipart([messages.BYE, messages.pack_meta({})])
         done.set()
         watchdog.join(timeout=2.0)
         for service in inference.values():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_sim.errors import ConfigError
+from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.models.registry import MODEL_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -173,6 +174,9 @@ class FeatureConfig:
         _fraction(self, "edge_score_cut")
 
 
+MIN_SILENCE_MS = 4 * HEARTBEAT_S * 1e3  # a worker silent this long has missed several heartbeats
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """HLT worker processes."""
@@ -185,6 +189,10 @@ class WorkerConfig:
         if self.count < 0:
             raise ValueError("worker.count must be >= 0 (0 means one per core)")
         _positive(self, "budget_ms", "stall_margin_ms")
+        if self.budget_ms + self.stall_margin_ms < MIN_SILENCE_MS:
+            raise ValueError(f"worker.budget_ms + worker.stall_margin_ms = {self.budget_ms + self.stall_margin_ms:g} ms: "
+                             f"give at least {MIN_SILENCE_MS:g} ms (idle workers send a heartbeat every "
+                             f"{HEARTBEAT_S * 1e3:g} ms; a shorter limit would kill healthy workers)")
 
     @property
     def resolved_count(self) -> int:

@@ -110,6 +110,16 @@ class Dispatcher:
     def held_decided(self, worker: bytes, l1_id: int) -> bool:
         return (worker, l1_id) in self._decided
 
+    def orphans(self, worker: bytes) -> dict[int, Any]:
+        """The worker says it is idle and has seen every event sent to it: the events still
+        held for it without a decision are orphaned. Removed and returned (to re-queue);
+        the worker stays known."""
+        held = self.in_flight.get(worker, {})
+        out = {l1_id: event for l1_id, event in held.items() if (worker, l1_id) not in self._decided}
+        for l1_id in out:
+            del held[l1_id]
+        return out
+
     def forget_worker(self, worker: bytes) -> dict[int, Any]:
         """The worker is gone: drop its credits, never accept its credits again, and return
         the events it held that have no decision yet (decided ones need nothing more)."""

@@ -31,6 +31,9 @@ def check_result(meta: Any) -> dict[str, Any]:
         raise ValueError(f"event {l1_id}: outcome {outcome!r} with streams {streams}")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in times.values()):
         raise ValueError(f"event {l1_id}: times {times} are not integers (ns)")
+    for key in ("reason", "inference_path", "inference_reason", "worker"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ValueError(f"event {l1_id}: {key} is a {type(meta[key]).__name__}, not text")
     try:
         steps_ms = {str(k): float(v) for k, v in steps.items()}
     except (TypeError, ValueError):

@@ -21,6 +21,7 @@ def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, rate_hz, 
     assert r.injected >= 3, "the killer should have fired several times"
     assert ev["l1_count_known"] and ev["l1_accepted"] == 400, diagnosis
     assert ev["lost"] == 0 and ev["accepted"] + ev["rejected"] + ev["debug"] == 400, diagnosis
+    assert ev["duplicate_results_refused"] == 0, "the builder forwards one decision per event"
     assert s["workers"]["restarts"] >= len(set(r.notes["killed"])) - 1  # the last kill may land as the run ends
     for stream, check in r.notes["streams"].items():  # duplicates refused are never written
         assert check["records"] == check["distinct"] == check["summary"], (stream, check)
