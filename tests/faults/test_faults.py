@@ -6,11 +6,15 @@ Every scenario: lost = 0, no event counted twice, and the fault visible in the s
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from farm import fault_scenarios as fs
+from farm.supervisor import Farm, FarmHooks, run_farm
+from farm.triton_server import TritonServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -23,18 +27,46 @@ def assert_accounted(summary: dict, n: int) -> None:
     assert ev["accepted"] + ev["rejected"] + ev["debug"] == n, diagnosis
 
 
-def test_worker_killed_mid_run_is_restarted_and_nothing_lost():
-    r = fs.worker_killed(100, kills=2)
-    assert r.injected == 2
-    assert_accounted(r.summary, 100)
-    assert r.summary["workers"]["restarts"] == 2
-    assert r.summary["builder"]["workers_lost"] == 2
-    # a result sent just before the kill may be refused once as a duplicate: never counted twice
-    assert r.summary["events"]["duplicate_results_refused"] <= r.summary["builder"]["retried_after_worker_loss"]
-    replacements = [k for k, v in r.summary["workers"]["per_worker"].items() if not k.endswith(".0")]
-    assert replacements and any(r.summary["workers"]["per_worker"][k]["processed"] > 0 for k in replacements)
+def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried():
+    """SIGKILL each worker while it holds an event: the builder gives that event to another
+    worker, it is decided exactly once, the worker is replaced and the replacement works.
+
+    The kill is certain to find the worker holding an event: input far above what the workers
+    decide (200 Hz against ~20 Hz with every event with jets waiting >= 50 ms for the slow
+    jet tagger) keeps complete events queued in the builder, which hands a worker its next
+    event in the same turn as it takes its result; the kills come while over half the events
+    are still to be decided. (farm.fault_scenarios.worker_killed runs below saturation, where
+    a worker may be between events when it is killed.)
+    """
+    n, kill_at = 200, (20, 60)  # decided events at each kill
+    killed, undecided_at_kill = [], []
+
+    def tick(farm: Farm) -> None:
+        if len(killed) < len(kill_at) and farm.collector.ledger.decided >= kill_at[len(killed)]:
+            index = len(killed) % len(farm.workers)
+            undecided_at_kill.append(n - farm.collector.ledger.decided)
+            os.kill(farm.workers[index].pid, signal.SIGKILL)
+            killed.append(farm.identities[index])
+
+    with TritonServer(fs.SLOW_MODEL_REPOSITORY, start_timeout_s=90) as server:
+        # the slow repository serves the jet tagger only; its deadline lets it answer
+        cfg = fs.base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
+                             readout={"rate_hz": 200.0})
+        summary = run_farm(cfg, n, output_dir=None, hooks=FarmHooks(on_tick=tick))
+    assert killed == ["worker-0.0", "worker-1.0"] and min(undecided_at_kill) > n // 2, (killed, undecided_at_kill)
+    assert_accounted(summary, n)
+    b, ev = summary["builder"], summary["events"]
+    assert summary["workers"]["restarts"] == 2 and b["workers_lost"] == 2, (summary["workers"], b)
+    # each killed worker held an event, which went back to the queue ...
+    assert b["retried_after_worker_loss"] >= len(killed), b
+    # ... and was decided exactly once, by another worker (not HltError after a second loss),
+    # with no second outcome arriving for it or any other event
+    assert ev["duplicate_results_refused"] == 0, (ev, summary["collector"])
+    assert not [k for k in summary["debug_streams"] if k.startswith(("HltError", "NotProcessed"))], summary["debug_streams"]
+    replacements = [k for k, v in summary["workers"]["per_worker"].items() if not k.endswith(".0")]
+    assert replacements and any(summary["workers"]["per_worker"][k].get("processed", 0) > 0 for k in replacements)
     # whatever shared-memory regions the killed workers had, none is left (the supervisor removes them)
-    prefix = r.summary["inference"]["client_shm_prefix"]
+    prefix = summary["inference"]["client_shm_prefix"]
     assert prefix and not list(Path("/dev/shm").glob(prefix + "*"))
 
 
@@ -46,7 +78,12 @@ def test_triton_killed_fallback_then_back_to_triton():
     inf = s["inference"]
     assert inf["fallback_calls"] > 0 and inf["breaker_opened"] >= 1
     assert inf["triton_calls"] > r.notes["triton_at_restart"], "the farm should return to Triton by itself"
-    assert s["latency_ms"]["total"]["p99"] < s["latency_ms"]["total"]["max"] + 1  # sanity
+    # A dead server costs an event no waiting: calls to it fail at once and the breaker then
+    # skips it, so an inference step (server call, then the local forward) stays within one
+    # call deadline for 99% of events; waiting each deadline out before falling back would not.
+    timeout_ms = fs.base_config().inference.timeout_ms
+    for model in inf["models"]:
+        assert s["latency_ms"][model]["p99"] < timeout_ms, (model, s["latency_ms"][model], inf["fallback_reasons"])
     assert s["latency_ms"]["worker_total"]["max"] < 500.0, "the hard budget holds during the outage"
 
 
@@ -87,8 +124,6 @@ def test_silent_source_events_go_to_missing_data():
 
 def test_overload_memory_bounded_dead_time_reported():
     calm = fs.base_config()
-    from farm.supervisor import run_farm
-
     baseline = run_farm(calm, 100, output_dir=None)["builder"]["peak_rss_mb"]
     r = fs.overload(1500, rate_hz=3000.0)
     s = r.summary

@@ -4,6 +4,7 @@ restart (registrations lost) recovers by itself, and nothing is left in /dev/shm
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -80,26 +81,82 @@ def test_small_requests_stay_in_the_grpc_message(triton_server, local):
         client.close()
 
 
+def served_counts(client: TritonBackend) -> tuple[int, int, int]:
+    """The server's own count of the edge classifier's requests: (succeeded, failed, executions)."""
+    stats = client.client.get_inference_statistics(model_name=EDGE_CLASSIFIER, as_json=True)["model_stats"]
+    totals = [0, 0, 0]
+    for version in stats:
+        totals[0] += int(version["inference_stats"].get("success", {}).get("count", 0))
+        totals[1] += int(version["inference_stats"].get("fail", {}).get("count", 0))
+        totals[2] += int(version.get("execution_count", 0))
+    return totals[0], totals[1], totals[2]
+
+
+def settled_counts(client: TritonBackend) -> tuple[int, int, int]:
+    """`served_counts` once they stop changing (the server counts a request just after answering it)."""
+    counts = served_counts(client)
+    for _ in range(100):
+        time.sleep(0.3)
+        again = served_counts(client)
+        if again == counts:
+            break
+        counts = again
+    return counts
+
+
 def test_an_abandoned_slot_never_answers_for_a_later_event(triton_server, graphs, local):
-    """Requests abandoned at a tiny deadline leave their slots in quarantine; every answer that
-    does arrive is that event's own, bit for bit, while the server finishes the abandoned work."""
+    """Requests abandoned at their deadline leave their slots in quarantine; every answer that
+    does arrive is that event's own, bit for bit, while the server finishes the abandoned
+    work: its statistics count every abandoned request as run to completion."""
     client = shm_client(triton_server.grpc_url)
+    sent: list[float] = []  # the deadline of every request that left for the server
+    grpc_infer = client.client.infer
+
+    def counting_infer(*args, **kwargs):
+        sent.append(kwargs.get("client_timeout"))
+        return grpc_infer(*args, **kwargs)
+
+    client.client.infer = counting_infer
     try:
-        client.infer(graphs[0], timeout_s=30.0)  # slot 0 created and registered
+        before = settled_counts(client)
+        for inputs in graphs:  # slot 0 created and registered; each graph's first forward (slower) done
+            client.infer(inputs, timeout_s=30.0)
+        answer_s = []
+        for inputs in graphs:
+            start = time.monotonic()
+            client.infer(inputs, timeout_s=30.0)
+            answer_s.append(time.monotonic() - start)
+        # A third of the quickest answer: time enough for a request to reach the server (about
+        # a millisecond), none for the server to answer it.
+        abandon_s = max(min(answer_s) / 3, 0.002)
         pool = client.shared_memory.pool
-        shm_timeouts = 0
+        shm_timeouts = abandoned = abandoned_sent = answered = 0
         for round_ in range(3):
             for i, inputs in enumerate(graphs):
                 if (i + round_) % 2 == 0:
-                    none_free = pool.none_free
+                    none_free, n_sent = pool.none_free, len(sent)
                     with pytest.raises(InferenceError):
-                        client.infer(inputs, timeout_s=0.0005)
+                        client.infer(inputs, timeout_s=abandon_s)
+                    abandoned += 1
+                    abandoned_sent += len(sent) > n_sent
                     shm_timeouts += pool.none_free == none_free  # it had a slot: that slot is quarantined
                     continue
                 served = client.infer(inputs, timeout_s=30.0)
                 assert served.tobytes() == local.infer(inputs).tobytes()
+                answered += 1
         assert shm_timeouts > 0 and pool.quarantined == shm_timeouts
         assert pool.none_free > 0  # with every slot quarantined, requests went in the gRPC message
+        assert abandoned_sent == abandoned == 6, f"{abandoned - abandoned_sent} abandoned requests never left the client"
+        # The server ran every request, the abandoned ones included, each once and to the end.
+        expected = 2 * len(graphs) + answered + abandoned
+        deadline = time.monotonic() + 60.0
+        while served_counts(client)[0] - before[0] < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = settled_counts(client)
+        ran, failed, executions = (a - b for a, b in zip(after, before))
+        assert (ran, failed, executions) == (expected, 0, expected), (
+            f"server: {ran} requests run, {failed} failed, {executions} executions; "
+            f"client: {2 * len(graphs) + answered} answered, {abandoned} abandoned at {abandon_s * 1e3:.3g} ms")
     finally:
         client.close()
     assert not files(client.shared_memory.prefix)
