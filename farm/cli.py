@@ -36,6 +36,8 @@ def farm_options(func: Callable) -> Callable:
         click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Folder for output streams (default: runs/run<N>-<time>)."),
         click.option("--no-output", is_flag=True, help="Do not write output streams."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here."),
+        click.option("--events-table", type=click.Path(dir_okay=False),
+                     help="Per-event table: Parquet, or ROOT (a flat TTree) for a .root name (default: events.parquet in the output folder)."),
         click.option("--quiet", is_flag=True, help="No progress display and no tables."),
     ]
     for option in reversed(options):
@@ -59,14 +61,17 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
 
 
 def _run_with_progress(config: FarmConfig, events: int | None, duration: float | None, output_dir: str | None,
-                       json_path: str | None, quiet: bool, total: int | None = None, **kwargs: Any) -> None:
+                       json_path: str | None, quiet: bool, total: int | None = None, events_table: str | None = None,
+                       **kwargs: Any) -> None:
     """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1
-    unless the run is known complete (`incomplete_reasons`)."""
+    unless the run is known complete (`incomplete_reasons`). `events_table`: the per-event
+    table's path (None: events.parquet in the output folder, if there is one)."""
     from farm.report import print_report
     from farm.supervisor import run_farm
 
     console = Console(stderr=True)
-    run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto", **kwargs)
+    run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto",
+                            events_table=events_table or "auto", **kwargs)
     try:
         if quiet:
             summary = run()
@@ -116,20 +121,22 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @main.command()
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
-def run(config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, quiet, pileup) -> None:
+def run(config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, events_table,
+        quiet, pileup) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
     config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output,
                         physics={"pileup_mean": pileup} if pileup is not None else {})
     if events is None and duration is None:
         events = 500
-    _run_with_progress(config, events, duration, output_dir, json_path, quiet)
+    _run_with_progress(config, events, duration, output_dir, json_path, quiet, events_table=events_table)
 
 
 @main.command()
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False))
 @farm_options
 @click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
-def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, quiet, loop) -> None:
+def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path,
+           events_table, quiet, loop) -> None:
     """Push a recording's events through the farm at a given rate.
 
     Latency is measured from each event's scheduled Level-1 time, not from when it was
@@ -145,7 +152,8 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
         total = None if loop else len(RecordReader(recording))
     except TriggerSimError as err:
         raise click.UsageError(str(err)) from err
-    _run_with_progress(config, events, duration, output_dir, json_path, quiet, total=total, replay=recording, loop=loop)
+    _run_with_progress(config, events, duration, output_dir, json_path, quiet, total=total, replay=recording, loop=loop,
+                       events_table=events_table)
 
 
 @main.command()
@@ -163,7 +171,9 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 @click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern.")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False), help="Replay this recording (looped) instead of simulating.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="scan", show_default=True, help="Folder for scan.json, scan.csv, scan.png.")
-def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, workers, pattern, replay_path, out_dir) -> None:
+@click.option("--events-table", default="events.parquet", show_default=True,
+              help="Each point's per-event table in --out, named <stem>-<rate>Hz-seed<seed><suffix> (.root: a ROOT file).")
+def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, workers, pattern, replay_path, out_dir, events_table) -> None:
     """Latency and throughput versus input rate; the highest sustainable rate."""
     from rich.table import Table
 
@@ -186,7 +196,8 @@ def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, worke
                        f"p99 {s['latency_ms'].get('total', {}).get('p99', 0):.0f} ms, dead time {100 * s['level1']['deadtime_fraction']:.1f} %")
 
         try:
-            result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show, repeats=repeats)
+            result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show, repeats=repeats,
+                              events_tables=Path(out_dir) / events_table)
         except TriggerSimError as err:
             console.print(f"[red]error:[/red] {err}")
             sys.exit(2)

@@ -13,18 +13,21 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from farm import messages
+from farm.event_rows import missing_row, result_row
 from farm.security import Curve
 from farm.sockets import bind, make_socket
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, Ledger
 from trigger_sim.config import FarmConfig, as_dict
 from trigger_sim.errors import WireFormatError
+from trigger_sim.event_table import EventRow, EventTable
 from trigger_sim.id_ranges import IdRanges, parse_ranges
 from trigger_sim.latency import LatencyRecorder
 from trigger_sim.recording import RecordWriter
@@ -40,8 +43,11 @@ class BadMessage(ValueError):
 
 
 class Collector:
-    def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None):
+    def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None,
+                 events: EventTable | None = None):
+        """`events`: the per-event table to fill (one row per event the ledger counts), or None."""
         self.config = config
+        self.events = events
         self.curve = curve
         self.sock = make_socket(ctx, zmq.PULL, hwm=1000)
         self.endpoint = bind(self.sock, config.network.bind_address, curve)
@@ -168,6 +174,7 @@ class Collector:
         steps["total"] = clock.ns_to_ms(times["decided_ns"] - times["l1_time_ns"])
         record_meta = _record_meta(meta)
         reason = str(meta.get("reason", "")).split(":")[0]
+        row = self._event_row(l1_id, result_row, meta, ours, steps, reason)
         if not self.ledger.record(l1_id, outcome, streams if outcome == ACCEPTED else (), chains):
             self.duplicate_sources.append((l1_id, "result", meta.get("worker"), outcome, str(meta.get("reason", ""))[:80]))
             return
@@ -183,6 +190,7 @@ class Collector:
         self._decided_at(times["decided_ns"])
         self.timeline_ns.append(times["decided_ns"])
         self.timeline_total_ms.append(steps["total"])
+        self._add_row(row)
         if fragments:
             self._write(streams, l1_id, record_meta, fragments)
 
@@ -192,14 +200,42 @@ class Collector:
         fragments = messages.split(counts, payload) if counts else []
         done_ns = int(meta["done_ns"])
         record_meta = _record_meta(meta)
+        reason = str(meta.get("reason", "")).split(" (")[0]
+        row = self._event_row(l1_id, missing_row, meta, stream, done_ns, reason)
         if not self.ledger.record(l1_id, DEBUG, (), ()):
             self.duplicate_sources.append((l1_id, "builder", stream, DEBUG, str(meta.get("reason", ""))[:80]))
             return
         self._add_digest(l1_id, DEBUG, [stream])
-        self.debug_reasons[f"{stream}: {str(meta.get('reason', '')).split(' (')[0]}"] += 1
+        self.debug_reasons[f"{stream}: {reason}"] += 1
         self.inference_paths["none"] += 1
         self._decided_at(done_ns)
+        self._add_row(row)
         self._write([stream], l1_id, record_meta, fragments)
+
+    def _event_row(self, l1_id: int, build: Callable[..., EventRow], *args: Any) -> EventRow | None:
+        """The event's table row, built before the ledger counts it: None without a table, or
+        when it cannot be built (counted as a failed write; the event itself still counts)."""
+        if self.events is None:
+            return None
+        try:
+            return build(*args)
+        except Exception as err:
+            self._table_error(l1_id, err)
+            return None
+
+    def _add_row(self, row: EventRow | None) -> None:
+        """Append the counted event's row; never raises (a failure is a failed write)."""
+        if row is None or self.events is None:
+            return
+        try:
+            self.events.add(row)
+        except Exception as err:
+            self._table_error(row.l1_id, err)
+
+    def _table_error(self, l1_id: int, err: Exception) -> None:
+        self.write_errors += 1
+        if len(self.write_error_texts) < 5:
+            self.write_error_texts.append(f"events table: event {l1_id}: {type(err).__name__}: {err}"[:200])
 
     def _add_digest(self, l1_id: int, outcome: str, names: list[str]) -> None:
         text = f"{l1_id}|{outcome}|{','.join(names)}".encode()

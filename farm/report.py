@@ -76,3 +76,5 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
         console.print(f"[yellow]problem:[/yellow] {problem}")
     if summary["output"]["directory"]:
         console.print(f"output streams in {summary['output']['directory']}: {', '.join(summary['output']['files']) or 'none'}")
+    if summary["output"].get("events_table"):
+        console.print(f"per-event table: {summary['output']['events_table']}")

@@ -26,6 +26,7 @@ from farm.supervisor import run_farm
 from farm.server_device import local_server
 from trigger_sim import sustained as definition
 from trigger_sim.config import FarmConfig, with_overrides
+from trigger_sim.event_table_io import check_writable
 
 STEPS_REPORTED = ("total", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
@@ -69,7 +70,8 @@ class Point:
                "throughput_hz": self.throughput_hz, "decided_events": definition.p99_events(s), "stable": self.stable,
                "sustained": self.sustained, "lost": s["events"]["lost"], "debug": s["events"]["debug"],
                "deadtime_fraction": s["level1"]["deadtime_fraction"],
-               "fallback_fraction": s["inference"]["fallback_calls"] / decided, "why_not": "; ".join(self.reasons)}
+               "fallback_fraction": s["inference"]["fallback_calls"] / decided, "why_not": "; ".join(self.reasons),
+               "events_table": s.get("output", {}).get("events_table")}
         for step in STEPS_REPORTED:
             stats = s["latency_ms"].get(step, {})
             for p in PERCENTILES:
@@ -79,12 +81,17 @@ class Point:
 
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
              min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
-             on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1) -> dict[str, Any]:
+             on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1,
+             events_tables: str | Path | None = None) -> dict[str, Any]:
     """Run every rate in `rates` (`repeats` runs each), or search for the highest sustained
     rate (at most `search_steps` rates, `repeats` runs at each); return the scan result.
 
-    `duration_s` is each run's minimum: a run lasts as long as its 1,000 events need."""
+    `duration_s` is each run's minimum: a run lasts as long as its 1,000 events need.
+    `events_tables`: each run's per-event table goes beside this name, one file per point
+    (`point_table_path`); None: no tables."""
     budget_ms = config.worker.budget_ms
+    if events_tables is not None:
+        check_writable(events_tables)  # a .root name without uproot fails before the server starts
     points: list[Point] = []
     with local_server(config) as server:
         base = with_overrides(config, inference={"triton_url": config.inference.triton_url or server.grpc_url})
@@ -94,8 +101,9 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
             seed = definition.repeat_seed(config.run.seed, len(points))
             cfg = with_overrides(base, readout={"rate_hz": rate}, run={"seed": seed})
             seconds = max(duration_s, definition.run_seconds(rate, RUN_OVERHEAD_S))
-            point = Point(rate, run_farm(cfg, None, seconds, output_dir=None, replay=replay, loop=replay is not None),
-                          seed, budget_ms)
+            table = point_table_path(events_tables, rate, seed) if events_tables is not None else None
+            point = Point(rate, run_farm(cfg, None, seconds, output_dir=None, replay=replay, loop=replay is not None,
+                                         events_table=table), seed, budget_ms)
             points.append(point)
             if on_point:
                 on_point(point, len(points) - 1, total)
@@ -122,6 +130,13 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
             "search_resolution": resolution, "seeds": [p.seed for p in points],
             "points": [p.row() for p in ordered],
             "windows": {f"{p.rate_hz:g} Hz, seed {p.seed}": p.summary["windows"] for p in ordered}}
+
+
+def point_table_path(template: str | Path, rate_hz: float, seed: int) -> Path:
+    """One point's table: `events.parquet` -> `events-<rate>Hz-seed<seed>.parquet` (a file per
+    run, written when the run ends, opened alone or together with pandas)."""
+    template = Path(template)
+    return template.with_name(f"{template.stem}-{rate_hz:g}Hz-seed{seed}{template.suffix}")
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:

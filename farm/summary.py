@@ -19,7 +19,8 @@ LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
               monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "",
-              client_shm_prefix: str = "", server_model_config: str = "", interrupted_by: str = "") -> dict[str, Any]:
+              client_shm_prefix: str = "", server_model_config: str = "", interrupted_by: str = "",
+              events_table: str | None = None) -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -99,7 +100,8 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
         "collector": {"bad_messages": collector.bad_messages, "bad_message_kinds": dict(collector.bad_message_kinds.most_common(10)), "write_errors": collector.write_errors, "write_error_texts": collector.write_error_texts,
                       "refused_peers": collector.refused_peers,
                       "refused_second_outcomes": [list(d) for d in collector.duplicate_sources[:20]]},
-        "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers)},
+        "output": {"directory": output_dir, "files": sorted(f"{s}.tsrec" for s in collector.writers),
+                   "events_table": events_table},  # the per-event table's path (None: not written)
         "problems": sorted(set(p for p in [*problems, *_shared_memory_off(worker_counters)] if p)),
         # the signal that stopped the input (an operator's stop, not a problem): the events
         # already accepted were drained unless "problems" says otherwise

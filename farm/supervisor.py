@@ -37,7 +37,7 @@ from farm.readout import run_readout
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
 from farm.sockets import connect, make_socket
-from farm.summary import summarise
+from farm.summary import LATENCY_ORDER, summarise
 from farm.server_device import local_server
 from farm.triton_server import TritonServer
 from farm.worker import run_worker
@@ -45,6 +45,8 @@ from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.event_table import EventTable
+from trigger_sim.event_table_io import check_writable, write_table
 from trigger_sim.event_source import config_for_recording
 from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
@@ -88,11 +90,14 @@ class Farm:
 
 def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
              progress: Progress | None = None, output_dir: str | Path | None = "auto",
-             hooks: FarmHooks | None = None, replay: str | Path | None = None, loop: bool = False) -> dict[str, Any]:
+             hooks: FarmHooks | None = None, replay: str | Path | None = None, loop: bool = False,
+             events_table: str | Path | None = "auto") -> dict[str, Any]:
     """Run the whole farm and return its summary (see `farm.summary`).
 
     `replay` pushes a recording's events through the farm instead of simulated ones (with
     the detector geometry it was recorded with); without `loop` it ends with the file.
+    `events_table`: where the per-event table goes (Parquet, or ROOT for a .root name);
+    "auto": events.parquet in the output folder, none without one; None: no table.
     """
     if n_events is None and duration_s is None and (replay is None or loop):
         raise ValueError("give a number of events or a duration")
@@ -105,7 +110,10 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     curve = Curve.from_config(config.network)  # likewise for CURVE keys and TLS files
     check_triton_tls_files(config.network)
     wall_start = time.monotonic()
+    if events_table not in (None, "auto"):
+        check_writable(events_table)  # a .root name without uproot fails now, not after the run
     output_dir = _prepare_output(config, output_dir)
+    table_path = _events_table_path(events_table, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
     if replay is None:
         simulation.warm_up(config)  # likewise the readout's simulation kernels
@@ -144,7 +152,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 cleanup.callback(unregister_regions, triton_url, shm_prefix, config.network.triton_client_options())
             if curve is not None:
                 cleanup.callback(curve.close)  # its authenticator, after the collector's socket
-            collector = Collector(ctx, config, output_dir, curve)
+            collector = Collector(ctx, config, output_dir, curve,
+                                  events=EventTable(LATENCY_ORDER, triton_url or "") if table_path is not None else None)
             cleanup.callback(collector.close)
             control = make_socket(ctx, zmq.PUSH)
             cleanup.callback(control.close)
@@ -244,6 +253,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             collector.poll(100)
             if collector.end and collector.end.get("problem"):
                 farm.problems.append(str(collector.end["problem"]))
+            table_written = _write_events_table(collector.events, table_path, farm.problems)
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,
@@ -252,7 +262,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "",
                                 client_shm_prefix=shm_prefix,
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
-                                interrupted_by=interrupted[0] if interrupted else "")
+                                interrupted_by=interrupted[0] if interrupted else "",
+                                events_table=table_written)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -270,6 +281,25 @@ def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path |
         raise TriggerSimError(f"output folder {output_dir} is not empty: give a new one (--output) so no earlier run is overwritten")
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
+
+
+def _events_table_path(events_table: str | Path | None, output_dir: Path | None) -> Path | None:
+    """The per-event table's path: "auto" is events.parquet in the output folder, if any."""
+    if events_table == "auto":
+        return output_dir / "events.parquet" if output_dir is not None else None
+    return None if events_table is None else Path(events_table)
+
+
+def _write_events_table(table: EventTable | None, path: Path | None, problems: list[str]) -> str | None:
+    """Write the table; its path, or None when none was asked for or it could not be
+    written (then a problem: the run's events were decided all the same)."""
+    if table is None or path is None:
+        return None
+    try:
+        return str(write_table(table, path))
+    except Exception as err:
+        problems.append(f"events table {path} not written: {type(err).__name__}: {err}"[:300])
+        return None
 
 
 def _progress(collector: Collector, n_events: int | None) -> dict[str, Any]:
