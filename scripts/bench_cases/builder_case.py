@@ -8,7 +8,7 @@ same high-water marks), `copy=False`:
 * pipe: to a bare PULL in a sink process that only counts fragments and bytes;
 * builder: to the real event-builder process (`farm.builder.run_builder`), which checks every
   fragment (header, sizes, CRC), builds the events and dispatches each complete event to a
-  fake worker (a DEALER that keeps READY credits outstanding and drops the EVENTs); a PULL in
+  fake worker (a DEALER that keeps credits outstanding and rejects each EVENT at once); a PULL in
   this process stands in for the collector and receives the builder's final counters.
 
 Throughput = fragments (bytes) / (first send -> last fragment counted by the sink, or last
@@ -114,24 +114,27 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
 
 
 def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> None:
-    """A worker that keeps credits outstanding and drops every event at once."""
+    """A worker that keeps credits outstanding and rejects every event at once (its result,
+    with no fragments to forward, releases the event and returns the credit)."""
     ctx = zmq.Context()
     sock = make_socket(ctx, zmq.DEALER, hwm=10_000)
     sock.setsockopt(zmq.IDENTITY, b"bench-worker")
     connect(sock, endpoint)
-    for _ in range(FAKE_WORKER_CREDITS):
-        sock.send_multipart([messages.READY, messages.pack_meta({"done": None})])
+    sock.send_multipart([messages.READY, messages.pack_meta({"credits": FAKE_WORKER_CREDITS})])
     out.put(("connected",))
     n = 0
     t_first = None
     while n < n_events:
-        kind, meta, *_frames = sock.recv_multipart(copy=False)
+        kind, id_frame, *_frames = sock.recv_multipart(copy=False)
         if kind.bytes != messages.EVENT:
             continue
         if t_first is None:
             t_first = clock.now_ns()
         n += 1
-        sock.send_multipart([messages.READY, messages.pack_meta({"done": messages.unpack_meta(meta)["l1_id"]})])
+        now = clock.now_ns()
+        sock.send_multipart([messages.RESULT, messages.pack_meta({
+            "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
+            "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
     out.put(("done", n, t_first, clock.now_ns()))
     sock.close(linger=1000)
     ctx.term()
@@ -288,7 +291,7 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
         "check fragments (decode_fragment: header, sizes, CRC)": spent["check"],
         "build (EventBuilderState.add)": spent["build"],
         "dispatch events to the worker (send_multipart, copy=False)": spent["dispatch"],
-        "read credits (READY)": spent["credits"],
+        "read results and credits": spent["credits"],
     }
     steps["main loop: poll, clocks, timeouts"] = max(run["builder_main_thread_cpu_s"] - sum(steps.values()), 0.0)
     steps["ZeroMQ I/O thread (bytes in and out)"] = run["builder_cpu_s"] - run["builder_main_thread_cpu_s"]

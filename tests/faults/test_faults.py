@@ -6,15 +6,12 @@ Every scenario: lost = 0, no event counted twice, and the fault visible in the s
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from farm import fault_scenarios as fs
-from farm.supervisor import Farm, FarmHooks, run_farm
-from farm.triton_server import TritonServer
+from farm.supervisor import run_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -35,24 +32,11 @@ def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried():
     decide (200 Hz against ~20 Hz with every event with jets waiting >= 50 ms for the slow
     jet tagger) keeps complete events queued in the builder, which hands a worker its next
     event in the same turn as it takes its result; the kills come while over half the events
-    are still to be decided. (farm.fault_scenarios.worker_killed runs below saturation, where
-    a worker may be between events when it is killed.)
+    are still to be decided (farm.fault_scenarios.worker_killed).
     """
-    n, kill_at = 200, (20, 60)  # decided events at each kill
-    killed, undecided_at_kill = [], []
-
-    def tick(farm: Farm) -> None:
-        if len(killed) < len(kill_at) and farm.collector.ledger.decided >= kill_at[len(killed)]:
-            index = len(killed) % len(farm.workers)
-            undecided_at_kill.append(n - farm.collector.ledger.decided)
-            os.kill(farm.workers[index].pid, signal.SIGKILL)
-            killed.append(farm.identities[index])
-
-    with TritonServer(fs.SLOW_MODEL_REPOSITORY, start_timeout_s=90) as server:
-        # the slow repository serves the jet tagger only; its deadline lets it answer
-        cfg = fs.base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
-                             readout={"rate_hz": 200.0})
-        summary = run_farm(cfg, n, output_dir=None, hooks=FarmHooks(on_tick=tick))
+    n = 200
+    r = fs.worker_killed(n, kills=2)
+    killed, undecided_at_kill, summary = r.notes["killed"], r.notes["undecided_at_kill"], r.summary
     assert killed == ["worker-0.0", "worker-1.0"] and min(undecided_at_kill) > n // 2, (killed, undecided_at_kill)
     assert_accounted(summary, n)
     b, ev = summary["builder"], summary["events"]
