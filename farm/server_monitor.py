@@ -92,6 +92,8 @@ class ModelMonitor(threading.Thread):
     def _stats(self, client: TritonBackend, model: str) -> StatsSnapshot | None:
         try:
             return stats_snapshot(client.inference_stats())
+        except InferenceError:  # the server is down or busy: not this monitor's business, nothing to log
+            return None
         except Exception as err:  # unknown progress: the decision treats it as none
             self._once.exception(err, f"model monitor, statistics of {model}")
             return None

@@ -121,3 +121,16 @@ def test_any_exception_is_logged_once_per_kind_and_the_loop_goes_on(fake_backend
     crashes = [r.getMessage() for r in caplog.records if "client bug" in r.getMessage()]
     assert len(crashes) == 1 and "RuntimeError" in crashes[0]  # three crashes of one kind, logged once
     assert server.reloaded == [EDGE_CLASSIFIER]  # the thread lived on to see the dead stub
+
+
+def test_a_server_that_is_down_is_not_reported_on_the_terminal(fake_backend, caplog):
+    """While the server is down its statistics cannot be read: the workers' breakers handle
+    that; the monitor says nothing (a user reads such lines as errors of the farm)."""
+    def down(self, timeout_s: float = 2.0):
+        raise InferenceUnavailable("failed to connect to all addresses")
+
+    fake_backend.inference_stats = down
+    monitor = ModelMonitor(FakeServer(), (EDGE_CLASSIFIER,), period_s=0.01)
+    with caplog.at_level(logging.WARNING):
+        run_rounds(monitor, 5)
+    assert not [r for r in caplog.records if "statistics" in r.getMessage()]
