@@ -1,6 +1,6 @@
 """Benchmark suite: each part of the farm against the baseline it should come close to.
 
-    .venv/bin/python scripts/bench.py                  # full suite (about 8 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py                  # full suite (about 10 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick          # smoke version, under 2 minutes
     .venv/bin/python scripts/bench.py --only builder --only inference --out-dir /tmp/b
     .venv/bin/python scripts/bench.py --gpu            # on a GPU host: BENCHMARKS-gpu.md (needs the gpu extra)
