@@ -24,10 +24,12 @@ from trigger_sim.models.registry import MODEL_NAMES
 SIZES = ("n_hits", "n_edges", "n_tracks", "n_jets", "n_clusters")
 UNKNOWN = -1  # a size or attempt that is not known
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+NAN = float("nan")
+_NO_SIZES = [UNKNOWN] * len(SIZES)
 SERVED_PATHS = ("triton", "expired")  # the model's call went to the server (expired: its answer came too late)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventRow:
     """One decided event, as the collector knows it. `steps_ms`: the steps that ran (others
     are null); `model_paths`: model -> inference path; `sizes`: None when not known."""
@@ -87,6 +89,11 @@ class EventTable:
         self._steps_ms = {step: array("d") for step in self.steps}
         self._text = {name: _Codes() for name in self.TEXT}
         self._model_text = {f"{m}_{what}": _Codes() for m in self.models for what in ("path", "server")}
+        # the same columns in the order `add` fills them
+        self._int_columns = list(self._ints.values())
+        self._step_columns = list(self._steps_ms.values())
+        self._text_columns = [self._text[name] for name in self.TEXT]
+        self._model_columns = [(self._model_text[f"{m}_path"], self._model_text[f"{m}_server"]) for m in self.models]
 
     def __len__(self) -> int:
         return len(self._ints["l1_id"])
@@ -94,24 +101,26 @@ class EventTable:
     def add(self, row: EventRow) -> None:
         """Append one row. Every value is converted first, so a value of the wrong type
         raises before any column grew: the columns always stay the same length."""
-        sizes = (UNKNOWN,) * len(SIZES) if row.sizes is None else tuple(row.sizes.get(s, UNKNOWN) for s in SIZES)
-        ints = [int(v) for v in (row.l1_id, row.l1_time_ns, row.decided_ns, row.attempt, *sizes)]
-        if not all(INT64_MIN <= v <= INT64_MAX for v in ints):
+        sizes = _NO_SIZES if row.sizes is None else [row.sizes.get(s, UNKNOWN) for s in SIZES]
+        ints = [int(row.l1_id), int(row.l1_time_ns), int(row.decided_ns), int(row.attempt), *map(int, sizes)]
+        if not INT64_MIN <= min(ints) <= max(ints) <= INT64_MAX:
             raise OverflowError(f"event {row.l1_id}: a number beyond 64 bits")
-        steps = [float(row.steps_ms.get(step, np.nan)) for step in self.steps]
-        text = [tuple(str(v) for v in getattr(row, name)) if name in self.LISTS else str(getattr(row, name))
-                for name in self.TEXT]
+        get = row.steps_ms.get
+        steps = [float(get(step, NAN)) for step in self.steps]
+        text = (str(row.outcome), tuple(map(str, row.chains)), tuple(map(str, row.streams)), str(row.debug_reason),
+                str(row.debug_detail), str(row.inference_path), str(row.fallback_reason), str(row.worker), str(row.host))
         paths = [str(row.model_paths.get(model, "")) for model in self.models]
-        for column, value in zip(self._ints.values(), ints):
+        forced = bool(row.forced)
+        for column, value in zip(self._int_columns, ints):
             column.append(value)
-        self._forced.append(bool(row.forced))
-        for column, value in zip(self._steps_ms.values(), steps):
+        for column, value in zip(self._step_columns, steps):
             column.append(value)
-        for name, value in zip(self.TEXT, text):
-            self._text[name].append(value)
-        for model, path in zip(self.models, paths):
-            self._model_text[f"{model}_path"].append(path)
-            self._model_text[f"{model}_server"].append(self.server if path in SERVED_PATHS else "")
+        for column, value in zip(self._text_columns, text):
+            column.append(value)
+        for (path_column, server_column), path in zip(self._model_columns, paths):
+            path_column.append(path)
+            server_column.append(self.server if path in SERVED_PATHS else "")
+        self._forced.append(forced)
 
     def column_names(self) -> list[str]:
         """Every column, in the order written."""

@@ -3,9 +3,10 @@
 import csv
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
-from farm.scan import run_scan, write_outputs
+from farm.scan import point_table_path, run_scan, write_outputs
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.sustained import CRITERIA
 
@@ -17,7 +18,8 @@ def test_scan_two_rates_writes_json_csv_png(tmp_path):
     # two rates the farm keeps up with (it saturates near 39 Hz): an overloaded point would
     # spend minutes draining its queue; each run is sized for 1,200 events (the p99 needs
     # 1,000, the stability check four windows of 300), about 50 s and 40 s here
-    result = run_scan(cfg, [25.0, 32.0], duration_s=4.0)
+    tables = tmp_path / "events.parquet"
+    result = run_scan(cfg, [25.0, 32.0], duration_s=4.0, events_tables=tables)
     assert [p["rate_hz"] for p in result["points"]] == [25.0, 32.0]
     assert len(set(result["seeds"])) == 2 and cfg.run.seed not in result["seeds"]
     for p in result["points"]:
@@ -26,6 +28,10 @@ def test_scan_two_rates_writes_json_csv_png(tmp_path):
         assert p["total_p99_ms"] >= p["total_p50_ms"] > 0
         assert 0.5 * p["rate_hz"] < p["throughput_hz"] < 1.5 * p["rate_hz"]
         assert p["sustained"] == (p["why_not"] == "")
+        # each point's per-event table, beside the name given: a row per event, the p99's events among them
+        assert p["events_table"] == str(point_table_path(tables, p["rate_hz"], p["seed"]))
+        total = pq.read_table(p["events_table"], columns=["total_ms"]).column("total_ms")
+        assert len(total) - total.null_count == p["decided_events"]
     sustained = [p["rate_hz"] for p in result["points"] if p["sustained"]]
     assert result["saturation_rate_hz"] == (max(sustained) if sustained else None)
     paths = write_outputs(result, tmp_path)

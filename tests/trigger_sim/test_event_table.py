@@ -3,6 +3,7 @@ same length even when a row is refused, and Parquet and ROOT files read back the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_a_refused_row_leaves_every_column_as_it_was(event_rows, field):
     bad = {"l1_id": 2**64, "attempt": 1 << 63, "sizes": {"n_hits": "many"}, "steps_ms": {"build": "slow"}}[field]
     row = event_rows[0]
     with pytest.raises((OverflowError, ValueError)):
-        table.add(EventRow(**{**row.__dict__, field: bad}))
+        table.add(dataclasses.replace(row, **{field: bad}))
     table.add(row)
     assert table.rows() == [expected(r) for r in [*event_rows, row]]
 
