@@ -1,6 +1,6 @@
 """Run the fault scenarios long and print, per fault: injected, events in, decided, lost.
 
-    .venv/bin/python scripts/fault_suite.py            # long version (about 3 minutes)
+    .venv/bin/python scripts/fault_suite.py            # long version (about 20 minutes)
     .venv/bin/python scripts/fault_suite.py --scale 0.2 --only triton_killed
 
 The same scenarios run short in the test suite (tests/faults/). Exit code 1 if any event
@@ -19,7 +19,7 @@ from rich.table import Table
 
 from farm import fault_scenarios as fs
 
-LONG_EVENTS = {"worker_killed": 300, "random_kills_below": 5000, "random_kills_above": 5000, "worker_stalled": 600,
+LONG_EVENTS = {"worker_killed": 300, "random_kills_below": 10_000, "random_kills_above": 10_000, "worker_stalled": 600,
                "looped_replay": 300_000, "triton_killed": 2000, "stub_killed": 1500, "readout_faults": 2000,
                "silent_source": 600, "overload": 4000}
 
