@@ -21,7 +21,7 @@ from farm import messages
 from farm.builder import Builder
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.simulation import event_fragments
-from trigger_sim.wire import encode_fragment
+from trigger_sim.wire import decode_fragment, encode_fragment
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,7 +56,7 @@ class Harness:
         for frag in event_fragments(self.config, l1_id, 0):
             self.readout.send_multipart(encode_fragment(frag))
 
-    def receive(self, sock: zmq.Socket, timeout_ms: int = 3000) -> list[bytes] | None:
+    def receive(self, sock: zmq.Socket, timeout_ms: int = 10_000) -> list[bytes] | None:
         return sock.recv_multipart() if sock.poll(timeout_ms) else None
 
     def collected(self, timeout_ms: int = 3000) -> list[list[bytes]]:
@@ -74,6 +74,15 @@ class Harness:
             sock.close(linger=0)
         self.ctx.term()
         return rest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_kernels() -> None:
+    """Simulate and check one event first: in a fresh clone the simulation's and the
+    fragment checks' kernels compile on first use, seconds that are no part of any test."""
+    config = with_overrides(load_config(), physics={"pileup_mean": 0.0})
+    for frag in event_fragments(config, 0, 0):
+        decode_fragment(encode_fragment(frag))
 
 
 @pytest.fixture

@@ -13,14 +13,15 @@ from farm import fault_scenarios as fs
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.mark.parametrize("rate_hz, seed", [(30.0, 11), (150.0, 12)], ids=["below-saturation", "above-saturation"])
-def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, rate_hz, seed):
-    r = fs.random_worker_kills(400, rate_hz=rate_hz, mean_interval_s=0.5, seed=seed, output_dir=tmp_path / "out")
+@pytest.mark.parametrize("n, rate_hz, seed", [(400, 30.0, 11), (900, 150.0, 12)], ids=["below-saturation", "above-saturation"])
+def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, n, rate_hz, seed):
+    # above saturation the farm decides ~100 events/s here: 900 events give the killer ~9 s
+    r = fs.random_worker_kills(n, rate_hz=rate_hz, mean_interval_s=0.3, seed=seed, output_dir=tmp_path / "out", min_age_s=1.0)
     s, ev = r.summary, r.summary["events"]
     diagnosis = (s["problems"][:5], s["builder"], s["collector"])
-    assert r.injected >= 3, "the killer should have fired several times"
-    assert ev["l1_count_known"] and ev["l1_accepted"] == 400, diagnosis
-    assert ev["lost"] == 0 and ev["accepted"] + ev["rejected"] + ev["debug"] == 400, diagnosis
+    assert r.injected >= 2, "the killer should have fired several times"
+    assert ev["l1_count_known"] and ev["l1_accepted"] == n, diagnosis
+    assert ev["lost"] == 0 and ev["accepted"] + ev["rejected"] + ev["debug"] == n, diagnosis
     assert ev["duplicate_results_refused"] == 0, "the builder forwards one decision per event"
     assert s["workers"]["restarts"] >= len(set(r.notes["killed"])) - 1  # the last kill may land as the run ends
     for stream, check in r.notes["streams"].items():  # duplicates refused are never written
