@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from farm.server_device import local_server
-from trigger_sim.inference.factory import build_inference, prepare_inference
+from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.hlt.sequence import STEPS, EventObjects, HltSequence
 from trigger_sim.kernels import warm_up
@@ -76,6 +76,7 @@ def run_validation(config: FarmConfig, events: int, triton_url: str | None = Non
         served = None
         if use_triton:
             services = build_inference(relaxed, triton_url)
+            stack.callback(close_inference, services)  # its shared-memory regions removed
             problem = prepare_inference(services)
             if problem:
                 raise RuntimeError(f"Triton at {triton_url}: {problem}")

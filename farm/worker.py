@@ -31,7 +31,7 @@ from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.menu import load_menu
-from trigger_sim.inference.factory import build_inference, prepare_inference
+from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 
 POLL_MS = 100
 STATS_PERIOD_S = 1.0  # counters reach the collector at least this often
@@ -173,9 +173,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
         builder.send_multipart([messages.BYE, messages.pack_meta({})])
         done.set()
         watchdog.join(timeout=2.0)
-        for service in inference.values():
-            if service.remote is not None:
-                service.remote.close()
+        close_inference(inference)
         builder.close(linger=2000)
         collector.close(linger=2000)
         ctx.term()

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from farm.triton_server import TritonServer  # noqa: E402
-from trigger_sim.inference.factory import build_inference, prepare_inference  # noqa: E402
+from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides  # noqa: E402
 from trigger_sim.hlt.sequence import STEPS, HltSequence  # noqa: E402
 from trigger_sim.kernels import warm_up  # noqa: E402
@@ -37,13 +37,16 @@ def bench(pileup: float, events: int, triton_url: str | None) -> dict:
     config = with_overrides(FarmConfig(), run={"seed": SEED}, physics={"pileup_mean": pileup},
                             worker={"budget_ms": 60_000.0}, inference={"timeout_ms": 10_000.0})
     services = build_inference(config, triton_url)
-    problem = prepare_inference(services)
-    if problem:
-        raise SystemExit(problem)
-    sequence = HltSequence(config, load_menu(config.menu), services)
-    frames = [[encode_fragment(f) for f in event_fragments(config, i, 0)] for i in range(events)]
-    sequence.process(0, frames[0])  # first call: warm caches
-    results = [sequence.process(i, frames[i]) for i in range(events)]
+    try:
+        problem = prepare_inference(services)
+        if problem:
+            raise SystemExit(problem)
+        sequence = HltSequence(config, load_menu(config.menu), services)
+        frames = [[encode_fragment(f) for f in event_fragments(config, i, 0)] for i in range(events)]
+        sequence.process(0, frames[0])  # first call: warm caches
+        results = [sequence.process(i, frames[i]) for i in range(events)]
+    finally:
+        close_inference(services)  # the shared-memory regions go with the backends
     steps = {}
     for step in (*STEPS, "worker_total"):
         values = [r.steps_ms[step] for r in results if step in r.steps_ms]

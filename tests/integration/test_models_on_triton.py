@@ -8,7 +8,7 @@ import pytest
 
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.hlt.sequence import EventObjects, HltSequence
-from trigger_sim.inference.factory import build_inference, prepare_inference
+from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 from trigger_sim.inference.triton_client import TritonBackend
 from trigger_sim.menu import load_menu
 from trigger_sim.models import edge_classifier
@@ -52,10 +52,11 @@ def test_a_model_that_does_not_match_the_client_is_refused(triton_server):
         client.close()
 
 
-def test_sequence_through_triton_decides_like_the_fallback_event_by_event(triton_server):
+def test_sequence_through_triton_decides_like_the_fallback_event_by_event(triton_server, request):
     menu = load_menu(CFG.menu)
     relaxed = with_overrides(CFG, inference={"timeout_ms": 10_000.0}, worker={"budget_ms": 60_000.0})
     served = build_inference(relaxed, triton_server.grpc_url)
+    request.addfinalizer(lambda: close_inference(served))
     assert prepare_inference(served) == ""
     local = build_inference(relaxed, None)
     via_triton, via_fallback = HltSequence(relaxed, menu, served), HltSequence(relaxed, menu, local)
@@ -70,5 +71,3 @@ def test_sequence_through_triton_decides_like_the_fallback_event_by_event(triton
         assert a_keep.jet_scores.tobytes() == b_keep.jet_scores.tobytes()
     for name in MODEL_NAMES:
         assert served[name].counters.triton_calls > 0 and served[name].counters.fallback_calls == 0
-    for service in served.values():
-        service.remote.close()

@@ -4,6 +4,7 @@ Triton path decides every event as the fallback does (the full 2,000-event run i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 KEYS = {"edge_classifier", "tracking", "jet_tagger", "triton_vs_fallback", "turn_on", "targets", "sample", "steps_ms"}
 
 
+def _client_regions() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("tsim_client_*")}
+
+
 def test_short_validation_through_triton(triton_server, tmp_path):
+    regions_before = _client_regions()
     out, js = tmp_path / "figures", tmp_path / "validation.json"
     result = CliRunner().invoke(main, ["validate", "--events", "40", "--pileup", "60", "--triton-url", triton_server.grpc_url,
                                        "--out", str(out), "--json", str(js)])
@@ -34,6 +40,7 @@ def test_short_validation_through_triton(triton_server, tmp_path):
     for name in ("tracking_efficiency.png", "jet_tagger_roc.png", "turn_on.png"):
         assert (out / name).stat().st_size > 10_000
     assert "identical decisions" in result.output and "track fake rate" in result.output
+    assert _client_regions() == regions_before, "validate left its shared-memory regions in /dev/shm"
 
 
 def test_validation_without_a_server_runs_the_fallback_only(tmp_path):

@@ -45,6 +45,14 @@ def build_inference(config: FarmConfig, triton_url: str | None, shm_prefix: str 
     return services
 
 
+def close_inference(inference: dict[str, InferenceService]) -> None:
+    """Close every remote backend: unregister and remove its shared-memory regions (plain
+    /dev/shm files that nothing else removes for a process that is not a farm worker)."""
+    for service in inference.values():
+        if service.remote is not None:
+            service.remote.close()
+
+
 def prepare_inference(inference: dict[str, InferenceService]) -> str:
     """Check each served model and send it one warm-up request; return the problems, or ''.
 
