@@ -20,6 +20,7 @@ import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.metrics_http import serve
 from farm.procfs import peak_rss_mb
 from farm.security import Curve
 from farm.sockets import bind, connect, make_socket
@@ -29,6 +30,7 @@ from trigger_sim.config import FarmConfig
 from trigger_sim.dispatch import FORWARD, STALE, Dispatcher
 from trigger_sim.errors import WireFormatError
 from trigger_sim.liveness import Liveness
+from trigger_sim.metrics import BUILDER, BuilderMetrics, port_for
 from trigger_sim.accounting import ACCEPTED, DEBUG
 from trigger_sim.result_check import check_result
 from trigger_sim.partition import source_ids
@@ -36,6 +38,7 @@ from trigger_sim.wire import decode_fragment
 
 POLL_MS = 20
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
+METRICS_PERIOD_NS = 250 * clock.NS_PER_MS  # the Prometheus gauges and counters follow the state this often
 
 
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
@@ -73,6 +76,8 @@ class Builder:
         self.bytes_in = 0
         self.busy_ns = 0
         self.busy_since: int | None = None
+        self.metrics = BuilderMetrics()
+        self.metrics_due_ns = 0
 
     # -- clocks ---------------------------------------------------------------------------
     def active_ns(self) -> int:
@@ -91,6 +96,18 @@ class Builder:
             self.busy_ns += now - self.busy_since
             self.busy_since = None
         return full
+
+    def _update_metrics(self, now_ns: int) -> None:
+        """The builder's queues and counters in its Prometheus registry (every 250 ms)."""
+        if now_ns < self.metrics_due_ns:
+            return
+        self.metrics_due_ns = now_ns + METRICS_PERIOD_NS
+        d = self.dispatcher
+        self.metrics.update(fragments=self.state.counters.fragments_in, bytes_in=self.bytes_in, rejected=self.rejected,
+                            dispatched=d.dispatched, retried=self.retried, busy_s=self.busy_ns / clock.NS_PER_S,
+                            building=self.state.n_building, waiting=d.n_waiting,
+                            in_flight={w.decode(errors="replace"): len(held) for w, held in d.in_flight.items()},
+                            credits=d.n_credits, busy=self.busy_since is not None)
 
     # -- output ---------------------------------------------------------------------------
     def _to_collector(self, event: PendingEvent, stream: str, reason: str) -> None:
@@ -299,6 +316,7 @@ class Builder:
         address = self.config.network.bind_address
         ready.put(("builder", {name: bind(sock, address, self.curve) for name, sock in
                                (("fragments", self.fragments_in), ("work", self.work), ("control", self.control))}))
+        serve(self.metrics.registry, self.config.monitoring, port_for(self.config.monitoring.base_port, BUILDER), BUILDER)
         poll_all, poll_work = zmq.Poller(), zmq.Poller()
         for sock in (self.fragments_in, self.work, self.control):
             poll_all.register(sock, zmq.POLLIN)
@@ -317,6 +335,7 @@ class Builder:
             for worker, l1_id, event in self.dispatcher.assignments():
                 self._send_to_worker(worker, l1_id, event)
             self._report_silent()
+            self._update_metrics(clock.now_ns())
             for event in self.state.expire(self.active_ns()):
                 self._to_collector(event, "MissingData", f"incomplete after the {bc.build_timeout_ms:g} ms build timeout")
         self._shutdown()

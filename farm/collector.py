@@ -30,6 +30,7 @@ from trigger_sim.errors import WireFormatError
 from trigger_sim.event_table import EventRow, EventTable
 from trigger_sim.id_ranges import IdRanges, parse_ranges
 from trigger_sim.latency import LatencyRecorder
+from trigger_sim.metrics import SupervisorMetrics
 from trigger_sim.recording import RecordWriter
 from trigger_sim.result_check import check_result
 from trigger_sim.wire import decode_fragment
@@ -44,10 +45,12 @@ class BadMessage(ValueError):
 
 class Collector:
     def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None,
-                 events: EventTable | None = None):
-        """`events`: the per-event table to fill (one row per event the ledger counts), or None."""
+                 events: EventTable | None = None, metrics: SupervisorMetrics | None = None):
+        """`events`: the per-event table to fill (one row per event the ledger counts), or None;
+        `metrics`: the Prometheus counters and histograms to update with each counted event."""
         self.config = config
         self.events = events
+        self.metrics = metrics
         self.curve = curve
         self.sock = make_socket(ctx, zmq.PULL, hwm=1000)
         self.endpoint = bind(self.sock, config.network.bind_address, curve)
@@ -62,6 +65,7 @@ class Collector:
         self.stalled: list[dict[str, Any]] = []  # workers the builder reported silent, to kill
         self.bad_message_kinds: Counter = Counter()
         self.builder_stats: dict[str, Any] | None = None
+        self.readout_stats: dict[str, Any] = {}  # the readout's running counters (Level-1 accepts, vetoes), for the live view
         self.worker_stats: dict[str, dict[str, Any]] = {}
         self.inference_paths: Counter = Counter()
         self.decided_by_worker: Counter = Counter()  # events each worker identity decided (forced included)
@@ -132,6 +136,8 @@ class Collector:
                 raise BadMessage("STATS: counters is not a map")
             if meta.get("role") == "builder":
                 self.builder_stats = counters
+            elif meta.get("role") == "readout":
+                self.readout_stats = counters
             else:  # cumulative, sent every second: the latest replaces the previous
                 self.worker_stats[str(meta.get("identity"))] = counters
         elif kind == messages.STALLED:
@@ -191,6 +197,8 @@ class Collector:
         self.timeline_ns.append(times["decided_ns"])
         self.timeline_total_ms.append(steps["total"])
         self._add_row(row)
+        self._observe(outcome, chains, streams if outcome == ACCEPTED else (), streams[0] if outcome == DEBUG else "",
+                      meta.get("inference_path") or "none", meta.get("inference_reason") or "", meta.get("inference"), steps)
         if fragments:
             self._write(streams, l1_id, record_meta, fragments)
 
@@ -210,6 +218,7 @@ class Collector:
         self.inference_paths["none"] += 1
         self._decided_at(done_ns)
         self._add_row(row)
+        self._observe(DEBUG, (), (), stream, "none", "", None, None)
         self._write([stream], l1_id, record_meta, fragments)
 
     def _event_row(self, l1_id: int, build: Callable[..., EventRow], *args: Any) -> EventRow | None:
@@ -236,6 +245,16 @@ class Collector:
         self.write_errors += 1
         if len(self.write_error_texts) < 5:
             self.write_error_texts.append(f"events table: event {l1_id}: {type(err).__name__}: {err}"[:200])
+
+    def _observe(self, outcome: str, chains, streams, debug_stream: str, path: str, reason: str, model_paths, steps) -> None:
+        """The counted event in the Prometheus metrics; never raises (the event already counts)."""
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.event_decided(outcome, chains, streams, debug_stream, path, reason,
+                                       model_paths if isinstance(model_paths, dict) else None, steps)
+        except Exception as err:
+            self.bad_message_kinds[f"metrics: {type(err).__name__}: {str(err)[:80]}"] += 1
 
     def _add_digest(self, l1_id: int, outcome: str, names: list[str]) -> None:
         text = f"{l1_id}|{outcome}|{','.join(names)}".encode()

@@ -16,6 +16,7 @@ import zmq
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.metrics_http import serve
 from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
@@ -23,6 +24,7 @@ from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import MAX_L1_ID
 from trigger_sim.faults import FaultInjector
 from trigger_sim.id_ranges import IdRanges
+from trigger_sim.metrics import READOUT, ReadoutMetrics, port_for
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
 from trigger_sim.event_source import RecordingSource, SimulatedSource
@@ -31,6 +33,7 @@ from trigger_sim.wire import encode_fragment
 
 RANGES_PER_MESSAGE = 5_000  # [start, stop) pairs per L1_IDS message: under 0.1 MB, far below the metadata limit
 MAX_LAG_MS = 50.0  # a slot reached later than this after its time is vetoed
+STATS_PERIOD_NS = 500 * clock.NS_PER_MS  # running counters to the collector (the live view's rate in and dead time)
 
 
 def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: str, n_events: int | None,
@@ -48,6 +51,8 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         sources[sid] = sock
     collector = make_socket(ctx, zmq.PUSH)
     connect(collector, collector_endpoint, curve)
+    metrics = ReadoutMetrics()
+    serve(metrics.registry, config.monitoring, port_for(config.monitoring.base_port, READOUT), READOUT)
     if not replay:
         warm_up(config)  # before the first slot: loading (or compiling) kernels is not Level-1 dead time
     start = clock.now_ns()
@@ -64,8 +69,13 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     busy_ns = 0
     vetoed_busy = vetoed_slow = 0
     blocked_recently = False
+    stats_due_ns = start
     try:
         while not stop.is_set() and (n_events is None or n_sent < n_events):
+            if clock.now_ns() >= stats_due_ns:
+                stats_due_ns = clock.now_ns() + STATS_PERIOD_NS
+                collector.send_multipart([messages.STATS, messages.pack_meta({"role": "readout", "counters": {
+                    "l1_accepted": n_sent, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow, "busy_s": busy_ns / clock.NS_PER_S}})])
             slot = pacer.next_ns()
             if end_ns is not None and slot >= end_ns:
                 break
@@ -74,6 +84,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
                     vetoed_busy += 1
                 else:
                     vetoed_slow += 1
+                metrics.vetoed.labels("busy" if blocked_recently else "readout_slow").inc()
                 continue
             blocked_recently = False
             # Prepare the event before its slot, so the emulator's own cost is not event latency.
@@ -90,16 +101,18 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             sent_any = False
             for index, frag in enumerate(fragments):
                 for frames in (injector.apply(frag, index, n_sent) if injector else [encode_fragment(frag)]):
-                    sent, blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop)
+                    sent, blocked = _send(sources[frag.header.source_id], frames, send_timeout_ms, stop, metrics)
                     sent_any |= sent
                     if blocked:
                         busy_ns += blocked
                         blocked_recently = True
+                        metrics.blocked_seconds.inc(blocked / clock.NS_PER_S)
             if not sent_any:  # stopping while the builder took nothing of it: never accepted
                 not_sent_at_stop += 1
                 break
             n_sent += 1  # a Level-1 accept: with any fragment out, the builder accounts for it
             sent_ids.add(l1_id)
+            metrics.accepts.inc()
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
         chunks = sent_ids.chunks(RANGES_PER_MESSAGE)
@@ -117,7 +130,8 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         ctx.term()
 
 
-def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event) -> tuple[bool, int]:
+def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event,
+          metrics: ReadoutMetrics | None = None) -> tuple[bool, int]:
     """Send one fragment; return whether it left, and the ns spent blocked by back-pressure.
 
     The send waits until the builder reads, checking for a stop request every
@@ -131,12 +145,18 @@ def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiproce
     except zmq.Again:
         pass
     t0 = clock.now_ns()
-    while True:
-        if sock.poll(send_timeout_ms, zmq.POLLOUT):
-            sock.send_multipart(frames, copy=False)
-            return True, clock.now_ns() - t0
-        if stop.is_set():
+    if metrics is not None:
+        metrics.blocked.set(1)
+    try:
+        while True:
             if sock.poll(send_timeout_ms, zmq.POLLOUT):
                 sock.send_multipart(frames, copy=False)
                 return True, clock.now_ns() - t0
-            return False, clock.now_ns() - t0
+            if stop.is_set():
+                if sock.poll(send_timeout_ms, zmq.POLLOUT):
+                    sock.send_multipart(frames, copy=False)
+                    return True, clock.now_ns() - t0
+                return False, clock.now_ns() - t0
+    finally:
+        if metrics is not None:
+            metrics.blocked.set(0)

@@ -33,6 +33,7 @@ import zmq
 from farm import messages
 from farm.builder import run_builder
 from farm.collector import Collector
+from farm.metrics_http import check_ports_free, serve
 from farm.readout import run_readout
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
@@ -51,6 +52,7 @@ from trigger_sim.event_source import config_for_recording
 from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
+from trigger_sim.metrics import SUPERVISOR, SupervisorMetrics, process_ports
 
 START_TIMEOUT_S = 120.0
 Progress = Callable[[dict[str, Any]], None]
@@ -112,6 +114,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     wall_start = time.monotonic()
     if events_table not in (None, "auto"):
         check_writable(events_table)  # a .root name without uproot fails now, not after the run
+    metrics_ports = process_ports(config.monitoring.base_port, config.worker.resolved_count)
+    check_ports_free(config.monitoring, metrics_ports)  # a taken port fails now, named, not silently in a process
     output_dir = _prepare_output(config, output_dir)
     table_path = _events_table_path(events_table, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
@@ -152,9 +156,14 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 cleanup.callback(unregister_regions, triton_url, shm_prefix, config.network.triton_client_options())
             if curve is not None:
                 cleanup.callback(curve.close)  # its authenticator, after the collector's socket
+            metrics = SupervisorMetrics(config.worker.budget_ms, triton_url or "none") if config.monitoring.enabled else None
             collector = Collector(ctx, config, output_dir, curve,
-                                  events=EventTable(LATENCY_ORDER, triton_url or "") if table_path is not None else None)
+                                  events=EventTable(LATENCY_ORDER, triton_url or "") if table_path is not None else None,
+                                  metrics=metrics)
             cleanup.callback(collector.close)
+            endpoint = serve(metrics.registry, config.monitoring, metrics_ports[SUPERVISOR], SUPERVISOR) if metrics else None
+            if endpoint is not None:
+                cleanup.callback(endpoint.close)
             control = make_socket(ctx, zmq.PUSH)
             cleanup.callback(control.close)
 
@@ -219,7 +228,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                     farm.problems.append(f"event builder died (exit code {builder.exitcode}): run stopped")
                     break
                 if progress:
-                    progress(_progress(collector, n_events))
+                    progress(_progress(collector, n_events, triton_url))
                 if collector.end is None and not farm.readout.is_alive():
                     quiet_since = time.monotonic()  # its END may be behind a backlog: read until 1 s of quiet
                     while collector.end is None and time.monotonic() - quiet_since < 1.0:
@@ -264,6 +273,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
                                 interrupted_by=interrupted[0] if interrupted else "",
                                 events_table=table_written)
+            summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports}
+            if endpoint is not None:  # the final values stay up for a last scrape
+                _linger(config.monitoring.linger_s, interrupted)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -302,11 +314,22 @@ def _write_events_table(table: EventTable | None, path: Path | None, problems: l
         return None
 
 
-def _progress(collector: Collector, n_events: int | None) -> dict[str, Any]:
+def _linger(seconds: float, interrupted: list[str]) -> None:
+    """Keep the process (and its metrics endpoint) up for `seconds`, or until a new signal."""
+    signals, deadline = len(interrupted), time.monotonic() + seconds
+    while time.monotonic() < deadline and len(interrupted) == signals:
+        time.sleep(0.05)
+
+
+def _progress(collector: Collector, n_events: int | None, server: str | None = None) -> dict[str, Any]:
+    """What the progress display and the live view read (cumulative counts; the decision
+    times and total latencies are the collector's arrays, read from where the view left off)."""
     return {"decided": collector.ledger.decided, "target": n_events,
             "l1_accepted": (collector.end or {}).get("l1_accepted"),
             "triton": collector.inference_paths.get("triton", 0), "fallback": collector.inference_paths.get("fallback", 0),
-            "debug": collector.ledger.outcomes.get("debug", 0)}
+            "debug": collector.ledger.outcomes.get("debug", 0), "readout": collector.readout_stats,
+            "worker_stats": collector.worker_stats, "server": server or "none",
+            "decided_ns": collector.timeline_ns, "total_ms": collector.timeline_total_ms}
 
 
 def _kill_silent_workers(farm: Farm) -> None:
@@ -331,6 +354,8 @@ def _restart_dead_workers(farm: Farm, control: zmq.Socket, start_worker, ready: 
         control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": farm.identities[index]})])
         farm.problems.append(f"{farm.identities[index]} exited with code {p.exitcode}: restarted (an event it held without a decision is retried)")
         farm.restarts += 1
+        if farm.collector.metrics is not None:
+            farm.collector.metrics.restarts.inc()
         start_worker(index)  # its "ready" message is read by the main loop
 
 

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.metrics_http import serve
 from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
@@ -31,6 +32,7 @@ from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.menu import load_menu
+from trigger_sim.metrics import WorkerMetrics, port_for
 from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 
 POLL_MS = 100
@@ -124,11 +126,14 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     builder.send_multipart([messages.READY, messages.pack_meta({"credits": config.builder.credits_per_worker})])
     ready.put(("worker", {"identity": identity, "problem": problem}))
     counts = Counter()
+    metrics = WorkerMetrics(triton_url or "none")
+    serve(metrics.registry, config.monitoring, port_for(config.monitoring.base_port, identity.rsplit(".", 1)[0]), identity)
 
     def send_stats() -> None:
-        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": {
-            **counts, "processed": counts["processed"], **inference_counters(inference),
-            "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}})])
+        counters = {**counts, "processed": counts["processed"], **inference_counters(inference),
+                    "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}
+        collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": counters})])
+        metrics.update(counters)  # the Prometheus counters follow the same figures, every second
 
     heartbeat, stats = _Periodic(HEARTBEAT_S), _Periodic(STATS_PERIOD_S, first_now=True)
     try:

@@ -261,6 +261,26 @@ class OutputConfig:
     write_streams: bool = True
 
 
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Prometheus metrics: one HTTP endpoint (/metrics) per farm process."""
+
+    base_port: int = 0  # 0: off; else supervisor = base, builder = base + 1, readout = base + 2, worker i = base + 3 + i
+    address: str = "127.0.0.1"  # where the endpoints listen ("0.0.0.0": every interface)
+    linger_s: float = 2.0  # the supervisor's endpoint stays up this long after the run, so a last scrape sees the final values
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.base_port <= 65535 - 3:
+            raise ValueError(f"monitoring.base_port must be 0 (off) or a port from 1 to 65532, got {self.base_port!r}")
+        if not self.address.strip():
+            raise ValueError("monitoring.address is empty: give an address such as 127.0.0.1")
+        if not 0.0 <= self.linger_s <= 600.0:  # also rejects NaN
+            raise ValueError(f"monitoring.linger_s must be within [0, 600], got {self.linger_s!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.base_port > 0
+
 
 def is_loopback(address: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost (what only this machine can reach)."""
@@ -323,6 +343,7 @@ class FarmConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     menu: str = str(CONFIG_DIR / "menu.toml")
 
     def __post_init__(self) -> None:

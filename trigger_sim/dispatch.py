@@ -44,6 +44,11 @@ class Dispatcher:
         return len(self._waiting)
 
     @property
+    def n_credits(self) -> int:
+        """Free worker slots held (credits not yet paired with an event)."""
+        return len(self._credits)
+
+    @property
     def n_in_flight(self) -> int:
         return sum(len(held) for held in self.in_flight.values())
 
