@@ -273,7 +273,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
                                 interrupted_by=interrupted[0] if interrupted else "",
                                 events_table=table_written)
-            summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports}
+            summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports,
+                                     # Triton's own /metrics (nv_inference_*), for the scrape configuration's triton job
+                                     "triton_metrics": f"127.0.0.1:{server.metrics_port}" if server is not None and server.metrics_port else ""}
             if endpoint is not None:  # the final values stay up for a last scrape
                 _linger(config.monitoring.linger_s, interrupted)
     finally:
