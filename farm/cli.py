@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trigger_sim.config import FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
@@ -66,23 +65,26 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
     """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1
     unless the run is known complete (`incomplete_reasons`). `events_table`: the per-event
     table's path (None: events.parquet in the output folder, if there is one)."""
+    from farm.live_view import LiveProgress
     from farm.report import print_report
     from farm.supervisor import run_farm
 
     console = Console(stderr=True)
     run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto",
                             events_table=events_table or "auto", **kwargs)
+    if not quiet:
+        print_metrics_ports(config, console)
     try:
         if quiet:
             summary = run()
         else:
-            with Progress(TextColumn("[bold]HLT farm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.fields[info]}"), console=console, transient=False) as bar:
+            with LiveProgress("HLT farm", console) as bar:
                 task = bar.add_task("events", total=events or total, info="starting Triton and workers")
 
                 def show(p: dict) -> None:
                     bar.update(task, completed=p["decided"], total=p["target"] or p["l1_accepted"] or total,
                                info=f"triton {p['triton']}  fallback {p['fallback']}  debug {p['debug']}")
+                    bar.reading(p)
 
                 summary = run(progress=show)
     except TriggerSimError as err:
@@ -96,6 +98,16 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
     if reasons:
         console.print(f"[red]run not known complete:[/red] {'; '.join(reasons)} (exit status 1)")
     sys.exit(1 if reasons else 0)
+
+
+def print_metrics_ports(config: FarmConfig, console: Console) -> None:
+    """Where each process serves its Prometheus metrics (nothing when monitoring is off)."""
+    from trigger_sim.metrics import process_ports
+
+    ports = process_ports(config.monitoring.base_port, config.worker.resolved_count)
+    if ports:
+        where = ", ".join(f"{role} {port}" for role, port in ports.items())
+        console.print(f"metrics: http://{config.monitoring.address}:<port>/metrics on {where}")
 
 
 def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
@@ -173,10 +185,13 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="scan", show_default=True, help="Folder for scan.json, scan.csv, scan.png.")
 @click.option("--events-table", default="events.parquet", show_default=True,
               help="Each point's per-event table in --out, named <stem>-<rate>Hz-seed<seed><suffix> (.root: a ROOT file).")
-def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, workers, pattern, replay_path, out_dir, events_table) -> None:
+@click.option("--quiet", is_flag=True, help="No live view while the points run (the table at the end is still printed).")
+def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, workers, pattern, replay_path, out_dir, events_table,
+         quiet) -> None:
     """Latency and throughput versus input rate; the highest sustainable rate."""
     from rich.table import Table
 
+    from farm.live_view import LiveProgress
     from farm.scan import run_scan, write_outputs
 
     config = _configure(config_path, None, pattern, workers, None, None, True)
@@ -186,18 +201,20 @@ def scan(config_path, rates, min_rate, max_rate, steps, repeats, duration, worke
         raise click.UsageError(f"--rates must be numbers separated by commas: {err}") from err
     console = Console(stderr=True)
     total = (len(rate_list) if rate_list else steps) * repeats
-    with Progress(TextColumn("[bold]rate scan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[info]}"), console=console) as bar:
+    if not quiet:
+        print_metrics_ports(config, console)
+    with LiveProgress("rate scan", console, disable=quiet) as bar:
         task = bar.add_task("points", total=total, info=f"{duration:g} s per point")
 
         def show(point, index, n) -> None:
             s = point.summary
+            bar.new_run()
             bar.update(task, completed=index + 1, info=f"{point.rate_hz:.0f} Hz: {point.throughput_hz:.0f}/s, "
                        f"p99 {s['latency_ms'].get('total', {}).get('p99', 0):.0f} ms, dead time {100 * s['level1']['deadtime_fraction']:.1f} %")
 
         try:
             result = run_scan(config, rate_list, duration, steps, min_rate, max_rate, replay_path, on_point=show, repeats=repeats,
-                              events_tables=Path(out_dir) / events_table)
+                              events_tables=Path(out_dir) / events_table, progress=bar.reading)
         except TriggerSimError as err:
             console.print(f"[red]error:[/red] {err}")
             sys.exit(2)

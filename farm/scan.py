@@ -82,13 +82,13 @@ class Point:
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
              min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
              on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1,
-             events_tables: str | Path | None = None) -> dict[str, Any]:
+             events_tables: str | Path | None = None, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every rate in `rates` (`repeats` runs each), or search for the highest sustained
     rate (at most `search_steps` rates, `repeats` runs at each); return the scan result.
 
     `duration_s` is each run's minimum: a run lasts as long as its 1,000 events need.
     `events_tables`: each run's per-event table goes beside this name, one file per point
-    (`point_table_path`); None: no tables."""
+    (`point_table_path`); None: no tables. `progress`: each run's progress readings (the live view)."""
     budget_ms = config.worker.budget_ms
     if events_tables is not None:
         check_writable(events_tables)  # a .root name without uproot fails before the server starts
@@ -103,7 +103,7 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
             seconds = max(duration_s, definition.run_seconds(rate, RUN_OVERHEAD_S))
             table = point_table_path(events_tables, rate, seed) if events_tables is not None else None
             point = Point(rate, run_farm(cfg, None, seconds, output_dir=None, replay=replay, loop=replay is not None,
-                                         events_table=table), seed, budget_ms)
+                                         events_table=table, progress=progress), seed, budget_ms)
             points.append(point)
             if on_point:
                 on_point(point, len(points) - 1, total)
