@@ -25,7 +25,8 @@ FIXED_ROLES = (SUPERVISOR, BUILDER, READOUT)  # ports base, base + 1, base + 2; 
 # Latency buckets (seconds) for trigger budgets: a worker step takes 0.1-30 ms, an event
 # 20-100 ms when the farm keeps up, and the budget (500 ms by default) and beyond when it
 # does not; the configured budget is always a bucket edge, so "over budget" is exact.
-BASE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BASE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 2.5, 5.0,
+                  10.0, 30.0)
 
 
 # Triton's own metrics (tritonserver's /metrics, per model and version) that the shipped
