@@ -30,7 +30,7 @@ from trigger_sim.config import FarmConfig
 from trigger_sim.dispatch import FORWARD, STALE, Dispatcher
 from trigger_sim.errors import WireFormatError
 from trigger_sim.liveness import Liveness
-from trigger_sim.metrics import BUILDER, BuilderMetrics, port_for
+from trigger_sim.metrics import BUILDER, BuilderMetrics
 from trigger_sim.accounting import ACCEPTED, DEBUG
 from trigger_sim.result_check import check_result
 from trigger_sim.partition import source_ids
@@ -316,7 +316,7 @@ class Builder:
         address = self.config.network.bind_address
         ready.put(("builder", {name: bind(sock, address, self.curve) for name, sock in
                                (("fragments", self.fragments_in), ("work", self.work), ("control", self.control))}))
-        serve(self.metrics.registry, self.config.monitoring, port_for(self.config.monitoring.base_port, BUILDER), BUILDER)
+        serve(self.metrics.registry, self.config.monitoring, BUILDER)
         poll_all, poll_work = zmq.Poller(), zmq.Poller()
         for sock in (self.fragments_in, self.work, self.control):
             poll_all.register(sock, zmq.POLLIN)

@@ -65,6 +65,8 @@ class Collector:
         self.stalled: list[dict[str, Any]] = []  # workers the builder reported silent, to kill
         self.bad_message_kinds: Counter = Counter()
         self.builder_stats: dict[str, Any] | None = None
+        self.metrics_errors = 0  # events the Prometheus metrics could not count (the ledger did): in the summary
+        self.metrics_error_text = ""
         self.readout_stats: dict[str, Any] = {}  # the readout's running counters (Level-1 accepts, vetoes), for the live view
         self.worker_stats: dict[str, dict[str, Any]] = {}
         self.inference_paths: Counter = Counter()
@@ -254,7 +256,8 @@ class Collector:
             self.metrics.event_decided(outcome, chains, streams, debug_stream, path, reason,
                                        model_paths if isinstance(model_paths, dict) else None, steps)
         except Exception as err:
-            self.bad_message_kinds[f"metrics: {type(err).__name__}: {str(err)[:80]}"] += 1
+            self.metrics_errors += 1
+            self.metrics_error_text = f"{type(err).__name__}: {err}"[:200]
 
     def _add_digest(self, l1_id: int, outcome: str, names: list[str]) -> None:
         text = f"{l1_id}|{outcome}|{','.join(names)}".encode()

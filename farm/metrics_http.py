@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, start_
 
 from trigger_sim.config import MonitoringConfig
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.metrics import port_for
 
 disable_created_metrics()  # no *_created series: half the samples, and nothing the dashboard uses
 
@@ -32,10 +33,16 @@ class Endpoint:
         self.thread.join(timeout=2.0)
 
 
-def serve(registry: CollectorRegistry, config: MonitoringConfig, port: int, role: str) -> Endpoint | None:
-    """Start serving `registry` on `port`; None when monitoring is off, or (in a farm
-    process, which carries on without metrics) when the port cannot be bound: said on stderr."""
-    if not config.enabled or port <= 0:
+def serve(registry: CollectorRegistry, config: MonitoringConfig, role: str) -> Endpoint | None:
+    """Start serving `registry` on the port of `role` (`trigger_sim.metrics.port_for`); None
+    when monitoring is off, or (in a farm process, which carries on without metrics) when
+    the port cannot be bound or the role has none: said on stderr."""
+    if not config.enabled:
+        return None
+    try:
+        port = port_for(config.base_port, role)
+    except ValueError as err:
+        print(f"trigger-sim {role}: metrics endpoint not started: {err}", file=sys.stderr)
         return None
     try:
         server, thread = start_http_server(port, addr=config.address, registry=registry)

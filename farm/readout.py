@@ -24,7 +24,7 @@ from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import MAX_L1_ID
 from trigger_sim.faults import FaultInjector
 from trigger_sim.id_ranges import IdRanges
-from trigger_sim.metrics import READOUT, ReadoutMetrics, port_for
+from trigger_sim.metrics import READOUT, ReadoutMetrics
 from trigger_sim.pacing import Pacer
 from trigger_sim.partition import source_ids
 from trigger_sim.event_source import RecordingSource, SimulatedSource
@@ -52,7 +52,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
     collector = make_socket(ctx, zmq.PUSH)
     connect(collector, collector_endpoint, curve)
     metrics = ReadoutMetrics()
-    serve(metrics.registry, config.monitoring, port_for(config.monitoring.base_port, READOUT), READOUT)
+    serve(metrics.registry, config.monitoring, READOUT)
     if not replay:
         warm_up(config)  # before the first slot: loading (or compiling) kernels is not Level-1 dead time
     start = clock.now_ns()

@@ -161,7 +161,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                   events=EventTable(LATENCY_ORDER, triton_url or "") if table_path is not None else None,
                                   metrics=metrics)
             cleanup.callback(collector.close)
-            endpoint = serve(metrics.registry, config.monitoring, metrics_ports[SUPERVISOR], SUPERVISOR) if metrics else None
+            endpoint = serve(metrics.registry, config.monitoring, SUPERVISOR) if metrics else None
             if endpoint is not None:
                 cleanup.callback(endpoint.close)
             control = make_socket(ctx, zmq.PUSH)
@@ -274,6 +274,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 interrupted_by=interrupted[0] if interrupted else "",
                                 events_table=table_written)
             summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports,
+                                     "metrics_errors": collector.metrics_errors, "metrics_error_text": collector.metrics_error_text,
                                      # Triton's own /metrics (nv_inference_*), for the scrape configuration's triton job
                                      "triton_metrics": f"127.0.0.1:{server.metrics_port}" if server is not None and server.metrics_port else ""}
             if endpoint is not None:  # the final values stay up for a last scrape

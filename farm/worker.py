@@ -32,7 +32,7 @@ from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.menu import load_menu
-from trigger_sim.metrics import WorkerMetrics, port_for
+from trigger_sim.metrics import WorkerMetrics
 from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 
 POLL_MS = 100
@@ -127,7 +127,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     ready.put(("worker", {"identity": identity, "problem": problem}))
     counts = Counter()
     metrics = WorkerMetrics(triton_url or "none")
-    serve(metrics.registry, config.monitoring, port_for(config.monitoring.base_port, identity.rsplit(".", 1)[0]), identity)
+    serve(metrics.registry, config.monitoring, identity.rsplit(".", 1)[0])  # worker-<i>: its slot's port
 
     def send_stats() -> None:
         counters = {**counts, "processed": counts["processed"], **inference_counters(inference),

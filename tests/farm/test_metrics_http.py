@@ -23,7 +23,7 @@ def free_port() -> int:
 def test_endpoint_serves_the_registry_live_and_closes():
     metrics = ReadoutMetrics()
     port = free_port()
-    endpoint = serve(metrics.registry, MonitoringConfig(base_port=port), port, "readout")
+    endpoint = serve(metrics.registry, MonitoringConfig(base_port=port - 2), "readout")
     try:
         metrics.accepts.inc(3)
         text = urllib.request.urlopen(endpoint.url, timeout=2).read().decode()
@@ -37,7 +37,7 @@ def test_endpoint_serves_the_registry_live_and_closes():
 
 
 def test_off_at_port_zero():
-    assert serve(ReadoutMetrics().registry, MonitoringConfig(), 0, "readout") is None
+    assert serve(ReadoutMetrics().registry, MonitoringConfig(), "readout") is None
 
 
 def test_a_taken_port_is_named_before_the_run_starts():

@@ -1,6 +1,6 @@
 """A farm run watched through its /metrics endpoints and by a real Prometheus server.
 
-One short run (constant 40 Hz, 2 workers, the session's Triton server): a thread scrapes
+One short run (320 events at a constant 40 Hz, 2 workers, the session's Triton server): a thread scrapes
 every process's endpoint while it runs and parses the text with prometheus_client's parser;
 Prometheus (where installed) scrapes the same run with the shipped configuration, its
 targets rewritten to this run's ports. Counters must grow while the run goes on, and the
@@ -34,7 +34,7 @@ from trigger_sim.metrics import PREFIX, TRITON_METRICS, process_ports
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SHIPPED = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus.yml"
-N_EVENTS, RATE_HZ, N_WORKERS = 240, 40.0, 2
+N_EVENTS, RATE_HZ, N_WORKERS = 320, 40.0, 2  # 8 s of input: several scrapes of every process
 SCRAPE_PERIOD_S = 0.25
 
 
@@ -167,7 +167,7 @@ def watched_run(triton_server):
 def test_counters_grow_while_running_and_end_equal_to_the_summary(watched_run):
     summary, scraper = watched_run["summary"], watched_run["scraper"]
     assert summary["events"]["lost"] == 0 and summary["events"]["l1_accepted"] == N_EVENTS, summary["problems"]
-    assert summary["monitoring"]["ports"] == watched_run["ports"]
+    assert summary["monitoring"]["ports"] == watched_run["ports"] and summary["monitoring"]["metrics_errors"] == 0
     sup = scraper.of("supervisor")
     decided = [total(s, f"{PREFIX}events_total") for s in sup]
     assert decided == sorted(decided) and len(set(decided)) >= 5, decided  # grew, in several steps, while running
@@ -209,7 +209,7 @@ def test_prometheus_with_the_shipped_configuration_sees_the_run(watched_run):
     # readout's last scraped sample: the operator's `rate()` of the readout's counter.
     (series,) = prometheus.query(f"{PREFIX}level1_accepts_total[5m]", ended)
     samples = [(float(t), float(v)) for t, v in series["values"]]
-    assert len(samples) >= 4 and samples[-1][1] > samples[0][1], samples
+    assert len(samples) >= 3 and samples[-1][1] > samples[0][1], samples
     last_t = samples[-1][0]
     (rate,) = prometheus.query(f"sum(rate({PREFIX}level1_accepts_total[3s]))", last_t)
     assert float(rate["value"][1]) == pytest.approx(summary["level1"]["input_rate_hz"], rel=0.05), (rate, samples)
