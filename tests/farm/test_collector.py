@@ -109,3 +109,42 @@ def test_exit_status_zero_only_when_the_run_is_known_complete():
     assert incomplete_reasons(_summary(known=False))
     assert incomplete_reasons(_summary(lost=1))
     assert incomplete_reasons(_summary(problems=["worker-0.0 exited with code -9"]))
+
+
+def test_metrics_count_each_counted_event_as_the_ledger_does():
+    """The Prometheus counters follow the ledger: a duplicate result is refused by both, a
+    MISSING is a debug event, and the readout's running counts are kept apart from workers'."""
+    from trigger_sim.metrics import SupervisorMetrics
+
+    ctx = zmq.Context()
+    metrics = SupervisorMetrics(500.0, "127.0.0.1:8001")
+    c = Collector(ctx, with_overrides(load_config(), output={"write_streams": False}), None, metrics=metrics)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(c.endpoint)
+    try:
+        ours = messages.pack_meta({"l1_time_ns": 0, "complete_ns": 1_000_000, "dispatched_ns": 2_000_000})
+        accepted = {"l1_id": 0, "outcome": "accepted", "streams": ["Main"], "chains": ["HLT_x"], "steps_ms": {"graph": 1.0},
+                    "received_ns": 3_000_000, "decided_ns": 40_000_000, "worker": "w", "inference_path": "fallback",
+                    "inference_reason": "deadline", "inference": {"edge_classifier": "fallback"}}
+        for meta in (accepted, accepted, {**accepted, "l1_id": 1, "outcome": "rejected", "streams": [], "chains": [],
+                                                  "inference_path": "triton", "inference_reason": "", "inference": {"edge_classifier": "triton"}}):
+            push.send_multipart([messages.RESULT, messages.pack_meta(meta), ours])
+        push.send_multipart([messages.MISSING, messages.pack_meta({"l1_id": 2, "stream": "MissingData", "reason": "timeout",
+                                                                   "done_ns": 5})])
+        push.send_multipart([messages.STATS, msgpack.packb({"role": "readout", "counters": {"l1_accepted": 3}})])
+        deadline = time.monotonic() + 5
+        while (c.ledger.decided < 3 or not c.readout_stats) and time.monotonic() < deadline:
+            c.poll(50)
+        r = metrics.registry
+        assert c.ledger.decided == 3 and c.ledger.duplicates == 1
+        assert [r.get_sample_value("trigger_sim_events_total", {"outcome": o}) for o in ("accepted", "rejected", "debug")] == [1, 1, 1]
+        assert r.get_sample_value("trigger_sim_fallback_events_total", {"reason": "deadline"}) == 1
+        assert r.get_sample_value("trigger_sim_model_events_total",
+                                  {"server": "127.0.0.1:8001", "model": "edge_classifier", "path": "fallback"}) == 1
+        assert r.get_sample_value("trigger_sim_debug_events_total", {"stream": "MissingData"}) == 1
+        assert r.get_sample_value("trigger_sim_event_latency_seconds_sum") == pytest.approx(0.08)  # 40 ms for each of the two counted results
+        assert c.readout_stats == {"l1_accepted": 3} and c.worker_stats == {} and c.metrics_errors == 0
+    finally:
+        push.close(linger=0)
+        c.close()
+        ctx.term()
