@@ -12,8 +12,10 @@ with the summary's within 5 %.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -27,7 +29,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm.supervisor import run_farm
+from farm.supervisor import FarmHooks, run_farm
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.metrics import PREFIX, TRITON_METRICS, process_ports
 
@@ -216,3 +218,35 @@ def test_prometheus_with_the_shipped_configuration_sees_the_run(watched_run):
     # the decided events from the supervisor's final values (its endpoint lingers for a last scrape)
     (decided,) = prometheus.query(f"sum(max_over_time({PREFIX}events_total[5m]))", ended)
     assert float(decided["value"][1]) == summary["events"]["l1_accepted"]
+
+
+def test_a_restarted_worker_serves_again_on_its_port_and_the_restart_is_counted(triton_server):
+    """SIGKILL worker 0 mid-run: the supervisor counts the restart, the new process serves
+    its slot's port again (its counters start over, as Prometheus expects of a restart), and
+    the final figures still equal the summary's."""
+    base = free_port_block(3 + N_WORKERS)
+    config = with_overrides(load_config(), readout={"rate_hz": RATE_HZ, "pattern": "constant"}, worker={"count": N_WORKERS},
+                            inference={"triton_url": triton_server.grpc_url}, output={"write_streams": False},
+                            monitoring={"base_port": base, "linger_s": 1.0})
+    killed = []
+
+    def tick(farm) -> None:
+        if not killed and farm.collector.ledger.decided >= 40:
+            killed.append(farm.workers[0].pid)
+            os.kill(farm.workers[0].pid, signal.SIGKILL)
+
+    scraper = Scraper(process_ports(base, N_WORKERS))
+    scraper.start()
+    try:
+        summary = run_farm(config, N_EVENTS, output_dir=None, events_table=None, hooks=FarmHooks(on_tick=tick))
+    finally:
+        scraper.done.set()
+        scraper.join(5)
+    assert killed and summary["workers"]["restarts"] == 1 and summary["events"]["lost"] == 0, summary["problems"]
+    last = scraper.of("supervisor")[-1]
+    assert total(last, f"{PREFIX}worker_restarts_total") == 1
+    for outcome in ("accepted", "rejected", "debug"):
+        assert total(last, f"{PREFIX}events_total", outcome=outcome) == summary["events"][outcome], outcome
+    seen = [total(s, f"{PREFIX}worker_events_total") for s in scraper.of("worker-0")]
+    reset = next((i for i in range(1, len(seen)) if seen[i] < seen[i - 1]), None)
+    assert reset is not None and max(seen[reset:]) > 0, seen  # the new process counts from zero, on the same port
