@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trigger_sim.config import FarmConfig, ModelDeadlines, load_config, with_overrides
+from trigger_sim.config import FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
 
 
@@ -74,7 +74,7 @@ def _inference_overrides(triton_urls: str | tuple[str, ...] | None, timeout_ms: 
     if urls:
         out.update(triton_url="", servers=urls)
     if timeout_ms is not None:
-        out.update(timeout_ms=timeout_ms, deadline_ms=ModelDeadlines())
+        out["timeout_ms"] = timeout_ms  # overrides [inference.deadline_ms]
     if local_servers is not None:
         out["local_servers"] = local_servers
     return out

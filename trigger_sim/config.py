@@ -232,7 +232,7 @@ class InferenceConfig:
     servers: tuple[str, ...] = ()  # a pool of servers (host:port each); empty: `triton_url`, or local servers
     local_servers: int = 1  # local tritonservers started when no server is given, each on its own ports
     models: tuple[str, ...] = MODEL_NAMES  # called on the server; others run in the worker
-    timeout_ms: float = 0.0  # > 0: the deadline of every model (overrides deadline_ms); 0: per model
+    timeout_ms: float = 0.0  # > 0: the deadline of every model (overrides deadline_ms); 0: per model (deadline_ms)
     deadline_ms: ModelDeadlines = field(default_factory=ModelDeadlines)  # per-model deadlines
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
@@ -244,9 +244,6 @@ class InferenceConfig:
         _positive(self, "breaker_failures", "breaker_open_ms", "server_start_timeout_s", "local_servers")
         if not self.timeout_ms >= 0:
             raise ValueError(f"inference.timeout_ms must be >= 0 (0: the per-model [inference.deadline_ms]), got {self.timeout_ms!r}")
-        if self.timeout_ms > 0 and self.deadline_ms != ModelDeadlines():
-            raise ValueError("inference.timeout_ms sets the deadline of every model and [inference.deadline_ms] sets them one "
-                             "by one: keep one of the two")
         if self.triton_url and self.servers:
             raise ValueError("inference.triton_url and inference.servers both name servers: list them all in servers")
         for address in self.server_addresses:

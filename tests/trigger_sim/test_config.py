@@ -217,6 +217,8 @@ def test_deadlines_per_model(tmp_path):
     assert cfg.inference.deadline_s("edge_classifier") == 0.3
     assert cfg.inference.deadline_s("jet_tagger") == FarmConfig().inference.deadline_s("jet_tagger")
     assert load_config(write(tmp_path, "[inference]\ntimeout_ms = 40.0\n")).inference.deadline_s("edge_classifier") == 0.04
+    both = load_config(write(tmp_path, "[inference]\ntimeout_ms = 40.0\n[inference.deadline_ms]\njet_tagger = 5.0\n"))
+    assert both.inference.deadline_s("jet_tagger") == 0.04  # timeout_ms, when set, is every model's deadline
 
 
 def test_deadline_of_an_unknown_model_names_file_and_key(tmp_path):
@@ -235,7 +237,7 @@ def test_deadline_table_has_one_entry_per_model():
 
 
 @pytest.mark.parametrize("text, words", [
-    ("[inference]\ntimeout_ms = 50.0\n[inference.deadline_ms]\njet_tagger = 5.0\n", "keep one"),
+    ("[inference]\ntimeout_ms = -1.0\n", "timeout_ms"),
     ("[inference]\nservers = [\"nohost\"]\n", "host:port"),
     ("[inference]\ntriton_url = \"a:1\"\nservers = [\"b:2\"]\n", "both"),
     ("[inference]\nlocal_servers = 0\n", "local_servers"),
