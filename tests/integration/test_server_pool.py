@@ -17,7 +17,7 @@ from farm.grpc_proxy import GrpcProxy, haproxy_binary
 from farm.server_keeper import ServerKeeper
 from farm.triton_server import TritonServer
 from trigger_sim import clock
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, with_overrides
+from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, ModelDeadlines, with_overrides
 from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
 from trigger_sim.inference.service import FALLBACK, TRITON
 from trigger_sim.models import jet_tagger
@@ -100,7 +100,7 @@ def test_per_model_deadlines_on_a_slow_server(slow_triton_server):
     url = slow_triton_server.grpc_url
     for deadline_ms, path in ((20.0, FALLBACK), (300.0, TRITON)):
         config = with_overrides(FarmConfig(), inference={"triton_url": url, "models": ("jet_tagger",), "shared_memory": "off",
-                                                         "deadline_ms": {"jet_tagger": deadline_ms, "edge_classifier": 7.0}})
+                                                         "deadline_ms": ModelDeadlines(jet_tagger=deadline_ms, edge_classifier=7.0)})
         services = build_inference(config, url)
         try:
             assert services["jet_tagger"].timeout_s == deadline_ms / 1e3

@@ -4,7 +4,8 @@ Per server: the models it serves (from its repository index; None until it was r
 its requests outstanding, a circuit breaker (`breaker.CircuitBreaker`), calls, failures and
 a latency histogram. A call goes to the healthy server with the model that has the fewest
 requests outstanding (least request, Envoy's default balancing, which SuperSONIC uses);
-ties go round-robin, so an idle pool spreads its calls. A server whose breaker is open gets
+ties go round-robin per model, so an idle pool spreads each model's calls (one turn for
+all models would send an event's two calls, GNN then tagger, always to the same servers). A server whose breaker is open gets
 no calls; once its open time has passed it is due a probe (a ready check, by the shell) and
 rejoins when the probe succeeds. Within one call a failed server is excluded, so the retry
 chain (another healthy server, then the caller's local fallback) never asks it twice.
@@ -46,7 +47,7 @@ class ServerPool:
         if not self.servers:
             raise ValueError("a server pool needs at least one address")
         self._order = list(self.servers)
-        self._turn = 0
+        self._turn: dict[str, int] = {}  # per model: where the round-robin among ties starts
         self._lock = threading.Lock()
 
     def set_models(self, address: str, models: Collection[str]) -> None:
@@ -64,16 +65,17 @@ class ServerPool:
         `exclude` (tried in this call); None when there is none."""
         with self._lock:
             n = len(self._order)
+            turn = self._turn.get(model, 0)
             best, best_key = None, None
             for k in range(n):
-                address = self._order[(self._turn + k) % n]
+                address = self._order[(turn + k) % n]
                 s = self.servers[address]
                 if address in exclude or not s.healthy or model not in s.models:
                     continue
                 if best_key is None or s.outstanding < best_key:
                     best, best_key = address, s.outstanding
             if best is not None:
-                self._turn = (self._order.index(best) + 1) % n
+                self._turn[model] = (self._order.index(best) + 1) % n
             return best
 
     def has_model(self, model: str) -> list[str]:

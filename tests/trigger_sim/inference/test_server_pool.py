@@ -143,3 +143,13 @@ class PoolMachine(RuleBasedStateMachine):
 
 TestPoolMachine = PoolMachine.TestCase
 TestPoolMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_round_robin_is_per_model():
+    """An event calls the GNN then the tagger: each model's calls alternate between servers."""
+    p = pool(2, models=("gnn", "tagger"))
+    picks = {"gnn": [], "tagger": []}
+    for _ in range(4):
+        for model in ("gnn", "tagger"):
+            picks[model].append(p.choose(model))
+    assert picks["gnn"] == picks["tagger"] == ["a:1", "b:2"] * 2
