@@ -30,8 +30,12 @@ def farm_options(func: Callable) -> Callable:
         click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Level-1 accept rate in Hz."),
         click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern."),
         click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core)."),
-        click.option("--triton-url", help="Use an existing Triton server (host:grpc_port) instead of starting one."),
-        click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline."),
+        click.option("--triton-url", multiple=True,
+                     help="Use an existing Triton server (host:grpc_port) instead of starting one; give it several times for a pool."),
+        click.option("--local-servers", type=click.IntRange(min=1),
+                     help="Without --triton-url: local Triton servers to start, each on its own ports (default 1)."),
+        click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True),
+                     help="Per-call inference deadline of every model (default: [inference.deadline_ms], per model)."),
         click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Folder for output streams (default: runs/run<N>-<time>)."),
         click.option("--no-output", is_flag=True, help="Do not write output streams."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON here."),
@@ -44,7 +48,8 @@ def farm_options(func: Callable) -> Callable:
     return func
 
 
-def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, **sections: dict) -> FarmConfig:
+def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers: int | None = None,
+               **sections: dict) -> FarmConfig:
     try:
         config = load_config(config_path)
     except TriggerSimError as err:
@@ -53,10 +58,25 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
         config,
         readout={k: v for k, v in (("rate_hz", rate), ("pattern", pattern)) if v is not None},
         worker={"count": workers} if workers else {},
-        inference={k: v for k, v in (("triton_url", triton_url), ("timeout_ms", timeout_ms)) if v is not None},
+        inference=_inference_overrides(triton_url, timeout_ms, local_servers),
         output={"write_streams": False} if no_output else {},
         **sections,
     )
+
+
+def _inference_overrides(triton_urls: str | tuple[str, ...] | None, timeout_ms: float | None,
+                         local_servers: int | None) -> dict[str, Any]:
+    """The [inference] keys the command line replaces: its servers replace the file's (a
+    pool when several), its deadline replaces every model's."""
+    out: dict[str, Any] = {}
+    urls = (triton_urls,) if isinstance(triton_urls, str) else tuple(triton_urls or ())
+    if urls:
+        out.update(triton_url="", servers=urls)
+    if timeout_ms is not None:
+        out["timeout_ms"] = timeout_ms  # overrides [inference.deadline_ms]
+    if local_servers is not None:
+        out["local_servers"] = local_servers
+    return out
 
 
 def _run_with_progress(config: FarmConfig, events: int | None, duration: float | None, output_dir: str | None,
@@ -133,10 +153,10 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @main.command()
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
-def run(config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, events_table,
-        quiet, pileup) -> None:
+def run(config_path, events, duration, rate, pattern, workers, triton_url, local_servers, timeout_ms, output_dir, no_output, json_path,
+        events_table, quiet, pileup) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output,
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers,
                         physics={"pileup_mean": pileup} if pileup is not None else {})
     if events is None and duration is None:
         events = 500
@@ -147,8 +167,8 @@ def run(config_path, events, duration, rate, pattern, workers, triton_url, timeo
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False))
 @farm_options
 @click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
-def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path,
-           events_table, quiet, loop) -> None:
+def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, local_servers, timeout_ms, output_dir, no_output,
+           json_path, events_table, quiet, loop) -> None:
     """Push a recording's events through the farm at a given rate.
 
     Latency is measured from each event's scheduled Level-1 time, not from when it was
@@ -159,7 +179,7 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 
     if loop and events is None and duration is None:
         raise click.UsageError("--loop needs --events or --duration")
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output)
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers)
     try:
         total = None if loop else len(RecordReader(recording))
     except TriggerSimError as err:

@@ -206,6 +206,30 @@ def triton_killed(n_events: int, outage_s: float = 1.5) -> ScenarioResult:
     return ScenarioResult("Triton server SIGKILL + restart", int("killed_at" in state), summary, state)
 
 
+def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 40.0, kill_at: float = 0.3,
+                        **sections: dict[str, Any]) -> ScenarioResult:
+    """SIGKILL one of the farm's own local servers (the tritonserver process alone, as an OOM
+    kill would) once `kill_at` of the events are decided: the workers' pools send its calls
+    to the other servers, and the farm restarts it on the same ports. `sections` override
+    the configuration (e.g. inference={"models": ("jet_tagger",)})."""
+    state: dict[str, Any] = {}
+
+    def kill(farm: Farm) -> None:
+        server = farm.local_servers[0]
+        state.update(killed=server.grpc_url, killed_at=time.monotonic(),
+                     triton_before=farm.collector.inference_paths["triton"],
+                     fallback_before=farm.collector.inference_paths["fallback"])
+        os.kill(server.proc.pid, signal.SIGKILL)
+        state["keeper"] = farm.keeper
+
+    cfg = base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": local_servers, "breaker_open_ms": 200.0})
+    cfg = with_overrides(cfg, **sections)
+    summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(max(int(n_events * kill_at), 1), kill)))
+    keeper = state.pop("keeper", None)
+    state["restart_s"] = list(keeper.restart_s) if keeper is not None else []
+    return ScenarioResult(f"one of {local_servers} local servers SIGKILLed", int("killed" in state), summary, state)
+
+
 def stub_killed(n_events: int) -> ScenarioResult:
     """SIGKILL the model's backend stub: the model still says READY; it must be reloaded."""
     with TritonServer(MODEL_REPOSITORY) as server:
@@ -254,6 +278,7 @@ SCENARIOS = {
     "looped_replay": looped_replay,
     "triton_killed": triton_killed,
     "stub_killed": stub_killed,
+    "local_server_killed": local_server_killed,
     "readout_faults": readout_faults,
     "silent_source": silent_source,
     "overload": overload,

@@ -60,7 +60,9 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     infer.add_row("nothing to infer (no edges, no jets)", str(inf["skipped_nothing_to_infer"]))
     infer.add_row("circuit breaker opened", str(inf["breaker_opened"]))
     for model, m in inf.get("models", {}).items():
-        infer.add_row(f"{model}: Triton / fallback / skipped", f"{m['triton_calls']} / {m['fallback_calls']} / {m['skipped']}")
+        deadline = f" (deadline {m['deadline_ms']:g} ms)" if "deadline_ms" in m else ""
+        infer.add_row(f"{model}: Triton / fallback / skipped{deadline}",
+                      f"{m.get('triton_calls', 0)} / {m.get('fallback_calls', 0)} / {m.get('skipped', 0)}")
         if m.get("shared_memory_calls"):
             infer.add_row(f"  {model}: requests through shared memory", str(m["shared_memory_calls"]))
 
@@ -68,6 +70,8 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     console.print(out)
     console.print(lat)
     console.print(infer)
+    if inf.get("servers"):
+        console.print(server_table(inf["servers"]))
     if summary["workers"]["restarts"]:
         console.print(f"[yellow]worker restarts:[/yellow] {summary['workers']['restarts']}")
     if summary.get("interrupted_by"):
@@ -78,3 +82,13 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
         console.print(f"output streams in {summary['output']['directory']}: {', '.join(summary['output']['files']) or 'none'}")
     if summary["output"].get("events_table"):
         console.print(f"per-event table: {summary['output']['events_table']}")
+
+
+def server_table(servers: dict[str, dict[str, Any]]) -> Table:
+    """Per server of the pool: requests, failures, latency of the answered ones, restarts."""
+    table = Table(title="Inference servers")
+    for col in ("server", "calls", "failures", "p50 ms", "p99 ms", "restarts"):
+        table.add_column(col, justify="left" if col == "server" else "right")
+    for address, s in servers.items():
+        table.add_row(address, str(s["calls"]), str(s["failures"]), f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}", str(s["restarts"]))
+    return table

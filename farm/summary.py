@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ from farm.collector import Collector
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
 from trigger_sim.hlt.sequence import STEPS
+from trigger_sim.latency_buckets import LatencyBuckets
 from trigger_sim.windows import window_stats
 
 WINDOW_S = 1.0  # measurement windows in the summary (the first one is warm-up, skipped)
@@ -20,7 +22,8 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
               output_dir: str | None, problems: list[str], restarts: int = 0, model_reloads: int = 0,
               monitor_probe_failures: list[str] | None = None, server_shm_prefix: str = "",
               client_shm_prefix: str = "", server_model_config: str = "", interrupted_by: str = "",
-              events_table: str | None = None) -> dict[str, Any]:
+              events_table: str | None = None, server_restarts: dict[str, int] | None = None,
+              deadlines_ms: dict[str, float] | None = None) -> dict[str, Any]:
     ledger = collector.ledger
     end = collector.end
     # Without the readout's END the number of Level-1 accepts is unknown: the highest id seen
@@ -63,7 +66,8 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
             "skipped_nothing_to_infer": paths.get("skipped", 0),
             "fallback_reasons": dict(collector.fallback_reasons),
             "triton_failures": sum(w.get("triton_failures", 0) for w in worker_counters),
-            "models": _per_model(worker_counters),
+            "models": _per_model(worker_counters, deadlines_ms or {}),
+            "servers": per_server(worker_counters, server_restarts or {}),
             "breaker_opened": sum(w.get("breaker_opened", 0) for w in worker_counters),
             "model_reloads": model_reloads,
             "server_shm_prefix": server_shm_prefix,  # a local server's /dev/shm files: all removed at its stop
@@ -110,16 +114,42 @@ def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode
     }
 
 
-def _per_model(worker_counters: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Calls per model and path, summed over workers (an event makes one call per model)."""
-    out: dict[str, dict[str, int]] = {}
+def _per_model(worker_counters: list[dict[str, Any]], deadlines_ms: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Calls per model and path, summed over workers (an event makes one call per model),
+    and the deadline each model's calls were given."""
+    out: dict[str, dict[str, Any]] = {}
     for w in worker_counters:
         for model, c in (w.get("models") or {}).items():
             m = out.setdefault(model, {"triton_calls": 0, "fallback_calls": 0, "skipped": 0, "expired": 0, "triton_failures": 0,
                                        "shared_memory_calls": 0})
             for key in m:
                 m[key] += int(c.get(key, 0))
+    for model, deadline_ms in deadlines_ms.items():
+        out.setdefault(model, {})["deadline_ms"] = deadline_ms
     return dict(sorted(out.items()))
+
+
+def per_server(worker_counters: list[dict[str, Any]], restarts: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per server address: requests sent (`calls`, summed over workers and models), those
+    that failed, p50/p99 of the answered ones (from the workers' summed latency buckets)
+    and how often the farm restarted it (local servers only)."""
+    calls: Counter = Counter()
+    failures: Counter = Counter()
+    latency: dict[str, LatencyBuckets] = {}
+    for w in worker_counters:
+        for address, c in (w.get("servers") or {}).items():
+            calls[address] += int(c.get("calls", 0))
+            failures[address] += int(c.get("failures", 0))
+            try:
+                latency.setdefault(address, LatencyBuckets()).merge(LatencyBuckets.from_pairs(c.get("latency_buckets") or []))
+            except (TypeError, ValueError):
+                pass  # a malformed report: counts still add up, its latencies are left out
+    out = {}
+    for address in sorted(set(calls) | set(restarts)):
+        h = latency.get(address, LatencyBuckets())
+        out[address] = {"calls": calls[address], "failures": failures[address], "p50_ms": h.percentile_ms(50),
+                        "p99_ms": h.percentile_ms(99), "answered": h.n, "restarts": int(restarts.get(address, 0))}
+    return out
 
 
 def _shared_memory_off(worker_counters: list[dict[str, Any]]) -> list[str]:

@@ -35,6 +35,7 @@ from farm.builder import run_builder
 from farm.collector import Collector
 from farm.metrics_http import check_ports_free, serve
 from farm.readout import run_readout
+from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
 from farm.sockets import connect, make_socket
@@ -86,8 +87,10 @@ class Farm:
     restarts: int = 0
     killed_silent: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    server: TritonServer | None = None
+    server: TritonServer | None = None  # the first watched server (a local one, or the caller's)
     monitor: "ModelMonitor | None" = None
+    local_servers: list[TritonServer] = field(default_factory=list)  # those the farm started (and restarts)
+    keeper: "ServerKeeper | None" = None
 
 
 def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
@@ -134,26 +137,33 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     procs: list[multiprocessing.Process] = []
     try:
         with contextlib.ExitStack() as cleanup:
-            server = None
+            local_servers: list[TritonServer] = []
+            keeper = None
             if not config.inference.models:  # every model runs in the workers: no server at all
                 triton_url, mode = None, "none"
-            elif config.inference.triton_url:
-                triton_url, mode = config.inference.triton_url, "external"
+            elif config.inference.server_addresses:
+                triton_url, mode = ",".join(config.inference.server_addresses), "external"
             else:
-                server = cleanup.enter_context(local_server(config))
-                triton_url, mode = server.grpc_url, "local"
-            if hooks.server is not None:  # a server owned by the caller (tests), repaired by us
-                server = hooks.server
-            monitor = None
-            if server is not None and config.inference.models:
-                monitor = ModelMonitor(server, config.inference.models, client_options=config.network.triton_client_options())
+                local_servers = start_local_servers(config, cleanup)
+                triton_url, mode = ",".join(s.grpc_url for s in local_servers), "local"
+                keeper = ServerKeeper(local_servers)  # a local server that dies is restarted on its ports
+                keeper.start()
+                cleanup.callback(keeper.stop)  # before the servers stop (callbacks run last in, first out)
+            watched = [hooks.server] if hooks.server is not None else local_servers  # the caller's server (tests): repaired by us
+            server = watched[0] if watched else None
+            monitors = []
+            for watched_server in (watched if config.inference.models else []):
+                monitor = ModelMonitor(watched_server, config.inference.models, client_options=config.network.triton_client_options())
                 monitor.start()
                 cleanup.callback(monitor.stop)
+                monitors.append(monitor)
+            monitor = monitors[0] if monitors else None
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
             shm_prefix = client_shm_prefix()  # the workers' shared-memory regions, removed after they stop
             cleanup.callback(remove_regions, shm_prefix)
             if mode == "external":  # a server that keeps running would keep killed workers' regions mapped
-                cleanup.callback(unregister_regions, triton_url, shm_prefix, config.network.triton_client_options())
+                for address in config.inference.server_addresses:
+                    cleanup.callback(unregister_regions, address, shm_prefix, config.network.triton_client_options())
             if curve is not None:
                 cleanup.callback(curve.close)  # its authenticator, after the collector's socket
             metrics = SupervisorMetrics(config.worker.budget_ms, triton_url or "none") if config.monitoring.enabled else None
@@ -184,7 +194,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             procs.append(builder)
             (_, endpoints), = _wait_ready(ready, procs, 1)
             connect(control, endpoints["control"], curve)
-            farm = Farm(config, triton_url, collector, builder, server=server, monitor=monitor)
+            farm = Farm(config, triton_url, collector, builder, server=server, monitor=monitor, local_servers=local_servers,
+                        keeper=keeper)
 
             def start_worker(index: int) -> multiprocessing.Process:
                 generation = farm.restarts if index in farm.workers else 0
@@ -262,13 +273,18 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             collector.poll(100)
             if collector.end and collector.end.get("problem"):
                 farm.problems.append(str(collector.end["problem"]))
+            if keeper is not None:
+                keeper.stop()  # no restart while the summary is made; failed restarts are problems
+                farm.problems += keeper.problems
             table_written = _write_events_table(collector.events, table_path, farm.problems)
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=farm.restarts,
-                                model_reloads=monitor.reloads if monitor else 0,
-                                monitor_probe_failures=monitor.probe_failures if monitor else [],
-                                server_shm_prefix=server.shm_prefix if server is not None and mode == "local" else "",
+                                model_reloads=sum(m.reloads for m in monitors),
+                                monitor_probe_failures=[f for m in monitors for f in m.probe_failures],
+                                server_shm_prefix=",".join(s.shm_prefix for s in local_servers),
+                                server_restarts=keeper.restarts if keeper is not None else {},
+                                deadlines_ms={m: 1e3 * config.inference.deadline_s(m) for m in config.inference.models},
                                 client_shm_prefix=shm_prefix,
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
                                 interrupted_by=interrupted[0] if interrupted else "",
@@ -283,6 +299,19 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return summary
+
+
+def start_local_servers(config: FarmConfig, cleanup: contextlib.ExitStack) -> list[TritonServer]:
+    """Start `inference.local_servers` local servers (each on its own free ports), loading
+    at the same time; each is stopped by `cleanup`, also when another fails to start.
+    Launched from this thread: a server dies with the thread that started it."""
+    servers = [local_server(config) for _ in range(config.inference.local_servers)]
+    for server in servers:
+        cleanup.callback(server.stop)
+        server.launch()
+    for server in servers:
+        server.wait_ready()
+    return servers
 
 
 def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path | None:

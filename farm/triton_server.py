@@ -85,7 +85,16 @@ class TritonServer:
         return target.parent
 
     def start(self, same_ports: bool = False) -> "TritonServer":
-        """Start the server; `same_ports` restarts it where clients already connect."""
+        """Start the server and wait until it is ready; `same_ports` restarts it where
+        clients already connect."""
+        self.launch(same_ports)
+        self.wait_ready()
+        return self
+
+    def launch(self, same_ports: bool = False) -> None:
+        """Start the process without waiting (several servers then load at once). The server
+        gets SIGTERM when the thread that launched it ends: launch from a thread that lives
+        as long as the server should."""
         root = pytriton_dir()
         binary = root / "tritonserver" / "bin" / "tritonserver"
         backends = self._backend_dir(root)
@@ -118,10 +127,10 @@ class TritonServer:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=new_session_dying_with_parent)
-        self._wait_ready()
-        return self
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
+        """Wait until the launched server answers ready; TritonStartError (server stopped)
+        when it exits or is not ready within `start_timeout_s`."""
         deadline = time.monotonic() + self.start_timeout_s
         url = f"http://{self.http_url}/v2/health/ready"
         while time.monotonic() < deadline:
@@ -157,6 +166,12 @@ class TritonServer:
             self._log.close()
         self._remove_shm()
 
+    def restart(self) -> None:
+        """Start a server that died again on the same ports, where its clients reconnect by
+        themselves: what is left of the dead one (stubs, shm files, its log handle) goes first."""
+        self._end_process(grace_s=0.0)
+        self.start(same_ports=True)
+
     def reload_model(self, name: str, timeout_s: float = 30.0) -> None:
         """Unload and load a model (recovers a model whose backend stub died)."""
         body = b"{}"
@@ -186,14 +201,21 @@ class TritonServer:
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the server's session, wait, SIGKILL what is left, remove its shm files."""
+        self._end_process(grace_s)
+        shutil.rmtree(self._workdir, ignore_errors=True)  # backend links and the default log
+
+    def _end_process(self, grace_s: float) -> None:
+        """SIGTERM the session and wait up to `grace_s` (0: no SIGTERM), SIGKILL what is left
+        (stubs that outlived the server too), remove the shm files."""
         if self.proc is not None:
             pgid = self.proc.pid
-            _signal_group(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(pgid, signal.SIGKILL)  # stubs that outlived the server
+            if grace_s > 0:
+                _signal_group(pgid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=grace_s)
+                except subprocess.TimeoutExpired:
+                    pass
+            _signal_group(pgid, signal.SIGKILL)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -201,7 +223,6 @@ class TritonServer:
             self.proc = None
             self._log.close()
         self._remove_shm()
-        shutil.rmtree(self._workdir, ignore_errors=True)  # backend links and the default log
 
     def _remove_shm(self) -> None:
         for leftover in Path("/dev/shm").glob(self.shm_prefix + "*"):

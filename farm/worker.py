@@ -33,14 +33,14 @@ from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.menu import load_menu
 from trigger_sim.metrics import WorkerMetrics
-from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference
+from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference, server_pool
 
 POLL_MS = 100
 STATS_PERIOD_S = 1.0  # counters reach the collector at least this often
 
 
 def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]:
-    """Calls per path, summed over models, and the same per model."""
+    """Calls per path, summed over models, the same per model, and per server of the pool."""
     per_model = {}
     for name, service in inference.items():
         c = service.counters
@@ -55,6 +55,9 @@ def inference_counters(inference: dict[str, InferenceService]) -> dict[str, Any]
         reasons.update(m["fallback_reasons"])
     total["fallback_reasons"] = dict(reasons)
     total["models"] = per_model
+    pool = server_pool(inference)
+    if pool is not None:  # per server address: calls, failures, latency buckets (summed over workers)
+        total["servers"] = pool.counters()
     return total
 
 

@@ -12,6 +12,8 @@ Cases (one module each in scripts/bench_cases/):
                 graph-sized request; dynamic batching on vs off
   farm       d) highest sustainable Level-1 rate vs the ideal rate, with simulated and with
                 replayed events (and e) builder memory)
+  failover   f) a pool of two local servers, one SIGKILLed (at the client and in the farm); the
+                worker's client path vs perf_analyzer (Triton's C++ client)
   --gpu: g) the models served on the CPU vs on the GPU, side by side; c) against the server
   on the GPU; d) and e) twice, the models on the CPU then on the GPU. Writes
   BENCHMARKS-gpu.md and benchmarks-gpu.json. `--gpu --torch-on-cpu` runs the same on a host
@@ -37,13 +39,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_kernels
 
-from bench_cases import builder_case, farm_case, gpu_case, inference_case, kernels_case, report  # noqa: E402
+from bench_cases import builder_case, failover_case, farm_case, gpu_case, inference_case, kernels_case, report  # noqa: E402
 from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
 from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 
-CASES = ("builder", "kernels", "inference", "farm")
+CASES = ("builder", "kernels", "inference", "farm", "failover")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
@@ -54,6 +56,8 @@ FULL = {
     "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=10.0, low_rate_runs=2, max_probes=5, repeats=3,
                                overload_runs=2, warm_up_seconds=2.0, replay_events=400),
     "gpu_serving": gpu_case.Settings(repetitions=10, calls_per_block=20),
+    "failover": failover_case.Settings(kills=3, call_rate_hz=200.0, farm_events=1500, farm_rate_hz=40.0,
+                                       overhead_repetitions=5, calls_per_block=400),
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
@@ -63,6 +67,8 @@ QUICK = {
     "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
                                overload_runs=1, replay_events=100),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
+    "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
+                                       overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),
 }
 
 
@@ -73,6 +79,8 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
         return [kernels_case.run(settings["kernels"])]
     if name == "inference":
         return [inference_case.run(settings["inference"])]
+    if name == "failover":
+        return [failover_case.run(settings["failover"])]
     if name == "farm":  # the models on the CPU, whatever the host has: the GPU suite compares
         return list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
     raise ValueError(name)

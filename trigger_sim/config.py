@@ -199,6 +199,27 @@ class WorkerConfig:
         return self.count or (os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class ModelDeadlines:
+    """`[inference.deadline_ms]`: the per-call deadline of each served model, in ms (capped by
+    what is left of the event's soft timeout). Far above the compute time, as SONIC's clients
+    set them: a deadline near the compute time turns a slow moment of the server into a
+    fallback (the event computed twice). The GNN at pile-up 60 takes 30-100 ms of server
+    time on two cores and the tagger about 1 ms; 250 ms still leaves the fallback ~100 ms
+    before the 400 ms soft timeout of the default 500 ms budget."""
+
+    edge_classifier: float = 250.0
+    jet_tagger: float = 100.0
+
+    def __post_init__(self) -> None:
+        _positive(self, *MODEL_NAMES)
+
+    @classmethod
+    def all(cls, deadline_ms: float) -> "ModelDeadlines":
+        """The same deadline for every model (what `--timeout-ms` sets)."""
+        return cls(**{name: deadline_ms for name in MODEL_NAMES})
+
+
 SHARED_MEMORY_MODES = ("auto", "on", "off")
 DEVICE_MODES = ("auto", "cpu", "gpu")
 
@@ -207,9 +228,12 @@ DEVICE_MODES = ("auto", "cpu", "gpu")
 class InferenceConfig:
     """Inference as a service: where the server is, deadlines, and the circuit breaker."""
 
-    triton_url: str = ""  # empty: start a local tritonserver on free loopback ports
+    triton_url: str = ""  # one server (host:port); empty and no `servers`: start local servers
+    servers: tuple[str, ...] = ()  # a pool of servers (host:port each); empty: `triton_url`, or local servers
+    local_servers: int = 1  # local tritonservers started when no server is given, each on its own ports
     models: tuple[str, ...] = MODEL_NAMES  # called on the server; others run in the worker
-    timeout_ms: float = 100.0  # per-call deadline (capped by what is left of the event budget)
+    timeout_ms: float = 0.0  # > 0: the deadline of every model (overrides deadline_ms); 0: per model (deadline_ms)
+    deadline_ms: ModelDeadlines = field(default_factory=ModelDeadlines)  # per-model deadlines
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
     server_start_timeout_s: float = 60.0
@@ -217,7 +241,13 @@ class InferenceConfig:
     device: str = "auto"  # where a local server runs the models: "auto" (a GPU if torch can use one), "cpu", "gpu"
 
     def __post_init__(self) -> None:
-        _positive(self, "timeout_ms", "breaker_failures", "breaker_open_ms", "server_start_timeout_s")
+        _positive(self, "breaker_failures", "breaker_open_ms", "server_start_timeout_s", "local_servers")
+        if not self.timeout_ms >= 0:
+            raise ValueError(f"inference.timeout_ms must be >= 0 (0: the per-model [inference.deadline_ms]), got {self.timeout_ms!r}")
+        if self.triton_url and self.servers:
+            raise ValueError("inference.triton_url and inference.servers both name servers: list them all in servers")
+        for address in self.server_addresses:
+            check_address(address, "inference.servers")
         if self.shared_memory not in SHARED_MEMORY_MODES:
             raise ValueError(f"inference.shared_memory: {self.shared_memory!r} is not one of {list(SHARED_MEMORY_MODES)}")
         if self.device not in DEVICE_MODES:
@@ -225,6 +255,15 @@ class InferenceConfig:
         unknown = [m for m in self.models if m not in MODEL_NAMES]
         if unknown:
             raise ValueError(f"inference.models: unknown model {unknown[0]!r}; the HLT sequence uses {list(MODEL_NAMES)}")
+
+    @property
+    def server_addresses(self) -> tuple[str, ...]:
+        """The servers the farm is given (host:port each); empty: it starts its own."""
+        return self.servers or ((self.triton_url,) if self.triton_url else ())
+
+    def deadline_s(self, model: str) -> float:
+        """The per-call deadline of `model`, in seconds (`timeout_ms` when set, else its own)."""
+        return (self.timeout_ms or getattr(self.deadline_ms, model)) / 1e3
 
     def uses_shared_memory(self, triton_url: str) -> bool:
         """Whether a client of the server at `triton_url` sends big requests through /dev/shm:
@@ -280,6 +319,13 @@ class MonitoringConfig:
     @property
     def enabled(self) -> bool:
         return self.base_port > 0
+
+
+def check_address(address: str, key: str) -> None:
+    """A server address must be host:port (a gRPC endpoint), with a port number."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{key}: {address!r} is not host:port (e.g. 127.0.0.1:8001, the server's gRPC port)")
 
 
 def is_loopback(address: str) -> bool:
@@ -347,8 +393,8 @@ class FarmConfig:
     menu: str = str(CONFIG_DIR / "menu.toml")
 
     def __post_init__(self) -> None:
-        if self.network.triton_tls and not self.inference.triton_url:
-            raise ConfigError("network.triton_tls needs inference.triton_url: the local server the farm starts speaks "
+        if self.network.triton_tls and not self.inference.server_addresses:
+            raise ConfigError("network.triton_tls needs a remote server (inference.triton_url or inference.servers): the local server the farm starts speaks "
                               "plain gRPC on loopback; give the remote server's host:port or set triton_tls = false")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trigger_sim import clock
+from trigger_sim.worker_stats import per_server_models
 
 COUNTS = ("l1_accepted", "vetoed_busy", "decided", "triton", "fallback")
 
@@ -80,8 +81,6 @@ def calls_per_server(worker_stats: Mapping[str, Mapping], default_server: str) -
     where a worker reports `servers`, else all on the farm's one server."""
     out: dict[str, float] = {}
     for counters in worker_stats.values():
-        servers = counters.get("servers")
-        by_server = servers if isinstance(servers, Mapping) else {default_server: counters.get("models") or {}}
-        for server, models in by_server.items():
+        for server, models in per_server_models(counters, default_server).items():
             out[server] = out.get(server, 0.0) + sum(float(m.get("triton_calls", 0)) for m in models.values())
     return out

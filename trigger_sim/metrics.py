@@ -18,6 +18,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from trigger_sim.worker_stats import per_server_models
+
 PREFIX = "trigger_sim_"
 SUPERVISOR, BUILDER, READOUT = "supervisor", "builder", "readout"
 FIXED_ROLES = (SUPERVISOR, BUILDER, READOUT)  # ports base, base + 1, base + 2; worker i at base + 3 + i
@@ -209,15 +211,14 @@ class WorkerMetrics:
         self._grow = _Grower()
 
     def update(self, counters: Mapping[str, Any]) -> None:
-        """`counters`: the worker's STATS. Per-server counters come from `servers`
-        ({server: {model: {...}}}) where present, else everything is the farm's server."""
+        """`counters`: the worker's STATS. Per-server counters come from the pool's `servers`
+        where present, else everything is the farm's server."""
         g = self._grow
         g.set(self.events, (), counters.get("processed", 0))
         g.set(self.timeouts, ("soft",), counters.get("soft_timeouts", 0))
         g.set(self.timeouts, ("hard",), counters.get("hard_timeouts", 0))
         models = counters.get("models") or {}
-        per_server = counters.get("servers") if isinstance(counters.get("servers"), Mapping) else {self.server: models}
-        for server, by_model in per_server.items():
+        for server, by_model in per_server_models(counters, self.server).items():
             for model, c in by_model.items():
                 g.set(self.calls, (server, model), c.get("triton_calls", 0))
                 g.set(self.failures, (server, model), c.get("triton_failures", 0))

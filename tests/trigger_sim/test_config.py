@@ -210,3 +210,44 @@ def test_config_is_frozen_and_as_dict():
     assert d["readout"]["rate_hz"] == 25.0
     assert d["menu"] == cfg.menu
     assert set(d) == {f.name for f in dataclasses.fields(FarmConfig)}
+
+
+def test_deadlines_per_model(tmp_path):
+    cfg = load_config(write(tmp_path, "[inference.deadline_ms]\nedge_classifier = 300.0\n"))
+    assert cfg.inference.deadline_s("edge_classifier") == 0.3
+    assert cfg.inference.deadline_s("jet_tagger") == FarmConfig().inference.deadline_s("jet_tagger")
+    assert load_config(write(tmp_path, "[inference]\ntimeout_ms = 40.0\n")).inference.deadline_s("edge_classifier") == 0.04
+    both = load_config(write(tmp_path, "[inference]\ntimeout_ms = 40.0\n[inference.deadline_ms]\njet_tagger = 5.0\n"))
+    assert both.inference.deadline_s("jet_tagger") == 0.04  # timeout_ms, when set, is every model's deadline
+
+
+def test_deadline_of_an_unknown_model_names_file_and_key(tmp_path):
+    path = write(tmp_path, "[inference.deadline_ms]\ngnn = 300.0\n")
+    message = config_error(path)
+    assert str(path) in message and "inference.deadline_ms.gnn" in message and "edge_classifier" in message
+
+
+def test_deadline_table_has_one_entry_per_model():
+    import dataclasses
+
+    from trigger_sim.config import ModelDeadlines
+    from trigger_sim.models.registry import MODEL_NAMES
+
+    assert tuple(f.name for f in dataclasses.fields(ModelDeadlines)) == MODEL_NAMES
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[inference]\ntimeout_ms = -1.0\n", "timeout_ms"),
+    ("[inference]\nservers = [\"nohost\"]\n", "host:port"),
+    ("[inference]\ntriton_url = \"a:1\"\nservers = [\"b:2\"]\n", "both"),
+    ("[inference]\nlocal_servers = 0\n", "local_servers"),
+    ("[inference.deadline_ms]\njet_tagger = 0.0\n", "jet_tagger"),
+])
+def test_bad_server_and_deadline_settings(tmp_path, text, words):
+    assert words in config_error(write(tmp_path, text))
+
+
+def test_server_addresses():
+    assert with_overrides(FarmConfig(), inference={"servers": ("a:1", "b:2")}).inference.server_addresses == ("a:1", "b:2")
+    assert with_overrides(FarmConfig(), inference={"triton_url": "a:1"}).inference.server_addresses == ("a:1",)
+    assert FarmConfig().inference.server_addresses == ()

@@ -69,7 +69,8 @@ def test_rate_is_the_growth_over_the_span(steps, window_s):
 
 def test_calls_per_server_sums_workers_and_reads_a_pool():
     stats = {"w0": {"models": {"m": {"triton_calls": 3}, "n": {"triton_calls": 1}}},
-             "w1": {"servers": {"x:1": {"m": {"triton_calls": 2}}, "y:2": {"m": {"triton_calls": 5}}}}}
+             "w1": {"servers": {"x:1": {"calls": 2, "models": {"m": {"triton_calls": 2}}},
+                                 "y:2": {"calls": 5, "models": {"m": {"triton_calls": 5}}}}}}
     assert calls_per_server(stats, "x:1") == {"x:1": 6.0, "y:2": 5.0}
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 from prometheus_client import CollectorRegistry, Counter
 
+from trigger_sim.inference.server_pool import ServerPool
 from trigger_sim.metrics import (BuilderMetrics, PREFIX, SupervisorMetrics, WorkerMetrics, _Grower, exported_names,
                                  latency_buckets_s, port_for, process_ports)
 
@@ -100,5 +101,12 @@ def test_worker_metrics_per_server_and_model():
     assert value(r, f"{PREFIX}inference_failures_total", server="127.0.0.1:8001", model="edge_classifier") == 1
     assert value(r, f"{PREFIX}inference_fallbacks_total", model="edge_classifier") == 1
     pool = WorkerMetrics("a:1")
-    pool.update({**stats, "servers": {"a:1": {"jet_tagger": {"triton_calls": 2}}, "b:2": {"jet_tagger": {"triton_calls": 3}}}})
+    servers = ServerPool(["a:1", "b:2"], failure_threshold=5, open_ns=10**9)  # the pool's own counters, in its own shape
+    for address, n in (("a:1", 2), ("b:2", 4)):
+        for k in range(n):
+            servers.begin(address, "jet_tagger")
+            servers.finish(address, k < 3, 1_000_000, 0, "jet_tagger")
+    pool.update({**stats, "servers": servers.counters()})
+    assert value(pool.registry, f"{PREFIX}inference_calls_total", server="a:1", model="jet_tagger") == 2
     assert value(pool.registry, f"{PREFIX}inference_calls_total", server="b:2", model="jet_tagger") == 3
+    assert value(pool.registry, f"{PREFIX}inference_failures_total", server="b:2", model="jet_tagger") == 1

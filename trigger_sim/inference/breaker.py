@@ -51,3 +51,10 @@ class CircuitBreaker:
                 self.times_opened += 1
             self.state = BreakerState.OPEN
             self.opened_at_ns = now_ns
+
+    def trip(self, now_ns: int) -> None:
+        """Open at once, whatever the count (a server known to be down: not reached at start)."""
+        if self.state is not BreakerState.OPEN:
+            self.times_opened += 1
+        self.state = BreakerState.OPEN
+        self.opened_at_ns = now_ns
