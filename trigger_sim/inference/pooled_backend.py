@@ -32,6 +32,7 @@ from trigger_sim.log_once import OnceLog, describe
 MIN_ATTEMPT_S = 0.0005  # below this a call cannot succeed: no attempt, the chain ends
 PROBE_PERIOD_S = 0.1
 PROBE_TIMEOUT_S = 0.5
+REFRESH_S = 2.0  # the models of the servers in the pool are read again this often
 SUBMIT_THREADS = 4  # for members without their own `submit`
 log = logging.getLogger(__name__)
 
@@ -207,16 +208,28 @@ def repository_models(client: grpcclient.InferenceServerClient, timeout_s: float
     return [m["name"] for m in index.get("models", []) if m.get("state") == "READY"]
 
 
+def ready_models(client: grpcclient.InferenceServerClient, timeout_s: float) -> list[str]:
+    """A probe: the server says it is ready (every model it was asked to load is loaded: a
+    restarted server answers while its models still load), and its READY models; raises
+    (InferenceUnavailable when it answers not ready) when it cannot take calls."""
+    if not client.is_server_ready(client_timeout=timeout_s):
+        raise InferenceUnavailable("server not ready")
+    return repository_models(client, timeout_s)
+
+
 class PoolProber(threading.Thread):
     """Learns each server's models at start, then every `period_s` probes the servers out of
-    the pool (their repository index, within `timeout_s`); one that answers rejoins."""
+    the pool (ready, and their repository index, within `timeout_s`); one that answers
+    rejoins. Every `refresh_s` it reads the index of the servers in the pool again, so a
+    model loaded later (explicit model control) gets calls."""
 
     def __init__(self, pool: ServerPool, client_options: Mapping[str, Any] | None = None,
-                 period_s: float = PROBE_PERIOD_S, timeout_s: float = PROBE_TIMEOUT_S):
+                 period_s: float = PROBE_PERIOD_S, timeout_s: float = PROBE_TIMEOUT_S, refresh_s: float = REFRESH_S):
         super().__init__(name="server-prober", daemon=True)
         self.pool = pool
         self.period_s = period_s
         self.timeout_s = timeout_s
+        self.refresh_s = refresh_s
         self.probes = 0
         self._clients = {a: grpcclient.InferenceServerClient(url=a, **dict(client_options or {})) for a in pool.servers}
         self._stop_event = threading.Event()
@@ -234,22 +247,34 @@ class PoolProber(threading.Thread):
         return problems
 
     def run(self) -> None:
+        next_refresh = clock.now_ns() + int(self.refresh_s * clock.NS_PER_S)
         try:
             while not self._stop_event.wait(self.period_s):
                 for address in self.pool.due_probes(clock.now_ns()):
                     self.probes += 1
                     try:
-                        models = repository_models(self._clients[address], self.timeout_s)
+                        models = ready_models(self._clients[address], self.timeout_s)
                     except Exception as err:
                         self.pool.probe_done(address, False, clock.now_ns())
-                        if not isinstance(err, grpcclient.InferenceServerException):
+                        if not isinstance(err, (grpcclient.InferenceServerException, InferenceError)):
                             self._once.exception(err, f"probe of {address}")
                     else:
                         self.pool.probe_done(address, True, clock.now_ns(), models)
+                if clock.now_ns() >= next_refresh:
+                    next_refresh = clock.now_ns() + int(self.refresh_s * clock.NS_PER_S)
+                    self._refresh()
         finally:
             for client in self._clients.values():
                 with contextlib.suppress(Exception):
                     client.close()
+
+    def _refresh(self) -> None:
+        """The models of the servers in the pool, read again (a failure here is not the
+        server's: its calls decide its health)."""
+        for address, client in self._clients.items():
+            if self.pool.servers[address].healthy:
+                with contextlib.suppress(Exception):
+                    self.pool.set_models(address, repository_models(client, self.timeout_s))
 
     def stop(self) -> None:
         self._stop_event.set()
