@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trigger_sim.config import FarmConfig, load_config, with_overrides
+from trigger_sim.config import MAX_SLOTS, FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
 
 
@@ -31,6 +31,7 @@ def farm_options(func: Callable) -> Callable:
         click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Level-1 accept rate in Hz."),
         click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern."),
         click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core)."),
+        click.option("--slots", type=click.IntRange(min=1, max=MAX_SLOTS), help="Events each worker holds at once (default 1)."),
         click.option("--triton-url", help="Use an existing Triton server (host:grpc_port) instead of starting one."),
         click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline."),
         click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Folder for output streams (default: runs/run<N>-<time>)."),
@@ -45,7 +46,7 @@ def farm_options(func: Callable) -> Callable:
     return func
 
 
-def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, **sections: dict) -> FarmConfig:
+def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, slots=None, **sections: dict) -> FarmConfig:
     try:
         config = load_config(config_path)
     except TriggerSimError as err:
@@ -53,7 +54,7 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
     return with_overrides(
         config,
         readout={k: v for k, v in (("rate_hz", rate), ("pattern", pattern)) if v is not None},
-        worker={"count": workers} if workers else {},
+        worker={k: v for k, v in (("count", workers), ("slots", slots)) if v},
         inference={k: v for k, v in (("triton_url", triton_url), ("timeout_ms", timeout_ms)) if v is not None},
         output={"write_streams": False} if no_output else {},
         **sections,
@@ -121,10 +122,10 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @main.command()
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
-def run(config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path, events_table,
-        quiet, pileup) -> None:
+def run(config_path, events, duration, rate, pattern, workers, slots, triton_url, timeout_ms, output_dir, no_output, json_path,
+        events_table, quiet, pileup) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output,
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, slots,
                         physics={"pileup_mean": pileup} if pileup is not None else {})
     if events is None and duration is None:
         events = 500
@@ -135,8 +136,8 @@ def run(config_path, events, duration, rate, pattern, workers, triton_url, timeo
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False))
 @farm_options
 @click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
-def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, timeout_ms, output_dir, no_output, json_path,
-           events_table, quiet, loop) -> None:
+def replay(recording, config_path, events, duration, rate, pattern, workers, slots, triton_url, timeout_ms, output_dir, no_output,
+           json_path, events_table, quiet, loop) -> None:
     """Push a recording's events through the farm at a given rate.
 
     Latency is measured from each event's scheduled Level-1 time, not from when it was
@@ -147,7 +148,7 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 
     if loop and events is None and duration is None:
         raise click.UsageError("--loop needs --events or --duration")
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output)
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, slots)
     try:
         total = None if loop else len(RecordReader(recording))
     except TriggerSimError as err:
