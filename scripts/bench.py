@@ -12,6 +12,8 @@ Cases (one module each in scripts/bench_cases/):
                 graph-sized request; dynamic batching on vs off
   farm       d) highest sustainable Level-1 rate vs the ideal rate, with simulated and with
                 replayed events (and e) builder memory)
+  overlap    f) one worker with 1, 2, 4, 8 event slots against a server that answers after a
+                fixed time: events per second vs min(slots / (server + client time), 1 / CPU)
   --gpu: g) the models served on the CPU vs on the GPU, side by side; c) against the server
   on the GPU; d) and e) twice, the models on the CPU then on the GPU. Writes
   BENCHMARKS-gpu.md and benchmarks-gpu.json. `--gpu --torch-on-cpu` runs the same on a host
@@ -37,13 +39,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_kernels
 
-from bench_cases import builder_case, farm_case, gpu_case, inference_case, kernels_case, report  # noqa: E402
+from bench_cases import builder_case, farm_case, gpu_case, inference_case, kernels_case, overlap_case, report  # noqa: E402
 from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
 from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 
-CASES = ("builder", "kernels", "inference", "farm")
+CASES = ("builder", "kernels", "inference", "farm", "overlap")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
@@ -54,6 +56,7 @@ FULL = {
     "farm": farm_case.Settings(run_seconds=6.0, low_rate_hz=10.0, low_rate_runs=2, max_probes=5, repeats=3,
                                overload_runs=2, warm_up_seconds=2.0, replay_events=400),
     "gpu_serving": gpu_case.Settings(repetitions=10, calls_per_block=20),
+    "overlap": overlap_case.Settings(repetitions=3, events=300),
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
@@ -63,6 +66,7 @@ QUICK = {
     "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
                                overload_runs=1, replay_events=100),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
+    "overlap": overlap_case.Settings(repetitions=1, events=60, warm_up=False),
 }
 
 
@@ -75,6 +79,8 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
         return [inference_case.run(settings["inference"])]
     if name == "farm":  # the models on the CPU, whatever the host has: the GPU suite compares
         return list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
+    if name == "overlap":
+        return [overlap_case.run(config, settings["overlap"])]
     raise ValueError(name)
 
 

@@ -21,10 +21,12 @@ def test_four_slots_decide_as_one_and_overlap_a_slow_server(slow_triton_server):
     n = 80
     runs = {}
     for slots in (1, 4):
-        cfg = config(worker={"count": 1, "slots": slots}, readout={"rate_hz": 400.0},
+        # input far above what the worker decides; no event may leave incomplete meanwhile
+        cfg = config(worker={"count": 1, "slots": slots}, readout={"rate_hz": 400.0}, builder={"build_timeout_ms": 60_000.0},
                      inference={"triton_url": slow_triton_server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)})
         runs[slots] = run_farm(cfg, n_events=n, output_dir=None)
         check_accounting(runs[slots], n)
+        assert runs[slots]["events"]["debug"] == 0, runs[slots]["debug_streams"]
     one, four = runs[1], runs[4]
     assert four["events"]["decision_digest"] == one["events"]["decision_digest"]
     for summary in (one, four):
@@ -50,6 +52,7 @@ def test_slots_with_both_models_served_and_shared_memory(triton_server, tmp_path
     four = run_farm(config(worker={"count": 2, "slots": 4}, **base), n_events=n, output_dir=None, events_table=table)
     for summary in (one, four):
         check_accounting(summary, n)
+        assert summary["events"]["debug"] == 0, summary["debug_streams"]
         assert summary["inference"]["fallback_calls"] == 0, summary["inference"]["fallback_reasons"]
     assert four["events"]["decision_digest"] == one["events"]["decision_digest"]
     gnn = four["inference"]["models"]["edge_classifier"]
