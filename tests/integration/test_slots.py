@@ -3,11 +3,13 @@ several slots overlaps the server's time with its own work."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from farm.supervisor import run_farm
+from farm.supervisor import FarmHooks, run_farm
 from tests.integration.test_farm_run import check_accounting, config
 from trigger_sim.hlt.sequence import SLOT_WAIT
 
@@ -62,3 +64,24 @@ def test_slots_with_both_models_served_and_shared_memory(triton_server, tmp_path
 
     df = pd.read_parquet(table)
     assert len(df) == n and df["edge_classifier_wait_ms"].notna().sum() > 0 and df["slot_wait_ms"].notna().all()
+
+
+def test_a_worker_killed_holding_four_events_has_each_retried_and_decided_once(slow_triton_server):
+    """SIGKILL a worker while its four slots hold events (input far above what it decides): every
+    one of them goes back to the builder's queue and is decided once, by another worker."""
+    n, kill_at = 150, 30
+    killed: list[int] = []
+
+    def tick(farm) -> None:
+        if not killed and farm.collector.ledger.decided >= kill_at:
+            killed.append(farm.workers[0].pid)
+            os.kill(farm.workers[0].pid, signal.SIGKILL)
+
+    cfg = config(worker={"count": 2, "slots": 4}, readout={"rate_hz": 200.0}, builder={"build_timeout_ms": 60_000.0},
+                 inference={"triton_url": slow_triton_server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)})
+    summary = run_farm(cfg, n_events=n, output_dir=None, hooks=FarmHooks(on_tick=tick))
+    check_accounting(summary, n)
+    assert killed and summary["workers"]["restarts"] == 1
+    b = summary["builder"]
+    assert b["retried_after_worker_loss"] >= 2, b  # it held several events, not one
+    assert summary["events"]["debug"] == 0, summary["debug_streams"]  # none lost to HltError or NotProcessed
