@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from trigger_sim.config import FarmConfig, load_config, with_overrides
+from trigger_sim.config import MAX_SLOTS, FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
 
 
@@ -30,6 +30,7 @@ def farm_options(func: Callable) -> Callable:
         click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Level-1 accept rate in Hz."),
         click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern."),
         click.option("--workers", type=click.IntRange(min=1), help="HLT worker processes (default: one per core)."),
+        click.option("--slots", type=click.IntRange(min=1, max=MAX_SLOTS), help="Events each worker holds at once (default 1)."),
         click.option("--triton-url", multiple=True,
                      help="Use an existing Triton server (host:grpc_port) instead of starting one; give it several times for a pool."),
         click.option("--local-servers", type=click.IntRange(min=1),
@@ -49,7 +50,7 @@ def farm_options(func: Callable) -> Callable:
 
 
 def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers: int | None = None,
-               **sections: dict) -> FarmConfig:
+               slots: int | None = None, **sections: dict) -> FarmConfig:
     try:
         config = load_config(config_path)
     except TriggerSimError as err:
@@ -57,7 +58,7 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
     return with_overrides(
         config,
         readout={k: v for k, v in (("rate_hz", rate), ("pattern", pattern)) if v is not None},
-        worker={"count": workers} if workers else {},
+        worker={k: v for k, v in (("count", workers), ("slots", slots)) if v},
         inference=_inference_overrides(triton_url, timeout_ms, local_servers),
         output={"write_streams": False} if no_output else {},
         **sections,
@@ -153,10 +154,10 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @main.command()
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
-def run(config_path, events, duration, rate, pattern, workers, triton_url, local_servers, timeout_ms, output_dir, no_output, json_path,
-        events_table, quiet, pileup) -> None:
+def run(config_path, events, duration, rate, pattern, workers, slots, triton_url, local_servers, timeout_ms, output_dir, no_output,
+        json_path, events_table, quiet, pileup) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers,
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
                         physics={"pileup_mean": pileup} if pileup is not None else {})
     if events is None and duration is None:
         events = 500
@@ -167,8 +168,8 @@ def run(config_path, events, duration, rate, pattern, workers, triton_url, local
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False))
 @farm_options
 @click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
-def replay(recording, config_path, events, duration, rate, pattern, workers, triton_url, local_servers, timeout_ms, output_dir, no_output,
-           json_path, events_table, quiet, loop) -> None:
+def replay(recording, config_path, events, duration, rate, pattern, workers, slots, triton_url, local_servers, timeout_ms, output_dir,
+           no_output, json_path, events_table, quiet, loop) -> None:
     """Push a recording's events through the farm at a given rate.
 
     Latency is measured from each event's scheduled Level-1 time, not from when it was
@@ -179,7 +180,7 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, tri
 
     if loop and events is None and duration is None:
         raise click.UsageError("--loop needs --events or --duration")
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers)
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots)
     try:
         total = None if loop else len(RecordReader(recording))
     except TriggerSimError as err:

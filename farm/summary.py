@@ -10,12 +10,13 @@ import numpy as np
 from farm.collector import Collector
 from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
-from trigger_sim.hlt.sequence import STEPS
+from trigger_sim.hlt.sequence import STEPS, WAITS
 from trigger_sim.latency_buckets import LatencyBuckets
 from trigger_sim.windows import window_stats
 
 WINDOW_S = 1.0  # measurement windows in the summary (the first one is warm-up, skipped)
-LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, "worker_total", "total")
+# WAITS: an event's time set aside by a worker with several slots (absent with one slot)
+LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, *WAITS, "worker_total", "total")
 
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,

@@ -1,10 +1,16 @@
 """HLT worker process: asks the builder for events, runs the HLT sequence, reports results.
 
-A thin shell: the per-event logic is `trigger_sim.hlt.sequence.HltSequence`, the timeouts
+A thin shell: the per-event logic is `trigger_sim.hlt.sequence.HltSequence`, which event of
+the worker's slots runs next is `trigger_sim.hlt.slots.SlotScheduler`, the timeouts
 `trigger_sim.hlt.watchdog.EventWatch`. Kernels are loaded from numba's cache, the model
 is checked and one warm-up request is sent before the worker asks for its first event, so
 start-up cost does not show up as event latency. A watchdog thread (its own socket)
 force-accepts an event into HltTimeout when a step runs past the hard budget.
+
+With `worker.slots` = N > 1 the worker asks for N events, sends inference requests without
+waiting (`InferenceService.begin`), and runs another event while they are on the server; an
+answer wakes the loop through an eventfd (`farm.wakeup`). With one slot every call blocks,
+as it always did.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,7 +33,9 @@ from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import DEBUG
+from farm.wakeup import Wakeup
 from trigger_sim.hlt.sequence import EventResult, HltSequence
+from trigger_sim.hlt.slots import Finished, SlotScheduler
 from trigger_sim.hlt.watchdog import HARD, EventWatch
 from trigger_sim.inference.service import InferenceService
 from trigger_sim.kernels import warm_up
@@ -112,6 +121,8 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     threadpool_limits(limits=1, user_api="blas")
     warm_up()
     inference = build_inference(config, triton_url, f"{shm_prefix}{identity}_" if shm_prefix else None)
+    for service in inference.values():
+        service.allow_in_flight(config.worker.slots)
     problem = prepare_inference(inference)
     sequence = HltSequence(config, load_menu(config.menu), inference)
     watch = EventWatch(int(config.worker.budget_ms * clock.NS_PER_MS))
@@ -126,65 +137,138 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     watchdog = threading.Thread(target=_watchdog, args=(watch, ctx, builder_endpoint, identity, config.worker.budget_ms, done, curve),
                                 name="watchdog", daemon=True)
     watchdog.start()
-    builder.send_multipart([messages.READY, messages.pack_meta({"credits": config.builder.credits_per_worker})])
+    loop = _EventLoop(identity, config, sequence, watch, builder)
+    cpu_at_ready_s = time.process_time()  # the worker's CPU from here on is spent on events (all its threads)
+    builder.send_multipart([messages.READY, messages.pack_meta({"credits": credits_asked(config)})])
     ready.put(("worker", {"identity": identity, "problem": problem}))
-    counts = Counter()
     metrics = WorkerMetrics(triton_url or "none")
     serve(metrics.registry, config.monitoring, identity.rsplit(".", 1)[0])  # worker-<i>: its slot's port
 
     def send_stats() -> None:
-        counters = {**counts, "processed": counts["processed"], **inference_counters(inference),
-                    "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts}
+        counters = {**loop.counts, "processed": loop.counts["processed"], **inference_counters(inference),
+                    "soft_timeouts": watch.soft_timeouts, "hard_timeouts": watch.hard_timeouts,
+                    "slots": loop.slots.n_slots, "peak_slots_held": loop.slots.peak_held,
+                    "cpu_s": time.process_time() - cpu_at_ready_s}
         collector.send_multipart([messages.STATS, messages.pack_meta({"role": "worker", "identity": identity, "counters": counters})])
         metrics.update(counters)  # the Prometheus counters follow the same figures, every second
 
-    heartbeat, stats = _Periodic(HEARTBEAT_S), _Periodic(STATS_PERIOD_S, first_now=True)
+    stats = _Periodic(STATS_PERIOD_S, first_now=True)
     try:
         while not stop.is_set():
             if stats.due(clock.now_ns()):
                 send_stats()  # periodically: a killed worker's counters up to its last second
-            if not builder.poll(POLL_MS):
-                if heartbeat.due(clock.now_ns()):
-                    builder.send_multipart([messages.HEARTBEAT, messages.pack_meta({"received": counts["received"]})])
-                continue
-            kind, *frames = builder.recv_multipart(copy=False)
-            if kind.bytes != messages.EVENT:
-                counts["bad_messages"] += 1
-                continue
-            counts["received"] += 1
-            received = clock.now_ns()
-            try:
-                l1_id = messages.unpack_id(frames[0])
-            except (ValueError, IndexError):
-                # Cannot even name the event: ask for another; the next heartbeat (this
-                # worker idle, every event received) has the builder retry it elsewhere.
-                counts["unreadable_events"] += 1
-                builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
-                continue
-            try:
-                meta = messages.unpack_meta(frames[1])
-                fragments = messages.split(meta["frames_per_fragment"], frames[2:])
-            except (ValueError, KeyError, TypeError, IndexError) as err:
-                counts["unreadable_events"] += 1
-                builder.send_multipart(result_message(unreadable_event(l1_id, err), received, clock.now_ns(), identity))
-                continue
-            watch.start(l1_id, received, received)
-            result = sequence.process(l1_id, fragments, stop_requested=watch.soft_expired, start_ns=received)
-            watch.finish(l1_id)
-            # Sent even after a forced decision: the builder takes the first one that arrives,
-            # and this one also frees the worker's slot (a credit comes with it).
-            builder.send_multipart(result_message(result, received, clock.now_ns(), identity))
-            counts["processed"] += 1
-            heartbeat.last_ns = clock.now_ns()
+            loop.once(admit=True)
+        # Stopping: the events held are finished (each within its budget) and their results sent.
+        give_up_ns = clock.now_ns() + int((config.worker.budget_ms + 1000.0) * clock.NS_PER_MS)
+        while loop.slots.held and clock.now_ns() < give_up_ns:
+            loop.once(admit=False)
     finally:
         send_stats()
         builder.send_multipart([messages.BYE, messages.pack_meta({})])
         done.set()
         watchdog.join(timeout=2.0)
+        loop.slots.drop_all()
         close_inference(inference)
+        loop.wakeup.close()
         builder.close(linger=2000)
         collector.close(linger=2000)
         ctx.term()
+
+
+def credits_asked(config: FarmConfig) -> int:
+    """Events the worker asks the builder for at start: one per slot (more if the builder is
+    configured to hand each worker more: they wait in the socket for a free slot)."""
+    return max(config.worker.slots, config.builder.credits_per_worker)
+
+
+class _EventLoop:
+    """The worker's main loop, one pass at a time: admit events into free slots, wake on
+    answers, run the event the scheduler picks, send results and heartbeats."""
+
+    def __init__(self, identity: str, config: FarmConfig, sequence: HltSequence, watch: EventWatch, builder: zmq.Socket):
+        self.identity = identity
+        self.sequence = sequence
+        self.watch = watch
+        self.builder = builder
+        self.slots = SlotScheduler(config.worker.slots)
+        self.asynchronous = config.worker.slots > 1  # one slot: every call blocks, as always
+        self.wakeup = Wakeup()
+        self.held: dict[int, tuple[int, int]] = {}  # token -> (Level-1 id, when the event was received)
+        self.counts: Counter = Counter()
+        self.heartbeat = _Periodic(HEARTBEAT_S)
+        self.poll_all, self.poll_answers = zmq.Poller(), zmq.Poller()
+        self.poll_all.register(builder, zmq.POLLIN)
+        for poller in (self.poll_all, self.poll_answers):
+            poller.register(self.wakeup.fd, zmq.POLLIN)
+
+    def once(self, admit: bool) -> None:
+        ready = self.slots.next_ready() is not None
+        can_admit = admit and self.slots.free > 0
+        poller = self.poll_all if can_admit else self.poll_answers
+        events = dict(poller.poll(0 if ready else POLL_MS))
+        if self.wakeup.fd in events:
+            for token in self.wakeup.drain():
+                self.slots.answered(token)
+        if can_admit and self.builder in events:
+            self._receive()
+        elif not events and not self.slots.held and self.heartbeat.due(clock.now_ns()):
+            self.builder.send_multipart([messages.HEARTBEAT, messages.pack_meta({"received": self.counts["received"]})])
+        token = self.slots.next_ready()
+        if token is not None:
+            self._run(token)
+
+    def _receive(self) -> None:
+        """Read one EVENT and take it into a free slot (an unreadable one is answered at once)."""
+        kind, *frames = self.builder.recv_multipart(copy=False)
+        if kind.bytes != messages.EVENT:
+            self.counts["bad_messages"] += 1
+            return
+        self.counts["received"] += 1
+        received = clock.now_ns()
+        try:
+            l1_id = messages.unpack_id(frames[0])
+        except (ValueError, IndexError):
+            # Cannot even name the event: ask for another; the next heartbeat (this
+            # worker idle, every event received) has the builder retry it elsewhere.
+            self.counts["unreadable_events"] += 1
+            self.builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
+            return
+        try:
+            meta = messages.unpack_meta(frames[1])
+            fragments = messages.split(meta["frames_per_fragment"], frames[2:])
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            self.counts["unreadable_events"] += 1
+            self.builder.send_multipart(result_message(unreadable_event(l1_id, err), received, clock.now_ns(), self.identity))
+            return
+        self.watch.start(l1_id, received, received)
+        run = self.sequence.run(l1_id, fragments, stop_requested=lambda: self.watch.soft_expired(l1_id), start_ns=received,
+                                asynchronous=self.asynchronous)
+        self.held[self.slots.admit(l1_id, run)] = (l1_id, received)
+
+    def _run(self, token: int) -> None:
+        """Run one event until it waits for the server or ends."""
+        try:
+            step = self.slots.resume(token)
+        except Exception as err:  # the sequence turns errors into HltError; this is a last resort
+            self._send(token, self.sequence.error_result(self.held[token][0], f"{type(err).__name__}: {err}"[:200]))
+            return
+        if isinstance(step, Finished):
+            self._send(token, step.result)
+            return
+        future = getattr(step.wait, "future", None)
+        if future is None:
+            self.slots.answered(token)
+        else:
+            future.add_done_callback(lambda _, t=token: self.wakeup.notify(t))
+
+    def _send(self, token: int, result: EventResult) -> None:
+        _, received = self.held.pop(token)
+        self.watch.finish(result.l1_id)
+        # Sent even after a forced decision: the builder takes the first one that arrives,
+        # and this one also frees the worker's slot (a credit comes with it).
+        self.builder.send_multipart(result_message(result, received, clock.now_ns(), self.identity))
+        self.counts["processed"] += 1
+        self.heartbeat.last_ns = clock.now_ns()
 
 
 def _watchdog(watch: EventWatch, ctx: zmq.Context, builder_endpoint: str, identity: str, budget_ms: float,
@@ -200,10 +284,10 @@ def _watchdog(watch: EventWatch, ctx: zmq.Context, builder_endpoint: str, identi
     period_s = min(budget_ms / 20e3, 0.1)
     try:
         while not done.wait(period_s):
-            kind, l1_id, received = watch.check(clock.now_ns())
-            if kind == HARD:
-                result = EventResult(l1_id, DEBUG, streams=("HltTimeout",),
-                                     reason=f"hard timeout: a step ran past the {budget_ms:g} ms budget; force-accepted")
-                sock.send_multipart(result_message(result, received, clock.now_ns(), identity, forced=True))
+            for kind, l1_id, received in watch.check(clock.now_ns()):
+                if kind == HARD:
+                    result = EventResult(l1_id, DEBUG, streams=("HltTimeout",),
+                                         reason=f"hard timeout: the event ran past the {budget_ms:g} ms budget; force-accepted")
+                    sock.send_multipart(result_message(result, received, clock.now_ns(), identity, forced=True))
     finally:
         sock.close(linger=2000)

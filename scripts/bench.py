@@ -14,6 +14,8 @@ Cases (one module each in scripts/bench_cases/):
                 replayed events (and e) builder memory)
   failover   f) a pool of two local servers, one SIGKILLed (at the client and in the farm); the
                 worker's client path vs perf_analyzer (Triton's C++ client)
+  overlap    h) one worker with 1, 2, 4, 8 event slots against a server that answers after a
+                fixed time: events per second vs min(slots / (server + client time), 1 / CPU)
   --gpu: g) the models served on the CPU vs on the GPU, side by side; c) against the server
   on the GPU; d) and e) twice, the models on the CPU then on the GPU. Writes
   BENCHMARKS-gpu.md and benchmarks-gpu.json. `--gpu --torch-on-cpu` runs the same on a host
@@ -39,13 +41,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_kernels
 
-from bench_cases import builder_case, failover_case, farm_case, gpu_case, inference_case, kernels_case, report  # noqa: E402
+from bench_cases import builder_case, failover_case, farm_case, gpu_case, inference_case, kernels_case, overlap_case, report  # noqa: E402
 from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
 from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 
 CASES = ("builder", "kernels", "inference", "farm", "failover")
+CASES = ("builder", "kernels", "inference", "farm", "overlap")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
@@ -58,6 +61,7 @@ FULL = {
     "gpu_serving": gpu_case.Settings(repetitions=10, calls_per_block=20),
     "failover": failover_case.Settings(kills=3, call_rate_hz=200.0, farm_events=1500, farm_rate_hz=40.0,
                                        overhead_repetitions=5, calls_per_block=400),
+    "overlap": overlap_case.Settings(repetitions=3, events=300),
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
@@ -69,6 +73,7 @@ QUICK = {
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
     "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
                                        overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),
+    "overlap": overlap_case.Settings(repetitions=1, events=60, warm_up=False),
 }
 
 
@@ -83,6 +88,8 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
         return [failover_case.run(settings["failover"])]
     if name == "farm":  # the models on the CPU, whatever the host has: the GPU suite compares
         return list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
+    if name == "overlap":
+        return [overlap_case.run(config, settings["overlap"])]
     raise ValueError(name)
 
 

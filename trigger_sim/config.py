@@ -174,6 +174,7 @@ class FeatureConfig:
         _fraction(self, "edge_score_cut")
 
 
+MAX_SLOTS = 64  # event slots per worker: far more than a server's latency needs to be hidden
 MIN_SILENCE_MS = 4 * HEARTBEAT_S * 1e3  # a worker silent this long has missed several heartbeats
 
 
@@ -184,10 +185,14 @@ class WorkerConfig:
     count: int = 0  # 0: one per CPU core
     budget_ms: float = 500.0  # hard per-event budget; inference deadlines never exceed what is left
     stall_margin_ms: float = 2000.0  # a worker silent past budget_ms + this is killed, restarted, its event retried
+    # events a worker holds at once: it works on one while the others' requests are on the server
+    slots: int = 1
 
     def __post_init__(self) -> None:
         if self.count < 0:
             raise ValueError("worker.count must be >= 0 (0 means one per core)")
+        if not 1 <= self.slots <= MAX_SLOTS:
+            raise ValueError(f"worker.slots must be within 1..{MAX_SLOTS} (events a worker holds at once), not {self.slots}")
         _positive(self, "budget_ms", "stall_margin_ms")
         if self.budget_ms + self.stall_margin_ms < MIN_SILENCE_MS:
             raise ValueError(f"worker.budget_ms + worker.stall_margin_ms = {self.budget_ms + self.stall_margin_ms:g} ms: "

@@ -125,6 +125,8 @@ def test_bad_list_element_names_key_and_index(tmp_path):
         ("[calo]\nn_eta = 51\n", "calo"),
         ("[physics]\npileup_mean = -1.0\n", "physics"),
         ("[worker]\ncount = -1\n", "worker"),
+        ("[worker]\nslots = 0\n", "worker"),
+        ("[worker]\nslots = 65\n", "worker"),
         ("[inference]\nbreaker_failures = 0\n", "inference"),
         ('[inference]\nmodels = ["edge_classifier", "jet_taggr"]\n', "inference"),
         ('[inference]\ndevice = "cuda"\n', "inference"),

@@ -1,14 +1,24 @@
 """The per-event HLT sequence: decode, unpack, features, inference, menu; each step timed.
 
 Plain code without sockets: the worker process hands it the frames of one built event and
-sends on the result. Every event leaves with an outcome: accepted (into one or more
+sends on the result. The sequence is one generator (`HltSequence.run`) that can be set aside
+at its inference points: run asynchronously it yields each call in flight (a `PendingCall`)
+and is resumed when the answer is in, so a worker with several event slots
+(`trigger_sim.hlt.slots`) works on another event meanwhile; `process` drives the same
+generator with blocking calls, so both paths decide alike.
+
+Step times are the event's own: `steps_ms[<step>]` is the time the worker spent on this event
+in the step; the time it was set aside is recorded apart, as `<model>_wait` (its request on
+the server, from sending to the answer) and `slot_wait` (the answer in, or the event just
+admitted, while the worker finished another event's step). Run blocking, nothing is set
+aside: a model's step includes its call, as it always did, and no wait is recorded. Every event leaves with an outcome: accepted (into one or more
 streams), rejected, or a debug stream (HltError for an algorithm or data error, HltTimeout
 for an event over its hard budget: force-accepted with its partial result, as ATLAS does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +38,7 @@ from trigger_sim.features import (
     vertex_tracks,
 )
 from trigger_sim.hlt.watchdog import SOFT_FRACTION, soft_deadline_ns
-from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService
+from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService, PendingCall
 from trigger_sim.kernels import build_hit_graph, build_tracks, find_em_clusters, find_jets, fit_helices, graph_features
 from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
 from trigger_sim.models import edge_classifier
@@ -37,6 +47,11 @@ from trigger_sim.partition import unpack_calo, unpack_tracker
 from trigger_sim.wire import WireLimits, decode_fragment
 
 STEPS = ("decode", "unpack", "calo", "graph", EDGE_CLASSIFIER, "tracks", "jet_features", JET_TAGGER, "menu")
+WAIT_SUFFIX = "_wait"
+SLOT_WAIT = "slot_wait"
+# time set aside (run asynchronously): each model's request on the server, then waiting for the worker
+WAITS = (EDGE_CLASSIFIER + WAIT_SUFFIX, JET_TAGGER + WAIT_SUFFIX, SLOT_WAIT)
+EventRun = Generator[PendingCall, None, "EventResult"]
 
 
 @dataclass
@@ -116,8 +131,16 @@ class HltSequence:
 
     def process(self, l1_id: int, fragment_frames: Sequence[Sequence[Any]], stop_requested: Callable[[], bool] = lambda: False,
                 start_ns: int | None = None, keep: EventObjects | None = None) -> EventResult:
-        """Decide one event. Never raises for bad data: errors become the HltError stream.
+        """Decide one event, blocking on each inference call (see `run`)."""
+        return drive(self.run(l1_id, fragment_frames, stop_requested, start_ns, keep))
 
+    def run(self, l1_id: int, fragment_frames: Sequence[Sequence[Any]], stop_requested: Callable[[], bool] = lambda: False,
+            start_ns: int | None = None, keep: EventObjects | None = None, asynchronous: bool = False) -> EventRun:
+        """Decide one event; a generator returning its EventResult. Never raises for bad data:
+        errors become the HltError stream.
+
+        With `asynchronous`, each request sent to the server is yielded (a `PendingCall`):
+        resume the generator once it is `done()`. Otherwise calls block and nothing is yielded.
         The soft timeout (0.8 x budget) is checked after every step, as is `stop_requested`
         (the watchdog's soft timeout); over it, the event leaves with its partial result
         into HltTimeout. Inference deadlines end at the soft timeout; a model left without an
@@ -128,12 +151,12 @@ class HltSequence:
         soft_deadline = soft_deadline_ns(start, self.budget_ns)
         result = EventResult(l1_id, DEBUG)
         keep = keep if keep is not None else EventObjects()
-        last = [start]
+        times = StepClock(self.now_ns, start, result.steps_ms)
+        if asynchronous:
+            times.set_aside(SLOT_WAIT, self.now_ns() - start)  # admitted while the worker ran another event
 
         def step(name: str, expired: bool = False) -> None:
-            now = self.now_ns()
-            result.steps_ms[name] = clock.ns_to_ms(now - last[0])
-            last[0] = now
+            now = times.lap(name)
             if expired or now > soft_deadline or stop_requested():
                 raise _OverBudget(name)
 
@@ -157,7 +180,8 @@ class HltSequence:
             result.n_edges = int(n_total)
             nodes, edge_features = graph_features(r, phi, z, keep.edges)
             step("graph")
-            scored = self._infer(EDGE_CLASSIFIER, edge_classifier.model_inputs(nodes, keep.edges, edge_features), soft_deadline, result)
+            scored = yield from self._infer(EDGE_CLASSIFIER, edge_classifier.model_inputs(nodes, keep.edges, edge_features), soft_deadline,
+                                            result, times, asynchronous)
             step(EDGE_CLASSIFIER, expired=scored is None)
             keep.edge_scores = np.asarray(scored, np.float32).reshape(-1)
             keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits)
@@ -171,7 +195,7 @@ class HltSequence:
             keep.jet_inputs = inputs = jet_tagger_inputs(jets, jet_track_features(jets, from_vertex, field_t, f.jet_radius))
             electron_track_pt = matched_track_pt(clusters, from_vertex, field_t, f.electron_match_deta, f.electron_match_dphi)
             step("jet_features")
-            keep.jet_scores = scores = self._infer(JET_TAGGER, inputs, soft_deadline, result)
+            keep.jet_scores = scores = yield from self._infer(JET_TAGGER, inputs, soft_deadline, result, times, asynchronous)
             step(JET_TAGGER, expired=scores is None)
             met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
             keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt)
@@ -187,9 +211,21 @@ class HltSequence:
         result.outcome = ACCEPTED if decision.accepted else REJECTED
         return self._finish(result, start)
 
-    def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult) -> np.ndarray | None:
-        """The model's scores; None when its answer did not come before the deadline."""
-        outcome = self.inference[model].infer(inputs, deadline_ns)
+    def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult, times: StepClock,
+               asynchronous: bool) -> Generator[PendingCall, None, np.ndarray | None]:
+        """The model's scores; None when its answer did not come before the deadline. A request
+        in flight is yielded (asynchronous); the time until the answer, and then until the
+        worker resumed the event, is set aside from the step."""
+        service = self.inference[model]
+        call = service.begin(inputs, deadline_ns, asynchronous)
+        if call.in_flight:
+            parked = self.now_ns()
+            yield call
+            resumed = self.now_ns()
+            answered = min(max(call.answered_ns, parked), resumed) if call.answered_ns else resumed
+            times.set_aside(model + WAIT_SUFFIX, answered - parked)
+            times.set_aside(SLOT_WAIT, resumed - answered)
+        outcome = service.finish(call)
         result.record_inference(model, outcome.path, outcome.reason)
         return None if outcome.path == EXPIRED else outcome.scores
 
@@ -200,6 +236,39 @@ class HltSequence:
     def _finish(self, result: EventResult, start: int) -> EventResult:
         result.steps_ms["worker_total"] = clock.ns_to_ms(self.now_ns() - start)
         return result
+
+
+class StepClock:
+    """An event's own time per step: wall time since the last step, less the time the event
+    was set aside (each setting aside recorded under its own name)."""
+
+    def __init__(self, now_ns: Callable[[], int], start_ns: int, steps_ms: dict[str, float]):
+        self.now_ns = now_ns
+        self.last_ns = start_ns
+        self.aside_ns = 0
+        self.steps_ms = steps_ms
+
+    def lap(self, name: str) -> int:
+        """Close step `name`; returns the time now."""
+        now = self.now_ns()
+        self.steps_ms[name] = clock.ns_to_ms(now - self.last_ns - self.aside_ns)
+        self.last_ns, self.aside_ns = now, 0
+        return now
+
+    def set_aside(self, name: str, duration_ns: int) -> None:
+        duration_ns = max(duration_ns, 0)
+        self.aside_ns += duration_ns
+        self.steps_ms[name] = self.steps_ms.get(name, 0.0) + clock.ns_to_ms(duration_ns)
+
+
+def drive(run: EventRun) -> EventResult:
+    """Run an event's generator to its end, blocking: what it yields is waited for by the
+    service's `finish` when the generator resumes."""
+    try:
+        while True:
+            next(run)
+    except StopIteration as stop:
+        return stop.value
 
 
 class _OverBudget(Exception):

@@ -35,53 +35,57 @@ class _Watched:
 
 
 class EventWatch:
+    """The timeouts of every event a worker holds (one per event slot), keyed by Level-1 id."""
+
     def __init__(self, hard_ns: int, soft_fraction: float = SOFT_FRACTION):
         if hard_ns <= 0 or not 0 < soft_fraction <= 1:
             raise ValueError("hard_ns must be > 0 and soft_fraction within (0, 1]")
         self.hard_ns = hard_ns
         self.soft_ns = soft_deadline_ns(0, hard_ns, soft_fraction)
         self._lock = threading.Lock()
-        self._current: _Watched | None = None
+        self._events: dict[int, _Watched] = {}
         self.soft_timeouts = 0
         self.hard_timeouts = 0
 
     def start(self, l1_id: int, now_ns: int, payload: Any = None) -> None:
         """An event begins; `payload` is what the watchdog needs to force-accept it."""
         with self._lock:
-            self._current = _Watched(l1_id, now_ns, payload)
+            self._events[l1_id] = _Watched(l1_id, now_ns, payload)
 
-    def soft_deadline_ns(self) -> int | None:
+    def soft_deadline_ns(self, l1_id: int) -> int | None:
         with self._lock:
-            return self._current.start_ns + self.soft_ns if self._current else None
+            w = self._events.get(l1_id)
+            return w.start_ns + self.soft_ns if w else None
 
-    def soft_expired(self) -> bool:
+    def soft_expired(self, l1_id: int) -> bool:
         with self._lock:
-            return bool(self._current and self._current.soft_fired)
+            w = self._events.get(l1_id)
+            return bool(w and w.soft_fired)
 
-    def check(self, now_ns: int) -> tuple[str, int | None, Any]:
-        """Called periodically by the watchdog; each transition is reported once.
-
-        Returns (NONE | SOFT | HARD, l1_id, payload). On HARD the caller force-accepts the
-        event into HltTimeout.
-        """
+    def watched(self) -> int:
         with self._lock:
-            w = self._current
-            if w is None:
-                return NONE, None, None
-            elapsed = now_ns - w.start_ns
-            if elapsed >= self.hard_ns and not w.hard_fired:
-                w.hard_fired = True
-                self.hard_timeouts += 1
-                return HARD, w.l1_id, w.payload
-            if elapsed >= self.soft_ns and not w.soft_fired:
-                w.soft_fired = True
-                self.soft_timeouts += 1
-                return SOFT, w.l1_id, w.payload
-            return NONE, w.l1_id, None
+            return len(self._events)
+
+    def check(self, now_ns: int) -> list[tuple[str, int, Any]]:
+        """Called periodically by the watchdog: the transitions since the last call, each
+        reported once, as (SOFT | HARD, l1_id, payload). On HARD the caller force-accepts the
+        event into HltTimeout."""
+        out = []
+        with self._lock:
+            for w in self._events.values():
+                elapsed = now_ns - w.start_ns
+                if elapsed >= self.hard_ns and not w.hard_fired:
+                    w.hard_fired = True
+                    self.hard_timeouts += 1
+                    out.append((HARD, w.l1_id, w.payload))
+                elif elapsed >= self.soft_ns and not w.soft_fired:
+                    w.soft_fired = True
+                    self.soft_timeouts += 1
+                    out.append((SOFT, w.l1_id, w.payload))
+        return out
 
     def finish(self, l1_id: int) -> bool:
         """The event's sequence ended. True if its result must be sent (no hard timeout fired)."""
         with self._lock:
-            w = self._current
-            self._current = None
-            return not (w is not None and w.l1_id == l1_id and w.hard_fired)
+            w = self._events.pop(l1_id, None)
+            return not (w is not None and w.hard_fired)

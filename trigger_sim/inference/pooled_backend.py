@@ -169,6 +169,14 @@ class PooledBackend:
         if len(errors) == len(healthy):
             raise InferenceUnavailable(f"{self.model}: no server answered a warm-up request ({'; '.join(errors) or self.pool.describe()})")
 
+    def allow_in_flight(self, n: int) -> None:
+        """Up to `n` requests may be in flight at once (event slots): any of them may go to
+        any member, so every member that keeps resources per request keeps enough."""
+        for member in self.members.values():
+            reserve = getattr(member, "allow_in_flight", None)
+            if reserve is not None:
+                reserve(n)
+
     @property
     def shared_memory(self) -> Any:
         """The members' shared-memory transports as one (None when no member uses one)."""

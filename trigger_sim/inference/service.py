@@ -1,7 +1,12 @@
 """The per-event inference decision: server within a deadline, or the local fallback.
 
 Protocol-free: the remote backend is anything with `infer(inputs, timeout_s)` that raises
-`InferenceTimeout` or `InferenceError`; the local backend runs the same model code and
+`InferenceTimeout` or `InferenceError`, and optionally `submit(inputs, timeout_s)` returning a
+`concurrent.futures.Future` that resolves to the scores or raises the same failures (a worker
+with several event slots sends requests that way and works on other events meanwhile). A call
+is `begin` (decide whether the server is asked; send the request) then `finish` (take the
+answer; breaker, counters, fallback): `infer` is the two back to back, so the blocking and the
+asynchronous paths decide alike. The local backend runs the same model code and
 weights in-process, so the decision does not depend on which path answered. An answer of
 the wrong shape or dtype is a failed call like any other (it would otherwise send the
 event to HltError later). When the deadline (the event's soft timeout) has passed without
@@ -10,6 +15,7 @@ an answer, no fallback runs: the event is leaving into HltTimeout anyway.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -29,11 +35,39 @@ FALLBACK = "fallback"
 SKIPPED = "skipped"  # nothing to infer (e.g. no jets)
 EXPIRED = "expired"  # no answer and the event's deadline had passed: no scores, the event times out
 MAX_FAILURE_TEXTS = 5
+# how long `finish` waits past the call's own deadline for a future the backend should have
+# resolved by then (its client deadline fires first); past it the call counts as a timeout
+FUTURE_GRACE_S = 1.0
 log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
     def infer(self, inputs: Any, timeout_s: float) -> np.ndarray: ...
+
+
+@dataclass
+class PendingCall:
+    """A call `begin` started: already decided (nothing to infer, or the server not asked, with
+    its `reason`), or `sent` to the server, its answer in `future` (asynchronous) or fetched by
+    `finish` (blocking)."""
+
+    inputs: Any
+    n_items: int
+    deadline_ns: int
+    start_ns: int = 0
+    timeout_s: float = 0.0
+    reason: str = ""  # why the server is not asked ('' when it is)
+    sent: bool = False
+    future: concurrent.futures.Future | None = None
+    answered_ns: int = 0  # when the future resolved (set on the thread that resolved it)
+
+    @property
+    def in_flight(self) -> bool:
+        """A request is on the server: the caller may work on something else until `done`."""
+        return self.future is not None
+
+    def done(self) -> bool:
+        return self.future is None or self.future.done()
 
 
 @dataclass(frozen=True)
@@ -86,41 +120,86 @@ class InferenceService:
         """Scores for `inputs`, from the server if it answers before the deadline, else from
         the local fallback; EXPIRED (no scores) when the deadline has passed without an answer,
         as the event is then over its soft timeout and the fallback's work would be wasted."""
+        return self.finish(self.begin(inputs, deadline_ns))
+
+    def begin(self, inputs: Any, deadline_ns: int, asynchronous: bool = False) -> PendingCall:
+        """Start a call: decide whether the server is asked (deadline, breaker) and, when
+        `asynchronous` and the backend can `submit`, send the request now. Never raises for a
+        failed send: the failure is the future's, seen by `finish`."""
         n_items = self.size_of(inputs)
         if n_items == 0:
+            return PendingCall(inputs, 0, deadline_ns)
+        start = self.now_ns()
+        timeout_s = min(self.timeout_s, left_s(deadline_ns, start))
+        call = PendingCall(inputs, n_items, deadline_ns, start, timeout_s)
+        if self.remote is None:
+            call.reason = "no_server"
+        elif timeout_s < self.min_timeout_s:
+            call.reason = "no_time"
+        elif not self.breaker.allow(start):
+            call.reason = "breaker_open"
+        else:
+            call.sent = True
+            submit = getattr(self.remote, "submit", None)
+            if asynchronous and submit is not None:
+                call.future = self._submit(submit, call)
+        return call
+
+    def _submit(self, submit: Callable[[Any, float], concurrent.futures.Future], call: PendingCall) -> concurrent.futures.Future:
+        try:
+            future = submit(call.inputs, call.timeout_s)
+        except Exception as err:  # a send that failed at once is a failed call like any other
+            future = concurrent.futures.Future()
+            future.set_exception(err)
+
+        def answered(_: concurrent.futures.Future) -> None:
+            call.answered_ns = self.now_ns()
+
+        future.add_done_callback(answered)
+        return future
+
+    def finish(self, call: PendingCall) -> InferenceOutcome:
+        """The call's outcome, as `infer` decides it: the server's answer (waiting for it if it
+        is not in yet), else the fallback, or EXPIRED past the deadline; counters and breaker
+        are updated here, on the caller's thread."""
+        if call.n_items == 0:
             self.counters.skipped += 1
             return InferenceOutcome(self.empty_output.copy(), SKIPPED)
-        start = now = self.now_ns()
-        timeout_s = min(self.timeout_s, left_s(deadline_ns, start))
+        now = call.start_ns
         remote_ms = 0.0
-        if self.remote is None:
-            reason = "no_server"
-        elif timeout_s < self.min_timeout_s:
-            reason = "no_time"
-        elif not self.breaker.allow(start):
-            reason = "breaker_open"
-        else:
-            reason, scores = self._call_remote(inputs, n_items, timeout_s)
+        reason = call.reason
+        if call.sent:
+            reason, scores = self._call_remote(call)
             now = self.now_ns()
-            remote_ms = clock.ns_to_ms(now - start)
+            remote_ms = clock.ns_to_ms((call.answered_ns or now) - call.start_ns)
             if not reason:
                 self.breaker.record_success(now)
                 self.counters.triton_calls += 1
                 return InferenceOutcome(scores, TRITON, "", remote_ms)
             self.breaker.record_failure(now)
             self.counters.triton_failures += 1
-        if left_s(deadline_ns, now) <= 0:
+        if left_s(call.deadline_ns, now) <= 0:
             self.counters.expired += 1
             return InferenceOutcome(self.empty_output[:0].copy(), EXPIRED, reason, remote_ms)
         self.counters.fallback_calls += 1
         self.counters.fallback_reasons[reason] += 1
-        return InferenceOutcome(self.local.infer(inputs, timeout_s=0.0), FALLBACK, reason, remote_ms)
+        return InferenceOutcome(self.local.infer(call.inputs, timeout_s=0.0), FALLBACK, reason, remote_ms)
 
-    def _call_remote(self, inputs: Any, n_items: int, timeout_s: float) -> tuple[str, np.ndarray | None]:
+    def allow_in_flight(self, n: int) -> None:
+        """This service may have up to `n` requests in flight at once (event slots): a backend
+        that keeps resources per request (shared-memory regions) keeps enough."""
+        reserve = getattr(self.remote, "allow_in_flight", None)
+        if reserve is not None:
+            reserve(n)
+
+    def _call_remote(self, call: PendingCall) -> tuple[str, np.ndarray | None]:
         """('', scores) for a usable answer, else (the failure's reason, None)."""
         try:
-            scores = self.remote.infer(inputs, timeout_s)
-        except InferenceTimeout:
+            if call.future is not None:
+                scores = call.future.result(timeout=call.timeout_s + FUTURE_GRACE_S)
+            else:
+                scores = self.remote.infer(call.inputs, call.timeout_s)
+        except (InferenceTimeout, concurrent.futures.TimeoutError):
             return "timeout", None
         except InferenceError as err:
             self._keep_text("unavailable", err)
@@ -129,7 +208,7 @@ class InferenceService:
             self._keep_text("error", err)
             self._once.exception(err, f"inference client {type(self.remote).__name__}")
             return "error", None
-        problem = answer_problem(scores, n_items, self.empty_output)
+        problem = answer_problem(scores, call.n_items, self.empty_output)
         if problem:
             err = InferenceError(problem)
             self._keep_text("bad_shape", err)

@@ -62,6 +62,11 @@ class RegionPool:
         self.quarantined = 0  # slots put in quarantine, in all
         self.none_free = 0  # requests that found no slot (sent in the gRPC message)
 
+    def ensure_slots(self, n: int) -> None:
+        """Keep at least `n` slots (a client with several requests in flight needs one each);
+        the new ones are created at their first use."""
+        self.slots.extend(Slot(i) for i in range(len(self.slots), n))
+
     def acquire(self, now_ns: int, in_bytes: int, out_bytes: int) -> Plan | None:
         """A slot for a request of `in_bytes` in and `out_bytes` out, or None when every slot
         is busy or quarantined. Slots already created are preferred (no new region)."""

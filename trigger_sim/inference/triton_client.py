@@ -9,10 +9,16 @@ With `shm_prefix` (a client on the server's host), requests of at least `min_shm
 travel through system shared memory (`triton_shm`): a graph-sized request costs about a
 third of the time it takes inside the gRPC message. Smaller ones, and any request that finds
 no free region, go in the gRPC message as before.
+
+`infer` blocks until the answer; `submit` sends the same request with tritonclient's
+asynchronous gRPC call and returns a future at once (a worker with several event slots works
+on other events meanwhile). A request through shared memory holds its region until its
+callback, which releases it (quarantined if the call failed).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,10 +29,12 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from trigger_sim import clock
 from trigger_sim.errors import InferenceError, InferenceTimeout, InferenceUnavailable, TriggerSimError
 from trigger_sim.inference.deadline import require_left_s
+from trigger_sim.inference.shm_pool import Plan
 from trigger_sim.inference.triton_shm import SharedMemoryTransport
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]
 DEFAULT_MIN_SHM_BYTES = 1 << 16  # below this the gRPC message is as fast (BENCHMARKS.md, inference)
+DEFAULT_SHM_SPARES = 2  # shared-memory slots beyond the requests in flight (one in quarantine does not stall)
 _NUMPY_TYPES = {"FP32": np.float32, "INT32": np.int32, "INT64": np.int64, "FP64": np.float64}
 
 
@@ -85,33 +93,75 @@ class TritonBackend:
         """Send one request; raise InferenceTimeout after `timeout_s` seconds."""
         deadline_ns = clock.now_ns() + int(timeout_s * clock.NS_PER_S)
         arrays = self._arrays(inputs)
-        transport = self.shared_memory
-        if transport is not None and not transport.disabled:
-            n_bytes = sum(a.nbytes for a, _ in arrays.values())
-            if n_bytes >= self.min_shm_bytes:
-                out = self._infer_shm(arrays, n_bytes, deadline_ns, timeout_s)
-                if out is not None:
-                    return out
+        plan = self._shm_plan(arrays, deadline_ns, timeout_s)
+        ok = False
         try:
-            result = self.client.infer(self.model, self._request(arrays), outputs=self._outputs,
-                                       client_timeout=self._left_s(deadline_ns, timeout_s))
+            request, outputs = self._shm_request(plan, arrays) if plan is not None else (self._request(arrays), self._outputs)
+            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=self._left_s(deadline_ns, timeout_s))
+            out = self._output(plan, result)
+            ok = True
         except InferenceServerException as err:
             raise self._failure(err, timeout_s) from err
-        out = result.as_numpy(self.output_name)
-        if out is None:
-            raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
-        if transport is not None:
-            transport.request_answered_without()
+        finally:
+            if plan is not None:
+                self.shared_memory.release(plan, ok)
         return out
 
-    def _infer_shm(self, arrays: dict[str, tuple[np.ndarray, str]], n_bytes: int, deadline_ns: int,
-                   timeout_s: float) -> np.ndarray | None:
-        """The request through shared memory, within the deadline; None when it should go in
-        the gRPC message instead (no free region, or the server or /dev/shm refused one)."""
-        transport = self.shared_memory
-        out_bytes = self.output_bytes({name: a for name, (a, _) in arrays.items()})
+    def submit(self, inputs: Inputs, timeout_s: float) -> concurrent.futures.Future:
+        """Send one request without waiting: the future resolves to the scores, or raises
+        InferenceTimeout / InferenceUnavailable as `infer` would, by `timeout_s` at the latest."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        deadline_ns = clock.now_ns() + int(timeout_s * clock.NS_PER_S)
+        plan = None
         try:
-            plan = transport.acquire(n_bytes, out_bytes, deadline_ns)
+            arrays = self._arrays(inputs)
+            plan = self._shm_plan(arrays, deadline_ns, timeout_s)
+            request, outputs = self._shm_request(plan, arrays) if plan is not None else (self._request(arrays), self._outputs)
+
+            def done(result: grpcclient.InferResult | None, error: InferenceServerException | None) -> None:
+                self._resolve(future, plan, result, error, timeout_s)
+
+            self.client.async_infer(self.model, request, done, outputs=outputs, client_timeout=self._left_s(deadline_ns, timeout_s))
+        except InferenceServerException as err:
+            self._settle(future, plan, exception=self._failure(err, timeout_s))
+        except Exception as err:  # InferenceTimeout before sending, a region not writable, bad inputs
+            self._settle(future, plan, exception=err)
+        return future
+
+    def _resolve(self, future: concurrent.futures.Future, plan: Plan | None, result: grpcclient.InferResult | None,
+                 error: InferenceServerException | None, timeout_s: float) -> None:
+        """The asynchronous call's callback (a gRPC thread): read the answer, free its region."""
+        if error is not None:
+            self._settle(future, plan, exception=self._failure(error, timeout_s))
+            return
+        try:
+            out = self._output(plan, result)
+        except Exception as err:
+            self._settle(future, plan, exception=err)
+            return
+        self._settle(future, plan, scores=out)
+
+    def _settle(self, future: concurrent.futures.Future, plan: Plan | None, scores: np.ndarray | None = None,
+                exception: BaseException | None = None) -> None:
+        if plan is not None:
+            self.shared_memory.release(plan, exception is None)
+        if future.done():
+            return
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(scores)
+
+    def _shm_plan(self, arrays: dict[str, tuple[np.ndarray, str]], deadline_ns: int, timeout_s: float) -> Plan | None:
+        """A prepared shared-memory slot for the request, or None (send it in the gRPC message)."""
+        transport = self.shared_memory
+        if transport is None or transport.disabled:
+            return None
+        n_bytes = sum(a.nbytes for a, _ in arrays.values())
+        if n_bytes < self.min_shm_bytes:
+            return None
+        try:
+            return transport.acquire(n_bytes, self._output_size(arrays), deadline_ns)
         except InferenceServerException as err:
             if _is_deadline(err):
                 raise self._failure(err, timeout_s) from err
@@ -119,23 +169,37 @@ class TritonBackend:
             return None
         except OSError:  # /dev/shm full or not writable
             return None
-        if plan is None:
-            return None
-        ok = False
+
+    def _output_size(self, arrays: dict[str, tuple[np.ndarray, str]]) -> int:
+        return self.output_bytes({name: a for name, (a, _) in arrays.items()})
+
+    def _shm_request(self, plan: Plan, arrays: dict[str, tuple[np.ndarray, str]]) -> tuple[list, list]:
         try:
-            request, outputs = transport.request(plan, arrays, self.output_name, out_bytes)
-            result = self.client.infer(self.model, request, outputs=outputs, client_timeout=self._left_s(deadline_ns, timeout_s))
-            out = transport.read_output(plan, result, self.output_name)
-            ok = True
-        except InferenceServerException as err:
-            raise self._failure(err, timeout_s) from err
-        except InferenceError:
-            raise
-        except Exception as err:  # a region that cannot be written or read: a failed call like any other
+            return self.shared_memory.request(plan, arrays, self.output_name, self._output_size(arrays))
+        except Exception as err:  # a region that cannot be written: a failed call like any other
             raise InferenceUnavailable(f"{self.url} {self.model}: shared memory: {type(err).__name__}: {err}") from err
-        finally:
-            transport.release(plan, ok)
+
+    def _output(self, plan: Plan | None, result: grpcclient.InferResult) -> np.ndarray:
+        """The answer's output array, from its region or from the message."""
+        if plan is not None:
+            try:
+                return self.shared_memory.read_output(plan, result, self.output_name)
+            except InferenceError:
+                raise
+            except Exception as err:
+                raise InferenceUnavailable(f"{self.url} {self.model}: shared memory: {type(err).__name__}: {err}") from err
+        out = result.as_numpy(self.output_name)
+        if out is None:
+            raise InferenceUnavailable(f"{self.url} {self.model}: response has no output '{self.output_name}'")
+        if self.shared_memory is not None:
+            self.shared_memory.request_answered_without()
         return out
+
+    def allow_in_flight(self, n: int) -> None:
+        """Up to `n` requests of this client may be in flight at once: keep a shared-memory slot
+        for each, plus the spares that quarantine after a failed call needs."""
+        if self.shared_memory is not None:
+            self.shared_memory.ensure_slots(n + DEFAULT_SHM_SPARES)
 
     def _left_s(self, deadline_ns: int, timeout_s: float) -> float:
         """Seconds left before the call's deadline; InferenceTimeout when none are."""

@@ -8,7 +8,8 @@ every server call within the request's deadline. Region files are named `<prefix
 and `_out`: the farm gives every worker a prefix of its own run and removes whatever is
 left under it at the end (a worker killed mid-run cannot). The regions are plain /dev/shm
 files (`shm_region`), unknown to multiprocessing's resource tracker, so a killed worker
-leaves no tracker warnings behind: that cleanup is the farm's alone.
+leaves no tracker warnings behind: that cleanup is the farm's alone. An asynchronous call
+releases its slot from the gRPC callback's thread: the pool's bookkeeping is under a lock.
 
 A server that cannot see this host's /dev/shm (in a container, say, behind a published
 loopback port) refuses every registration: after `MAX_REGISTRATION_FAILURES` refusals in a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -51,6 +53,12 @@ class SharedMemoryTransport:
         self.calls = 0  # requests sent through shared memory
         self.registration_failures = 0  # in a row
         self.disabled = ""  # why the transport turned itself off ("" while on)
+        self._lock = threading.Lock()  # the pool: acquired on the caller's thread, released on gRPC's
+
+    def ensure_slots(self, n: int) -> None:
+        """Keep at least `n` slots (one per request in flight, and spares)."""
+        with self._lock:
+            self.pool.ensure_slots(n)
 
     def names(self, slot: int) -> tuple[str, str]:
         return f"{self.prefix}{slot}_in", f"{self.prefix}{slot}_out"
@@ -66,16 +74,19 @@ class SharedMemoryTransport:
         deadline passes; the slot is then given up as failed."""
         if self.disabled:
             return None
-        plan = self.pool.acquire(self.now_ns(), in_bytes, out_bytes)
+        with self._lock:
+            plan = self.pool.acquire(self.now_ns(), in_bytes, out_bytes)
         if plan is None:
             return None
         try:
             self._prepare(plan, deadline_ns)
         except BaseException:
-            self.pool.lost_regions(plan)
-            self.pool.release(plan, self.now_ns(), ok=False)
+            with self._lock:
+                self.pool.lost_regions(plan)
+                self.pool.release(plan, self.now_ns(), ok=False)
             raise
-        self.pool.prepared(plan)
+        with self._lock:
+            self.pool.prepared(plan)
         self.registration_failures = 0
         return plan
 
@@ -137,7 +148,8 @@ class SharedMemoryTransport:
         return self.handles[out_name].read(dtype, shape)
 
     def release(self, plan: Plan, ok: bool) -> None:
-        self.pool.release(plan, self.now_ns(), ok)
+        with self._lock:
+            self.pool.release(plan, self.now_ns(), ok)
 
     def close(self) -> None:
         """Unregister (if the server still answers) and remove every region of this client."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,8 @@ from trigger_sim import clock
 from trigger_sim.accounting import ACCEPTED, DEBUG, REJECTED
 from trigger_sim.config import CONFIG_DIR, FarmConfig, with_overrides
 from trigger_sim.detector import tower_centers
-from trigger_sim.hlt.sequence import STEPS, EventResult, HltSequence
+from trigger_sim.hlt.sequence import SLOT_WAIT, STEPS, WAIT_SUFFIX, WAITS, EventResult, HltSequence
+from trigger_sim.hlt.slots import Finished, SlotScheduler
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.errors import InferenceTimeout
 from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService
@@ -283,3 +286,107 @@ def test_comparison_menu_decides_simulated_events(events):
     seq = HltSequence(CFG, load_menu(CONFIG_DIR / "menu_cms_compare.toml"), service())
     results = [seq.process(i, frames) for i, frames in list(events.items())[:10]]
     assert all(r.outcome in (ACCEPTED, REJECTED) for r in results)
+
+
+class FutureServer:
+    """A fake asynchronous server for both models: `submit` returns a future that the test
+    resolves later, alternately the newest and the oldest request (answers out of order)."""
+
+    def __init__(self):
+        self.open: list = []  # (future, model, inputs)
+        self.submitted = 0
+        self.most_in_flight = 0
+
+    def backend(self, model: str):
+        server = self
+
+        class Remote:
+            def infer(self, inputs, timeout_s):  # pragma: no cover - the slots path submits
+                raise AssertionError("a call with slots must not block")
+
+            def submit(self, inputs, timeout_s):
+                future = concurrent.futures.Future()
+                server.open.append((future, model, inputs))
+                server.submitted += 1
+                server.most_in_flight = max(server.most_in_flight, len(server.open))
+                return future
+
+        return Remote()
+
+    def answer_one(self) -> None:
+        future, model, inputs = self.open.pop(-1 if self.submitted % 2 else 0)
+        future.set_result(LOCAL[model].infer(inputs))
+
+
+def run_with_slots(seq: HltSequence, events: dict[int, list[list]], n_slots: int, server: FutureServer) -> tuple[dict, SlotScheduler]:
+    """What the worker's loop does, without sockets: admit while a slot is free, run the event
+    the scheduler picks, and when none can run, let the server answer one request."""
+    sched = SlotScheduler(n_slots)
+    todo, out, answered = list(events.items()), {}, []
+    while todo or sched.held:
+        while sched.free and todo:
+            l1_id, frames = todo.pop(0)
+            sched.admit(l1_id, seq.run(l1_id, frames, asynchronous=True))
+        for token in answered:
+            sched.answered(token)
+        answered.clear()
+        token = sched.next_ready()
+        if token is None:
+            server.answer_one()
+            continue
+        step = sched.resume(token)
+        if isinstance(step, Finished):
+            out[step.l1_id] = step.result
+        else:
+            step.wait.future.add_done_callback(lambda _, t=token: answered.append(t))
+    return out, sched
+
+
+def decision_digest(results: dict[int, EventResult]) -> list:
+    return sorted((i, r.outcome, r.chains, r.streams, r.n_tracks, r.n_jets) for i, r in results.items())
+
+
+def test_decisions_with_four_slots_equal_one_slot(events, fallback_results):
+    """Four events held at once, requests answered out of order: the same decisions as one
+    event at a time, every model answered by the (fake) server, and step times that add up."""
+    server = FutureServer()
+    roomy = with_overrides(CFG, worker={"budget_ms": 10_000.0})  # a slow test host must not time events out
+    seq = HltSequence(roomy, MENU, service(server.backend(JET_TAGGER), server.backend(EDGE_CLASSIFIER)))
+    results, sched = run_with_slots(seq, events, 4, server)
+    assert decision_digest(results) == decision_digest(fallback_results)
+    assert sched.peak_held == 4 and server.most_in_flight >= 2  # events did overlap
+    assert server.submitted == sum(1 + bool(r.n_jets) for r in results.values())
+    assert all(r.inference_path == TRITON for r in results.values())
+    for r in results.values():
+        assert set(r.steps_ms) >= set(STEPS) | {"worker_total", SLOT_WAIT, EDGE_CLASSIFIER + WAIT_SUFFIX}
+        assert set(r.steps_ms) <= set(STEPS) | set(WAITS) | {"worker_total"}
+        own_and_waits = sum(r.steps_ms[s] for s in (*STEPS, *WAITS) if s in r.steps_ms)
+        assert own_and_waits == pytest.approx(r.steps_ms["worker_total"], rel=0.05, abs=0.05)
+
+
+def test_a_request_answered_late_is_waited_for_not_counted_as_the_events_own_time(events):
+    """Virtual time: the server answers the graph 30 ms after it was sent, meanwhile another
+    event runs; the event's own edge_classifier time excludes both waits."""
+    now = [10**12]
+    server = FutureServer()
+    services = service(server.backend(JET_TAGGER), server.backend(EDGE_CLASSIFIER))
+    for s in services.values():
+        s.now_ns = lambda: now[0]
+    seq = HltSequence(CFG, MENU, services, now_ns=lambda: now[0])
+    run = seq.run(1, events[1], start_ns=now[0], asynchronous=True)
+    call = next(run)
+    assert call.in_flight and not call.done()
+    now[0] += 30 * clock.NS_PER_MS  # the server computes
+    future, model, inputs = server.open.pop()
+    future.set_result(LOCAL[model].infer(inputs))
+    now[0] += 5 * clock.NS_PER_MS  # the worker finishes another event's step
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            call = run.send(None)
+            future, model, inputs = server.open.pop()
+            future.set_result(LOCAL[model].infer(inputs))
+    r = stop.value.value
+    assert r.steps_ms[EDGE_CLASSIFIER + WAIT_SUFFIX] == pytest.approx(30.0)
+    assert r.steps_ms[SLOT_WAIT] == pytest.approx(5.0)
+    assert r.steps_ms[EDGE_CLASSIFIER] == 0.0  # the fake clock did not move while this event ran
+    assert r.steps_ms["worker_total"] == pytest.approx(35.0)

@@ -125,3 +125,14 @@ def test_shared_memory_counters_add_up_over_servers():
     b = backend({"a:1": a, "b:2": b_})
     t = b.shared_memory
     assert (t.calls, t.pool.quarantined, t.pool.none_free, t.disabled) == (7, 2, 4, "")
+
+
+def test_requests_in_flight_are_reserved_on_every_server():
+    """Event slots: any request may go to any server, so each member keeps room for all of
+    them (a member without per-request resources is left alone)."""
+    reserved = {}
+    a, b_, c = FakeServer(), FakeServer(), FakeServer()
+    a.allow_in_flight = lambda n: reserved.__setitem__("a:1", n)
+    b_.allow_in_flight = lambda n: reserved.__setitem__("b:2", n)
+    backend({"a:1": a, "b:2": b_, "c:3": c}).allow_in_flight(4)
+    assert reserved == {"a:1": 4, "b:2": 4}

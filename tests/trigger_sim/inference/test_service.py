@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from trigger_sim.errors import InferenceError, InferenceTimeout, InferenceUnavailable
 from trigger_sim.inference.breaker import BreakerState, CircuitBreaker
+from trigger_sim.inference import service as service_module
 from trigger_sim.inference.service import EXPIRED, FALLBACK, MAX_FAILURE_TEXTS, SKIPPED, TRITON, InferenceService, answer_problem
 
 MS = 1_000_000
@@ -356,3 +359,114 @@ def test_an_answer_is_usable_exactly_when_it_has_one_row_per_item_and_the_spec_d
     usable = rows == n and answer_tail == tail and dtype == np.float32
     assert (answer_problem(answer, n, empty) == "") == usable
     assert answer_problem(answer.tolist(), n, empty) != ""  # a list is never an answer
+
+
+class FakeAsyncRemote(FakeRemote):
+    """The same script, sent with `submit`: the future is resolved by `resolve()` (or at once)."""
+
+    def __init__(self, clock: FakeClock, script=None, resolve_at_once: bool = True):
+        super().__init__(clock, script)
+        self.resolve_at_once = resolve_at_once
+        self.unresolved: list = []
+
+    def submit(self, inputs, timeout_s):
+        future = concurrent.futures.Future()
+        self.unresolved.append((future, inputs, timeout_s))
+        if self.resolve_at_once:
+            self.resolve()
+        return future
+
+    def resolve(self) -> None:
+        future, inputs, timeout_s = self.unresolved.pop(0)
+        try:
+            future.set_result(self.infer(inputs, timeout_s))
+        except BaseException as err:
+            future.set_exception(err)
+
+
+KINDS = ("ok", "timeout", "unavailable", "error", "crash", "short", "float64")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.floats(0.0, 150.0), st.integers(0, 300)), min_size=1, max_size=20))
+def test_asynchronous_calls_decide_exactly_as_blocking_ones(script):
+    """begin (submit) then finish on the answered future: the same outcome, breaker and counters
+    as `infer`, call by call, whatever the server does."""
+    blocking, _, _, clock_b = make([(k, ms) for k, ms, _ in script])
+    clock_a = FakeClock()
+    remote = FakeAsyncRemote(clock_a, [(k, ms) for k, ms, _ in script])
+    asynchronous = InferenceService(remote, FakeLocal(), CircuitBreaker(FAILURES, OPEN_NS), TIMEOUT_S, now_ns=clock_a)
+    for _, _, gap_ms in script:
+        deadline_ms = 60.0  # some calls expire: the deadline passes while the server holds them
+        a = blocking.infer(INPUTS, clock_b.t + int(deadline_ms * MS))
+        call = asynchronous.begin(INPUTS, clock_a.t + int(deadline_ms * MS), asynchronous=True)
+        assert call.in_flight == call.sent and call.done()
+        b = asynchronous.finish(call)
+        assert (a.path, a.reason, a.remote_ms) == (b.path, b.reason, b.remote_ms)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        clock_a.t += gap_ms * MS
+        clock_b.t += gap_ms * MS
+    assert blocking.counters == asynchronous.counters
+    assert (blocking.breaker.state, blocking.breaker.times_opened) == (asynchronous.breaker.state, asynchronous.breaker.times_opened)
+
+
+def test_a_backend_without_submit_is_called_at_finish():
+    service, remote, local, clock = make([("ok", 3.0)])
+    call = service.begin(INPUTS, far(clock), asynchronous=True)
+    assert call.sent and not call.in_flight and call.done() and not remote.calls
+    out = service.finish(call)
+    assert out.path == TRITON and len(remote.calls) == 1 and out.remote_ms == pytest.approx(3.0)
+
+
+def test_calls_in_flight_at_once_are_each_answered_and_the_wait_ends_at_the_answer():
+    clock = FakeClock()
+    remote = FakeAsyncRemote(clock, [("ok", 5.0), ("unavailable", 1.0), ("ok", 2.0)], resolve_at_once=False)
+    local = FakeLocal()
+    service = InferenceService(remote, local, CircuitBreaker(FAILURES, OPEN_NS), TIMEOUT_S, now_ns=clock)
+    calls = [service.begin(INPUTS, far(clock), asynchronous=True) for _ in range(3)]
+    assert all(c.in_flight and not c.done() for c in calls)
+    for _ in calls:
+        remote.resolve()
+    clock.t += 50 * MS  # the worker resumes the events well after their answers came in
+    outs = [service.finish(c) for c in calls]
+    assert [o.path for o in outs] == [TRITON, FALLBACK, TRITON]
+    assert [o.remote_ms for o in outs] == pytest.approx([5.0, 6.0, 8.0])  # until the answer, not until finish
+    assert local.calls == 1 and service.counters.triton_calls == 2 and service.counters.fallback_reasons == {"unavailable": 1}
+
+
+def test_a_submit_that_raises_is_a_failed_call():
+    class Broken(FakeRemote):
+        def submit(self, inputs, timeout_s):
+            raise InferenceUnavailable("refused at once")
+
+    clock = FakeClock()
+    service = InferenceService(Broken(clock), FakeLocal(), CircuitBreaker(FAILURES, OPEN_NS), TIMEOUT_S, now_ns=clock)
+    call = service.begin(INPUTS, far(clock), asynchronous=True)
+    assert call.in_flight and call.done()
+    out = service.finish(call)
+    assert (out.path, out.reason) == (FALLBACK, "unavailable")
+    assert service.counters.failure_texts == ["unavailable: InferenceUnavailable: refused at once"]
+
+
+def test_a_future_never_resolved_times_out_instead_of_hanging(monkeypatch):
+    monkeypatch.setattr(service_module, "FUTURE_GRACE_S", 0.01)
+    clock = FakeClock()
+    remote = FakeAsyncRemote(clock, resolve_at_once=False)
+    service = InferenceService(remote, FakeLocal(), CircuitBreaker(FAILURES, OPEN_NS), 0.02, now_ns=clock)
+    out = service.finish(service.begin(INPUTS, far(clock), asynchronous=True))
+    assert (out.path, out.reason) == (FALLBACK, "timeout")
+
+
+def test_a_half_open_breaker_lets_one_probe_in_flight():
+    clock = FakeClock()
+    remote = FakeAsyncRemote(clock, [("unavailable", 1.0)] * FAILURES + [("ok", 1.0)], resolve_at_once=True)
+    service = InferenceService(remote, FakeLocal(), CircuitBreaker(FAILURES, OPEN_NS), TIMEOUT_S, now_ns=clock)
+    for _ in range(FAILURES):
+        service.finish(service.begin(INPUTS, far(clock), asynchronous=True))
+    clock.t += OPEN_NS
+    remote.resolve_at_once = False
+    probe, other = (service.begin(INPUTS, far(clock), asynchronous=True) for _ in range(2))
+    assert probe.sent and not other.sent and other.reason == "breaker_open"
+    remote.resolve()
+    assert service.finish(probe).path == TRITON and service.finish(other).path == FALLBACK
+    assert service.breaker.state is BreakerState.CLOSED

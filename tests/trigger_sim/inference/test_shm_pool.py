@@ -151,3 +151,18 @@ def test_invariants_over_any_sequence_of_calls(n_slots, ops):
         assert slot.in_bytes >= a and slot.out_bytes >= b
         must_register.discard(plan.slot)
         held.append(plan)
+
+
+@FAST
+@given(st.integers(1, 6), st.integers(0, 12), st.integers(0, 12))
+def test_ensure_slots_gives_each_request_in_flight_a_slot_and_never_shrinks(start, first, second):
+    """A client with several requests in flight (event slots) keeps one slot per request: with
+    `ensure_slots(n)`, n requests at once all get a slot of their own."""
+    pool = RegionPool(start, Q_NS)
+    pool.ensure_slots(first)
+    pool.ensure_slots(second)
+    n = max(start, first, second)
+    assert [s.index for s in pool.slots] == list(range(n))
+    plans = [pool.acquire(0, 100, 10) for _ in range(n)]
+    assert None not in plans and len({p.slot for p in plans}) == n
+    assert pool.acquire(0, 100, 10) is None and pool.none_free == 1

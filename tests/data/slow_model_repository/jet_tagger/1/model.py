@@ -1,10 +1,12 @@
 """A slow jet tagger, for tests: the real model's forward pass after a fixed delay.
 
 It serves the same weights as model_repository/jet_tagger, sleeps SLOW_MS per execute()
-(an overloaded or remote server), and skips requests its clients have already abandoned,
-so abandoned work does not pile up.
+(an overloaded or remote server; the model configuration's parameter `delay_ms` sets another
+delay), and skips requests its clients have already abandoned, so abandoned work does not
+pile up.
 """
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,9 +23,11 @@ SLOW_MS = 50.0
 class TritonPythonModel:
     def initialize(self, args):
         self.weights = jet_tagger.load_weights(jet_tagger.WEIGHTS_PATH)
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        self.delay_s = float(parameters.get("delay_ms", {}).get("string_value", SLOW_MS)) / 1e3
 
     def execute(self, requests):
-        time.sleep(SLOW_MS / 1e3)
+        time.sleep(self.delay_s)
         responses = []
         for request in requests:
             if request.is_cancelled():
