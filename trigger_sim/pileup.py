@@ -13,8 +13,9 @@ about rho x A of pile-up, which is subtracted from its pT:
 - a jet's area: the eta-phi area of the towers whose centres lie within the cone radius of the
   jet axis (a cone cut by the calorimeter's edge in eta is smaller);
 - the jet's pT becomes max(pT - rho x area, 0). The jets stay in their order and number, so
-  the tagger's scores (computed on the jets as measured) still line up with them; the menu's
-  pT thresholds and HT apply to the subtracted pT.
+  the tagger's scores (computed on the jets as measured) still line up with them. The menu's
+  jet, HT and EM-jet thresholds apply to the subtracted pT; chains with a tagger cut keep the
+  measured pT, the scale the tagger was trained on (`menu.TriggerObjects`).
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ def _tower_area(eta_centers: np.ndarray, n_phi: int) -> float:
 
 
 def menu_jets(jets: np.ndarray, em_gev: np.ndarray, had_gev: np.ndarray, eta_centers: np.ndarray, phi_centers: np.ndarray,
-              radius: float, enabled: bool = True) -> np.ndarray:
-    """The jets the menu's thresholds and HT see: pile-up subtracted when `enabled`
-    (`features.jet_pileup_subtraction`), else as measured."""
-    if not enabled or len(jets) == 0:
+              radius: float, enabled: bool = True) -> np.ndarray | None:
+    """The jets the menu's untagged jet thresholds and HT see: pile-up subtracted when
+    `enabled` (`features.jet_pileup_subtraction`), else None (the menu then uses the jets as
+    measured)."""
+    if not enabled:
+        return None
+    if len(jets) == 0:
         return jets
     rho = median_density_gev(em_gev, had_gev, eta_centers)
     return subtract_pileup(jets, rho, jet_areas(jets, eta_centers, phi_centers, radius))

@@ -175,8 +175,8 @@ class HltSequence:
             keep.jet_scores = scores = self._infer(JET_TAGGER, inputs, soft_deadline, result)
             step(JET_TAGGER, expired=scores is None)
             met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
-            trigger_jets = menu_jets(jets, em, had, self.eta_centers, self.phi_centers, f.jet_radius, f.jet_pileup_subtraction)
-            keep.trigger = objects = TriggerObjects(trigger_jets, scores, met_gev, from_vertex, clusters, electron_track_pt)
+            subtracted = menu_jets(jets, em, had, self.eta_centers, self.phi_centers, f.jet_radius, f.jet_pileup_subtraction)
+            keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt, subtracted)
             decision = decide(self.menu, l1_id, objects)
             step("menu")
         except _OverBudget as over:
