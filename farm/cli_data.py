@@ -62,11 +62,13 @@ def _refuse_existing(output: str, overwrite: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Recording file to write.")
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
 @click.option("--seed", type=click.IntRange(min=0), help="Run seed (events are reproducible from it).")
+@click.option("--truth/--no-truth", default=True, show_default=True,
+              help="Store each event's truth in its record (for `trigger-sim validate --recording`).")
 @CONFIG_OPTION
 @OVERWRITE_OPTION
-def record(events: int, output: str, pileup: float | None, seed: int | None,
+def record(events: int, output: str, pileup: float | None, seed: int | None, truth: bool,
            config_path: str | None, overwrite: bool) -> None:
-    """Generate events and write them to a recording file (Level-1 ids 0..N-1)."""
+    """Generate events and write them to a recording file (Level-1 ids 0..N-1), with their truth."""
     from trigger_sim.recording import write_generated
 
     config = with_overrides(
@@ -79,7 +81,7 @@ def record(events: int, output: str, pileup: float | None, seed: int | None,
     started = time.perf_counter()
     with _progress("recording", console) as bar:
         task = bar.add_task("events", total=events)
-        write_generated(config, output, events, overwrite=overwrite, on_event=lambda: bar.advance(task))
+        write_generated(config, output, events, overwrite=overwrite, on_event=lambda: bar.advance(task), truth=truth)
     size_mb = Path(output).stat().st_size / 1e6
     console.print(f"wrote {events} events to {output} ({size_mb:.2f} MB, "
                   f"{time.perf_counter() - started:.1f} s)")

@@ -14,13 +14,17 @@ What it does:
    pT > 15 GeV within ΔR < 0.2; 0: no tau near, electrons included, so that the tagger
    rejects them; jets near a soft tau unused).
 4. Holds out 25 % of the events, standardises with the training mean/std, trains with Adam
-   on binary cross-entropy in float64 (the numpy forward pass is float64 too).
+   on binary cross-entropy in float64 (the numpy forward pass is float64 too), background
+   jets weighted so that their pT spectrum follows the tau jets' (`background_pt_weights`):
+   the hard QCD jets the tau chains' thresholds keep would otherwise be a few per cent of a
+   background of soft pile-up jets, and the tagger took a third of them for taus.
 5. Saves the weights, and a golden file of inputs and PyTorch outputs for the tests.
 
-Recorded run (defaults: 2,400 events, 60 epochs, seed 31337; torch 2.13.0 on the CPU, a
+Recorded run (defaults: 2,400 events, 60 epochs, seed 31337; torch 2.14.1 on the CPU, a
 shared 2-core machine, on the committed edge classifier): 28,831 jets (1,919 tau,
-26,912 QCD, pile-up and electron jets), 164 s in all; held-out AUC 0.9951; at score 0.5 tau
-efficiency 0.981, background efficiency 0.033; numpy forward vs torch: max |difference| 3e-08.
+26,912 QCD, pile-up and electron jets), 137 s in all; held-out AUC 0.9945 (0.9951 without
+the pT weights); at score 0.5 tau efficiency 0.948, background efficiency 0.024 (0.981 and
+0.033 without); numpy forward vs torch: max |difference| 3e-08.
 
 Usage: python scripts/train_jet_tagger.py [--events N] [--seed S] [--epochs E]
 """
@@ -87,6 +91,23 @@ def sequence_for(config: FarmConfig) -> HltSequence:
     return HltSequence(relaxed, load_menu(config.menu), services)
 
 
+PT_WEIGHT_BINS_GEV = (10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 70.0, 100.0, 150.0, 1e9)
+
+
+def background_pt_weights(log_pt: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Per jet, its weight in the loss: 1 for tau jets; for background jets, the ratio of the
+    tau jets' pT spectrum to the background's in their pT bin (both normalised on the training
+    jets), never below 1. Without it the background is almost all soft pile-up jets, and the
+    few hard QCD jets, which the tau chains' thresholds keep, barely count in the loss."""
+    bins = np.digitize(np.exp(log_pt), PT_WEIGHT_BINS_GEV)
+    n_bins = len(PT_WEIGHT_BINS_GEV) + 1
+    sig = np.bincount(bins[train & (y == 1)], minlength=n_bins) / max((train & (y == 1)).sum(), 1)
+    bkg = np.bincount(bins[train & (y == 0)], minlength=n_bins) / max((train & (y == 0)).sum(), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bkg > 0, sig / bkg, 1.0)
+    return np.where(y == 1, 1.0, np.maximum(ratio[bins], 1.0))
+
+
 def main() -> None:
     import torch
 
@@ -126,15 +147,16 @@ def main() -> None:
         torch.nn.Linear(N_FEATURES, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.ReLU(),
         torch.nn.Linear(HIDDEN, 1),
     ).double()
-    pos_weight = torch.tensor([(1 - y[~val]).sum() / max(y[~val].sum(), 1.0)], dtype=torch.float64)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    weight = torch.from_numpy(background_pt_weights(x[:, 0], y, ~val))
+    pos_weight = torch.tensor([float(weight[torch.from_numpy(~val & (y == 0))].sum()) / max(y[~val].sum(), 1.0)], dtype=torch.float64)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     train_idx = np.flatnonzero(~val)
     for epoch in range(1, args.epochs + 1):
         for batch in np.array_split(rng.permutation(train_idx), max(1, len(train_idx) // 256)):
             b = torch.from_numpy(batch)
             opt.zero_grad()
-            loss = loss_fn(model(z[b])[:, 0], target[b])
+            loss = (loss_fn(model(z[b])[:, 0], target[b]) * weight[b]).sum() / weight[b].sum()
             loss.backward()
             opt.step()
         if epoch == 1 or epoch % 10 == 0:

@@ -153,6 +153,7 @@ class FeatureConfig:
     jet_radius: float = 0.4
     jet_min_pt_gev: float = 10.0
     max_jets: int = 16
+    jet_pileup_subtraction: bool = True  # the menu's jet thresholds and HT on pT - rho x area (trigger_sim/pileup.py)
     graph_phi_slope_max: float = 0.00045  # rad/mm; 2 T field: pT > ~0.7 GeV (keeps every true edge of pT > 1 GeV)
     graph_z0_max_mm: float = 200.0
     graph_max_edges: int = 2_000_000

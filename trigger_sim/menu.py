@@ -75,7 +75,11 @@ class Menu:
 @dataclass(frozen=True)
 class TriggerObjects:
     """What the menu selects on: jets and their tagger scores, missing ET (None if not
-    computed), primary-vertex tracks, EM clusters and the pT of the track matched to each."""
+    computed), primary-vertex tracks, EM clusters and the pT of the track matched to each.
+
+    `subtracted_jets` (None: not computed) are `jets` after pile-up subtraction
+    (`trigger_sim.pileup`), row for row: jet, HT and EM-jet chains cut on them; chains with
+    a tagger cut cut on `jets` as measured, the pT scale the tagger was trained on."""
 
     jets: np.ndarray
     jet_scores: np.ndarray
@@ -83,6 +87,7 @@ class TriggerObjects:
     tracks: np.ndarray = field(default_factory=lambda: np.zeros((0, TRACK_PT + 1)))
     clusters: np.ndarray = field(default_factory=lambda: np.zeros((0, CLUSTER_ISO_ET + 1)))
     cluster_track_pt_gev: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    subtracted_jets: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ def passes(chain: Chain, o: TriggerObjects) -> bool:
             ok &= o.clusters[:, CLUSTER_HAD_ET] <= chain.max_had_fraction * et
             ok &= o.clusters[:, CLUSTER_ISO_ET] <= chain.max_iso_fraction * et
         return int(ok.sum()) >= chain.min_count
-    jets = o.jets
+    jets = o.jets if chain.min_score > 0 or o.subtracted_jets is None else o.subtracted_jets
     pt = jets[:, JET_PT] if len(jets) else np.empty(0)
     above = pt > chain.min_pt_gev
     if chain.selection == "ht":

@@ -215,18 +215,28 @@ class RecordWriter:
 
 
 def write_generated(config: FarmConfig, path: str | os.PathLike[str], n_events: int, *, overwrite: bool = False,
-                    on_event: Callable[[], None] | None = None) -> None:
+                    on_event: Callable[[], None] | None = None, truth: bool = False) -> None:
     """Simulate `n_events` events (Level-1 ids 0..n-1) from `config` and write them to a new
     recording whose header names the source (generated, seed, pile-up); `on_event` is called
-    after each event is written (progress). `trigger-sim record` and the benchmark use it."""
-    from trigger_sim.config import as_dict
-    from trigger_sim.simulation import event_fragments  # the simulation's kernels: only when generating
+    after each event is written (progress). `trigger-sim record` and the benchmark use it.
 
-    source = {"kind": "generated", "seed": config.run.seed, "pileup_mean": config.physics.pileup_mean}
+    With `truth` (what `trigger-sim record` does unless told not to), each record's
+    `meta["truth"]` holds the event's truth (`record_truth.truth_meta`: hit-to-particle,
+    particles' pT, charge and origin, hard objects; about half again the record's size at
+    pile-up 60), so `trigger-sim validate --recording` gives the figures `validate` gives on
+    these events. The benchmark's replay files go without it."""
+    from trigger_sim.config import as_dict
+    from trigger_sim.partition import tracker_hit_order
+    from trigger_sim.record_truth import generated_truth, truth_meta
+    from trigger_sim.simulation import fragments_of, simulate  # the simulation's kernels: only when generating
+
+    source = {"kind": "generated", "seed": config.run.seed, "pileup_mean": config.physics.pileup_mean, "truth": truth}
     with RecordWriter(path, config.run.run_number, "generated", as_dict(config), overwrite=overwrite,
                       source=source) as writer:
         for l1_id in range(n_events):
-            writer.write_event(l1_id, {}, event_fragments(config, l1_id, l1_time_ns=0))
+            sim = simulate(config, l1_id)
+            meta = {"truth": truth_meta(generated_truth(sim, tracker_hit_order(sim.hits, config.tracker)))} if truth else {}
+            writer.write_event(l1_id, meta, fragments_of(config, sim, l1_id, l1_time_ns=0))
             if on_event:
                 on_event()
 

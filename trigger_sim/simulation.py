@@ -38,7 +38,11 @@ def bunch_crossing(config: FarmConfig, l1_id: int) -> int:
 
 def event_fragments(config: FarmConfig, l1_id: int, l1_time_ns: int) -> list[Fragment]:
     """The fragments of event `l1_id`, one per readout source."""
-    sim = simulate(config, l1_id)
+    return fragments_of(config, simulate(config, l1_id), l1_id, l1_time_ns)
+
+
+def fragments_of(config: FarmConfig, sim: SimulatedEvent, l1_id: int, l1_time_ns: int) -> list[Fragment]:
+    """The fragments of a simulated event (`simulate(config, l1_id)`), one per readout source."""
     return make_fragments(config, sim.hits, sim.towers, config.run.run_number, l1_id, bunch_crossing(config, l1_id), l1_time_ns)
 
 

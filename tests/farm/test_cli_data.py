@@ -33,10 +33,11 @@ def test_record_writes_events_config_and_index(recording: Path) -> None:
     reader = RecordReader(recording)
     expected = with_overrides(FarmConfig(), physics={"pileup_mean": 2.0}, run={"seed": 11})
     assert reader.header["detector"] == json.loads(json.dumps(as_dict(expected)))
-    assert reader.header["source"] == {"kind": "generated", "seed": 11, "pileup_mean": 2.0}
+    assert reader.header["source"] == {"kind": "generated", "seed": 11, "pileup_mean": 2.0, "truth": True}
     assert reader.index is not None and len(reader) == 4
     records = list(reader)
     assert [r.l1_id for r in records] == [0, 1, 2, 3]
+    assert all(r.meta["truth"]["source"] == "generated" for r in records)  # for `validate --recording`
     assert all(sorted(f.header.source_id for f in r.fragments) == source_ids(expected) for r in records)
 
 

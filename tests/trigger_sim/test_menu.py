@@ -211,6 +211,18 @@ def test_ht_selection_sums_jets_above_threshold():
     assert not decide_one(c, jets_with_pt())
 
 
+@pytest.mark.parametrize("chain, measured_passes, subtracted_passes", [
+    (Chain("j", "jets", ("S",), min_pt_gev=40.0), True, False),
+    (Chain("ht", "ht", ("S",), min_pt_gev=30.0, min_ht_gev=90.0), True, False),
+    (Chain("em", "em", ("S",), min_pt_gev=40.0), True, False),
+    (Chain("tau", "jets", ("S",), min_pt_gev=40.0, min_score=0.5), True, True),  # the tagger's pT scale
+])
+def test_untagged_jet_chains_cut_on_subtracted_jets_and_tagged_chains_on_measured_ones(chain, measured_passes, subtracted_passes):
+    measured, subtracted = jets_with_pt(50.0, 45.0), jets_with_pt(35.0, 30.0)
+    assert passes(chain, TriggerObjects(measured, scores(0.9, 0.9))) is measured_passes
+    assert passes(chain, TriggerObjects(measured, scores(0.9, 0.9), subtracted_jets=subtracted)) is subtracted_passes
+
+
 def test_all_selection_passes_everything():
     c = Chain("mb", "all", ("S",))
     assert decide_one(c, jets_with_pt())

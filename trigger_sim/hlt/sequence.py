@@ -44,6 +44,7 @@ from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER
 from trigger_sim.partition import unpack_calo, unpack_tracker
+from trigger_sim.pileup import menu_jets
 from trigger_sim.wire import WireLimits, decode_fragment
 
 STEPS = ("decode", "unpack", "calo", "graph", EDGE_CLASSIFIER, "tracks", "jet_features", JET_TAGGER, "menu")
@@ -198,7 +199,8 @@ class HltSequence:
             keep.jet_scores = scores = yield from self._infer(JET_TAGGER, inputs, soft_deadline, result, times, asynchronous)
             step(JET_TAGGER, expired=scores is None)
             met_gev = missing_et_gev(em, had, self.eta_centers, self.phi_centers) if self.menu.uses_met else None
-            keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt)
+            subtracted = menu_jets(jets, em, had, self.eta_centers, self.phi_centers, f.jet_radius, f.jet_pileup_subtraction)
+            keep.trigger = objects = TriggerObjects(jets, scores, met_gev, from_vertex, clusters, electron_track_pt, subtracted)
             decision = decide(self.menu, l1_id, objects)
             step("menu")
         except _OverBudget as over:
