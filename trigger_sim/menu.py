@@ -148,7 +148,9 @@ def passes(chain: Chain, o: TriggerObjects) -> bool:
     if chain.selection == "electron":
         if len(o.clusters) == 0:
             return False
-        et = o.clusters[:, CLUSTER_ET]
+        # in float64: numpy 1 compares a float32 array with a Python float in float32, which
+        # rounds the threshold (a cluster just above it would fail)
+        et = o.clusters[:, CLUSTER_ET].astype(np.float64)
         ok = (et > chain.min_pt_gev) & (o.cluster_track_pt_gev > chain.min_track_pt_gev)
         with np.errstate(divide="ignore", invalid="ignore"):
             ok &= o.clusters[:, CLUSTER_HAD_ET] <= chain.max_had_fraction * et
