@@ -152,7 +152,14 @@ def from_json(data: dict[str, Any], where: str = "calibration") -> Calibration:
 
 
 def save(cal: Calibration, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_json(cal), indent=1) + "\n")
+    """Write the calibration: readable metadata, one line per event column."""
+    data = to_json(cal)
+    events = data.pop("events")
+    head = json.dumps(data, indent=1)
+    if events:
+        lines = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in events.items())
+        head = head[:-2] + ',\n "events": {\n' + lines + "\n }\n}"
+    Path(path).write_text(head + "\n")
 
 
 def load(path: str | Path) -> Calibration:
