@@ -44,6 +44,8 @@ def model_options(func: Callable) -> Callable:
         click.option("--workers-per-node", type=click.IntRange(min=1), help="Worker processes (cores) per node."),
         click.option("--slots", type=click.IntRange(min=1), help="Events a worker holds at once."),
         click.option("--servers", "servers", help="Inference servers (GPUs) in the pool (sweep: a list)."),
+        click.option("--buffer-events", type=click.IntRange(min=1),
+                     help="Readout buffer: complete events waiting for a worker; full = Level-1 busy (default 64, the farm's)."),
         click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True), help="Hard per-event budget; the p99 target."),
         click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline."),
         click.option("--network-rtt-ms", type=click.FloatRange(min=0), help="Round trip to a remote server per call."),
@@ -58,7 +60,7 @@ def model_options(func: Callable) -> Callable:
 
 
 def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, nodes, workers_per_node, slots, servers,
-          budget_ms, timeout_ms, network_rtt_ms, network_gbps, host_cores, list_ok: bool = False):
+          buffer_events, budget_ms, timeout_ms, network_rtt_ms, network_gbps, host_cores, list_ok: bool = False):
     """The calibration and the PlanSpec the options ask for (lists left to the caller)."""
     from trigger_sim.planning.calibration import load_merged, server_kind as check_kind
     from trigger_sim.planning.spec import PlanSpec, check, load_spec
@@ -68,6 +70,7 @@ def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, nod
         spec = load_spec(spec_path) if spec_path else PlanSpec()
         arrivals = replace(spec.arrivals, **{k: v for k, v in (("rate_hz", rate), ("pattern", pattern)) if v is not None})
         farm_changes = {"server_kind": server_kind, "workers_per_node": workers_per_node, "slots_per_worker": slots,
+                        "readout_buffer_events": buffer_events,
                         "budget_ms": budget_ms, "timeout_ms": timeout_ms, "network_rtt_ms": network_rtt_ms,
                         "network_gbps": network_gbps, "host_cores": host_cores}
         if not list_ok:
