@@ -40,6 +40,8 @@ def model_options(func: Callable) -> Callable:
         click.option("--pattern", type=click.Choice(["constant", "poisson", "burst"]), help="Level-1 arrival pattern."),
         click.option("--events", type=click.IntRange(min=1), help="Level-1 accepts simulated."),
         click.option("--seed", type=int, help="Seed of the arrivals and the events drawn."),
+        click.option("--block-events", type=click.IntRange(min=1),
+                     help="Draw events as runs of this many consecutive calibration rows (default 1: each on its own)."),
         click.option("--nodes", "nodes", help="HLT nodes (sweep: a comma-separated list)."),
         click.option("--workers-per-node", type=click.IntRange(min=1), help="Worker processes (cores) per node."),
         click.option("--slots", type=click.IntRange(min=1), help="Events a worker holds at once."),
@@ -59,7 +61,7 @@ def model_options(func: Callable) -> Callable:
     return func
 
 
-def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, nodes, workers_per_node, slots, servers,
+def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, block_events, nodes, workers_per_node, slots, servers,
           buffer_events, budget_ms, timeout_ms, network_rtt_ms, network_gbps, host_cores, list_ok: bool = False):
     """The calibration and the PlanSpec the options ask for (lists left to the caller)."""
     from trigger_sim.planning.calibration import load_merged, server_kind as check_kind
@@ -76,7 +78,8 @@ def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, nod
         if not list_ok:
             farm_changes.update(nodes=_one_int(nodes, "--nodes"), servers=_one_int(servers, "--servers"))
         farm = replace(spec.farm, **{k: v for k, v in farm_changes.items() if v is not None})
-        spec = replace(spec, arrivals=arrivals, farm=farm, **{k: v for k, v in (("events", events), ("seed", seed)) if v is not None})
+        spec = replace(spec, arrivals=arrivals, farm=farm, **{k: v for k, v in (("events", events), ("seed", seed), ("block_events", block_events))
+                                                               if v is not None})
         check_kind(cal, spec.farm.server_kind)
         return cal, check(spec)
     except TriggerSimError as err:
@@ -140,7 +143,7 @@ def plan(ctx, max_servers, slot_options, **opts) -> None:
     from trigger_sim.planning.sizing import smallest_farm
 
     cal, spec = _load(**{k: v for k, v in opts.items() if k not in ("json_path", "quiet")})
-    console = Console()
+    console = _console()
     probes = []
     with _SimProgress(opts["quiet"], "plan") as show:
         def on_probe(farm, verdict) -> None:
@@ -185,7 +188,7 @@ def simulate(json_path, quiet, **opts) -> None:
     cal, spec = _load(**opts)
     with _SimProgress(quiet, "model") as show:
         summary = run(spec, cal, show)
-    _print_summary(summary, Console())
+    _print_summary(summary, _console())
     _write_json(json_path, summary)
     sys.exit(1 if summary["events"]["lost"] else 0)
 
@@ -216,12 +219,12 @@ def sweep(json_path, quiet, out_dir, **opts) -> None:
     for n in nodes:
         cells = {r["servers"]: r for r in rows if r["nodes"] == n}
         table.add_row(str(n), *(f"{cells[g]['p99_ms']:.0f}{' *' if cells[g]['ok'] else ''}" for g in servers))
-    Console().print(table)
+    _console().print(table)
     meta = {"rate_hz": spec.arrivals.rate_hz, "budget_ms": spec.farm.budget_ms, "events": spec.events,
             "workers_per_node": spec.farm.workers_per_node, "slots_per_worker": spec.farm.slots_per_worker,
             "server_kind": spec.farm.server_kind or next(iter(cal.servers)), "calibration": cal.name}
     paths = write_sweep(rows, meta, Path(out_dir))
-    Console().print(f"written: {', '.join(str(p) for p in paths)}")
+    _console().print(f"written: {', '.join(str(p) for p in paths)}")
     _write_json(json_path, {"meta": meta, "rows": rows})
 
 
@@ -248,8 +251,13 @@ def calibrate(run_folder, out_path, name, pileup, benchmarks, rtt_ms, how) -> No
         raise click.UsageError(str(err)) from err
     save(cal, out_path)
     ev = cal.events
-    Console().print(f"{out_path}: {cal.n_events} events; edge_classifier demand median "
+    _console().print(f"{out_path}: {cal.n_events} events; edge_classifier demand median "
                     f"{float(_median(ev['edge_classifier_demand'])):.2f} ms; host {cal.host}")
+
+
+def _console() -> Console:
+    """The terminal's width on a terminal; 160 columns into a file (tables unwrapped)."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _median(values):

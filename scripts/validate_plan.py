@@ -82,7 +82,7 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> dict:
     (table.parent / "summary.json").write_text(json.dumps(cal_summary, default=str))
     cal = calibrate.from_run_folder(table.parent, name="validation-default-farm", pileup=config.physics.pileup_mean,
                                     benchmarks=ROOT / "benchmarks.json")
-    save(cal, work / "calibration.json")
+    save(cal, args.calibration_out)
     farm = from_farm_config(config, workers, host_cores=os.cpu_count() or 1)
     t0 = time.monotonic()
     model_sat = saturation(cal, farm, pattern=config.readout.pattern, min_hz=args.min_rate)
@@ -156,6 +156,8 @@ def print_report(cases: list[dict]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "plan" / "validation.json"))
+    ap.add_argument("--calibration-out", default=str(ROOT / "docs" / "plan" / "validation-calibration.json"),
+                    help="where the calibration made from the low-rate run is kept")
     ap.add_argument("--calibration-rate", type=float, default=20.0)
     ap.add_argument("--calibration-events", type=int, default=1200)
     ap.add_argument("--min-rate", type=float, default=20.0)

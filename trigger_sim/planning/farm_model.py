@@ -56,7 +56,7 @@ class FarmModel:
             raise ConfigError(f"server kind {self.kind_name!r} has no curve for {', '.join(sorted(missing))}")
         self.cal, self.kind = cal, kind
         self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
-        self.draws = draw(cal, n, rng)
+        self.draws = draw(cal, n, rng, spec.block_events)
         self.ready_ms = self.t_l1_ms + self.draws.build_ms
         base_outcome = np.where(cal.events["outcome"][self.draws.row] == 0, ACCEPTED, REJECTED)
         self._base_outcome = base_outcome.astype(np.int8)

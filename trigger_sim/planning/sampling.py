@@ -26,13 +26,20 @@ class EventDraws:
     called: dict[str, np.ndarray]
 
 
-def draw(cal: Calibration, n: int, rng: np.random.Generator) -> EventDraws:
-    """`n` events, each a calibration row drawn uniformly with replacement."""
+def draw(cal: Calibration, n: int, rng: np.random.Generator, block_events: int = 1) -> EventDraws:
+    """`n` events, each a calibration row drawn uniformly with replacement; with
+    `block_events` > 1, in runs of that many consecutive rows from a random start (a block
+    bootstrap: the table is in decision order, so a slow spell of the real run, whatever
+    caused it, stays a spell instead of being scattered)."""
     if cal.n_events == 0:
         raise ConfigError(f"calibration {cal.name!r} holds no events: pass an events calibration first "
                           "(`trigger-sim plan calibrate RUN_FOLDER`), then server calibrations")
     ev = cal.events
-    row = rng.integers(0, cal.n_events, n)
+    if block_events > 1:
+        starts = rng.integers(0, cal.n_events, -(-n // block_events))
+        row = ((starts[:, None] + np.arange(block_events)) % cal.n_events).ravel()[:n]
+    else:
+        row = rng.integers(0, cal.n_events, n)
 
     def pick(name: str) -> np.ndarray:
         return ev[name][row]

@@ -67,6 +67,7 @@ class PlanSpec:
     farm: FarmSpec = field(default_factory=FarmSpec)
     events: int = 10_000
     seed: int = 1
+    block_events: int = 1  # events drawn as runs of consecutive calibration rows (1: each on its own)
 
 
 SECTIONS = {"arrivals": ArrivalSpec, "farm": FarmSpec}
@@ -97,8 +98,8 @@ def check(spec: PlanSpec) -> PlanSpec:
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
-    if spec.events < 1:
-        problems.append("events must be >= 1")
+    if spec.events < 1 or spec.block_events < 1:
+        problems.append("events and block_events must be >= 1")
     if problems:
         raise ConfigError("; ".join(problems))
     return spec
@@ -117,7 +118,7 @@ def load_spec(path: str | Path) -> PlanSpec:
 
 def spec_from_dict(data: dict[str, Any], where: str = "plan") -> PlanSpec:
     """A PlanSpec from plain data (as `load_spec` reads it)."""
-    top = {"events", "seed", *SECTIONS}
+    top = {"events", "seed", "block_events", *SECTIONS}
     unknown = set(data) - top
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(top))})")
@@ -127,7 +128,8 @@ def spec_from_dict(data: dict[str, Any], where: str = "plan") -> PlanSpec:
         if name == "farm" and "kills" in section:
             section["kills"] = tuple(_build(ServerKill, k, f"{where}: [[farm.kills]]") for k in section["kills"])
         parts[name] = _build(cls, section, f"{where}: [{name}]")
-    return PlanSpec(events=int(data.get("events", 10_000)), seed=int(data.get("seed", 1)), **parts)
+    return PlanSpec(events=int(data.get("events", 10_000)), seed=int(data.get("seed", 1)),
+                    block_events=int(data.get("block_events", 1)), **parts)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
