@@ -31,8 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from farm.scan import run_scan  # noqa: E402
+from farm.scan import RUN_OVERHEAD_S, run_scan  # noqa: E402
 from farm.supervisor import run_farm  # noqa: E402
+from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate  # noqa: E402
 from trigger_sim.planning.calibration import save  # noqa: E402
@@ -84,8 +85,11 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> dict:
                                     benchmarks=ROOT / "benchmarks.json")
     save(cal, args.calibration_out)
     farm = from_farm_config(config, workers, host_cores=os.cpu_count() or 1)
+    model_at_cal = run_rate(cal, farm, args.calibration_rate, MODEL_EVENTS_AT_RATE, seed=7, pattern=config.readout.pattern)
     t0 = time.monotonic()
-    model_sat = saturation(cal, farm, pattern=config.readout.pattern, min_hz=args.min_rate)
+    # the model's runs as long as the real scan's (`sustained.run_seconds` with the scan's overhead), as many per rate
+    model_sat = saturation(cal, farm, pattern=config.readout.pattern, min_hz=args.min_rate, repeats=args.repeats,
+                           events=lambda rate: int(sustained.run_seconds(rate, RUN_OVERHEAD_S) * rate))
     model_search_s = time.monotonic() - t0
     print(f"model: sustained up to {model_sat.sustained_hz} Hz ({model_sat.stopped}; {model_search_s:.0f} s)", flush=True)
     with heavy_lock("real saturation search (farm/scan.py)"):
@@ -112,7 +116,10 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> dict:
                      "model_steps_p50_ms": {k: model["latency_ms"][k]["p50"] for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")}})
     return {"case": "default farm", "workers": workers, "host_cores": os.cpu_count(),
             "calibration": {"rate_hz": args.calibration_rate, "events": args.calibration_events,
-                            "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"]},
+                            "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"],
+                            "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
+                            "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"],
+                            "model_total_p50_p99_ms": [model_at_cal["latency_ms"]["total"][p] for p in ("p50", "p99")]},
             "real_saturation_hz": real_sat, "real_search": real_scan["search_stopped"],
             "real_probes": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in real_scan["points"]],
             "model_saturation_hz": model_sat.sustained_hz, "model_failed_hz": model_sat.failed_hz,
@@ -142,7 +149,7 @@ def later_case(case: str, flag: str, missing: str) -> dict:
 def print_report(cases: list[dict]) -> None:
     for c in cases:
         if "skipped" in c or "error" in c:
-            print(f"- {c['case']}: {c.get('skipped') or c.get('error')}")
+            print(f"- {c.get('skipped') or c['case'] + ': ' + c['error']}")
             continue
         ok = "within" if c["saturation_ok"] else "NOT within"
         print(f"- {c['case']}: saturation real {c['real_saturation_hz']:.1f} Hz, model {c['model_saturation_hz'] or 0:.1f} Hz "

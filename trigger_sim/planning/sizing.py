@@ -26,14 +26,17 @@ def run_rate(cal: Calibration, farm: FarmSpec, rate_hz: float, events: int, seed
 
 
 def saturation(cal: Calibration, farm: FarmSpec, pattern: str = "poisson", min_hz: float = 10.0, max_hz: float = 1e7,
-               repeats: int = 3, max_probes: int = 16, events: int = MODEL_EVENTS, seed: int = 1,
+               repeats: int = 3, max_probes: int = 16, events: int | Callable[[float], int] = MODEL_EVENTS, seed: int = 1,
                min_step: float = 0.02) -> sustained.SearchResult:
     """The highest rate the modelled farm sustains, by the search and verdict of
-    `trigger_sim.sustained` (budget: `farm.budget_ms`). The model has no run-to-run noise
-    beyond its seeds, so its bracket can be finer than the real search's 5 %."""
+    `trigger_sim.sustained` (budget: `farm.budget_ms`). `events`: per run, or a function of
+    the rate (to run as long as the real scan's runs: near saturation a longer run fails
+    where a shorter one passes, its queue having had less time to grow). The model has no
+    run-to-run noise beyond its seeds, so its bracket can be finer than the real search's 5 %."""
 
     def one(rate: float, repeat: int) -> tuple[bool, float]:
-        s = run_rate(cal, farm, rate, events, sustained.repeat_seed(seed, repeat), pattern)
+        n = events(rate) if callable(events) else events
+        s = run_rate(cal, farm, rate, n, sustained.repeat_seed(seed, repeat), pattern)
         return sustained.verdict(s, farm.budget_ms)[0], sustained.throughput_hz(s)
 
     return sustained.search(one, min_hz, min_hz, max_hz, repeats, max_probes, min_step)
