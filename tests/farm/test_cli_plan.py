@@ -24,7 +24,7 @@ def test_simulate_prints_the_summary_and_writes_its_json(tmp_path):
 def test_plan_answers_the_smallest_pool(tmp_path):
     save(calibration(cpu_ms=1.0, demand_ms={"edge_classifier": 4.0, "jet_tagger": 0.0}), tmp_path / "c.json")
     out = tmp_path / "p.json"
-    result = CliRunner().invoke(main, ["plan", "--calibration", str(tmp_path / "c.json"), "--rate", "1000", "--events", "4000",
+    result = CliRunner().invoke(main, ["plan", "--calibration", str(tmp_path / "c.json"), "--rate", "1000", "--events", "6000",
                                        "--workers-per-node", "64", "--budget-ms", "500", "--slot-options", "1",
                                        "--max-servers", "16", "--json", str(out), "--quiet"])
     assert result.exit_code == 0, result.output

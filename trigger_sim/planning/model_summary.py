@@ -26,7 +26,7 @@ from trigger_sim.planning.farm_model import (
 from trigger_sim.windows import window_stats
 
 WINDOW_S = 1.0  # as the farm's summary (farm.summary.WINDOW_S): the first window is warm-up
-WINDOW_EVENTS = 300  # at rates where 1 s holds more, windows shrink to about this many events
+WINDOW_EVENTS = 1000  # at rates where 1 s holds more, windows shrink to about this many events (Poisson noise ~3 %)
 LATENCY_ORDER = ("build", "queue", "transfer", "decode", "unpack", "calo", "graph", "edge_classifier", "tracks",
                  "jet_features", "jet_tagger", "menu", "worker_total", "total")
 

@@ -19,5 +19,5 @@ def test_smallest_pool_is_the_analytic_one():
     farm = FarmSpec(workers_per_node=64, timeout_ms=200.0)
     best, verdict = smallest_farm(cal, farm, 1000.0, 500.0, events=6000, max_servers=16, slot_options=(1,))
     assert best is not None and 5 <= best.servers <= 6 and verdict.ok
-    rows = sweep(cal, farm, 1000.0, 500.0, 3000, nodes=[1], servers=[2, 8])
+    rows = sweep(cal, farm, 1000.0, 500.0, 6000, nodes=[1], servers=[2, 8])
     assert [r["ok"] for r in rows] == [False, True]
