@@ -78,6 +78,8 @@ class FarmModel:
         self.host_cores = simpy.Resource(env, f.host_cores) if f.host_cores else None
         self.pool = LeastOutstanding(f.servers)
         self.servers = [Server(env, i, kind, self.host_cores, self.pool) for i in range(f.servers)]
+        for server in self.servers:
+            server.offered_until_ms = float(self.t_l1_ms[-1])
         self.queue = simpy.Store(env)
         self.n_workers = f.nodes * f.workers_per_node
         self.budget_ms, self.soft_ms = f.budget_ms, f.budget_ms * f.soft_fraction

@@ -87,11 +87,12 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
     order = np.argsort(model.decided_ms[steady])
     decided_ns = (model.decided_ms[steady][order] * 1e6).astype(np.int64)
     servers = []
-    horizon_ms = float(np.nanmax(model.decided_ms)) if decided.any() else 1.0
+    offered_ms = max(float(t_l1[-1]), 1e-9)
     for s in model.servers:
         servers.append({"server": s.index, "failed_requests": s.failed_requests,
                         "models": {m: {"instances": model.kind.models[m].instances,
-                                       "utilisation": q.busy_ms / (horizon_ms * max(model.kind.models[m].instances, 1)),
+                                       # busy while Level-1 offered events (the drain after the last arrival is not load)
+                                       "utilisation": q.busy_offered_ms / (offered_ms * max(model.kind.models[m].instances, 1)),
                                        "executions": q.executions,
                                        "mean_batch": q.batched_requests / q.executions if q.executions else 0.0}
                                    for m, q in s.queues.items()}})

@@ -37,6 +37,7 @@ class ModelQueue:
         self.running: set[Request] = set()
         self.idle: list[simpy.Event] = []
         self.busy_ms = 0.0  # instance time spent executing batches
+        self.busy_offered_ms = 0.0  # of it, before the server's `offered_until_ms`
         self.executions = 0
         self.batched_requests = 0
         self.max_batch = max(1, curve.max_batch)
@@ -105,6 +106,8 @@ class ModelQueue:
             if generation != self.server.generation:
                 continue  # killed meanwhile: its requests already failed
             self.busy_ms += t_ms
+            # the part of this execution before the last arrival: utilisation while the load was offered
+            self.busy_offered_ms += max(0.0, min(env.now, self.server.offered_until_ms) - max(env.now - t_ms, 0.0))
             self.executions += 1
             self.batched_requests += len(batch)
             self.server.adjust(-len(batch))
@@ -124,6 +127,7 @@ class Server:
         self.generation = 0  # +1 per kill: a batch running across a kill is not answered
         self.outstanding = 0
         self.failed_requests = 0
+        self.offered_until_ms = float("inf")  # the last Level-1 arrival: utilisation is measured up to it
         self.queues = {m: ModelQueue(env, self, c, host_cores) for m, c in kind.models.items()}
 
     def submit(self, model: str, req: Request) -> None:
