@@ -23,3 +23,11 @@ def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_spec(path)
+
+
+def test_plan_toml_lists_exactly_the_builtin_defaults():
+    from pathlib import Path
+
+    from trigger_sim.planning.spec import PlanSpec
+
+    assert load_spec(Path(__file__).resolve().parents[3] / "configs" / "plan.toml") == PlanSpec()
