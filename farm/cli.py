@@ -265,3 +265,7 @@ _register_data_commands(main)
 from farm.cli_validate import validate as _validate  # noqa: E402
 
 main.add_command(_validate)
+
+from farm.cli_plan import plan as _plan  # noqa: E402
+
+main.add_command(_plan)

@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from trigger_sim.errors import ConfigError
+from trigger_sim.planning import calibrate
+from trigger_sim.planning.calibration import CPU_STEPS, MODELS, from_json, load, load_merged, save, server_kind, to_json
+
+from .synthetic import calibration
+
+
+def test_a_calibration_reads_back_as_written(tmp_path):
+    cal = calibration(rows=30, spread=0.3, host={"cores": 2.0, "overhead_cpu_ms_per_event": 1.5})
+    save(cal, tmp_path / "c.json")
+    back = load(tmp_path / "c.json")
+    assert to_json(back) == to_json(cal)
+    assert back.n_events == 30 and back.servers["cpu"].models["jet_tagger"].empirical
+
+
+def test_wrong_format_version_and_keys_are_named(tmp_path):
+    good = to_json(calibration(rows=3))
+    with pytest.raises(ConfigError, match="not a trigger-sim calibration"):
+        from_json({"format": "other"})
+    with pytest.raises(ConfigError, match="version 9"):
+        from_json({**good, "version": 9})
+    bad = json.loads(json.dumps(good))
+    bad["servers"]["cpu"]["models"]["jet_tagger"]["speed"] = 1
+    with pytest.raises(ConfigError, match="servers.cpu.models.jet_tagger: unknown key"):
+        from_json(bad)
+    short = json.loads(json.dumps(good))
+    short["events"]["menu"] = [0.1]
+    with pytest.raises(ConfigError, match="differ in length"):
+        from_json(short)
+    with pytest.raises(ConfigError, match="known: cpu"):
+        server_kind(calibration(rows=3), "gpu")
+
+
+def test_server_files_merge_into_an_events_calibration(tmp_path):
+    events = calibration(rows=5)
+    save(events, tmp_path / "events.json")
+    gpu = to_json(calibration(rows=1))
+    gpu["events"] = {}
+    gpu["servers"] = {"gpu": gpu["servers"]["cpu"]}
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    merged = load_merged([tmp_path / "events.json", tmp_path / "gpu.json"])
+    assert set(merged.servers) == {"cpu", "gpu"} and merged.n_events == 5
+
+
+def write_run_table(folder, n=150):
+    rng = np.random.default_rng(0)
+    cols = {"outcome": ["accepted" if i % 4 == 0 else "rejected" for i in range(n)],
+            "build_ms": rng.uniform(1, 2, n), "transfer_ms": rng.uniform(0.2, 0.4, n)}
+    for s in CPU_STEPS:
+        cols[f"{s}_ms"] = rng.uniform(0.1, 1.0, n)
+    cols["edge_classifier_ms"] = rng.uniform(10, 20, n)
+    cols["jet_tagger_ms"] = rng.uniform(1, 3, n)
+    cols["edge_classifier_path"] = ["triton"] * n
+    cols["jet_tagger_path"] = ["skipped" if i % 5 == 0 else "triton" for i in range(n)]
+    cols["n_edges"] = rng.integers(1000, 9000, n)
+    cols["n_jets"] = rng.integers(0, 6, n)
+    cols["outcome"][7] = "debug"  # not used: decided abnormally
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), folder / "events.parquet")
+    return cols
+
+
+def test_calibrating_from_a_run_folder_keeps_each_event_whole(tmp_path):
+    cols = write_run_table(tmp_path / "run")
+    cal = calibrate.from_run_folder(tmp_path / "run", pileup=20.0, rtt_ms=0.5)
+    assert cal.n_events == 149
+    i = 3  # row 3 of the table is row 3 of the calibration (before the dropped row 7)
+    assert cal.events["graph"][i] == pytest.approx(cols["graph_ms"][i])
+    assert cal.events["edge_classifier_demand"][i] == pytest.approx(cols["edge_classifier_ms"][i] - 0.5)
+    assert not cal.events["jet_tagger_called"][0] and cal.events["jet_tagger_demand"][0] == 0
+    curve = cal.servers["cpu-local"].models["edge_classifier"]
+    assert curve.empirical and curve.instances == 2
+    assert set(MODELS) == set(cal.servers["cpu-local"].models)
+
+
+def test_a_run_without_enough_good_events_is_refused(tmp_path):
+    write_run_table(tmp_path / "run", n=50)
+    with pytest.raises(ConfigError, match="at least 100"):
+        calibrate.from_run_folder(tmp_path / "run")
+    with pytest.raises(ConfigError, match="no per-event table"):
+        calibrate.from_run_folder(tmp_path)
+
+
+def test_a_perf_analyzer_csv_gives_a_straight_line(tmp_path):
+    path = tmp_path / "perf.csv"
+    path.write_text("Concurrency,Inferences/Second,Server Compute Infer\n1,500,2000\n2,900,2200\n4,1500,2600\n")
+    curve = calibrate.server_from_perf_analyzer(path, "jet_tagger", instances=1, max_batch=16)
+    assert curve.fixed_ms == pytest.approx(1.8) and curve.per_request_ms == pytest.approx(0.2)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match="columns"):
+        calibrate.server_from_perf_analyzer(tmp_path / "bad.csv", "jet_tagger", instances=1)

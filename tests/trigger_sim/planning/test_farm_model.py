@@ -1,0 +1,134 @@
+"""The model against queueing theory, its bookkeeping, and its mechanisms one at a time."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trigger_sim.planning.calibration import MODELS, ModelCurve
+from trigger_sim.planning.farm_model import PENDING, FarmModel
+from trigger_sim.planning.model_summary import simulate, summarise
+from trigger_sim.planning.spec import ArrivalSpec, FarmSpec, PlanSpec, ServerKill
+
+from .synthetic import calibration
+
+
+def test_one_worker_without_inference_is_an_md1_queue():
+    """Poisson arrivals, one worker, 10 ms of CPU per event: M/D/1, mean wait rho D / (2 (1 - rho))."""
+    cal = calibration(cpu_ms=10.0, called=False)
+    rate = 70.0  # rho = 0.7
+    spec = PlanSpec(ArrivalSpec(rate_hz=rate), FarmSpec(workers_per_node=1, readout_buffer_events=10_000, budget_ms=1e6),
+                    events=40_000, seed=3)
+    model = FarmModel(spec, cal)
+    model.run()
+    rho, d_ms = rate * 10e-3, 10.0
+    assert model.queue_ms.mean() == pytest.approx(rho * d_ms / (2 * (1 - rho)), rel=0.06)
+    # Little's law: events in the system on average = rate x mean time in it
+    total_ms = model.decided_ms - model.t_l1_ms
+    horizon = np.linspace(model.t_l1_ms[0], model.t_l1_ms[-1], 20_000)
+    in_system = (np.searchsorted(np.sort(model.t_l1_ms), horizon) - np.searchsorted(np.sort(model.decided_ms), horizon)).mean()
+    assert in_system == pytest.approx(rate * total_ms.mean() / 1e3, rel=0.05)
+
+
+def test_server_utilisation_and_queueing_match_md1():
+    """Many workers, one server instance of 5 ms per request: the server is the M/D/1 queue."""
+    cal = calibration(cpu_ms=0.0, demand_ms={"edge_classifier": 5.0, "jet_tagger": 0.0})
+    rate = 120.0  # rho = 0.6
+    spec = PlanSpec(ArrivalSpec(rate_hz=rate), FarmSpec(workers_per_node=64, timeout_ms=1e5, budget_ms=1e6), events=30_000, seed=5)
+    model = FarmModel(spec, cal)
+    model.run()
+    s = summarise(model)
+    util = s["model"]["servers"][0]["models"]["edge_classifier"]["utilisation"]
+    assert util == pytest.approx(0.6, rel=0.03)
+    wait = model.call_ms["edge_classifier"] - 5.0
+    assert np.nanmean(wait) == pytest.approx(0.6 * 5.0 / (2 * 0.4), rel=0.08)
+
+
+def test_dynamic_batching_saves_the_fixed_cost():
+    curve = ModelCurve(instances=1, max_batch=8, queue_delay_ms=1.0, fixed_ms=2.0, per_request_ms=0.1)
+    cal = calibration(cpu_ms=0.0, demand_ms={"edge_classifier": 0.0, "jet_tagger": 1.0},
+                      curves={"edge_classifier": curve, "jet_tagger": curve})
+    spec = PlanSpec(ArrivalSpec(rate_hz=1500.0), FarmSpec(workers_per_node=64, timeout_ms=1e4), events=6000, seed=2)
+    s = simulate(spec, cal)
+    jt = s["model"]["servers"][0]["models"]["jet_tagger"]
+    assert jt["mean_batch"] > 2  # 1,500 requests/s cannot be served one at a time at 2.1 ms each
+    assert s["events"]["lost"] == 0 and s["events"]["debug"] == 0
+
+
+def test_a_killed_server_fails_over_and_its_breakers_open():
+    cal = calibration(cpu_ms=1.0, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
+    farm = FarmSpec(workers_per_node=8, servers=2, kills=(ServerKill(server=0, at_s=1.0, restart_s=1.0),))
+    s = simulate(PlanSpec(ArrivalSpec(rate_hz=200.0), farm, events=800, seed=4), cal)
+    assert s["model"]["failovers"] > 0 and s["inference"]["breaker_opened"] > 0
+    assert s["model"]["servers"][0]["failed_requests"] > 0
+    assert s["events"]["lost"] == 0
+
+
+def test_a_server_slower_than_the_deadline_sends_every_event_to_the_fallback():
+    cal = calibration(cpu_ms=1.0, demand_ms={"edge_classifier": 50.0, "jet_tagger": 0.0})
+    s = simulate(PlanSpec(ArrivalSpec(rate_hz=10.0), FarmSpec(workers_per_node=2, timeout_ms=20.0), events=200, seed=1), cal)
+    assert s["model"]["fallback_fraction"] == 1.0
+    assert s["inference"]["fallback_reasons"].get("timeout", 0) + s["inference"]["fallback_reasons"].get("breaker_open", 0) == 200
+    # the fallback's CPU (50 ms) runs on the worker after the 20 ms deadline (or at once when the breaker is open)
+    assert s["latency_ms"]["edge_classifier"]["p50"] >= 50.0
+
+
+def test_overload_vetoes_level1_slots_as_dead_time():
+    cal = calibration(cpu_ms=10.0, called=False)
+    s = simulate(PlanSpec(ArrivalSpec(rate_hz=1000.0), FarmSpec(workers_per_node=1, readout_buffer_events=8), events=2000), cal)
+    assert s["level1"]["deadtime_fraction"] > 0.8
+    assert s["events"]["l1_accepted"] + s["level1"]["vetoed_busy"] == 2000
+
+
+def test_the_hard_budget_force_accepts_slow_events_into_hlttimeout():
+    """1,400 ms of CPU, 800 of them before the first model call: the watchdog decides at 500 ms,
+    the worker stays busy until its step ends (800 ms), then the soft timeout stops the event."""
+    cal = calibration(cpu_ms=1400.0, called=False)
+    spec = PlanSpec(ArrivalSpec(rate_hz=0.5, pattern="constant"), FarmSpec(workers_per_node=1, budget_ms=500.0), events=5)
+    model = FarmModel(spec, cal)
+    model.run()
+    s = summarise(model)
+    assert s["debug_streams"] == {"HltTimeout": 5}
+    assert s["latency_ms"]["worker_total"]["p50"] == pytest.approx(800.0)
+    assert np.allclose(model.decided_ms - model.t_l1_ms, 500.0)
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    cal = calibration(cpu_ms=5.0, spread=0.5, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
+    spec = PlanSpec(ArrivalSpec(rate_hz=300.0), FarmSpec(workers_per_node=4, slots_per_worker=2), events=2000, seed=11)
+    a, b = simulate(spec, cal), simulate(spec, cal)
+    a.pop("wall_s"), b.pop("wall_s")
+    assert a == b
+    c = simulate(replace(spec, seed=12), cal)
+    assert c["latency_ms"]["total"] != a["latency_ms"]["total"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.floats(10, 5000), workers=st.integers(1, 6), slots=st.integers(1, 4), servers=st.integers(1, 3),
+       buffer=st.integers(1, 20), timeout_ms=st.floats(1, 50), budget_ms=st.floats(5, 200),
+       demand=st.floats(0.1, 30), cpu=st.floats(0.0, 20), pattern=st.sampled_from(["constant", "poisson", "burst"]),
+       kill_at=st.none() | st.floats(0.0, 0.5), host_cores=st.integers(0, 3), seed=st.integers(0, 2**31))
+def test_every_level1_slot_ends_in_exactly_one_place(rate, workers, slots, servers, buffer, timeout_ms, budget_ms, demand,
+                                                     cpu, pattern, kill_at, host_cores, seed):
+    cal = calibration(cpu_ms=cpu, spread=0.9, demand_ms={"edge_classifier": demand, "jet_tagger": demand / 3},
+                      host={"overhead_cpu_ms_per_event": 0.5})
+    kills = (ServerKill(server=0, at_s=kill_at, restart_s=0.2),) if kill_at is not None else ()
+    farm = FarmSpec(workers_per_node=workers, slots_per_worker=slots, servers=servers, readout_buffer_events=buffer,
+                    timeout_ms=timeout_ms, budget_ms=budget_ms, breaker_failures=2, breaker_open_ms=20.0, kills=kills,
+                    host_cores=host_cores)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=rate, pattern=pattern), farm, events=300, seed=seed), cal)
+    model.run()
+    assert model.pending == 0 and not np.any(model.outcome == PENDING)
+    s = summarise(model)
+    ev = s["events"]
+    assert ev["lost"] == 0
+    assert ev["accepted"] + ev["rejected"] + ev["debug"] == ev["l1_accepted"]
+    assert ev["l1_accepted"] + s["level1"]["vetoed_busy"] == 300
+    decided = ~np.isnan(model.decided_ms)
+    assert decided.sum() == ev["l1_accepted"]
+    assert np.all(model.decided_ms[decided] >= model.t_l1_ms[decided])
+    for m in MODELS:  # every call ended on one path
+        assert s["inference"]["models"][m]["triton_calls"] + s["inference"]["models"][m]["fallback_calls"] + \
+            s["inference"]["models"][m]["expired"] <= ev["l1_accepted"]

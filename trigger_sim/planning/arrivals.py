@@ -1,0 +1,27 @@
+"""Level-1 arrival times (s) for n events: constant, Poisson or bursts, drawn at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def arrival_times_s(pattern: str, rate_hz: float, n: int, rng: np.random.Generator, burst_factor: float = 10.0,
+                    burst_events: int = 50) -> np.ndarray:
+    """Times of `n` Level-1 accepts offered at mean rate `rate_hz`, starting near 0.
+
+    burst: groups of `burst_events` at `burst_factor` x the mean rate (Poisson inside a
+    burst), then a quiet gap so the mean rate over a burst and its gap is `rate_hz` (as the
+    readout's burst pattern)."""
+    if n < 1 or not rate_hz > 0:
+        raise ValueError("need n >= 1 and rate_hz > 0")
+    if pattern == "constant":
+        return np.arange(n, dtype=np.float64) / rate_hz
+    if pattern == "poisson":
+        return np.cumsum(rng.exponential(1.0 / rate_hz, n))
+    if pattern == "burst":
+        gaps = rng.exponential(1.0 / (rate_hz * burst_factor), n)
+        # after each burst a pause making the burst's mean spacing 1/rate
+        quiet_s = burst_events * (1.0 / rate_hz - 1.0 / (rate_hz * burst_factor))
+        gaps[burst_events::burst_events] += quiet_s
+        return np.cumsum(gaps)
+    raise ValueError(f"unknown arrival pattern {pattern!r}: use constant, poisson or burst")

@@ -1,0 +1,138 @@
+"""Making a calibration from measurements: a run folder's per-event table (events.parquet),
+the benchmark's per-process CPU figures (benchmarks.json) and, for another server, a
+perf_analyzer CSV (latency against concurrency or batch size)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trigger_sim.errors import ConfigError
+from trigger_sim.planning.calibration import CPU_STEPS, MODELS, OUTCOMES, Calibration, ModelCurve, ServerKind
+
+# the CPU server's model configurations (model_repository/*/config.pbtxt): instances and batching
+CPU_SERVER_MODELS = {"edge_classifier": {"instances": 2, "max_batch": 0, "queue_delay_ms": 0.0},
+                     "jet_tagger": {"instances": 1, "max_batch": 256, "queue_delay_ms": 0.2}}
+EDGE_BYTES_PER_EDGE = 47.0  # a pile-up-60 hit graph: ~1.5 MB for ~31,900 edges (README, replay section)
+JET_BYTES_PER_JET = 64.0  # 16 float32 features per jet
+OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm's own CPU per event
+
+
+def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
+                    rtt_ms: float = 0.0, kind: str = "cpu-local") -> Calibration:
+    """A calibration from a run folder's events.parquet (decided normally, every model call
+    answered by the server): per-event rows, and the server's curves with each call's own
+    measured demand (the step's time minus `rtt_ms`). `benchmarks`: benchmarks.json of this
+    host, for the farm's own CPU per event and the server's CPU share of a call."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    table_path = folder / "events.parquet" if folder.is_dir() else folder
+    if not table_path.exists():
+        raise ConfigError(f"{table_path}: no per-event table; run the farm with an output folder "
+                          "(`trigger-sim run --output DIR`) or --events-table, then calibrate from it")
+    cols = pq.read_table(table_path).to_pydict()
+    needed = ["outcome", "build_ms", "transfer_ms", *(f"{s}_ms" for s in CPU_STEPS), *(f"{m}_ms" for m in MODELS),
+              *(f"{m}_path" for m in MODELS), "n_edges", "n_jets"]
+    missing = [c for c in needed if c not in cols]
+    if missing:
+        raise ConfigError(f"{table_path}: columns {', '.join(missing)} missing: not a trigger-sim per-event table")
+    n = len(cols["outcome"])
+    keep = [i for i in range(n) if cols["outcome"][i] in OUTCOMES
+            and all(cols[f"{m}_path"][i] in ("triton", "skipped", "") for m in MODELS)
+            and all(cols[f"{s}_ms"][i] is not None for s in ("build", "transfer", *CPU_STEPS))]
+    if len(keep) < 100:
+        raise ConfigError(f"{table_path}: only {len(keep)} events decided normally with every call answered by the "
+                          "server; a calibration needs at least 100 (run longer, below saturation)")
+
+    def column(name: str) -> np.ndarray:
+        return np.array([cols[name][i] if cols[name][i] is not None else 0.0 for i in keep], np.float64)
+
+    events: dict[str, np.ndarray] = {"build": column("build_ms"), "transfer": column("transfer_ms")}
+    for s in CPU_STEPS:
+        events[s] = column(f"{s}_ms")
+    sizes = {"edge_classifier": column("n_edges"), "jet_tagger": column("n_jets")}
+    for m in MODELS:
+        called = np.array([cols[f"{m}_path"][i] == "triton" for i in keep])
+        events[f"{m}_called"] = called
+        events[f"{m}_demand"] = np.where(called, np.maximum(column(f"{m}_ms") - rtt_ms, 0.0), 0.0)
+        events[f"{m}_size"] = np.where(called, sizes[m], 0.0)
+    events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
+
+    host: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
+    cpu_share, bench_note = 1.0, "no benchmarks.json given: a server call is taken as all CPU"
+    if benchmarks is not None:
+        per_process = benchmark_cpu_per_event(benchmarks)
+        host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES)
+        mean_demand = float(sum(events[f"{m}_demand"].mean() for m in MODELS))
+        cpu_share = min(1.0, per_process["tritonserver"] / mean_demand)
+        bench_note = (f"{benchmarks}: farm case, cpu_ms_per_event_at_sustainable: {json.dumps(per_process)}; "
+                      f"server CPU share = tritonserver {per_process['tritonserver']:.2f} ms / mean demand {mean_demand:.2f} ms")
+    models = {}
+    for m, conf in CPU_SERVER_MODELS.items():
+        fixed = float(np.percentile(events[f"{m}_demand"][events[f"{m}_called"]], 1)) if events[f"{m}_called"].any() else 0.0
+        models[m] = ModelCurve(instances=conf["instances"], max_batch=conf["max_batch"], queue_delay_ms=conf["queue_delay_ms"],
+                               fixed_ms=fixed, empirical=True, cpu_share=cpu_share,
+                               bytes_per_unit=EDGE_BYTES_PER_EDGE if m == "edge_classifier" else JET_BYTES_PER_JET)
+    provenance = {"source": str(table_path), "events_in_table": n, "events_used": len(keep),
+                  "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  "host": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+                  "demand": f"each call's measured time (worker side, loopback gRPC) minus rtt_ms = {rtt_ms}",
+                  "fixed_ms": "1st percentile of the demand (batching saves it per execution)",
+                  "benchmarks": bench_note}
+    summary = folder / "summary.json" if folder.is_dir() else None
+    if summary is not None and summary.exists():
+        s = json.loads(summary.read_text())
+        provenance["run"] = {"rate_hz": s["level1"]["rate_hz_configured"], "pattern": s["level1"]["pattern"],
+                             "workers": s["workers"]["count"], "server": s["inference"].get("server_model_config")}
+    servers = {kind: ServerKind(models, "tritonserver on this host's CPU, the models' config.pbtxt",
+                                {"source": str(table_path)})}
+    return Calibration(name=name or folder.name, provenance=provenance, events=events, servers=servers, pileup=pileup,
+                       rtt_ms=rtt_ms, host=host)
+
+
+def benchmark_cpu_per_event(path: str | Path) -> dict[str, float]:
+    """CPU ms per event of each farm process at the sustainable rate, from benchmarks.json."""
+    try:
+        metrics = json.loads(Path(path).read_text())["cases"]["farm"]["metrics"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: no farm case in this benchmarks.json ({err}); run scripts/bench.py") from err
+    prefix = "cpu_ms_per_event_at_sustainable."
+    out = {k[len(prefix):]: float(v["median"]) for k, v in metrics.items() if k.startswith(prefix)}
+    missing = {"tritonserver", *OVERHEAD_PROCESSES} - set(out)
+    if missing:
+        raise ConfigError(f"{path}: farm case lacks {', '.join(prefix + m for m in sorted(missing))}")
+    return out
+
+
+def server_from_perf_analyzer(path: str | Path, model: str, instances: int, max_batch: int = 0,
+                              queue_delay_ms: float = 0.0) -> ModelCurve:
+    """A model's curve from a perf_analyzer CSV (`-f file.csv`): a straight line through the
+    server-side compute time per request against the batch size (`Batch` or `Concurrency`
+    column; `Server Compute Infer` in µs), fixed_ms its intercept, per_request_ms its slope."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the perf_analyzer CSV: {err}") from err
+    if not rows:
+        raise ConfigError(f"{path}: empty CSV")
+    xcol = "Batch" if "Batch" in rows[0] else "Concurrency"
+    need = {xcol, "Server Compute Infer"}
+    if not need <= set(rows[0]):
+        raise ConfigError(f"{path}: columns {sorted(need - set(rows[0]))} missing (perf_analyzer -f writes them)")
+    x = np.array([float(r[xcol]) for r in rows])
+    y_ms = np.array([float(r["Server Compute Infer"]) for r in rows]) / 1e3
+    if len(rows) >= 2 and np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y_ms, 1)
+    else:
+        slope, intercept = 0.0, float(y_ms.mean())
+    return ModelCurve(instances=instances, max_batch=max_batch, queue_delay_ms=queue_delay_ms,
+                      fixed_ms=max(float(intercept), 0.0), per_request_ms=max(float(slope), 0.0), cpu_share=0.0)

@@ -1,0 +1,287 @@
+"""The farm as a SimPy discrete-event model, mirroring the real farm's mechanisms.
+
+Level-1 accepts arrive (constant, Poisson, bursts); a complete event waits in the builder's
+buffer of `readout_buffer_events` for a free worker slot, and a Level-1 slot that finds the
+buffer full is vetoed (dead time, as the readout's blocked sends). Workers take events as
+they become free; each worker holds up to `slots_per_worker` events and runs one CPU step at
+a time (its core), so one event's inference wait lets another event compute. An event runs
+its CPU steps (drawn together from one calibration row), calls each model on the pool (least
+outstanding requests among servers whose breaker allows; one failover to another server on a
+failed call), with a deadline of `timeout_ms` capped by the soft timeout. A call that fails
+or misses its deadline counts against that server's breaker (one per worker and server, the
+farm's own `CircuitBreaker`) and runs the local fallback (its CPU cost on the worker), unless
+the soft timeout capped the deadline: then the event leaves at once (HltTimeout), as the real
+worker's. The budget counts from the event's start in the worker (as the worker's watch);
+the soft timeout is checked after every step; an event still running at the hard budget is
+force-accepted into HltTimeout at that moment (the worker's watchdog), its slot busy until
+the step ends. With `host_cores`, worker steps, the servers' CPU share and the
+farm's own per-event CPU (readout, builder, collector) all queue for the same cores.
+
+Simulated time is in ms. Every Level-1 slot ends in exactly one place: vetoed (not an
+accept), accepted, rejected or HltTimeout; `pending` after the run is lost and must be 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from trigger_sim.inference.breaker import CircuitBreaker
+from trigger_sim.planning.arrivals import arrival_times_s
+from trigger_sim.planning.calibration import MODELS, Calibration, server_kind
+from trigger_sim.planning.sampling import draw
+from trigger_sim.planning.servers import LeastOutstanding, Request, Server, kill_schedule
+from trigger_sim.planning.spec import PlanSpec, check
+
+PENDING, VETOED, ACCEPTED, REJECTED, TIMEOUT = -1, 0, 1, 2, 3
+OUTCOME_NAMES = {VETOED: "vetoed", ACCEPTED: "accepted", REJECTED: "rejected", TIMEOUT: "HltTimeout"}
+NONE, TRITON, FALLBACK, EXPIRED = 0, 1, 2, 3  # a model's path for one event
+REASONS = ("", "timeout", "unavailable", "breaker_open")
+NS_PER_MS = 1_000_000
+
+
+class FarmModel:
+    """One simulation of `spec` drawing its inputs from `cal`; `run()` then read the arrays."""
+
+    def __init__(self, spec: PlanSpec, cal: Calibration):
+        self.spec = check(spec)
+        f, a, n = spec.farm, spec.arrivals, spec.events
+        rng = np.random.default_rng(spec.seed)
+        self.kind_name, kind = server_kind(cal, f.server_kind)
+        missing = set(MODELS) - set(kind.models)
+        if missing:
+            from trigger_sim.errors import ConfigError
+            raise ConfigError(f"server kind {self.kind_name!r} has no curve for {', '.join(sorted(missing))}")
+        self.cal, self.kind = cal, kind
+        self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
+        self.draws = draw(cal, n, rng, spec.block_events)
+        self.ready_ms = self.t_l1_ms + self.draws.build_ms
+        base_outcome = np.where(cal.events["outcome"][self.draws.row] == 0, ACCEPTED, REJECTED)
+        self._base_outcome = base_outcome.astype(np.int8)
+        # results, one entry per Level-1 slot
+        self.outcome = np.full(n, PENDING, np.int8)
+        self.decided_ms = np.full(n, np.nan)
+        self.queue_ms = np.full(n, np.nan)
+        self.worker_ms = np.full(n, np.nan)
+        self.call_ms = {m: np.full(n, np.nan) for m in MODELS}
+        self.path = {m: np.zeros(n, np.int8) for m in MODELS}
+        self.reason = np.zeros(n, np.int8)  # the event's first fallback reason
+        self.worker_of = np.full(n, -1, np.int32)
+        self.breaker_opened = 0
+        self.failovers = 0
+        self.done = 0  # Level-1 slots with an outcome
+
+        env = self.env = simpy.Environment()
+        self.all_done = env.event()
+        self.host_cores = simpy.Resource(env, f.host_cores) if f.host_cores else None
+        self.pool = LeastOutstanding(f.servers)
+        self.servers = [Server(env, i, kind, self.host_cores, self.pool) for i in range(f.servers)]
+        for server in self.servers:
+            server.offered_until_ms = float(self.t_l1_ms[-1])
+        self.queue = simpy.Store(env)
+        self.n_workers = f.nodes * f.workers_per_node
+        self.budget_ms, self.soft_ms = f.budget_ms, f.budget_ms * f.soft_fraction
+        self.net_ms = {m: self._network_ms(m) for m in MODELS}
+        self._overhead_pending = 0
+        self._overhead_wake: simpy.Event | None = None
+        self.breakers: list[dict[int, CircuitBreaker]] = []  # per worker: server index -> its breaker, made on first use
+        for w in range(self.n_workers):
+            cpu = simpy.Resource(env, 1) if f.slots_per_worker > 1 else None
+            breakers: dict[int, CircuitBreaker] = {}
+            self.breakers.append(breakers)
+            for _ in range(f.slots_per_worker):
+                env.process(self._slot(w, cpu, breakers))
+        env.process(self._arrivals())
+        self.overhead_ms = float(cal.host.get("overhead_cpu_ms_per_event", 0.0)) if self.host_cores else 0.0
+        if self.overhead_ms > 0:
+            env.process(self._overhead())
+        for k in f.kills:
+            env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s))
+
+    def _network_ms(self, model: str) -> np.ndarray:
+        """Per event: the call's round trip beyond the calibration's, plus its bytes over the link."""
+        f = self.spec.farm
+        extra = self.cal.rtt_ms + f.network_rtt_ms
+        if f.network_gbps > 0:
+            bytes_ = self.draws.size[model] * self.kind.models[model].bytes_per_unit
+            return extra + bytes_ * 8 / (f.network_gbps * 1e9) * 1e3
+        return np.full(self.spec.events, extra)
+
+    # -- processes ---------------------------------------------------------------------------
+    def _arrivals(self):
+        env, buffer, queue = self.env, self.spec.farm.readout_buffer_events, self.queue
+        items = queue.items
+        for i, t in enumerate(self.t_l1_ms.tolist()):
+            dt = t - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            if len(items) >= buffer:
+                self.outcome[i] = VETOED  # Level-1 busy: the slot is not an accept
+                self._count_done()
+                continue
+            queue.put(i)
+            if self.overhead_ms > 0:
+                self._overhead_pending += 1
+                if self._overhead_wake is not None and not self._overhead_wake.triggered:
+                    self._overhead_wake.succeed()
+
+    def _overhead(self):
+        """The farm's own CPU per accepted event (readout, builder, collector) on the host's cores."""
+        env = self.env
+        while True:
+            if not self._overhead_pending:
+                self._overhead_wake = env.event()
+                yield self._overhead_wake
+                continue
+            self._overhead_pending -= 1
+            with self.host_cores.request() as core:
+                yield core
+                yield env.timeout(self.overhead_ms)
+
+    def _cpu(self, ms: float, cpu: simpy.Resource | None):
+        """One CPU step on the worker's core (when it has several slots) and a host core (shared host)."""
+        if ms <= 0:
+            return
+        env, host = self.env, self.host_cores
+        if cpu is None and host is None:
+            yield env.timeout(ms)
+        elif host is None:
+            with cpu.request() as mine:
+                yield mine
+                yield env.timeout(ms)
+        elif cpu is None:
+            with host.request() as core:
+                yield core
+                yield env.timeout(ms)
+        else:
+            with cpu.request() as mine:
+                yield mine
+                with host.request() as core:
+                    yield core
+                    yield env.timeout(ms)
+
+    def _slot(self, w: int, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker]):
+        env, d, get = self.env, self.draws, self.queue.get
+        transfer, before, after = d.transfer_ms, d.cpu_before_ms, d.cpu_after_ms
+        while True:
+            i = yield get()
+            now = env.now
+            ready = self.ready_ms[i]
+            self.queue_ms[i] = max(now - ready, 0.0)
+            self.worker_of[i] = w
+            yield env.timeout(max(ready - now, 0.0) + transfer[i])
+            start = env.now  # the budget counts from here, as the worker's watch
+            soft, hard = start + self.soft_ms, start + self.budget_ms
+            left_early = False
+            for model in MODELS:
+                yield from self._cpu(before[model][i], cpu)
+                if env.now >= soft:
+                    left_early = True
+                    break
+                if d.called[model][i]:
+                    path = yield from self._call(i, model, cpu, breakers, soft)
+                    if path == EXPIRED or env.now >= soft:
+                        left_early = True
+                        break
+            if not left_early:
+                yield from self._cpu(after[i], cpu)
+            end = env.now
+            self.worker_ms[i] = end - start
+            if end > hard:
+                self.outcome[i], self.decided_ms[i] = TIMEOUT, hard  # the watchdog force-accepted it
+            elif left_early or end >= soft:
+                self.outcome[i], self.decided_ms[i] = TIMEOUT, end
+            else:
+                self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
+            self._count_done()
+
+    def _count_done(self) -> None:
+        self.done += 1
+        if self.done == self.spec.events:
+            self.all_done.succeed()
+
+    def _breaker(self, breakers: dict[int, CircuitBreaker], index: int) -> CircuitBreaker:
+        b = breakers.get(index)
+        if b is None:
+            f = self.spec.farm
+            b = breakers[index] = CircuitBreaker(f.breaker_failures, int(f.breaker_open_ms * NS_PER_MS))
+        return b
+
+    def _pick(self, breakers: dict[int, CircuitBreaker], tried: set[int]) -> Server | None:
+        """Least outstanding requests among the servers not tried whose breaker lets the call go."""
+        now_ns = int(self.env.now * NS_PER_MS)
+        for index in self.pool.in_order():
+            if index not in tried and self._breaker(breakers, index).allow(now_ns):
+                return self.servers[index]
+        return None
+
+    def _call(self, i: int, model: str, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker], soft: float):
+        """One model call with its deadline, failover and fallback; returns the path."""
+        env, f = self.env, self.spec.farm
+        start = env.now
+        left = soft - start
+        deadline_ms = min(f.timeout_ms, left)
+        capped = left <= f.timeout_ms
+        demand, size, net = self.draws.demand_ms[model][i], self.draws.size[model][i], self.net_ms[model][i]
+        tried: set[int] = set()
+        reason = 3  # breaker_open, unless a server is tried
+        for _ in range(min(2, len(self.servers))):
+            server = self._pick(breakers, tried)
+            if server is None:
+                break
+            tried.add(server.index)
+            breaker = self._breaker(breakers, server.index)
+            req = Request(env, size, demand)
+            server.submit(model, req)
+            wait = deadline_ms - (env.now - start) - net
+            if not req.done.triggered:
+                timer = env.timeout(max(wait, 0.0))
+                yield req.done | timer
+            now_ns = int(env.now * NS_PER_MS)
+            opened = breaker.times_opened
+            if req.done.triggered and req.done.value:
+                if net > 0:
+                    yield env.timeout(net)
+                breaker.record_success(now_ns)
+                self.call_ms[model][i] = env.now - start
+                self.path[model][i] = TRITON
+                return TRITON
+            breaker.record_failure(now_ns)
+            self.breaker_opened += breaker.times_opened - opened
+            if not req.done.triggered:  # the deadline passed: the client gives up (the server skips it if not started)
+                req.cancelled = True
+                reason = 1
+                break
+            reason = 2  # failed at once: try another server
+            self.failovers += 1
+        if reason == 1 and capped:
+            self.call_ms[model][i] = env.now - start
+            self.path[model][i] = EXPIRED
+            return EXPIRED
+        yield from self._cpu(demand * f.fallback_cpu_factor, cpu)
+        self.call_ms[model][i] = env.now - start
+        self.path[model][i] = FALLBACK
+        if not self.reason[i]:
+            self.reason[i] = reason
+        return FALLBACK
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, progress: Callable[[float, int, int], None] | None = None, chunks: int = 100) -> None:
+        """Run until every event is decided and nothing is left to happen. `progress(sim_s,
+        decided, events)` is called about `chunks` times."""
+        env = self.env
+        step = max(self.t_l1_ms[-1] / chunks, 1.0)
+        while not self.all_done.processed:
+            try:
+                env.run(until=self.all_done | env.timeout(step))
+            except RuntimeError:  # nothing left to happen, yet slots without an outcome: reported as lost
+                break
+            if progress:
+                progress(env.now / 1e3, self.done, self.spec.events)
+
+    @property
+    def pending(self) -> int:
+        """Level-1 slots without an outcome (lost): 0 after `run`."""
+        return int(np.count_nonzero(self.outcome == PENDING))

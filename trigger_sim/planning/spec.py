@@ -1,0 +1,150 @@
+"""What farm is modelled: frozen dataclasses, loaded from TOML with unknown keys rejected.
+
+Every mechanism of the real farm the model mirrors is a parameter here: the Level-1 pattern,
+the readout buffer (a full buffer is Level-1 busy: dead time), workers and their event slots,
+the pool of servers (instances, dynamic batching, kills and restarts), deadlines, the
+circuit breaker, the local fallback's CPU cost, the soft and hard timeouts, and the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trigger_sim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """Level-1 accepts offered to the farm."""
+
+    rate_hz: float = 100.0
+    pattern: str = "poisson"  # "constant", "poisson" or "burst"
+    burst_factor: float = 10.0  # burst: rate inside a burst / mean rate
+    burst_events: int = 50  # burst: events per burst
+
+
+@dataclass(frozen=True)
+class ServerKill:
+    """Server `server` (index in the pool) dies at `at_s` and is back `restart_s` later
+    (a restart of a local server: its queued and running requests fail)."""
+
+    server: int = 0
+    at_s: float = 1.0
+    restart_s: float = 1e9  # never, by default
+
+
+@dataclass(frozen=True)
+class FarmSpec:
+    """The modelled farm. Times in ms unless named otherwise."""
+
+    nodes: int = 1
+    workers_per_node: int = 2  # worker processes per node (each one CPU core)
+    slots_per_worker: int = 1  # events a worker holds at once (asynchronous inference)
+    servers: int = 1  # inference servers in the pool (least-outstanding-requests balancing)
+    server_kind: str = ""  # a key of the calibration's `servers` ("": its first)
+    readout_buffer_events: int = 64  # complete events waiting for a worker; full = Level-1 busy
+    budget_ms: float = 500.0  # hard per-event budget (HltTimeout beyond it)
+    soft_fraction: float = 0.8  # soft timeout at this fraction of the budget: the event leaves early
+    timeout_ms: float = 100.0  # per-call inference deadline (capped by the soft timeout)
+    breaker_failures: int = 3  # consecutive failures that open a server's breaker
+    breaker_open_ms: float = 1000.0  # how long an open breaker skips its server before one probe
+    fallback_cpu_factor: float = 1.0  # local fallback CPU = this x the call's server demand on the calibration server
+    network_rtt_ms: float = 0.0  # added round trip per inference call (beyond the calibration's own)
+    network_gbps: float = 0.0  # link bandwidth per call's bytes; 0: not modelled
+    host_cores: int = 0  # >0: workers, server CPU and farm overhead share this many cores (one host)
+    kills: tuple[ServerKill, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """One simulation: arrivals, farm and how many events."""
+
+    arrivals: ArrivalSpec = field(default_factory=ArrivalSpec)
+    farm: FarmSpec = field(default_factory=FarmSpec)
+    events: int = 10_000
+    seed: int = 1
+    block_events: int = 1  # events drawn as runs of consecutive calibration rows (1: each on its own)
+
+
+SECTIONS = {"arrivals": ArrivalSpec, "farm": FarmSpec}
+PATTERNS = ("constant", "poisson", "burst")
+
+
+def check(spec: PlanSpec) -> PlanSpec:
+    """Reject values the model cannot run, naming the key and what to do."""
+    a, f = spec.arrivals, spec.farm
+    problems = []
+    if not a.rate_hz > 0:
+        problems.append("arrivals.rate_hz must be > 0")
+    if a.pattern not in PATTERNS:
+        problems.append(f"arrivals.pattern must be one of {', '.join(PATTERNS)}, not {a.pattern!r}")
+    if a.pattern == "burst" and not (a.burst_factor > 1 and a.burst_events >= 1):
+        problems.append("arrivals.burst_factor must be > 1 and burst_events >= 1")
+    for name in ("nodes", "workers_per_node", "slots_per_worker", "servers"):
+        if getattr(f, name) < 1:
+            problems.append(f"farm.{name} must be >= 1")
+    if f.readout_buffer_events < 1:
+        problems.append("farm.readout_buffer_events must be >= 1")
+    if not (f.budget_ms > 0 and 0 < f.soft_fraction <= 1 and f.timeout_ms > 0):
+        problems.append("farm.budget_ms and farm.timeout_ms must be > 0, farm.soft_fraction in (0, 1]")
+    if f.breaker_failures < 1 or not f.breaker_open_ms > 0:
+        problems.append("farm.breaker_failures must be >= 1 and farm.breaker_open_ms > 0")
+    if f.fallback_cpu_factor < 0 or f.network_rtt_ms < 0 or f.network_gbps < 0 or f.host_cores < 0:
+        problems.append("farm.fallback_cpu_factor, network_rtt_ms, network_gbps and host_cores must be >= 0")
+    for k in f.kills:
+        if not 0 <= k.server < f.servers:
+            problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
+    if spec.events < 1 or spec.block_events < 1:
+        problems.append("events and block_events must be >= 1")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return spec
+
+
+def load_spec(path: str | Path) -> PlanSpec:
+    """A PlanSpec from TOML: sections [arrivals] and [farm] ([[farm.kills]] tables), top-level
+    `events` and `seed`. Unknown sections or keys are errors naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the plan specification: {err}") from err
+    return check(spec_from_dict(data, str(path)))
+
+
+def spec_from_dict(data: dict[str, Any], where: str = "plan") -> PlanSpec:
+    """A PlanSpec from plain data (as `load_spec` reads it)."""
+    top = {"events", "seed", "block_events", *SECTIONS}
+    unknown = set(data) - top
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(top))})")
+    parts: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        section = dict(data.get(name, {}))
+        if name == "farm" and "kills" in section:
+            section["kills"] = tuple(_build(ServerKill, k, f"{where}: [[farm.kills]]") for k in section["kills"])
+        parts[name] = _build(cls, section, f"{where}: [{name}]")
+    return PlanSpec(events=int(data.get("events", 10_000)), seed=int(data.get("seed", 1)),
+                    block_events=int(data.get("block_events", 1)), **parts)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec:
+    """The FarmSpec mirroring a real farm configuration (`trigger_sim.config.FarmConfig`):
+    its workers, buffer, budget, deadline and breaker; one local server. `host_cores` > 0
+    when farm and server share one machine (this host)."""
+    return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.builder.credits_per_worker, servers=1,
+                    readout_buffer_events=config.builder.max_waiting, budget_ms=config.worker.budget_ms,
+                    timeout_ms=config.inference.timeout_ms, breaker_failures=config.inference.breaker_failures,
+                    breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores)
