@@ -150,7 +150,7 @@ def _successes(server: TritonServer) -> int:
 
 
 def test_farm_with_two_local_servers_one_killed():
-    """The issue's run, short: two local servers, one SIGKILLed at 30 % of the events. Nothing
+    """The acceptance run, short: two local servers, one SIGKILLed at 30 % of the events. Nothing
     lost, both servers answered, the killed one restarted; an event falls back only when its
     call's deadline could not be met."""
     result = local_server_killed(240, rate_hz=40.0)
