@@ -22,9 +22,10 @@ def test_four_slots_decide_as_one_and_overlap_a_slow_server(slow_triton_server):
     meanwhile. Same events, same decisions, event by event."""
     n = 80
     runs = {}
-    for slots in (1, 4):
-        # input far above what the worker decides; no event may leave incomplete meanwhile
-        cfg = config(worker={"count": 1, "slots": slots}, readout={"rate_hz": 400.0}, builder={"build_timeout_ms": 60_000.0},
+    # input above what the worker decides (about 14 and 50 events/s), within what the builder's
+    # queue holds for these 80 events, so no event waits on back-pressure
+    for slots, rate_hz in ((1, 30.0), (4, 80.0)):
+        cfg = config(worker={"count": 1, "slots": slots}, readout={"rate_hz": rate_hz}, builder={"build_timeout_ms": 60_000.0},
                      inference={"triton_url": slow_triton_server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)})
         runs[slots] = run_farm(cfg, n_events=n, output_dir=None)
         check_accounting(runs[slots], n)
@@ -77,7 +78,7 @@ def test_a_worker_killed_holding_four_events_has_each_retried_and_decided_once(s
             killed.append(farm.workers[0].pid)
             os.kill(farm.workers[0].pid, signal.SIGKILL)
 
-    cfg = config(worker={"count": 2, "slots": 4}, readout={"rate_hz": 200.0}, builder={"build_timeout_ms": 60_000.0},
+    cfg = config(worker={"count": 2, "slots": 4}, readout={"rate_hz": 120.0}, builder={"build_timeout_ms": 60_000.0},
                  inference={"triton_url": slow_triton_server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)})
     summary = run_farm(cfg, n_events=n, output_dir=None, hooks=FarmHooks(on_tick=tick))
     check_accounting(summary, n)
