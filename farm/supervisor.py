@@ -292,7 +292,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports,
                                      "metrics_errors": collector.metrics_errors, "metrics_error_text": collector.metrics_error_text,
                                      # Triton's own /metrics (nv_inference_*), for the scrape configuration's triton job
-                                     "triton_metrics": f"127.0.0.1:{server.metrics_port}" if server is not None and server.metrics_port else ""}
+                                     "triton_metrics": ",".join(f"127.0.0.1:{s.metrics_port}" for s in (local_servers or [server])
+                                                                if s is not None and s.metrics_port)}
             if endpoint is not None:  # the final values stay up for a last scrape
                 _linger(config.monitoring.linger_s, interrupted)
     finally:
@@ -305,7 +306,7 @@ def start_local_servers(config: FarmConfig, cleanup: contextlib.ExitStack) -> li
     """Start `inference.local_servers` local servers (each on its own free ports), loading
     at the same time; each is stopped by `cleanup`, also when another fails to start.
     Launched from this thread: a server dies with the thread that started it."""
-    servers = [local_server(config) for _ in range(config.inference.local_servers)]
+    servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i)) for i in range(config.inference.local_servers)]
     for server in servers:
         cleanup.callback(server.stop)
         server.launch()

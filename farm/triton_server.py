@@ -47,11 +47,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a TCP port on the loopback can be bound now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class TritonServer:
     """A local tritonserver serving `model_repository`; use as a context manager."""
 
     def __init__(self, model_repository: str | Path, start_timeout_s: float = 60.0, log_path: str | Path | None = None,
-                 model_config_name: str | None = None):
+                 model_config_name: str | None = None, metrics_port: int = 0):
+        """`metrics_port`: where Triton serves its metrics (0: a free port), so a scrape
+        configuration can name it."""
         self.model_repository = Path(model_repository).resolve()
         self.model_config_name = model_config_name  # e.g. "gpu": each model's configs/gpu.pbtxt instead of config.pbtxt
         self.start_timeout_s = start_timeout_s
@@ -60,6 +72,7 @@ class TritonServer:
         self.shm_prefix = f"{SHM_PREFIX_BASE}{uuid.uuid4().hex[:8]}_"
         self.proc: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
+        self.fixed_metrics_port = metrics_port
 
     @property
     def grpc_url(self) -> str:
@@ -99,7 +112,11 @@ class TritonServer:
         binary = root / "tritonserver" / "bin" / "tritonserver"
         backends = self._backend_dir(root)
         if not (same_ports and self.grpc_port):
-            self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+            self.grpc_port, self.http_port = free_port(), free_port()
+            if self.fixed_metrics_port and not port_is_free(self.fixed_metrics_port):
+                raise TritonStartError(f"port {self.fixed_metrics_port} for Triton's metrics is taken (another Triton server?): "
+                                       "set [monitoring] triton_base_port to free ports, or 0 for any")
+            self.metrics_port = self.fixed_metrics_port or free_port()
         env = dict(os.environ)
         # The stub runs models with the first python3 on PATH: make it ours.
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")

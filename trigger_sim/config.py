@@ -313,18 +313,27 @@ class MonitoringConfig:
     base_port: int = 0  # 0: off; else supervisor = base, builder = base + 1, readout = base + 2, worker i = base + 3 + i
     address: str = "127.0.0.1"  # where the endpoints listen ("0.0.0.0": every interface)
     linger_s: float = 2.0  # the supervisor's endpoint stays up this long after the run, so a last scrape sees the final values
+    # with base_port set, the farm's local Triton server i serves its own metrics (nv_inference_*)
+    # on triton_base_port + i, where the shipped scrape configuration looks; 0: free ports
+    triton_base_port: int = 8002
 
     def __post_init__(self) -> None:
         if not 0 <= self.base_port <= 65535 - 3:
             raise ValueError(f"monitoring.base_port must be 0 (off) or a port from 1 to 65532, got {self.base_port!r}")
         if not self.address.strip():
             raise ValueError("monitoring.address is empty: give an address such as 127.0.0.1")
+        if not 0 <= self.triton_base_port <= 65535 - 15:
+            raise ValueError(f"monitoring.triton_base_port must be 0 (free ports) or a port from 1 to 65520, got {self.triton_base_port!r}")
         if not 0.0 <= self.linger_s <= 600.0:  # also rejects NaN
             raise ValueError(f"monitoring.linger_s must be within [0, 600], got {self.linger_s!r}")
 
     @property
     def enabled(self) -> bool:
         return self.base_port > 0
+
+    def triton_metrics_port(self, index: int) -> int:
+        """Where the farm's local server `index` serves Triton's metrics (0: a free port)."""
+        return self.triton_base_port + index if self.enabled and self.triton_base_port else 0
 
 
 def check_address(address: str, key: str) -> None:

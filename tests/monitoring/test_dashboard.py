@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from trigger_sim.config import MonitoringConfig
 from trigger_sim.metrics import TRITON_METRICS, exported_names, process_ports
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -51,7 +52,9 @@ def test_scrape_configuration_lists_every_process_of_the_default_base_port():
     text = (MONITORING / "prometheus.yml").read_text()  # no YAML parser needed: targets and their role, in order
     groups = re.findall(r"targets: \[([^\]]+)\]\s*labels: \{role: (\w+)\}", text)
     farm = {t.strip().strip('"'): role for targets, role in groups for t in targets.split(",")}
-    assert farm.pop("127.0.0.1:8002") == "triton"
+    default = MonitoringConfig(base_port=9400)  # the farm's two first local servers, where the config looks
+    for i in range(2):
+        assert farm.pop(f"127.0.0.1:{default.triton_metrics_port(i)}") == "triton"
     ports = process_ports(9400, 8)
     assert sorted(farm) == sorted(f"127.0.0.1:{p}" for p in ports.values())
     for role, port in ports.items():

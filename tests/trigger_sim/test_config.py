@@ -253,3 +253,14 @@ def test_server_addresses():
     assert with_overrides(FarmConfig(), inference={"servers": ("a:1", "b:2")}).inference.server_addresses == ("a:1", "b:2")
     assert with_overrides(FarmConfig(), inference={"triton_url": "a:1"}).inference.server_addresses == ("a:1",)
     assert FarmConfig().inference.server_addresses == ()
+
+
+def test_local_triton_metrics_ports_follow_the_monitoring_base():
+    from trigger_sim.config import MonitoringConfig
+
+    assert MonitoringConfig().triton_metrics_port(0) == 0  # monitoring off: Triton picks a free port
+    on = MonitoringConfig(base_port=9400)
+    assert [on.triton_metrics_port(i) for i in range(3)] == [8002, 8003, 8004]
+    assert MonitoringConfig(base_port=9400, triton_base_port=0).triton_metrics_port(1) == 0
+    with pytest.raises(ValueError, match="triton_base_port"):
+        MonitoringConfig(triton_base_port=70000)
