@@ -136,7 +136,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
 
 
 def result(settings: Settings, reps: list[dict[int, SlotRun]]) -> CaseResult:
-    out = CaseResult("overlap", "f) Event slots against a server that answers after a fixed time")
+    out = CaseResult("overlap", "h) Event slots against a server that answers after a fixed time")
     ratios: dict[int, list[float]] = {s: [] for s in SLOTS}
     ideals: dict[int, list[float]] = {s: [] for s in SLOTS}
     for rep in reps:
