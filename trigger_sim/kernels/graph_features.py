@@ -7,14 +7,15 @@ float64 from the float32 inputs and rounded to float32 at the end:
     edge (i, j): dr_mm = r[j] - r[i]
                  dphi = phi[j] - phi[i] wrapped to [-pi, pi]
                  dz_mm = z[j] - z[i]
-                 phi_slope = dphi / dr_mm                                 (rad/mm; 0 where dr == 0)
-                 z0_mm = z[i] - r[i] * dz_mm / dr_mm                      (0 where dr == 0)
+                 phi_slope = dphi / dr_mm                                 (rad/mm; 0 where |dr| < 1 µm)
+                 z0_mm = z[i] - r[i] * dz_mm / dr_mm                      (0 where |dr| < 1 µm)
                  deta = eta_j - eta_i                                     (the float64 etas)
 
 Node features are (N, 3) float32 in the order (r_mm, z_mm, eta), edge features (E, 6) float32
 in the order (dr_mm, dphi, dz_mm, phi_slope, z0_mm, deta). No feature depends on the absolute
 phi, so the features are invariant under a rotation of the event. The zero conventions keep
-the features finite for degenerate input; `build_hit_graph` edges always have dr > 0.
+the features finite for degenerate input (hits at the same radius to a micron: a smaller dr
+would make the slopes overflow float32); `build_hit_graph` edges join layers tens of mm apart.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from trigger_sim.kernels._jit import njit
 
 NODE_FEATURE_NAMES = ("r_mm", "z_mm", "eta")
 EDGE_FEATURE_NAMES = ("dr_mm", "dphi", "dz_mm", "phi_slope", "z0_mm", "deta")
+MIN_DR_MM = 1e-3  # below this |dr| the slopes are 0 (the same radius), not an overflow
 N_NODE_FEATURES = len(NODE_FEATURE_NAMES)
 N_EDGE_FEATURES = len(EDGE_FEATURE_NAMES)
 
@@ -94,7 +96,7 @@ def _graph_features_kernel(r_mm, phi, z_mm, edges):
         dz = np.float64(z_mm[j]) - z_i
         phi_slope = 0.0
         z0 = 0.0
-        if dr != 0.0:
+        if abs(dr) >= MIN_DR_MM:
             phi_slope = dphi / dr
             z0 = z_i - r_i * dz / dr
         out[e, 0] = dr
@@ -114,14 +116,15 @@ def graph_features_reference(
     r = r_mm.astype(np.float64)
     z = z_mm.astype(np.float64)
     ph = phi.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):  # r == 0 and dr == 0 are replaced below
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # r == 0 and |dr| < MIN_DR_MM are replaced below
         eta = np.where(r == 0.0, 0.0, np.arcsinh(z / r))
         i, j = edges[:, 0], edges[:, 1]
         dr = r[j] - r[i]
         dphi = wrap_delta_phi_array(ph[j] - ph[i])
         dz = z[j] - z[i]
-        phi_slope = np.where(dr == 0.0, 0.0, dphi / dr)
-        z0 = np.where(dr == 0.0, 0.0, z[i] - r[i] * dz / dr)
+        same_r = np.abs(dr) < MIN_DR_MM
+        phi_slope = np.where(same_r, 0.0, dphi / dr)
+        z0 = np.where(same_r, 0.0, z[i] - r[i] * dz / dr)
     nodes = np.stack([r, z, eta], axis=1).astype(np.float32)
     edge_features = np.stack([dr, dphi, dz, phi_slope, z0, eta[j] - eta[i]], axis=1).astype(np.float32)
     return nodes.reshape(-1, 3), edge_features.reshape(-1, 6)

@@ -150,3 +150,15 @@ def test_hit_graph_edges_match_the_graph_cuts() -> None:
     assert np.all(edge_features[:, 0] > 0)
     assert np.all(np.abs(edge_features[:, 3]) <= np.float32(0.002))
     assert np.all(np.abs(edge_features[:, 4]) <= np.float32(150.0))
+
+
+@pytest.mark.parametrize("features", [graph_features, graph_features_reference], ids=["numba", "numpy"])
+def test_radii_a_subnormal_apart_give_finite_slopes(features) -> None:
+    """Two hits whose radii differ by the smallest float32 step: the slopes are 0 (the same
+    radius), not dphi / 1e-45 overflowing float32 to inf."""
+    tiny = float(np.nextafter(np.float32(0), np.float32(1)))
+    r = np.array([0.0, tiny], np.float32)
+    nodes, edge_features = features(r_mm=r, phi=np.array([0.0, 3.0], np.float32), z_mm=np.array([0.0, 5.0], np.float32),
+                                    edges=np.array([[0, 1]], np.int32))
+    assert np.all(np.isfinite(edge_features)) and np.all(np.isfinite(nodes))
+    assert edge_features[0, 3] == 0.0 and edge_features[0, 4] == 0.0
