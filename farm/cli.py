@@ -43,6 +43,9 @@ def farm_options(func: Callable) -> Callable:
         click.option("--events-table", type=click.Path(dir_okay=False),
                      help="Per-event table: Parquet, or ROOT (a flat TTree) for a .root name (default: events.parquet in the output folder)."),
         click.option("--quiet", is_flag=True, help="No progress display and no tables."),
+        click.option("--metrics-port", type=click.IntRange(min=1, max=65532),
+                     help="Serve Prometheus metrics: the supervisor on this port, the builder on +1, the readout on +2, "
+                          "worker i on +3+i (monitoring/prometheus.yml scrapes 9400...)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -63,6 +66,11 @@ def _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_o
         output={"write_streams": False} if no_output else {},
         **sections,
     )
+
+
+def _monitoring(metrics_port: int | None) -> dict[str, Any]:
+    """The [monitoring] keys `--metrics-port` replaces."""
+    return {"base_port": metrics_port} if metrics_port is not None else {}
 
 
 def _inference_overrides(triton_urls: str | tuple[str, ...] | None, timeout_ms: float | None,
@@ -155,10 +163,10 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
 def run(config_path, events, duration, rate, pattern, workers, slots, triton_url, local_servers, timeout_ms, output_dir, no_output,
-        json_path, events_table, quiet, pileup) -> None:
+        json_path, events_table, quiet, metrics_port, pileup) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
     config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
-                        physics={"pileup_mean": pileup} if pileup is not None else {})
+                        physics={"pileup_mean": pileup} if pileup is not None else {}, monitoring=_monitoring(metrics_port))
     if events is None and duration is None:
         events = 500
     _run_with_progress(config, events, duration, output_dir, json_path, quiet, events_table=events_table)
@@ -169,7 +177,7 @@ def run(config_path, events, duration, rate, pattern, workers, slots, triton_url
 @farm_options
 @click.option("--loop", is_flag=True, help="Start the file again when it ends (needs --events or --duration).")
 def replay(recording, config_path, events, duration, rate, pattern, workers, slots, triton_url, local_servers, timeout_ms, output_dir,
-           no_output, json_path, events_table, quiet, loop) -> None:
+           no_output, json_path, events_table, quiet, metrics_port, loop) -> None:
     """Push a recording's events through the farm at a given rate.
 
     Latency is measured from each event's scheduled Level-1 time, not from when it was
@@ -180,7 +188,8 @@ def replay(recording, config_path, events, duration, rate, pattern, workers, slo
 
     if loop and events is None and duration is None:
         raise click.UsageError("--loop needs --events or --duration")
-    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots)
+    config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
+                        monitoring=_monitoring(metrics_port))
     try:
         total = None if loop else len(RecordReader(recording))
     except TriggerSimError as err:
