@@ -161,6 +161,13 @@ class FeatureConfig:
     em_seed_gev: float = 5.0  # EM cluster seeds (electron candidates)
     max_clusters: int = 8
     track_min_hits: int = 4  # chains of GNN-selected edges shorter than this are not tracks
+    # Geometric rescue of track building (kernels/track_building.py, step 1b): an edge scored above
+    # track_rescue_score_cut (below edge_score_cut) is kept where a kept edge at one of its hits
+    # continues it within these slope differences; repeated track_rescue_passes times (0: off).
+    track_rescue_score_cut: float = 0.1
+    track_rescue_max_dphi_slope: float = 5e-5  # rad/mm
+    track_rescue_max_dz_slope: float = 0.02
+    track_rescue_passes: int = 3
     track_max_chi2_ndf: float = 10.0  # tracks whose helix fit is worse (a wrong hit) are not used
     track_max_d0_mm: float = 2.0  # nor tracks that miss the beam line by more
     vertex_track_min_pt_gev: float = 1.0  # tracks that find the primary vertex and count in jets
@@ -172,7 +179,10 @@ class FeatureConfig:
         _positive(self, "jet_seed_gev", "jet_radius", "max_jets", "graph_phi_slope_max", "graph_z0_max_mm", "graph_max_edges",
                   "em_seed_gev", "max_clusters", "track_min_hits", "track_max_chi2_ndf", "track_max_d0_mm", "vertex_track_min_pt_gev", "vertex_max_dz_mm",
                   "electron_match_deta", "electron_match_dphi")
-        _fraction(self, "edge_score_cut")
+        _fraction(self, "edge_score_cut", "track_rescue_score_cut")
+        _positive(self, "track_rescue_max_dphi_slope", "track_rescue_max_dz_slope")
+        if self.track_rescue_passes < 0:
+            raise ValueError(f"features.track_rescue_passes must be >= 0, got {self.track_rescue_passes}")
 
 
 MAX_SLOTS = 64  # event slots per worker: far more than a server's latency needs to be hidden

@@ -39,7 +39,7 @@ from trigger_sim.features import (
 )
 from trigger_sim.hlt.watchdog import SOFT_FRACTION, soft_deadline_ns
 from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService, PendingCall
-from trigger_sim.kernels import build_hit_graph, build_tracks, find_em_clusters, find_jets, fit_helices, graph_features
+from trigger_sim.kernels import Rescue, build_hit_graph, build_tracks, edge_slopes, find_em_clusters, find_jets, fit_helices, graph_features
 from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER
@@ -185,7 +185,9 @@ class HltSequence:
                                             result, times, asynchronous)
             step(EDGE_CLASSIFIER, expired=scored is None)
             keep.edge_scores = np.asarray(scored, np.float32).reshape(-1)
-            keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits)
+            rescue = Rescue(edge_slopes(r, phi, z, keep.edges), f.track_rescue_score_cut, f.track_rescue_max_dphi_slope,
+                            f.track_rescue_max_dz_slope, f.track_rescue_passes)
+            keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits, rescue)
             keep.tracks = tracks = fit_helices(keep.track_of_hit, n_tracks, r, phi, z, self.config.tracker.field_t)
             result.n_tracks = n_tracks
             step("tracks")

@@ -44,7 +44,7 @@ from trigger_sim.kernels.helix_fit import (
     fit_helices_reference,
 )
 from trigger_sim.kernels.hit_graph import build_hit_graph, build_hit_graph_reference
-from trigger_sim.kernels.track_building import build_tracks, build_tracks_reference
+from trigger_sim.kernels.track_building import Rescue, build_tracks, build_tracks_reference, edge_slopes
 
 __all__ = [
     "CLUSTER_ET",
@@ -71,8 +71,10 @@ __all__ = [
     "TRACK_Z0",
     "build_hit_graph",
     "build_hit_graph_reference",
+    "Rescue",
     "build_tracks",
     "build_tracks_reference",
+    "edge_slopes",
     "find_em_clusters",
     "find_em_clusters_reference",
     "find_jets",

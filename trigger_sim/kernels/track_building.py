@@ -3,6 +3,15 @@
 Algorithm (both implementations follow it exactly). Edge e = (inner[e], outer[e]) with score s[e]:
 
 1. Keep the edges with s > score_cut (a NaN score is never kept).
+1b. Geometric rescue (only when the hits' slopes are given, `rescue_passes` times): the GNN hedges
+   on true edges of stiff tracks in dense jet cores (scores between 0.1 and the cut), while the
+   rest of the track is confident. Each pass, every hit's anchors are its best kept incoming edge
+   (highest score, ties by the smaller inner index) and its best kept outgoing edge (highest
+   score, ties by the smaller outer index), as kept before the pass. An edge not kept with
+   s > rescue_score_cut is kept if an anchor at its inner hit (incoming) or at its outer hit
+   (outgoing) continues it: |phi-slope difference| < max_dphi_slope and |z-slope difference|
+   < max_dz_slope (slopes per edge: dphi/dr in rad/mm, dz/dr; `edge_slopes`). Rescued edges keep
+   their own score in the steps below, so a confident edge still wins any choice.
 2. Each inner hit keeps only its best outgoing kept edge: highest score, ties by the smaller
    outer index.
 3. Of the edges left, each outer hit keeps only its best incoming edge: highest score, ties by
@@ -23,8 +32,11 @@ tracks can only split or shrink.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from trigger_sim.kernels._angles import wrap_delta_phi_array
 from trigger_sim.kernels._jit import njit
 
 
@@ -61,33 +73,98 @@ def _check_inputs(
     return edges, np.ascontiguousarray(scores, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Rescue:
+    """Step 1b's parameters (see the module docstring); `slopes` from `edge_slopes`."""
+
+    slopes: tuple[np.ndarray, np.ndarray]
+    score_cut: float = 0.1
+    max_dphi_slope: float = 5e-5  # rad/mm
+    max_dz_slope: float = 0.02
+    passes: int = 3
+
+
+def edge_slopes(r: np.ndarray, phi: np.ndarray, z: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per edge (inner, outer): dphi/dr (rad/mm, dphi wrapped into [-pi, pi]) and dz/dr, float64."""
+    edges = np.asarray(edges).reshape(-1, 2)
+    r, phi, z = (np.asarray(a, np.float64) for a in (r, phi, z))
+    i, o = edges[:, 0], edges[:, 1]
+    dr = r[o] - r[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return wrap_delta_phi_array(phi[o] - phi[i]) / dr, (z[o] - z[i]) / dr
+
+
+def _rescue_inputs(rescue: Rescue | None, n_edges: int) -> tuple[np.ndarray, np.ndarray, float, float, float, int]:
+    if rescue is None:
+        empty = np.zeros(n_edges)
+        return empty, empty, np.inf, 0.0, 0.0, 0
+    dphi, dz = (np.ascontiguousarray(a, dtype=np.float64) for a in rescue.slopes)
+    if dphi.shape != (n_edges,) or dz.shape != (n_edges,):
+        raise ValueError(f"rescue slopes {dphi.shape}, {dz.shape} must have one value per edge ({n_edges})")
+    if rescue.passes < 0:
+        raise ValueError(f"rescue passes must be >= 0, got {rescue.passes}")
+    return dphi, dz, float(rescue.score_cut), float(rescue.max_dphi_slope), float(rescue.max_dz_slope), int(rescue.passes)
+
+
 def build_tracks(
     n_hits: int,
     edges: np.ndarray,
     scores: np.ndarray,
     score_cut: float,
     min_hits: int,
+    rescue: Rescue | None = None,
 ) -> tuple[np.ndarray, int]:
     """Tracks from scored hit-graph edges (numba); returns (track_of_hit int32, n_tracks).
 
     edges: (n_edges, 2) hit indices in [0, n_hits); scores: (n_edges,) edge scores.
     track_of_hit[h] is h's track id in [0, n_tracks), or -1 if h is on no track.
+    rescue: step 1b's parameters, None to skip it.
     """
     edges, scores = _check_inputs(n_hits, edges, scores, min_hits)
+    dphi, dz, rescue_cut, max_dphi, max_dz, passes = _rescue_inputs(rescue, edges.shape[0])
     # Scalars are normalised so that only one compiled specialisation (the cached one) exists.
     track_of_hit, n_tracks = _build_tracks_kernel(
-        int(n_hits), edges, scores, float(score_cut), int(min_hits)
+        int(n_hits), edges, scores, float(score_cut), int(min_hits), dphi, dz, rescue_cut, max_dphi, max_dz, passes
     )
     return track_of_hit, int(n_tracks)
 
 
 @njit
-def _build_tracks_kernel(n_hits, edges, scores, score_cut, min_hits):
+def _build_tracks_kernel(n_hits, edges, scores, score_cut, min_hits, dphi, dz, rescue_cut, max_dphi, max_dz, passes):
+    n_edges = edges.shape[0]
+    kept = np.zeros(n_edges, dtype=np.bool_)
+    for e in range(n_edges):
+        kept[e] = scores[e] > score_cut
+    # Step 1b: anchors of each hit as kept before the pass, then the edges they continue.
+    anchor_in = np.full(n_hits, -1, dtype=np.int64)
+    anchor_out = np.full(n_hits, -1, dtype=np.int64)
+    for _ in range(passes):
+        anchor_in[:] = -1
+        anchor_out[:] = -1
+        for e in range(n_edges):
+            if not kept[e]:
+                continue
+            s, i, o = scores[e], edges[e, 0], edges[e, 1]
+            b = anchor_out[i]
+            if b < 0 or s > scores[b] or (s == scores[b] and o < edges[b, 1]):
+                anchor_out[i] = e
+            b = anchor_in[o]
+            if b < 0 or s > scores[b] or (s == scores[b] and i < edges[b, 0]):
+                anchor_in[o] = e
+        rescued = np.zeros(n_edges, dtype=np.bool_)
+        for e in range(n_edges):
+            if kept[e] or not scores[e] > rescue_cut:
+                continue
+            for a in (anchor_in[edges[e, 0]], anchor_out[edges[e, 1]]):
+                if a >= 0 and abs(dphi[a] - dphi[e]) < max_dphi and abs(dz[a] - dz[e]) < max_dz:
+                    rescued[e] = True
+        for e in range(n_edges):
+            kept[e] = kept[e] or rescued[e]
     # Steps 1-2: best outgoing kept edge of each inner hit.
     best_out = np.full(n_hits, -1, dtype=np.int64)
-    for e in range(edges.shape[0]):
+    for e in range(n_edges):
         s = scores[e]
-        if not s > score_cut:
+        if not kept[e]:
             continue
         i = edges[e, 0]
         b = best_out[i]
@@ -175,12 +252,34 @@ def _component_minimum(following: np.ndarray, preceding: np.ndarray) -> np.ndarr
     return label
 
 
+def _rescued(edges: np.ndarray, scores: np.ndarray, score_cut: float, n_hits: int, rescue: Rescue | None) -> np.ndarray:
+    """Steps 1 and 1b: which edges are kept, vectorised per pass."""
+    kept = scores > score_cut
+    dphi, dz, rescue_cut, max_dphi, max_dz, passes = _rescue_inputs(rescue, len(scores))
+    i, o = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64)
+    for _ in range(passes):
+        k = np.flatnonzero(kept)
+        anchor_in = np.full(n_hits, -1, np.int64)
+        anchor_out = np.full(n_hits, -1, np.int64)
+        best = _best_per_group(i[k], scores[k], o[k], n_hits)
+        anchor_out[i[k[best]]] = k[best]
+        best = _best_per_group(o[k], scores[k], i[k], n_hits)
+        anchor_in[o[k[best]]] = k[best]
+        rescued = np.zeros_like(kept)
+        for a in (anchor_in[i], anchor_out[o]):
+            safe = np.maximum(a, 0)
+            rescued |= (a >= 0) & (np.abs(dphi[safe] - dphi) < max_dphi) & (np.abs(dz[safe] - dz) < max_dz)
+        kept = kept | (rescued & ~kept & (scores > rescue_cut))
+    return kept
+
+
 def build_tracks_reference(
     n_hits: int,
     edges: np.ndarray,
     scores: np.ndarray,
     score_cut: float,
     min_hits: int,
+    rescue: Rescue | None = None,
 ) -> tuple[np.ndarray, int]:
     """Plain-numpy reference of build_tracks, linear passes like the kernel's.
 
@@ -188,7 +287,7 @@ def build_tracks_reference(
     walk: O(n log L) for chains of L hits), tracks numbered by a cumulative sum.
     """
     edges, scores = _check_inputs(n_hits, edges, scores, min_hits)
-    kept = np.flatnonzero(scores > score_cut)
+    kept = np.flatnonzero(_rescued(edges, scores, score_cut, n_hits, rescue))
     i, j, s = edges[kept, 0].astype(np.int64), edges[kept, 1].astype(np.int64), scores[kept]
     best = _best_per_group(i, s, j, n_hits)
     i, j, s = i[best], j[best], s[best]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trigger_sim.kernels import build_tracks, build_tracks_reference
+from trigger_sim.kernels import Rescue, build_tracks, build_tracks_reference, edge_slopes
 
 IMPLEMENTATIONS = pytest.mark.parametrize(
     "build", [build_tracks, build_tracks_reference], ids=["numba", "numpy"]
@@ -235,3 +235,64 @@ def test_no_hits_and_no_edges(build) -> None:
 def test_bad_inputs_are_rejected(build, n_hits, edges, scores, min_hits, message) -> None:
     with pytest.raises(ValueError, match=message):
         build(n_hits, np.array(edges), np.array(scores), 0.5, min_hits)
+
+
+# Step 1b, the geometric rescue: slopes drawn from a few values, so that differences fall on both
+# sides of the cuts (NaN for a zero-length edge never continues anything).
+slopes_st = st.sampled_from([0.0, 1e-5, 4e-5, 1e-4, -3e-5, float("nan")])
+
+
+@st.composite
+def rescued_graphs(draw: st.DrawFn) -> tuple[dict, Rescue]:
+    graph = draw(st.one_of(layered_graphs(), arbitrary_graphs()))
+    n = len(graph["scores"])
+    dphi = np.array(draw(st.lists(slopes_st, min_size=n, max_size=n)), dtype=np.float64)
+    dz = np.array(draw(st.lists(st.sampled_from([0.0, 0.01, 0.05, -0.015]), min_size=n, max_size=n)))
+    rescue = Rescue((dphi, dz), draw(st.sampled_from([-1.0, 0.0, 0.1, 0.5])), 5e-5, 0.02, draw(st.integers(0, 4)))
+    return graph, rescue
+
+
+@settings(max_examples=300, deadline=None)
+@given(rescued_graphs(), cuts, st.integers(1, 5))
+def test_rescue_numba_matches_reference(case: tuple[dict, Rescue], score_cut: float, min_hits: int) -> None:
+    graph, rescue = case
+    args = (graph["n_hits"], graph["edges"], graph["scores"], score_cut, min_hits, rescue)
+    track_of_hit, n_tracks = build_tracks(*args)
+    want_track, want_n = build_tracks_reference(*args)
+    np.testing.assert_array_equal(track_of_hit, want_track)
+    assert n_tracks == want_n
+
+
+@settings(max_examples=200, deadline=None)
+@given(rescued_graphs(), cuts, st.integers(1, 5))
+def test_rescue_with_no_passes_or_no_candidates_changes_nothing(case: tuple[dict, Rescue], score_cut: float,
+                                                                 min_hits: int) -> None:
+    graph, rescue = case
+    plain = run(build_tracks, graph, score_cut, min_hits)[0]
+    for off in (Rescue(rescue.slopes, rescue.score_cut, passes=0), Rescue(rescue.slopes, max(score_cut, 1.0), passes=3)):
+        got = build_tracks(graph["n_hits"], graph["edges"], graph["scores"], score_cut, min_hits, off)[0]
+        np.testing.assert_array_equal(got, plain)
+
+
+@IMPLEMENTATIONS
+def test_rescue_joins_a_hedged_edge_that_continues_a_track(build) -> None:
+    # 0-1-2-3 straight; 1-2 scored 0.4 (below the cut) would split it into two 2-hit pieces.
+    # 5-6 at 0.4 has no kept neighbour, and 1-4 at 0.4 bends away: neither is rescued.
+    edges = np.array([[0, 1], [1, 2], [2, 3], [5, 6], [1, 4]])
+    scores = np.array([0.95, 0.4, 0.95, 0.4, 0.4])
+    slopes = (np.array([1e-5, 1.2e-5, 1.1e-5, 1e-5, 3e-4]), np.zeros(5))
+    rescue = Rescue(slopes, 0.1, 5e-5, 0.02, 1)
+    track_of_hit, n_tracks = build(7, edges, scores, 0.9, 3, rescue)
+    assert n_tracks == 1 and tracks_of(track_of_hit) == [frozenset({0, 1, 2, 3})]
+    assert build(7, edges, scores, 0.9, 3)[1] == 0
+
+
+def test_edge_slopes_wrap_phi() -> None:
+    r = np.array([30.0, 70.0])
+    dphi, dz = edge_slopes(r, np.array([3.1, -3.1]), np.array([0.0, 8.0]), np.array([[0, 1]]))
+    assert dphi[0] == pytest.approx((2 * np.pi - 6.2) / 40.0) and dz[0] == pytest.approx(0.2)
+
+
+def test_rescue_slopes_must_match_the_edges() -> None:
+    with pytest.raises(ValueError, match="one value per edge"):
+        build_tracks(2, np.array([[0, 1]]), np.array([0.5]), 0.9, 2, Rescue((np.zeros(2), np.zeros(2))))
