@@ -6,7 +6,7 @@ model's summary) beside the real farm's (farm/scan.py's search), and p50/p99 of 
 latency at three rates below saturation, model and real at the same rates.
 Targets: saturation within 10 %, p50 and p99 within 15 %.
 
-Cases: the default farm; one worker with event slots against a sleep-model server (its
+Cases: the default farm; its workers with event slots against a sleep-model server (its
 saturation and three rates, as the default farm); two local servers with one SIGKILLed and
 restarted (three rates: p50/p99 and the fallback fraction; no saturation search, a kill is a
 transient).
@@ -53,7 +53,7 @@ SATURATION_TOLERANCE = 0.10
 LATENCY_TOLERANCE = 0.15
 FRACTIONS = (0.3, 0.55, 0.8)  # the three rates below saturation, as fractions of the measured one
 MODEL_EVENTS_AT_RATE = 20_000  # the model's percentiles at a rate come from this many events
-SLOTS = 2  # the slots case: event slots of its one worker
+SLOTS = 2  # the slots case: event slots per worker (the default farm's two workers)
 SLEEP_MS = 40.0  # the slots case: the sleep-model server's time per request
 KILL_AT = 0.3  # the kill case: the share of the events decided when server 0 is SIGKILLed
 
@@ -76,20 +76,20 @@ def within(model: float, real: float, tolerance: float) -> bool:
     return real > 0 and abs(model - real) <= tolerance * real
 
 
-def calibration_run(config: FarmConfig, args: argparse.Namespace, table: Path, what: str) -> dict:
+def calibration_run(config: FarmConfig, rate_hz: float, events: int, table: Path, what: str) -> dict:
     """A low-rate real run whose per-event table calibrates the model (under the lock)."""
-    with heavy_lock(f"{what}: calibration run, {args.calibration_events} events at {args.calibration_rate:g} Hz"):
-        summary = run_farm(with_overrides(config, readout={"rate_hz": args.calibration_rate}), args.calibration_events,
-                           None, output_dir=None, events_table=table)
+    with heavy_lock(f"{what}: calibration run, {events} events at {rate_hz:g} Hz"):
+        summary = run_farm(with_overrides(config, readout={"rate_hz": rate_hz}), events, None, output_dir=None, events_table=table)
     (table.parent / "summary.json").write_text(json.dumps(summary, default=str))
     return summary
 
 
-def compare(case: str, config: FarmConfig, cal, farm: FarmSpec, args: argparse.Namespace, cal_summary: dict) -> dict:
+def compare(case: str, config: FarmConfig, cal, farm: FarmSpec, args: argparse.Namespace, cal_summary: dict,
+            cal_rate_hz: float) -> dict:
     """Saturation (the model's search beside farm/scan.py's) and p50/p99 at three rates below
     the measured saturation, model and real at the same rates."""
     pattern = config.readout.pattern
-    model_at_cal = run_rate(cal, farm, args.calibration_rate, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
+    model_at_cal = run_rate(cal, farm, cal_rate_hz, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
     t0 = time.monotonic()
     # the model's runs as long as the real scan's (`sustained.run_seconds` with the scan's overhead), as many per rate
     model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=args.repeats,
@@ -120,7 +120,7 @@ def compare(case: str, config: FarmConfig, cal, farm: FarmSpec, args: argparse.N
                      "real_steps_p50_ms": {k: reals[0][f"{k}_p50_ms"] for k in steps},
                      "model_steps_p50_ms": {k: model["latency_ms"].get(k, {}).get("p50") for k in steps}})
     return {"case": case, "workers": farm.workers_per_node, "slots": farm.slots_per_worker, "host_cores": os.cpu_count(),
-            "calibration": {"rate_hz": args.calibration_rate, "events": args.calibration_events,
+            "calibration": {"rate_hz": cal_rate_hz, "events": cal_summary["events"]["l1_accepted"],
                             "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"],
                             "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
                             "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"],
@@ -138,16 +138,16 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, objec
     config = with_overrides(load_config(None), output={"write_streams": False})
     workers = config.worker.count or os.cpu_count() or 1
     table = work / "calibration" / "events.parquet"
-    cal_summary = calibration_run(config, args, table, "default farm")
+    cal_summary = calibration_run(config, args.calibration_rate, args.calibration_events, table, "default farm")
     cal = calibrate.from_run_folder(table.parent, name="validation-default-farm", pileup=config.physics.pileup_mean,
                                     benchmarks=ROOT / "benchmarks.json")
     save(cal, args.calibration_out)
     farm = from_farm_config(config, workers, host_cores=os.cpu_count() or 1)
-    return compare("default farm", config, cal, farm, args, cal_summary), cal
+    return compare("default farm", config, cal, farm, args, cal_summary, args.calibration_rate), cal
 
 
 def slots_case(args: argparse.Namespace, work: Path) -> dict:
-    """One worker with event slots; the jet tagger on a server that answers after a fixed time
+    """The default farm's workers with event slots; the jet tagger on a server that answers after a fixed time
     (the overlap bench case's sleep model), the edge classifier in the worker. Calibrated from
     a one-slot run: the worker's CPU per event from its per-event table, the server's time the
     sleep, the call's round trip beyond it the measured median minus the sleep."""
@@ -158,18 +158,21 @@ def slots_case(args: argparse.Namespace, work: Path) -> dict:
         server = TritonServer(sleep_repository(work / "sleep-models", SLEEP_MS), START_TIMEOUT_S)
         server.start()
     try:
-        config = with_overrides(load_config(None), output={"write_streams": False}, worker={"count": 1, "slots": SLOTS},
+        config = with_overrides(load_config(None), output={"write_streams": False}, worker={"slots": SLOTS},
                                 inference={"triton_url": server.grpc_url, "models": ("jet_tagger",)})
+        workers = config.worker.count or os.cpu_count() or 1
         table = work / "slots-calibration" / "events.parquet"
-        cal_summary = calibration_run(with_overrides(config, worker={"slots": 1}), args, table, case)
+        # one slot: each call's time is the server's sleep plus the round trip, not set aside
+        cal_summary = calibration_run(with_overrides(config, worker={"slots": 1}), args.slots_calibration_rate,
+                                      args.slots_calibration_events, table, case)
         cols = pq.read_table(table, columns=["jet_tagger_ms", "jet_tagger_path"]).to_pydict()
         called = [t for t, p in zip(cols["jet_tagger_ms"], cols["jet_tagger_path"]) if p == "triton" and t is not None]
         rtt_ms = max(float(np.median(called)) - SLEEP_MS, 0.0)
         cal = calibrate.from_run_folder(table.parent, name="validation-slots", pileup=config.physics.pileup_mean,
                                         benchmarks=ROOT / "benchmarks.json", rtt_ms=rtt_ms, local_models=("edge_classifier",))
         cal = calibrate.with_fixed_server(cal, "jet_tagger", SLEEP_MS, SLEEP_INSTANCES)
-        farm = replace(from_farm_config(config, 1, host_cores=os.cpu_count() or 1), slots_per_worker=SLOTS)
-        out = compare(case, config, cal, farm, args, cal_summary)
+        farm = replace(from_farm_config(config, workers, host_cores=os.cpu_count() or 1), slots_per_worker=SLOTS)
+        out = compare(case, config, cal, farm, args, cal_summary, args.slots_calibration_rate)
         out.setdefault("calibration", {}).update(rtt_ms=rtt_ms, server_ms=SLEEP_MS, server_instances=SLEEP_INSTANCES,
                                                  worker_cpu_ms_per_event=float(sum(cal.events[s].mean() for s in CPU_STEPS)))
         return out
@@ -246,6 +249,9 @@ def main() -> int:
     ap.add_argument("--max-rate", type=float, default=400.0)
     ap.add_argument("--search-steps", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=1, help="real runs per rate below saturation (the median is compared)")
+    ap.add_argument("--slots-calibration-rate", type=float, default=10.0,
+                    help="the slots case's calibration run (one slot: ~90 ms per event in a worker)")
+    ap.add_argument("--slots-calibration-events", type=int, default=400)
     ap.add_argument("--kill-events", type=int, default=800, help="events per real run of the kill case")
     ap.add_argument("--quick", action="store_true", help="a short check of the script itself: 400 events, 3 search steps")
     args = ap.parse_args()
