@@ -43,7 +43,7 @@ from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate  # noqa: E402
-from trigger_sim.planning.calibration import CPU_STEPS, save  # noqa: E402
+from trigger_sim.planning.calibration import CPU_STEPS, load, save  # noqa: E402
 from trigger_sim.planning.sizing import run_rate, saturation  # noqa: E402
 from trigger_sim.planning.spec import FarmSpec, ServerKill, from_farm_config  # noqa: E402
 
@@ -219,6 +219,16 @@ def kill_case(args: argparse.Namespace, cal, default_saturation_hz: float) -> di
             "rates": rows}
 
 
+def earlier_default(out: Path, calibration_path: str) -> tuple[dict, object]:
+    """The default-farm case of an earlier run (in `out`) and its calibration file."""
+    try:
+        earlier = json.loads(out.read_text())
+        default = next(c for c in earlier["cases"] if c["case"] == "default farm")
+    except (OSError, json.JSONDecodeError, KeyError, StopIteration) as err:
+        raise SystemExit(f"{out}: no earlier default-farm case to reuse ({err}); run with --cases default,...") from err
+    return {**default, "measured_utc": earlier.get("date_utc"), "from_earlier_run": earlier.get("command", "")}, load(calibration_path)
+
+
 def print_report(cases: list[dict]) -> None:
     for c in cases:
         if "skipped" in c or "error" in c:
@@ -252,11 +262,15 @@ def main() -> int:
     ap.add_argument("--slots-calibration-rate", type=float, default=10.0,
                     help="the slots case's calibration run (one slot: ~90 ms per event in a worker)")
     ap.add_argument("--slots-calibration-events", type=int, default=400)
+    ap.add_argument("--cases", default="default,slots,kill",
+                    help="comma-separated cases to run; without `default`, the default farm's figures, calibration "
+                         "and saturation (the kill case's rates) are those of the earlier run in --out")
     ap.add_argument("--kill-events", type=int, default=800, help="events per real run of the kill case")
     ap.add_argument("--quick", action="store_true", help="a short check of the script itself: 400 events, 3 search steps")
     args = ap.parse_args()
     if args.quick:
         args.calibration_events, args.search_steps, args.kill_events = 400, 3, 300
+    args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "scripts/validate_plan.py " + " ".join(sys.argv[1:])
@@ -268,16 +282,21 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="validate-plan-") as tmp:
         work = Path(tmp)
-        default, cal = default_farm_case(args, work)
+        if "default" in args.cases:
+            default, cal = default_farm_case(args, work)
+        else:  # the default farm as an earlier run of this script measured it (its date kept)
+            default, cal = earlier_default(out, args.calibration_out)
         cases.append(default)
         write()
-        cases.append(slots_case(args, work))
-        write()
-        if default.get("real_saturation_hz"):
-            cases.append(kill_case(args, cal, default["real_saturation_hz"]))
-        else:
-            cases.append({"case": "two servers, one killed", "error": "no default-farm saturation to place its rates"})
-        write()
+        if "slots" in args.cases:
+            cases.append(slots_case(args, work))
+            write()
+        if "kill" in args.cases:
+            if default.get("real_saturation_hz"):
+                cases.append(kill_case(args, cal, default["real_saturation_hz"]))
+            else:
+                cases.append({"case": "two servers, one killed", "error": "no default-farm saturation to place its rates"})
+            write()
     print_report(cases)
     print(f"written: {out}")
     return 0
