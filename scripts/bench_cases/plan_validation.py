@@ -25,6 +25,8 @@ def _mark(ok: bool) -> str:
 
 def _case_lines(case: dict[str, Any], table) -> list[str]:
     lines = [f"### {case['case']}", ""]
+    if case.get("measured_utc"):
+        lines += [f"Measured by an earlier run of the script, {case['measured_utc']} UTC (reused by this one).", ""]
     if "error" in case or "skipped" in case:
         return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
     if "real_saturation_hz" in case:

@@ -16,7 +16,7 @@ from bench_cases import plan_validation, report  # noqa: E402
 VALIDATION = {
     "date_utc": "2026-12-05 14:01", "command": "scripts/validate_plan.py --repeats 1",
     "cases": [
-        {"case": "default farm", "real_saturation_hz": 76.6, "real_search": "bracket 76.6-80.0 Hz",
+        {"case": "default farm", "measured_utc": "2026-12-05 13:17", "real_saturation_hz": 76.6, "real_search": "bracket 76.6-80.0 Hz",
          "model_saturation_hz": 78.3, "saturation_ok": True,
          "rates": [{"rate_hz": 23.0, "real_p50_ms": 25.6, "model_p50_ms": 25.0, "p50_ok": True,
                     "real_p99_ms": 55.8, "model_p99_ms": 80.0, "p99_ok": False}]},
@@ -43,6 +43,7 @@ def test_the_section_carries_the_files_command_date_and_every_case(tmp_path):
     assert "| 23.0 | 25.6 | 25.0 | within | 55.8 | 80.0 | **not within** |" in text
     assert "| 42.1 | 30.0 | 29.0 | within | 200.0 | 190.0 | within | 0.021 | 0.018 |" in text
     assert "not searched: a kill is a transient" in text
+    assert "earlier run of the script, 2026-12-05 13:17 UTC" in text
     assert "Not measured: the real farm sustained no rate" in text
 
 
