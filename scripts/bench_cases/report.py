@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench_cases.common import CaseResult
+from bench_cases import plan_validation
+from bench_cases.common import REPO_ROOT, CaseResult
+
+PLAN_VALIDATION = REPO_ROOT / "docs" / "plan" / "validation.json"
 
 
 def _row(cells: list[str]) -> str:
@@ -29,7 +32,7 @@ def write_json(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> N
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult]) -> None:
+def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult], plan_validation_json: Path = PLAN_VALIDATION) -> None:
     lines = [
         "# Benchmarks" + (": the models on the CPU and on the GPU" if meta.get("gpu_side") else ""),
         "",
@@ -65,4 +68,5 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult]) 
             lines += [note, ""]
         if r.limits:
             lines += ["**What limits it.** " + r.limits[0], "", *[x for more in r.limits[1:] for x in (more, "")]]
+    lines += plan_validation.section(plan_validation_json, _table)
     path.write_text("\n".join(lines).rstrip() + "\n")

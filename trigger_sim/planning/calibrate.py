@@ -9,13 +9,14 @@ import datetime as dt
 import json
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trigger_sim.errors import ConfigError
-from trigger_sim.planning.calibration import CPU_STEPS, MODELS, OUTCOMES, Calibration, ModelCurve, ServerKind
+from trigger_sim.planning.calibration import CPU_STEPS, MODELS, OUTCOMES, STEPS_BEFORE, Calibration, ModelCurve, ServerKind
 
 # the CPU server's model configurations (model_repository/*/config.pbtxt): instances and batching
 CPU_SERVER_MODELS = {"edge_classifier": {"instances": 2, "max_batch": 0, "queue_delay_ms": 0.0},
@@ -26,11 +27,13 @@ OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm'
 
 
 def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
-                    rtt_ms: float = 0.0, kind: str = "cpu-local") -> Calibration:
+                    rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = ()) -> Calibration:
     """A calibration from a run folder's events.parquet (decided normally, every model call
     answered by the server): per-event rows, and the server's curves with each call's own
     measured demand (the step's time minus `rtt_ms`). `benchmarks`: benchmarks.json of this
-    host, for the farm's own CPU per event and the server's CPU share of a call."""
+    host, for the farm's own CPU per event and the server's CPU share of a call.
+    `local_models`: models the run's workers ran themselves (not in `inference.models`): their
+    measured step time is the worker's CPU, counted in the CPU step just before the call."""
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -46,7 +49,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
         raise ConfigError(f"{table_path}: columns {', '.join(missing)} missing: not a trigger-sim per-event table")
     n = len(cols["outcome"])
     keep = [i for i in range(n) if cols["outcome"][i] in OUTCOMES
-            and all(cols[f"{m}_path"][i] in ("triton", "skipped", "") for m in MODELS)
+            and all(cols[f"{m}_path"][i] in ("triton", "skipped", "") for m in MODELS if m not in local_models)
             and all(cols[f"{s}_ms"][i] is not None for s in ("build", "transfer", *CPU_STEPS))]
     if len(keep) < 100:
         raise ConfigError(f"{table_path}: only {len(keep)} events decided normally with every call answered by the "
@@ -59,8 +62,10 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     for s in CPU_STEPS:
         events[s] = column(f"{s}_ms")
     sizes = {"edge_classifier": column("n_edges"), "jet_tagger": column("n_jets")}
+    for m in local_models:
+        events[STEPS_BEFORE[m][-1]] = events[STEPS_BEFORE[m][-1]] + column(f"{m}_ms")
     for m in MODELS:
-        called = np.array([cols[f"{m}_path"][i] == "triton" for i in keep])
+        called = np.array([cols[f"{m}_path"][i] == "triton" and m not in local_models for i in keep])
         events[f"{m}_called"] = called
         events[f"{m}_demand"] = np.where(called, np.maximum(column(f"{m}_ms") - rtt_ms, 0.0), 0.0)
         events[f"{m}_size"] = np.where(called, sizes[m], 0.0)
@@ -136,3 +141,17 @@ def server_from_perf_analyzer(path: str | Path, model: str, instances: int, max_
         slope, intercept = 0.0, float(y_ms.mean())
     return ModelCurve(instances=instances, max_batch=max_batch, queue_delay_ms=queue_delay_ms,
                       fixed_ms=max(float(intercept), 0.0), per_request_ms=max(float(slope), 0.0), cpu_share=0.0)
+
+
+def with_fixed_server(cal: Calibration, model: str, service_ms: float, instances: int) -> Calibration:
+    """`cal` with `model` served by a server that answers each request `service_ms` after it
+    starts, `instances` at once, one request per execution and none of the host's CPU (a sleep
+    model, or a remote GPU of known latency); its other models' curves unchanged."""
+    if not service_ms >= 0 or instances < 1:
+        raise ConfigError(f"a fixed server needs service_ms >= 0 and instances >= 1, not {service_ms}, {instances}")
+    servers = {}
+    for name, kind in cal.servers.items():
+        models = {**kind.models, model: ModelCurve(instances=instances, fixed_ms=service_ms, cpu_share=0.0)}
+        servers[name] = replace(kind, models=models, description=f"{kind.description}; {model}: {service_ms:g} ms fixed")
+    provenance = {**cal.provenance, "fixed_server": f"{model}: {service_ms:g} ms per request, {instances} instances, no host CPU"}
+    return replace(cal, servers=servers, provenance=provenance)

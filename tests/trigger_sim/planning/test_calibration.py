@@ -96,3 +96,28 @@ def test_a_perf_analyzer_csv_gives_a_straight_line(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ConfigError, match="columns"):
         calibrate.server_from_perf_analyzer(tmp_path / "bad.csv", "jet_tagger", instances=1)
+
+
+def test_a_model_run_in_the_worker_counts_as_its_cpu_before_the_call(tmp_path):
+    """A run whose workers ran the edge classifier themselves (not served): its step time is the
+    worker's CPU in the step before the call, and no server demand."""
+    cols = write_run_table(tmp_path / "run")
+    cols["edge_classifier_path"] = [""] * len(cols["outcome"])  # ran in the worker: no server path
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run", local_models=("edge_classifier",))
+    assert cal.n_events == 149
+    assert cal.events["graph"][3] == pytest.approx(cols["graph_ms"][3] + cols["edge_classifier_ms"][3])
+    assert not cal.events["edge_classifier_called"].any() and not cal.events["edge_classifier_demand"].any()
+    assert cal.events["decode"][3] == pytest.approx(cols["decode_ms"][3])
+
+
+def test_a_fixed_server_answers_after_its_time_and_uses_no_host_cpu(tmp_path):
+    write_run_table(tmp_path / "run")
+    cal = calibrate.with_fixed_server(calibrate.from_run_folder(tmp_path / "run"), "jet_tagger", 40.0, 8)
+    curve = cal.servers["cpu-local"].models["jet_tagger"]
+    assert (curve.instances, curve.cpu_share, curve.empirical) == (8, 0.0, False)
+    assert curve.batch_ms([3.0], [1.0]) == 40.0
+    assert cal.servers["cpu-local"].models["edge_classifier"].empirical  # the other model unchanged
+    assert "40 ms" in cal.provenance["fixed_server"]
+    with pytest.raises(ConfigError, match="instances >= 1"):
+        calibrate.with_fixed_server(cal, "jet_tagger", 40.0, 0)

@@ -31,3 +31,13 @@ def test_plan_toml_lists_exactly_the_builtin_defaults():
     from trigger_sim.planning.spec import PlanSpec
 
     assert load_spec(Path(__file__).resolve().parents[3] / "configs" / "plan.toml") == PlanSpec()
+
+
+def test_a_farm_with_per_model_deadlines_gives_the_model_its_longest():
+    from trigger_sim.config import load_config, with_overrides
+    from trigger_sim.planning.spec import from_farm_config
+
+    config = with_overrides(load_config(None), inference={"timeout_ms": 0.0})
+    longest = max(1e3 * config.inference.deadline_s(m) for m in config.inference.models)
+    assert from_farm_config(config, 2).timeout_ms == longest > 0
+    assert from_farm_config(with_overrides(config, inference={"timeout_ms": 70.0}), 2).timeout_ms == 70.0

@@ -1,0 +1,67 @@
+"""The section "Capacity model against the real farm" of BENCHMARKS.md: the latest
+docs/plan/validation.json written by scripts/validate_plan.py, rendered as it is (its own
+command and date: a separate run from the suite's, not re-measured by scripts/bench.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TITLE = "## Capacity model against the real farm"
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "–"
+
+
+def _hz(value: Any) -> str:
+    return f"{value:.1f} Hz" if isinstance(value, (int, float)) else "none"
+
+
+def _mark(ok: bool) -> str:
+    return "within" if ok else "**not within**"
+
+
+def _case_lines(case: dict[str, Any], table) -> list[str]:
+    lines = [f"### {case['case']}", ""]
+    if case.get("measured_utc"):
+        lines += [f"Measured by an earlier run of the script, {case['measured_utc']} UTC (reused by this one).", ""]
+    if "error" in case or "skipped" in case:
+        return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
+    if "real_saturation_hz" in case:
+        lines += [f"Saturation: real {_hz(case['real_saturation_hz'])} ({case.get('real_search', '')}), model "
+                  f"{_hz(case.get('model_saturation_hz'))}: {_mark(case['saturation_ok'])} 10 %.", ""]
+    else:
+        lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
+    fallback = any("real_fallback_fraction" in r for r in case["rates"])
+    header = ["rate Hz", "real p50 ms", "model p50 ms", "p50", "real p99 ms", "model p99 ms", "p99"]
+    if fallback:
+        header += ["real fallback fraction", "model fallback fraction"]
+    rows = []
+    for r in case["rates"]:
+        row = [f"{r['rate_hz']:.1f}", _ms(r["real_p50_ms"]), _ms(r["model_p50_ms"]), _mark(r["p50_ok"]),
+               _ms(r["real_p99_ms"]), _ms(r["model_p99_ms"]), _mark(r["p99_ok"])]
+        if fallback:
+            row += [f"{r.get('real_fallback_fraction', 0):.3f}", f"{r.get('model_fallback_fraction', 0):.3f}"]
+        rows.append(row)
+    return lines + table(header, rows)
+
+
+def section(path: Path, table) -> list[str]:
+    """The section's lines (`table(header, rows)` renders a Markdown table); a line saying so
+    where the file is absent or unreadable."""
+    lines = [TITLE, ""]
+    try:
+        data = json.loads(Path(path).read_text())
+        cases = data["cases"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        return lines + [f"No validation figures: {path} could not be read ({err}); run scripts/validate_plan.py.", ""]
+    lines += [f"A separate run, not part of this suite: `{data.get('command') or 'scripts/validate_plan.py'}` on "
+              f"{data.get('date_utc', 'an unknown date')} UTC (figures from `docs/plan/validation.json`). The model "
+              "(`trigger-sim plan`) is calibrated on a low-rate real run of each case, then compared with the real "
+              "farm at the same rates: targets saturation within 10 %, p50 and p99 of the total latency within 15 %. "
+              "Where the model misses, the README's \"Planning a farm\" section says which mechanism it lacks.", ""]
+    for case in cases:
+        lines += _case_lines(case, table)
+    return lines

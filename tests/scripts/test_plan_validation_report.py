@@ -1,0 +1,63 @@
+"""BENCHMARKS.md's section "Capacity model against the real farm": the latest
+docs/plan/validation.json rendered with its own command and date, as a separate run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from trigger_sim.config import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+from bench_cases import plan_validation, report  # noqa: E402
+
+VALIDATION = {
+    "date_utc": "2026-12-05 14:01", "command": "scripts/validate_plan.py --repeats 1",
+    "cases": [
+        {"case": "default farm", "measured_utc": "2026-12-05 13:17", "real_saturation_hz": 76.6, "real_search": "bracket 76.6-80.0 Hz",
+         "model_saturation_hz": 78.3, "saturation_ok": True,
+         "rates": [{"rate_hz": 23.0, "real_p50_ms": 25.6, "model_p50_ms": 25.0, "p50_ok": True,
+                    "real_p99_ms": 55.8, "model_p99_ms": 80.0, "p99_ok": False}]},
+        {"case": "two servers, one killed", "saturation": "not searched: a kill is a transient",
+         "rates": [{"rate_hz": 42.1, "real_p50_ms": 30.0, "model_p50_ms": 29.0, "p50_ok": True, "real_p99_ms": 200.0,
+                    "model_p99_ms": 190.0, "p99_ok": True, "real_fallback_fraction": 0.021, "model_fallback_fraction": 0.018}]},
+        {"case": "event slots (2) against a sleep-model server (40 ms)", "error": "the real farm sustained no rate"},
+    ],
+}
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "validation.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_the_section_carries_the_files_command_date_and_every_case(tmp_path):
+    text = "\n".join(plan_validation.section(write(tmp_path, VALIDATION), report._table))
+    assert text.startswith(plan_validation.TITLE)
+    assert "`scripts/validate_plan.py --repeats 1`" in text and "2026-12-05 14:01 UTC" in text
+    assert "separate run" in text
+    assert "real 76.6 Hz" in text and "model 78.3 Hz" in text
+    assert "| 23.0 | 25.6 | 25.0 | within | 55.8 | 80.0 | **not within** |" in text
+    assert "| 42.1 | 30.0 | 29.0 | within | 200.0 | 190.0 | within | 0.021 | 0.018 |" in text
+    assert "not searched: a kill is a transient" in text
+    assert "earlier run of the script, 2026-12-05 13:17 UTC" in text
+    assert "Not measured: the real farm sustained no rate" in text
+
+
+def test_a_missing_or_broken_file_is_named_not_fatal(tmp_path):
+    for path in (tmp_path / "absent.json", write(tmp_path, "{not json")):
+        text = "\n".join(plan_validation.section(path, report._table))
+        assert str(path) in text and "run scripts/validate_plan.py" in text
+
+
+def test_the_report_ends_with_the_section(tmp_path):
+    meta = {"command": "scripts/bench.py", "quick": False, "date": "2026-12-05", "duration_s": 1.0,
+            "machine": {"gpu": "", "cpu_model": "", "cores": 2, "memory_gib": 4, "os": "Linux", "python": "3.11"}}
+    out = tmp_path / "BENCHMARKS.md"
+    report.write_markdown(out, meta, [], plan_validation_json=write(tmp_path, VALIDATION))
+    text = out.read_text()
+    assert text.index("## Targets") < text.index(plan_validation.TITLE)
+    assert "### two servers, one killed" in text
