@@ -47,8 +47,7 @@ from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus,
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 
-CASES = ("builder", "kernels", "inference", "farm", "failover")
-CASES = ("builder", "kernels", "inference", "farm", "overlap")
+CASES = ("builder", "kernels", "inference", "farm", "failover", "overlap")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
