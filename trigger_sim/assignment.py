@@ -172,6 +172,12 @@ class AssignmentService:
     def n_in_flight(self) -> int:
         return self._dispatch.n_in_flight
 
-    def drain_waiting(self, reason: str) -> list[Outcome]:
-        """At the end of the run: every accept no node took leaves as NotProcessed."""
-        return [Outcome(l1_id, "NotProcessed", reason) for l1_id, _ in self._dispatch.drain_waiting()]
+    def drain(self, reason: str) -> list[Outcome]:
+        """At the end of the run: every accept without an outcome (waiting, or held by a node
+        that never answered) leaves as NotProcessed; the service holds nothing after."""
+        ids = [l1_id for l1_id, _ in self._dispatch.drain_waiting()]
+        for node in self.live_nodes:
+            ids += self.held_by(node)
+            self._dispatch.forget_worker(self._key(node))
+            self._dead.add(node)
+        return [Outcome(l1_id, "NotProcessed", reason) for l1_id in sorted(ids)]

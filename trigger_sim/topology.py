@@ -6,6 +6,7 @@ A topology names the hosts, the address each is reached at, and the roles placed
     config = "farm.toml"          # the farm configuration (relative: to this file); default: built-in
     curve_keys_dir = "keys"       # made by `trigger-sim keys DIR`; required when the farm spans hosts
     control_port = 5570           # run control listens here on its host's address
+    heartbeat_timeout_s = 3.0     # a role silent this long is declared dead
 
     [hosts.daq]                   # one table per host; the name is what `--host` gives
     address = "10.1.0.1"
@@ -33,10 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trigger_sim.config import from_mapping, is_loopback, read_toml
+from trigger_sim.config import FarmConfig, from_mapping, is_loopback, read_toml, with_overrides
 from trigger_sim.errors import ConfigError
+from trigger_sim.liveness import HEARTBEAT_S
 
 DEFAULT_CONTROL_PORT = 5570
+DEFAULT_HEARTBEAT_TIMEOUT_S = 3.0
+MIN_HEARTBEAT_TIMEOUT_S = 4 * HEARTBEAT_S  # several missed heartbeats
 ONE_HOST = "localhost"
 
 
@@ -78,10 +82,14 @@ class FarmSection:
     config: str = ""  # farm configuration file; empty: the built-in default
     curve_keys_dir: str = ""
     control_port: int = DEFAULT_CONTROL_PORT
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not 0 < self.control_port < 65536:
             raise ConfigError(f"farm.control_port must be a TCP port (1-65535), got {self.control_port}")
+        if not self.heartbeat_timeout_s >= MIN_HEARTBEAT_TIMEOUT_S:
+            raise ConfigError(f"farm.heartbeat_timeout_s must be >= {MIN_HEARTBEAT_TIMEOUT_S:g} (roles send a heartbeat "
+                              f"every {HEARTBEAT_S:g} s; a shorter limit would declare healthy roles dead)")
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class Topology:
     config: str = ""
     curve_keys_dir: str = ""
     control_port: int = DEFAULT_CONTROL_PORT
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     source: str = "<built-in one-host topology>"
 
     def __post_init__(self) -> None:
@@ -194,7 +203,8 @@ def load_topology(path: str | Path) -> Topology:
         return str((path.parent / p).resolve()) if p and not Path(p).is_absolute() else p
 
     try:
-        return Topology(tuple(hosts), resolve(section.config), resolve(section.curve_keys_dir), section.control_port, source)
+        return Topology(tuple(hosts), resolve(section.config), resolve(section.curve_keys_dir), section.control_port,
+                        section.heartbeat_timeout_s, source)
     except ConfigError:
         raise
     except ValueError as err:
@@ -219,3 +229,22 @@ def with_hosts(topology: Topology, **changes: dict[str, Any]) -> Topology:
     """`topology` with some hosts' fields replaced (tests: addresses chosen at run time)."""
     hosts = tuple(dataclasses.replace(h, **changes.get(h.name, {})) for h in topology.hosts)
     return dataclasses.replace(topology, hosts=hosts)
+
+
+def config_for_host(config: FarmConfig, topology: Topology, host: str) -> FarmConfig:
+    """The farm configuration as the roles on `host` use it: sockets bound on the host's
+    address, CURVE with the topology's keys, the topology's Triton server (none: every
+    model runs in the workers), and the node's worker count."""
+    spec = topology.host(host)
+    network: dict[str, Any] = {"bind_address": spec.address}
+    if topology.curve_keys_dir:
+        network.update(curve=True, curve_keys_dir=topology.curve_keys_dir)
+    inference: dict[str, Any] = {"triton_url": topology.triton_url} if topology.triton_url else {"models": ()}
+    return with_overrides(config, network=network, inference=inference,
+                          worker={"count": spec.workers} if spec.workers else {})
+
+
+def slots_for(config: FarmConfig, spec: HostSpec) -> int:
+    """Event slots a node offers the assignment service: what its workers hold at once, plus
+    one waiting per worker at its builder, so a worker never waits for the next assignment."""
+    return spec.workers * (config.builder.credits_per_worker + 1)
