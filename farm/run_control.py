@@ -20,6 +20,7 @@ longer send MissingData. A node heard again rejoins with fresh slots.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,7 +368,7 @@ class RunControl:
 
     def stop(self) -> None:
         readout = self.topology.readout_host.name
-        groups = [[readout], [n.name for n in self.topology.nodes if n.name != readout]]
+        groups = [[readout], [name for name in self.hosts if name != readout]]
         for names in groups:
             names = [n for n in names if not self.hosts[n].lost]
             for name in names:
@@ -424,20 +425,25 @@ class RunControl:
 
 
 def run_topology(topology: Topology, config: FarmConfig, n_events: int, output_dir: str | Path | None = "auto",
-                 timeout_s: float | None = None) -> dict[str, Any]:
+                 timeout_s: float | None = None, on_state: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run `n_events` Level-1 accepts on the farm the topology describes (its node agents
-    must be running, or start within HOSTS_TIMEOUT_S); return the summary."""
+    must be running, or start within HOSTS_TIMEOUT_S); return the summary. `on_state` is
+    told each state the run reaches (CONFIGURED, RUNNING, STOPPED)."""
+    say = on_state or (lambda state: None)
     wall_start = time.monotonic()
     out_dir = _prepare_output(config, output_dir)
     rc = RunControl(topology, config, out_dir)
     try:
         try:
             rc.configure()
+            say("CONFIGURED")
             rc.start(n_events)
+            say("RUNNING")
             rc.run_until_done(timeout_s)
         finally:
             if rc.running:
                 rc.stop()
+                say("STOPPED")
         return rc.summary(time.monotonic() - wall_start, out_dir)
     finally:
         rc.exit_agents()  # also after a failure: no agent is left waiting for a run

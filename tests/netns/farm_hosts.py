@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from farm.security import make_keys
@@ -83,7 +84,17 @@ def run_control(lab: NetnsLab, topology: Path, n_events: int, out: Path, timeout
     """Start run control in the readout host's namespace; returns its process (JSON summary to `out`)."""
     log = open(out.with_suffix(".log"), "wb")
     return lab.popen("daq", [*ENTRY, "run", "--topology", str(topology), "--events", str(n_events),
-                             "--json", str(out), "--quiet"], stdout=log, stderr=subprocess.STDOUT, env=env())
+                             "--json", str(out)], stdout=log, stderr=subprocess.STDOUT, env=env())
+
+
+def wait_for_state(log: Path, state: str, timeout_s: float, rc: subprocess.Popen) -> None:
+    """Until run control's log says the run reached `state` (it prints "run control: STATE")."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and rc.poll() is None:
+        if log.exists() and f"run control: {state}" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"run control did not reach {state} within {timeout_s} s: {log.read_text(errors='replace')[-2000:]}")
 
 
 def read_summary(out: Path) -> dict:
