@@ -87,3 +87,25 @@ def test_one_host_topology_needs_no_curve():
 def test_checked_in_example_loads():
     topo = load_topology(Path(__file__).resolve().parents[2] / "configs" / "topology.toml")
     assert len(topo.nodes) >= 2
+
+
+def test_each_host_binds_its_own_address_with_curve_and_uses_the_triton_host(tmp_path):
+    from trigger_sim.config import FarmConfig
+    from trigger_sim.topology import config_for_host, slots_for
+
+    topo = load_topology(write(tmp_path, GOOD))
+    for name in ("daq", "node1", "gpu"):
+        c = config_for_host(FarmConfig(), topo, name)
+        assert c.network.bind_address == topo.host(name).address
+        assert c.network.curve_enabled and c.network.curve_keys_dir == str(tmp_path / "keys")
+        assert c.inference.triton_url == "10.1.0.4:8001"
+        assert not c.inference.uses_shared_memory(c.inference.triton_url)  # no shared memory across hosts
+    assert config_for_host(FarmConfig(), topo, "node2").worker.count == 3
+    assert slots_for(FarmConfig(), topo.host("node2")) == 6
+    no_triton = load_topology(write(tmp_path, GOOD.replace("triton_grpc_port = 8001", "")))
+    assert config_for_host(FarmConfig(), no_triton, "node1").inference.models == ()  # every model in the workers
+
+
+def test_heartbeat_timeout_below_several_heartbeats_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="farm.heartbeat_timeout_s"):
+        load_topology(write(tmp_path, GOOD.replace("control_port = 5600", "control_port = 5600\nheartbeat_timeout_s = 0.5")))
