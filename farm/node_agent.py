@@ -196,8 +196,14 @@ class NodeAgent:
                 self.send(cm.HEARTBEAT, {"host": self.spec.name, "roles": list(self.spec.roles), "state": self.state.state})
                 next_beat = now + HEARTBEAT_S
             if self.control.poll(POLL_MS):
-                kind, meta = self.control.recv_multipart()
-                self.handle(kind, messages.unpack_meta(meta))
+                frames = self.control.recv_multipart()
+                try:
+                    kind, meta = frames
+                    body = messages.unpack_meta(meta)
+                except (ValueError, TypeError):
+                    self.problems.append(f"a control message of {len(frames)} frames that does not decode: dropped")
+                    continue
+                self.handle(kind, body)
             self.restart_dead_workers()
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ class ReadoutFeed:
         self.to_ask: list[int] = []
         self.resent = 0
         self.unknown_nodes = 0
+        self.bad_messages = 0  # from the assignment service, not decodable: dropped
 
     # -- assignment service ------------------------------------------------------------
     def read_feed(self, timeout_ms: int) -> None:
@@ -65,16 +66,20 @@ class ReadoutFeed:
         while True:
             try:
                 kind, meta = self.feed.recv_multipart(zmq.NOBLOCK)
+                body = messages.unpack_meta(meta)
+                if kind == cm.ASSIGN:
+                    for l1_id, node in body["pairs"]:
+                        self._assign(int(l1_id), str(node))
+                elif kind == cm.CLEAR:
+                    for l1_id in body["ids"]:
+                        self.buffer.pop(l1_id, None)
+                        self.assigned.pop(l1_id, None)
+                else:
+                    self.bad_messages += 1
             except zmq.Again:
                 return
-            body = messages.unpack_meta(meta)
-            if kind == cm.ASSIGN:
-                for l1_id, node in body["pairs"]:
-                    self._assign(int(l1_id), str(node))
-            elif kind == cm.CLEAR:
-                for l1_id in body["ids"]:
-                    self.buffer.pop(l1_id, None)
-                    self.assigned.pop(l1_id, None)
+            except (ValueError, TypeError, KeyError):
+                self.bad_messages += 1
 
     def _assign(self, l1_id: int, node: str) -> None:
         if l1_id not in self.buffer:
@@ -166,7 +171,8 @@ class ReadoutFeed:
         self.collector.send_multipart([messages.END, messages.pack_meta({
             "l1_accepted": n_sent, "id_chunks": len(chunks), "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
             "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_ns / clock.NS_PER_S, "faults_injected": {},
-            "not_sent_at_stop": 0, "problem": "", "resent_after_node_loss": self.resent})])
+            "not_sent_at_stop": 0, "problem": "", "resent_after_node_loss": self.resent,
+            "bad_assignment_messages": self.bad_messages})])
 
     def close(self) -> None:
         for sock in (self.feed, *self.nodes.values()):

@@ -101,6 +101,7 @@ class RunControl:
         self.to_clear: list[int] = []
         self.problems: list[str] = []
         self.stale_outcomes = 0
+        self.bad_control = 0  # control or ACCEPT messages that do not decode: counted, dropped
         self.running = False
         self._seq = 0
         self._pending_time: dict[int, tuple[str, int]] = {}
@@ -154,11 +155,16 @@ class RunControl:
             except zmq.Again:
                 return
             except ValueError:
+                self.bad_control += 1
                 continue
             host = self.hosts.get(sender.decode(errors="replace"))
-            if host is None:
+            try:
+                meta = messages.unpack_meta(meta_frame)
+            except (ValueError, TypeError):
+                meta = None
+            if host is None or meta is None:
+                self.bad_control += 1
                 continue
-            meta = messages.unpack_meta(meta_frame)
             now = clock.now_ns()
             host.seen = True
             if self.liveness.heard(host.spec.name, now):
@@ -182,9 +188,14 @@ class RunControl:
                 return
             except ValueError:
                 continue
-            if kind != cm.ACCEPT:
+            try:
+                ids = [int(i) for i in messages.unpack_meta(meta_frame)["ids"]] if kind == cm.ACCEPT else None
+            except (ValueError, TypeError, KeyError):
+                ids = None
+            if ids is None:
+                self.bad_control += 1
                 continue
-            for l1_id in messages.unpack_meta(meta_frame)["ids"]:
+            for l1_id in ids:
                 self.accepted.add(l1_id)
                 outcome = self.service.accept(l1_id)
                 if outcome is not None:
@@ -408,7 +419,8 @@ class RunControl:
             "decided_by_workers": decided_on[name], "lost": h.lost, "rejoins": h.rejoins,
             "builder": h.builder_stats} for name, h in self.hosts.items()}
         out["assignment"] = {"reassigned": self.service.reassigned, "stale_outcomes_dropped": self.stale_outcomes,
-                             "accepts_seen": len(self.accepted)}
+                             "accepts_seen": len(self.accepted),
+                             "bad_control_messages": self.bad_control}
         return out
 
     def exit_agents(self) -> None:
