@@ -30,6 +30,7 @@ import zmq
 from farm import control_messages as cm
 from farm import messages
 from farm.collector import Collector
+from farm.readout import RANGES_PER_MESSAGE
 from farm.readout_feed import MAX_BUFFERED
 from farm.security import Curve
 from farm.sockets import bind, make_socket
@@ -40,6 +41,7 @@ from trigger_sim.assignment import AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
 from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.id_ranges import IdRanges
 from trigger_sim.partition import source_ids
 from trigger_sim.role_liveness import RoleLiveness
 from trigger_sim.run_states import RunState
@@ -365,12 +367,10 @@ class RunControl:
 
     def _end_from_accepts(self) -> None:
         """The readout host is gone before its END: the ids it asked nodes for are the Level-1 accepts."""
-        from trigger_sim.id_ranges import IdRanges
-
         ids = IdRanges()
         for l1_id in sorted(self.accepted):
             ids.add(l1_id)
-        chunks = ids.chunks(5_000)
+        chunks = ids.chunks(RANGES_PER_MESSAGE)
         for index, ranges in enumerate(chunks):
             self.collector.handle([zmq.Frame(messages.L1_IDS), zmq.Frame(messages.pack_meta({"chunk": index, "ranges": ranges}))])
         self.collector.handle([zmq.Frame(messages.END), zmq.Frame(messages.pack_meta({
