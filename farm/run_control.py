@@ -37,7 +37,7 @@ from farm.sockets import bind, make_socket
 from farm.summary import summarise
 from farm.supervisor import _prepare_output, drain_timeout_s
 from trigger_sim import clock
-from trigger_sim.assignment import AssignmentService, Outcome
+from trigger_sim.assignment import MISSING_DATA, AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
 from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
@@ -352,18 +352,32 @@ class RunControl:
         while True:
             self.pump()
             c = self.collector
-            if c.end is None and self.hosts[self.topology.readout_host.name].lost:
+            if c.end is None and self.readout_lost:
                 self._end_from_accepts()
             if c.end is not None and c.ledger.decided >= c.end["l1_accepted"] and c.n_unaccounted() == 0:
                 return
             if c.ledger.decided != last_decided:
                 last_decided, progress_at = c.ledger.decided, time.monotonic()
+            elif self.readout_lost and time.monotonic() - progress_at > self._quiet_after_readout_loss_s():
+                # what the nodes still hold never reached them whole (a builder reports the
+                # events it saw, complete or timed out): MissingData
+                for o in self.service.drain("readout host lost before the node had the event's fragments", MISSING_DATA):
+                    self._outcome(o)
             elif time.monotonic() - progress_at > drain_s + self.topology.heartbeat_timeout_s:
                 self.problems.append(f"no event decided for {time.monotonic() - progress_at:.1f} s: stopped")
                 return
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 self.problems.append(f"run not finished after {timeout_s:.0f} s: stopped")
                 return
+
+    @property
+    def readout_lost(self) -> bool:
+        return self.hosts[self.topology.readout_host.name].lost
+
+    def _quiet_after_readout_loss_s(self) -> float:
+        """No decision for this long after the readout was lost: the nodes hold nothing more
+        that can complete (a build timeout, then a worker's budget, have passed)."""
+        return (self.config.builder.build_timeout_ms + self.config.worker.budget_ms) / 1e3 + 1.0
 
     def _end_from_accepts(self) -> None:
         """The readout host is gone before its END: the ids it asked nodes for are the Level-1 accepts."""

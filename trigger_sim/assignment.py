@@ -172,12 +172,13 @@ class AssignmentService:
     def n_in_flight(self) -> int:
         return self._dispatch.n_in_flight
 
-    def drain(self, reason: str) -> list[Outcome]:
+    def drain(self, reason: str, stream: str = "NotProcessed") -> list[Outcome]:
         """At the end of the run: every accept without an outcome (waiting, or held by a node
-        that never answered) leaves as NotProcessed; the service holds nothing after."""
+        that never answered) leaves to `stream` (NotProcessed; MissingData when the readout
+        was lost before the node had the whole event); the service holds nothing after."""
         ids = [l1_id for l1_id, _ in self._dispatch.drain_waiting()]
         for node in self.live_nodes:
             ids += self.held_by(node)
             self._dispatch.forget_worker(self._key(node))
             self._dead.add(node)
-        return [Outcome(l1_id, "NotProcessed", reason) for l1_id in sorted(ids)]
+        return [Outcome(l1_id, stream, reason) for l1_id in sorted(ids)]

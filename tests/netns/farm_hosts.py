@@ -15,7 +15,8 @@ from farm.security import make_keys
 from netns_lab import NetnsLab
 
 REPO = Path(__file__).resolve().parents[2]
-HOSTS = ["daq", "node1", "node2", "gpu"]
+HOSTS = ["daq", "node1", "node2", "gpu"]  # run control and the readout share "daq"
+HOSTS_SEPARATE_READOUT = ["daq", "readout", "node1", "node2", "gpu"]  # the readout on a host of its own
 ENTRY = [sys.executable, "-m", "farm"]  # the trigger-sim command, run from this checkout
 CONTROL_PORT = 5570
 TRITON_PORT = 8001
@@ -36,6 +37,12 @@ def write_files(lab: NetnsLab, folder: Path, workers: int = 1, rate_hz: float = 
         write_streams = false
         """))
     a = lab.address
+    separate = "readout" in lab.hosts
+    readout_host = f"""
+        [hosts.readout]
+        address = "{a('readout')}"
+        readout = true
+        """ if separate else ""
     (folder / "topology.toml").write_text(textwrap.dedent(f"""
         [farm]
         config = "farm.toml"
@@ -46,8 +53,8 @@ def write_files(lab: NetnsLab, folder: Path, workers: int = 1, rate_hz: float = 
         [hosts.daq]
         address = "{a('daq')}"
         run_control = true
-        readout = true
-
+        readout = {"false" if separate else "true"}
+        {readout_host}
         [hosts.node1]
         address = "{a('node1')}"
         workers = {workers}
@@ -72,7 +79,7 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def start_agents(lab: NetnsLab, topology: Path, logs: Path, clock_offsets_ms: dict[str, float] | None = None) -> dict:
     """One node agent per host, in its namespace; output to logs/<host>.log."""
     procs = {}
-    for host in HOSTS:
+    for host in lab.hosts:
         extra = {"TRIGGER_SIM_TEST_CLOCK_OFFSET_MS": str(clock_offsets_ms[host])} if clock_offsets_ms and host in clock_offsets_ms else {}
         log = open(logs / f"{host}.log", "wb")
         procs[host] = lab.popen(host, [*ENTRY, "node", "--topology", str(topology), "--host", host],

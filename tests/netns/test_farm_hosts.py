@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from farm_hosts import HOSTS, read_summary, run_control, start_agents, wait_for_state, write_files
+from farm_hosts import HOSTS, HOSTS_SEPARATE_READOUT, read_summary, run_control, start_agents, wait_for_state, write_files
 from trigger_sim.config import load_config
 from trigger_sim.topology import config_for_host, load_topology
 
@@ -95,3 +95,21 @@ def test_a_node_cut_mid_run_has_its_events_reassigned_and_rejoins(lab_factory, t
     assert summary["assignment"]["reassigned"] > 0
     assert any("node2 silent" in p for p in summary["problems"]) and any("rejoined" in p for p in summary["problems"])
     assert summary["hosts"]["node1"]["assigned"] > 0
+
+
+def test_a_readout_host_cut_mid_run_ends_what_it_cannot_send_as_missing_data(lab_factory, tmp_path, tritonserver_available):
+    lab = lab_factory(HOSTS_SEPARATE_READOUT)
+    topology = write_files(lab, tmp_path, rate_hz=100.0)
+    agents = start_agents(lab, topology, tmp_path)
+    out = tmp_path / "summary.json"
+    rc = run_control(lab, topology, 5000, out, RUN_TIMEOUT_S)
+    wait_for_state(out.with_suffix(".log"), "RUNNING", 120, rc)
+    time.sleep(3.0)
+    lab.link("readout", up=False)  # for good: its agent never hears EXIT and is stopped by the lab
+    summary = finish(rc, out, {h: p for h, p in agents.items() if h != "readout"})
+    n = summary["assignment"]["accepts_seen"]
+    assert 100 < n < 5000
+    check_lost_0(summary, n)  # the Level-1 accepts are those run control was asked to place
+    assert summary["hosts"]["readout"]["lost"]
+    assert any("readout silent" in p for p in summary["problems"])
+    assert all(not k.startswith("NotProcessed") for k in summary["debug_streams"]), summary["debug_streams"]
