@@ -164,6 +164,14 @@ class NodeAgent:
 
     # -- loop --------------------------------------------------------------------------
     def handle(self, kind: bytes, meta: dict[str, Any]) -> None:
+        """One command from run control; one it cannot follow is reported (FAILED), and the
+        agent stays up for the next."""
+        try:
+            self._handle(kind, meta)
+        except (TriggerSimError, KeyError, TypeError, ValueError) as err:
+            self.send(cm.FAILED, {"problem": f"{self.spec.name}: {kind.decode(errors='replace')}: {type(err).__name__}: {err}"[:500]})
+
+    def _handle(self, kind: bytes, meta: dict[str, Any]) -> None:
         if kind == cm.TIME_REQ:
             t1 = clock.now_ns()
             self.send(cm.TIME_REP, {"seq": meta["seq"], "t0": meta["t0"], "t1": t1, "t2": clock.now_ns()})

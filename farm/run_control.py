@@ -341,7 +341,10 @@ class RunControl:
         readout = self.topology.readout_host.name
         self.send(readout, cm.START, {"assign": self.assign_endpoint, "collector": self.collector.endpoint, "nodes": nodes,
                                       "events": n_events})
-        for host in self.hosts.values():
+        started = {n.name for n in self.topology.nodes} | {readout}
+        for name, host in self.hosts.items():
+            if name not in started:
+                self.send(name, cm.START)  # hosts whose roles need no start (Triton) still go through the states
             if host.state.state == "CONFIGURED":
                 host.state.apply("start")
 

@@ -16,7 +16,8 @@ from netns_lab import NetnsLab
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ["daq", "node1", "node2", "gpu"]  # run control and the readout share "daq"
-HOSTS_SEPARATE_READOUT = ["daq", "readout", "node1", "node2", "gpu"]  # the readout on a host of its own
+HOSTS_NO_TRITON = ["daq", "node1", "node2"]  # the models run in the workers (no server to start: shorter tests)
+HOSTS_SEPARATE_READOUT = ["daq", "readout", "node1", "node2"]  # the readout on a host of its own
 ENTRY = [sys.executable, "-m", "farm"]  # the trigger-sim command, run from this checkout
 CONTROL_PORT = 5570
 TRITON_PORT = 8001
@@ -24,7 +25,8 @@ TRITON_PORT = 8001
 
 def write_files(lab: NetnsLab, folder: Path, workers: int = 1, rate_hz: float = 150.0, pileup: float = 5.0,
                 heartbeat_timeout_s: float = 2.0) -> Path:
-    """Keys, a farm configuration and the topology of `HOSTS` in `lab`; returns the topology's path."""
+    """Keys, a farm configuration and the topology of the lab's hosts (named as in `HOSTS`,
+    `HOSTS_NO_TRITON` or `HOSTS_SEPARATE_READOUT`); returns the topology's path."""
     make_keys(folder / "keys")
     (folder / "farm.toml").write_text(textwrap.dedent(f"""
         menu = "{REPO / 'configs' / 'menu.toml'}"
@@ -43,6 +45,11 @@ def write_files(lab: NetnsLab, folder: Path, workers: int = 1, rate_hz: float = 
         address = "{a('readout')}"
         readout = true
         """ if separate else ""
+    triton_host = f"""
+        [hosts.gpu]
+        address = "{a('gpu')}"
+        triton_grpc_port = {TRITON_PORT}
+        """ if "gpu" in lab.hosts else ""
     (folder / "topology.toml").write_text(textwrap.dedent(f"""
         [farm]
         config = "farm.toml"
@@ -62,11 +69,7 @@ def write_files(lab: NetnsLab, folder: Path, workers: int = 1, rate_hz: float = 
         [hosts.node2]
         address = "{a('node2')}"
         workers = {workers}
-
-        [hosts.gpu]
-        address = "{a('gpu')}"
-        triton_grpc_port = {TRITON_PORT}
-        """))
+        {triton_host}"""))
     return folder / "topology.toml"
 
 
