@@ -101,7 +101,7 @@ def test_a_node_cut_mid_run_has_its_events_reassigned_and_rejoins(lab_factory, t
 
 def test_a_readout_host_cut_mid_run_ends_what_it_cannot_send_as_missing_data(lab_factory, tmp_path):
     lab = lab_factory(HOSTS_SEPARATE_READOUT)
-    topology = write_files(lab, tmp_path, rate_hz=100.0)
+    topology = write_files(lab, tmp_path, rate_hz=400.0)  # above what two workers decide: accepts wait for a slot
     agents = start_agents(lab, topology, tmp_path)
     out = tmp_path / "summary.json"
     rc = run_control(lab, topology, 5000, out, RUN_TIMEOUT_S)
@@ -114,4 +114,7 @@ def test_a_readout_host_cut_mid_run_ends_what_it_cannot_send_as_missing_data(lab
     check_lost_0(summary, n)  # the Level-1 accepts are those run control was asked to place
     assert summary["hosts"]["readout"]["lost"]
     assert any("readout silent" in p for p in summary["problems"])
-    assert all(not k.startswith("NotProcessed") for k in summary["debug_streams"]), summary["debug_streams"]
+    streams = summary["debug_streams"]
+    assert all(not k.startswith("NotProcessed") for k in streams), streams
+    missing = sum(n for k, n in streams.items() if k.startswith("MissingData: readout source"))
+    assert missing > 0, streams  # the accepts still waiting for a node when the readout was lost
