@@ -280,8 +280,7 @@ class RunControl:
             if host.spec.is_node:
                 outcomes += self.service.node_lost(name)
             if host.spec.readout:
-                for source in source_ids(self.config):
-                    outcomes += self.service.source_lost(source)
+                outcomes += self.service.source_lost(*source_ids(self.config))
             for o in outcomes:
                 self._outcome(o)
 

@@ -100,9 +100,9 @@ class AssignmentService:
         return sorted(n for n in self._incarnation if n not in self._dead)
 
     # -- sources -----------------------------------------------------------------------
-    def source_lost(self, source: int) -> list[Outcome]:
-        """A readout source is gone: waiting events can no longer be complete."""
-        self._lost_sources.add(source)
+    def source_lost(self, *sources: int) -> list[Outcome]:
+        """Readout sources are gone: waiting events can no longer be complete."""
+        self._lost_sources.update(sources)
         return [self._missing(l1_id, "") for l1_id, _ in self._dispatch.drain_waiting()]
 
     def _missing(self, l1_id: int, why: str) -> Outcome:
