@@ -29,16 +29,23 @@ from farm.security import Curve
 from farm.sockets import connect, make_socket
 from farm.supervisor import START_TIMEOUT_S, _stop_process
 from farm.triton_server import TritonServer
-from farm.worker import run_worker
+from farm.worker import credits_asked, run_worker
 from trigger_sim import clock
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.run_states import RunState
-from trigger_sim.topology import Topology, config_for_host, slots_for
+from trigger_sim.topology import HostSpec, Topology, config_for_host
 
 POLL_MS = 50
+
+
+def slots_for(config: FarmConfig, spec: HostSpec) -> int:
+    """Event slots a node offers the assignment service: what its workers hold at once (their
+    credits), plus one waiting per worker at its builder, so a worker never waits for the
+    next assignment."""
+    return spec.workers * (credits_asked(config) + 1)
 
 
 class NodeAgent:

@@ -243,8 +243,3 @@ def config_for_host(config: FarmConfig, topology: Topology, host: str) -> FarmCo
     return with_overrides(config, network=network, inference=inference,
                           worker={"count": spec.workers} if spec.workers else {})
 
-
-def slots_for(config: FarmConfig, spec: HostSpec) -> int:
-    """Event slots a node offers the assignment service: what its workers hold at once, plus
-    one waiting per worker at its builder, so a worker never waits for the next assignment."""
-    return spec.workers * (config.builder.credits_per_worker + 1)

@@ -91,7 +91,7 @@ def test_checked_in_example_loads():
 
 def test_each_host_binds_its_own_address_with_curve_and_uses_the_triton_host(tmp_path):
     from trigger_sim.config import FarmConfig
-    from trigger_sim.topology import config_for_host, slots_for
+    from trigger_sim.topology import config_for_host
 
     topo = load_topology(write(tmp_path, GOOD))
     for name in ("daq", "node1", "gpu"):
@@ -101,7 +101,6 @@ def test_each_host_binds_its_own_address_with_curve_and_uses_the_triton_host(tmp
         assert c.inference.triton_url == "10.1.0.4:8001"
         assert not c.inference.uses_shared_memory(c.inference.triton_url)  # no shared memory across hosts
     assert config_for_host(FarmConfig(), topo, "node2").worker.count == 3
-    assert slots_for(FarmConfig(), topo.host("node2")) == 6
     no_triton = load_topology(write(tmp_path, GOOD.replace("triton_grpc_port = 8001", "")))
     assert config_for_host(FarmConfig(), no_triton, "node1").inference.models == ()  # every model in the workers
 
