@@ -162,9 +162,19 @@ def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
 @main.command()
 @farm_options
 @click.option("--pileup", type=click.FloatRange(min=0), help="Mean number of pile-up collisions.")
+@click.option("--topology", "topology_path", type=click.Path(exists=True, dir_okay=False),
+              help="Run control of a farm across hosts (its node agents run `trigger-sim node`); see README.")
 def run(config_path, events, duration, rate, pattern, workers, slots, triton_url, local_servers, timeout_ms, output_dir, no_output,
-        json_path, events_table, quiet, metrics_port, pileup) -> None:
+        json_path, events_table, quiet, metrics_port, pileup, topology_path) -> None:
     """Run the farm on simulated events: readout, event builder, HLT workers and a Triton server."""
+    if topology_path:
+        from farm.cli_hosts import run_with_topology
+
+        if duration is not None or workers or slots or triton_url or local_servers or events_table or metrics_port:
+            raise click.UsageError("with --topology, the hosts, workers and servers come from the topology file: "
+                                   "give --events (and --config, --rate, --pileup, --output, --json) only")
+        run_with_topology(topology_path, config_path, events or 500, rate, pileup, output_dir, no_output, json_path, quiet)
+        return
     config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
                         physics={"pileup_mean": pileup} if pileup is not None else {}, monitoring=_monitoring(metrics_port))
     if events is None and duration is None:
@@ -278,3 +288,7 @@ main.add_command(_validate)
 from farm.cli_plan import plan as _plan  # noqa: E402
 
 main.add_command(_plan)
+
+from farm.cli_hosts import node as _node  # noqa: E402
+
+main.add_command(_node)

@@ -61,9 +61,12 @@ class TritonServer:
     """A local tritonserver serving `model_repository`; use as a context manager."""
 
     def __init__(self, model_repository: str | Path, start_timeout_s: float = 60.0, log_path: str | Path | None = None,
-                 model_config_name: str | None = None, metrics_port: int = 0):
+                 model_config_name: str | None = None, metrics_port: int = 0, grpc_address: str = "127.0.0.1",
+                 grpc_port: int = 0):
         """`metrics_port`: where Triton serves its metrics (0: a free port), so a scrape
-        configuration can name it."""
+        configuration can name it. `grpc_address`, `grpc_port`: where gRPC listens (a host
+        address and a fixed port for a Triton host of a farm across hosts; default loopback
+        and a free port)."""
         self.model_repository = Path(model_repository).resolve()
         self.model_config_name = model_config_name  # e.g. "gpu": each model's configs/gpu.pbtxt instead of config.pbtxt
         self.start_timeout_s = start_timeout_s
@@ -73,10 +76,11 @@ class TritonServer:
         self.proc: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
         self.fixed_metrics_port = metrics_port
+        self.grpc_address, self._fixed_grpc_port = grpc_address, grpc_port
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.grpc_address}:{self.grpc_port}"
 
     @property
     def http_url(self) -> str:
@@ -112,7 +116,7 @@ class TritonServer:
         binary = root / "tritonserver" / "bin" / "tritonserver"
         backends = self._backend_dir(root)
         if not (same_ports and self.grpc_port):
-            self.grpc_port, self.http_port = free_port(), free_port()
+            self.grpc_port, self.http_port = self._fixed_grpc_port or free_port(), free_port()
             if self.fixed_metrics_port and not port_is_free(self.fixed_metrics_port):
                 raise TritonStartError(f"port {self.fixed_metrics_port} for Triton's metrics is taken (another Triton server?): "
                                        "set [monitoring] triton_base_port to free ports, or 0 for any")
@@ -133,7 +137,7 @@ class TritonServer:
             "--disable-auto-complete-config",
             "--model-control-mode=explicit", "--load-model=*",  # so a broken model can be reloaded
             "--allow-gpu-metrics=false",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+            f"--grpc-address={self.grpc_address}", f"--grpc-port={self.grpc_port}",
             "--http-address=127.0.0.1", f"--http-port={self.http_port}",
             "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
