@@ -32,7 +32,8 @@ arrays = st.lists(hnp.arrays(st.sampled_from([np.float32, np.int32, np.int64, np
 @settings(max_examples=50, deadline=None)
 @given(arrays)
 def test_arrays_written_one_after_the_other_read_back_bit_for_bit(values):
-    region = Region(f"{fresh_prefix()}0_in", 1 << 16)
+    # sized to hold them exactly (up to 4 arrays of 20 x 20 x 20 eight-byte values: more than a fixed 64 kB)
+    region = Region(f"{fresh_prefix()}0_in", max(sum(v.nbytes for v in values), 1))
     try:
         region.write(values)
         offset = 0
