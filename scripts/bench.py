@@ -70,9 +70,9 @@ QUICK = {
     "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
                                overload_runs=1, replay_events=100),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
-    "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=160, farm_rate_hz=40.0,
-                                       overhead_repetitions=2, calls_per_block=100, perf_analyzer_window_ms=1500),
-    "overlap": overlap_case.Settings(repetitions=1, events=40, warm_up=False),
+    "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
+                                       overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),
+    "overlap": overlap_case.Settings(repetitions=1, events=60, warm_up=False),
 }
 
 
