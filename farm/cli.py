@@ -121,6 +121,11 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
         sys.exit(2)
     if not quiet:
         print_report(summary, Console())
+    finish_run(summary, json_path, console)
+
+
+def finish_run(summary: dict[str, Any], json_path: str | None, console: Console) -> None:
+    """Write the summary (`--json`) and exit: 0 only when the run is known complete."""
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
     reasons = incomplete_reasons(summary)

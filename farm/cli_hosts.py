@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -41,7 +39,7 @@ def run_with_topology(topology_path: str, config_path: str | None, events: int, 
                       pileup: float | None, output_dir: str | None, no_output: bool, json_path: str | None, quiet: bool,
                       timeout_s: float | None = None) -> None:
     """Run control: the run on the node agents of a topology; exit status as for a one-host run."""
-    from farm.cli import incomplete_reasons
+    from farm.cli import finish_run
     from farm.report import print_report
     from farm.run_control import run_topology
 
@@ -63,9 +61,4 @@ def run_with_topology(topology_path: str, config_path: str | None, events: int, 
             console.print(f"host {name} ({h['address']}, {', '.join(h['roles'])}): clock offset {h['clock_offset_ms']:+.3f} "
                           f"+/- {h['clock_uncertainty_ms']:.3f} ms, events assigned {h['assigned']}, "
                           f"decided by its workers {h['decided_by_workers']}" + (", LOST" if h["lost"] else ""))
-    if json_path:
-        Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
-    reasons = incomplete_reasons(summary)
-    if reasons:
-        console.print(f"[red]run not known complete:[/red] {'; '.join(reasons)} (exit status 1)")
-    sys.exit(1 if reasons else 0)
+    finish_run(summary, json_path, console)
