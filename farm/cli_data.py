@@ -12,49 +12,25 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trigger_sim.config import FarmConfig, load_config, with_overrides
+from trigger_sim.config import with_overrides
 from trigger_sim.errors import TriggerSimError
+from farm.cli_options import CONFIG_OPTION, OVERWRITE_OPTION, config_or_usage_error, progress_bar, refuse_existing, run_import
+from farm.cli_trackml import import_trackml
 
 if TYPE_CHECKING:
     from trigger_sim.cms_compare import FileComparison, PairCounts
-
-CONFIG_OPTION = click.option(
-    "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-    help="Detector configuration (TOML, see configs/farm.toml); default: built-in.",
-)
-OVERWRITE_OPTION = click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 
 
 def register(group: click.Group) -> None:
     """Add the recording commands to the `trigger-sim` command group."""
     group.add_command(record)
     group.add_command(inspect)
-    from farm.cli_trackml import import_trackml  # its own module; it uses this one's options
-
     import_group.add_command(import_trackml)
     group.add_command(import_group)
     group.add_command(compare_cms)
     group.add_command(keys)
-
-
-def _config(config_path: str | None) -> FarmConfig:
-    try:
-        return load_config(config_path)
-    except TriggerSimError as err:
-        raise click.UsageError(str(err)) from err
-
-
-def _progress(label: str, console: Console) -> Progress:
-    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
-
-
-def _refuse_existing(output: str, overwrite: bool) -> None:
-    if Path(output).exists() and not overwrite:
-        raise click.UsageError(f"{output} exists; choose another name or pass --overwrite")
 
 
 @click.command()
@@ -72,14 +48,14 @@ def record(events: int, output: str, pileup: float | None, seed: int | None, tru
     from trigger_sim.recording import write_generated
 
     config = with_overrides(
-        _config(config_path),
+        config_or_usage_error(config_path),
         physics={"pileup_mean": pileup} if pileup is not None else {},
         run={"seed": seed} if seed is not None else {},
     )
-    _refuse_existing(output, overwrite)
+    refuse_existing(output, overwrite)
     console = Console(stderr=True)
     started = time.perf_counter()
-    with _progress("recording", console) as bar:
+    with progress_bar("recording", console) as bar:
         task = bar.add_task("events", total=events)
         write_generated(config, output, events, overwrite=overwrite, on_event=lambda: bar.advance(task), truth=truth)
     size_mb = Path(output).stat().st_size / 1e6
@@ -146,22 +122,6 @@ def inspect(file: str, json_path: str | None) -> None:
     console.print(_sources_table(summary))
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def run_import(convert: Any, source: str, output: str, config_path: str | None, overwrite: bool) -> tuple[Any, Console, FarmConfig]:
-    """Run an importer `convert(source, output, config, overwrite=, progress=)` with a progress
-    display; its errors become a clear CLI error. Returns its summary, the console and the config."""
-    config = _config(config_path)
-    _refuse_existing(output, overwrite)
-    console = Console(stderr=True)
-    try:
-        with _progress("importing", console) as bar:
-            task = bar.add_task("events", total=None)
-            summary = convert(source, output, config, overwrite=overwrite,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except TriggerSimError as err:
-        raise click.ClickException(str(err)) from err
-    return summary, console, config
 
 
 @click.group("import")

@@ -1,11 +1,11 @@
 """`trigger-sim import trackml`: TrackML CSV events into a recording (added to the `import` group by
-`farm.cli_data.register`)."""
+`farm.cli_data.register`; options shared from farm.cli_options)."""
 
 from __future__ import annotations
 
 import click
 
-from farm.cli_data import CONFIG_OPTION, OVERWRITE_OPTION, run_import
+from farm.cli_options import CONFIG_OPTION, OVERWRITE_OPTION, run_import
 
 
 @click.command("trackml")
