@@ -7,7 +7,7 @@ Algorithm (both implementations follow it exactly). Edge e = (inner[e], outer[e]
    on true edges of stiff tracks in dense jet cores (scores between 0.1 and the cut), while the
    rest of the track is confident. Each pass, every hit's anchors are its best kept incoming edge
    (highest score, ties by the smaller inner index) and its best kept outgoing edge (highest
-   score, ties by the smaller outer index), as kept before the pass. An edge not kept with
+   score, ties by the smaller outer index, then the smaller edge index), as kept before the pass. An edge not kept with
    s > rescue_score_cut is kept if an anchor at its inner hit (incoming) or at its outer hit
    (outgoing) continues it: |phi-slope difference| < max_dphi_slope and |z-slope difference|
    < max_dz_slope (slopes per edge: dphi/dr in rad/mm, dz/dr; `edge_slopes`). Rescued edges keep
@@ -226,9 +226,9 @@ def _best_per_group(group: np.ndarray, score: np.ndarray, other: np.ndarray, n_g
     min_other = np.full(n_groups, np.iinfo(np.int64).max)
     np.minimum.at(min_other, group[top], other[top])
     top = top[other[top] == min_other[group[top]]]
-    best = np.full(n_groups, -1, dtype=np.int64)
-    best[group[top]] = top  # entries left tied are equal edges: any one will do
-    return best[best >= 0]
+    best = np.full(n_groups, np.iinfo(np.int64).max)
+    np.minimum.at(best, group[top], top)  # entries left tied are equal edges: the first, as the kernel
+    return best[best < np.iinfo(np.int64).max]
 
 
 def _component_minimum(following: np.ndarray, preceding: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trigger_sim.kernels import Rescue, build_tracks, build_tracks_reference, edge_slopes
@@ -252,8 +252,15 @@ def rescued_graphs(draw: st.DrawFn) -> tuple[dict, Rescue]:
     return graph, rescue
 
 
+# Equal edges with different slopes: the anchor among them is the first, in both.
+TIED_ANCHORS = ({"n_hits": 3, "edges": np.array([[0, 1], [1, 2], [0, 1], [0, 1], [0, 1], [0, 1]], dtype=np.int32),
+                 "scores": np.array([0.25, 0.0, 0.25, 0.25, 0.25, 0.25], dtype=np.float32)},
+                Rescue((np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1e-4]), np.zeros(6)), -1.0, 5e-5, 0.02, 1))
+
+
 @settings(max_examples=300, deadline=None)
 @given(rescued_graphs(), cuts, st.integers(1, 5))
+@example(TIED_ANCHORS, 0.0, 1)
 def test_rescue_numba_matches_reference(case: tuple[dict, Rescue], score_cut: float, min_hits: int) -> None:
     graph, rescue = case
     args = (graph["n_hits"], graph["edges"], graph["scores"], score_cut, min_hits, rescue)
