@@ -34,6 +34,7 @@ import zmq
 from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
 from farm import messages
 from farm.builder import run_builder
+from farm.event_handoff import RingReader
 from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
@@ -115,7 +116,11 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
 
 def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> None:
     """A worker that keeps credits outstanding and rejects every event at once (its result,
-    with no fragments to forward, releases the event and returns the credit)."""
+    with no fragments to forward, releases the event and returns the credit). It gets the
+    event's bytes as a real worker does: copied out of the builder's shared-memory ring
+    (`RingReader`, every byte read once, as a socket receive copies them out of the kernel),
+    or inside the message when the ring is off or full."""
+    reader = RingReader()
     ctx = zmq.Context()
     sock = make_socket(ctx, zmq.DEALER, hwm=10_000)
     sock.setsockopt(zmq.IDENTITY, b"bench-worker")
@@ -125,9 +130,14 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, *_frames = sock.recv_multipart(copy=False)
+        kind, id_frame, meta_frame, *frames = sock.recv_multipart(copy=False)
         if kind.bytes != messages.EVENT:
             continue
+        meta = messages.unpack_meta(meta_frame)
+        if "ring" in meta:
+            frames = reader.read(meta["ring"])
+        if not frames:
+            raise RuntimeError(f"event {messages.unpack_id(id_frame)} came without its bytes")
         if t_first is None:
             t_first = clock.now_ns()
         n += 1
@@ -136,6 +146,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
             "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
             "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
     out.put(("done", n, t_first, clock.now_ns()))
+    reader.close()
     sock.close(linger=1000)
     ctx.term()
 
@@ -165,7 +176,7 @@ def _instrumented_builder(config: FarmConfig, collector_endpoint: str, ready, st
                 spent[name] += time.thread_time_ns() - t0
         return wrapper
 
-    fb.decode_fragment = timed("check", fb.decode_fragment)
+    fb.check_fragment = timed("check", fb.check_fragment)
     EventBuilderState.add = timed("build", EventBuilderState.add)
     fb.Builder._read_fragments = timed("read_fragments", fb.Builder._read_fragments)
     fb.Builder._send_to_worker = timed("dispatch", fb.Builder._send_to_worker)
