@@ -26,11 +26,6 @@ from trigger_sim.ring_space import Block, RingSpace, aligned
 MiB = 1024 * 1024
 
 
-def _view(frame: Any) -> memoryview:
-    view = memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
-
-
 class EventRing:
     """The builder's side: a ring it writes events into (`put`) and reclaims (`give_back`)."""
 
@@ -45,32 +40,31 @@ class EventRing:
         except OSError:
             os.close(self.fd)
             raise
-        self._view = memoryview(self._map)
         self.path = f"/proc/{os.getpid()}/fd/{self.fd}"  # how a worker on this host opens it
         self.events = 0  # events written into the ring
         self.inline = 0  # events sent inside the message: no room
 
     def put(self, frames: Sequence[Any]) -> tuple[Block, dict[str, Any]] | None:
-        """Copy `frames` into one block: (block, descriptor for the worker), or None if no room."""
-        views = [_view(f) for f in frames]
-        block = self.space.take(sum(aligned(len(v)) for v in views))
+        """Copy `frames` (zmq.Frame, bytes or flat byte views) into one block: (block,
+        descriptor for the worker), or None if the ring has no room."""
+        sizes = [len(f) for f in frames]
+        steps = [aligned(n) for n in sizes]
+        block = self.space.take(sum(steps))
         if block is None:
             self.inline += 1
             return None
-        offset = block.offset
-        for v in views:
-            n = len(v)
-            self._view[offset:offset + n] = v
-            offset += aligned(n)
+        ring, offset = self._map, block.offset
+        for frame, n, step in zip(frames, sizes, steps):
+            ring[offset:offset + n] = frame  # one memcpy per frame
+            offset += step
         self.events += 1
-        return block, {"path": self.path, "offset": block.offset, "sizes": [len(v) for v in views]}
+        return block, {"path": self.path, "offset": block.offset, "sizes": sizes}
 
     def give_back(self, block: Block | None) -> None:
         if block is not None:
             self.space.give_back(block)
 
     def close(self) -> None:
-        self._view.release()
         self._map.close()
         os.close(self.fd)
 
@@ -87,20 +81,23 @@ class RingReader:
         Raises ValueError (or OSError when the ring cannot be opened) for a descriptor
         that does not name bytes inside a ring."""
         path, offset, sizes = descriptor["path"], descriptor["offset"], descriptor["sizes"]
-        if not isinstance(path, str) or not isinstance(offset, int) or not isinstance(sizes, list) \
-                or not all(isinstance(n, int) and n >= 0 for n in sizes):
-            raise ValueError(f"ring descriptor {descriptor!r:.200}")
+        try:
+            if type(path) is not str or type(offset) is not int or type(sizes) is not list or min(sizes, default=0) < 0:
+                raise TypeError
+            steps = [aligned(n) for n in sizes]
+        except TypeError:
+            raise ValueError(f"ring descriptor {descriptor!r:.200}") from None
         ring = self._maps.get(path)
         if ring is None:
             ring = self._maps[path] = self._open(path)
-        end = offset + sum(aligned(n) for n in sizes)
+        end = offset + sum(steps)
         if offset < 0 or end > len(ring):
             raise ValueError(f"ring descriptor [{offset}, {end}) outside the ring of {len(ring)} bytes")
         data = memoryview(ring[offset:end])  # the copy: the builder may reuse the block from now on
         frames, at = [], 0
-        for n in sizes:
+        for n, step in zip(sizes, steps):
             frames.append(data[at:at + n])
-            at += aligned(n)
+            at += step
         return frames
 
     @staticmethod

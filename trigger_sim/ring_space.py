@@ -18,7 +18,7 @@ ALIGN = 8  # every block, and every frame inside one, starts 8-byte aligned (num
 
 def aligned(nbytes: int) -> int:
     """`nbytes` rounded up to a multiple of `ALIGN`."""
-    return -(-nbytes // ALIGN) * ALIGN
+    return (nbytes + ALIGN - 1) & -ALIGN
 
 
 @dataclass(eq=False)
