@@ -14,10 +14,8 @@ operations = st.lists(st.one_of(st.tuples(st.just("take"), st.integers(0, 300)),
                                 st.tuples(st.just("give"), st.integers(0, 50))), max_size=200)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(8, 2000), operations)
-def test_live_blocks_never_overlap_and_stay_inside(capacity: int, ops: list) -> None:
-    ring = RingSpace(capacity)
+def replay(ring: RingSpace, ops: list, check=lambda ring, live: None) -> list:
+    """Apply the operations; `check(ring, live blocks)` after each. The live blocks at the end."""
     live = []
     for op, n in ops:
         if op == "take":
@@ -28,24 +26,27 @@ def test_live_blocks_never_overlap_and_stay_inside(capacity: int, ops: list) -> 
             live.append(block)
         elif live:
             ring.give_back(live.pop(n % len(live)))
-        spans = sorted((b.offset, b.offset + b.nbytes) for b in live)
-        assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans
-        assert ring.used == sum(b.nbytes for b in live) and ring.n_blocks == len(live)
+        check(ring, live)
+    return live
+
+
+def no_overlap(ring: RingSpace, live: list) -> None:
+    spans = sorted((b.offset, b.offset + b.nbytes) for b in live)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans
+    assert ring.used == sum(b.nbytes for b in live) and ring.n_blocks == len(live)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(8, 2000), operations)
+def test_live_blocks_never_overlap_and_stay_inside(capacity: int, ops: list) -> None:
+    replay(RingSpace(capacity), ops, no_overlap)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(8, 2000), operations)
 def test_everything_given_back_means_the_whole_ring_is_free(capacity: int, ops: list) -> None:
     ring = RingSpace(capacity)
-    live = []
-    for op, n in ops:
-        if op == "take":
-            block = ring.take(n)
-            if block is not None:
-                live.append(block)
-        elif live:
-            ring.give_back(live.pop(n % len(live)))
-    for block in live:
+    for block in replay(ring, ops):
         ring.give_back(block)
     assert ring.used == 0
     assert ring.take(ring.capacity) is not None  # one block as large as the ring fits again
