@@ -232,7 +232,7 @@ class Builder:
             except zmq.Again:
                 return n > 0
             n += 1
-            self.bytes_in += sum([len(f.buffer) for f in frames])
+            self.bytes_in += sum(map(len, frames))
             try:
                 fragment_run, l1_id, source_id, l1_time_ns = check_fragment(frames)  # header, sizes and CRC
             except WireFormatError as err:
