@@ -42,6 +42,7 @@ from trigger_sim.wire import check_fragment
 POLL_MS = 20
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
 METRICS_PERIOD_NS = 250 * clock.NS_PER_MS  # the Prometheus gauges and counters follow the state this often
+_WATCHDOG = messages.WATCHDOG_SUFFIX.encode()
 
 
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
@@ -178,8 +179,8 @@ class Builder:
     def _forward_result(self, sender: bytes, meta_frame: bytes) -> None:
         """A worker's decision: forwarded with the event's fragments if it is the event's
         first decision, then (from the main thread) the worker's slot is free again."""
-        forced = sender.endswith(messages.WATCHDOG_SUFFIX.encode())
-        worker = sender[: -len(messages.WATCHDOG_SUFFIX)] if forced else sender
+        forced = sender.endswith(_WATCHDOG)
+        worker = sender[: -len(_WATCHDOG)] if forced else sender
         try:
             meta = messages.unpack_meta(meta_frame)
             l1_id = meta["l1_id"]
@@ -267,7 +268,7 @@ class Builder:
                 self.bad_control += 1
                 continue
             sender, kind, meta_frame = msg
-            if sender.endswith(messages.WATCHDOG_SUFFIX.encode()):
+            if sender.endswith(_WATCHDOG):
                 if kind == messages.RESULT:
                     self._forward_result(sender, meta_frame)
                 else:
