@@ -469,8 +469,9 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         f"{settings.n_events} events at pile-up {config.physics.pileup_mean:g}: {n} fragments of "
         f"{n_bytes / n / 1e3:.1f} kB on average ({n_bytes / 1e6:.0f} MB), generated once; one PUSH socket per "
         f"source (high-water mark {config.builder.input_hwm}, as the readout), {settings.repetitions} pairs after one "
-        f"warm-up pair. Events handed to the fake worker through the builder's shared-memory ring "
-        f"({config.builder.event_ring_mb:g} MB): {res.diagnostics['events_through_ring']}, inside the message (ring full"
+        f"warm-up pair. Over the {settings.repetitions} timed builder runs, events handed to the fake worker through the "
+        f"builder's shared-memory ring ({config.builder.event_ring_mb:g} MB): {res.diagnostics['events_through_ring']}, "
+        f"inside the message (ring full"
         f"{' or off: ' + res.diagnostics['event_ring_error'] if res.diagnostics['event_ring_error'] else ''}): "
         f"{res.diagnostics['events_inline']}. The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
         + (": it is CPU-bound." if busy["median"] > 0.85 else
