@@ -3,7 +3,9 @@
 Fragments arrive on one PULL socket from every readout source; each is checked (header,
 sizes, CRC) before it counts, and rejected fragments are counted per kind and flag their
 event. Complete events go to workers over a ROUTER socket, one per credit (workers say
-READY when free). The builder keeps every event a worker holds until the worker reports it
+READY when free); the event's bytes go through a shared-memory ring on this node
+(`farm.event_handoff`), the message carries only where they are (inside the message when
+the ring is off or full). The builder keeps every event a worker holds until the worker reports it
 done: if the supervisor reports the worker dead, the event is retried once on another
 worker, then sent to HltError. Incomplete events go to MissingData after the build
 timeout. When the queue of complete events is full the builder stops reading fragments, so
@@ -19,6 +21,7 @@ from collections import Counter, OrderedDict
 import zmq
 
 from farm import messages
+from farm.event_handoff import EventRing
 from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.procfs import peak_rss_mb
@@ -34,11 +37,12 @@ from trigger_sim.metrics import BUILDER, BuilderMetrics
 from trigger_sim.accounting import ACCEPTED, DEBUG
 from trigger_sim.result_check import check_result
 from trigger_sim.partition import source_ids
-from trigger_sim.wire import decode_fragment
+from trigger_sim.wire import check_fragment
 
 POLL_MS = 20
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
 METRICS_PERIOD_NS = 250 * clock.NS_PER_MS  # the Prometheus gauges and counters follow the state this often
+_WATCHDOG = messages.WATCHDOG_SUFFIX.encode()
 
 
 def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocessing.Queue,
@@ -78,6 +82,13 @@ class Builder:
         self.busy_since: int | None = None
         self.metrics = BuilderMetrics()
         self.metrics_due_ns = 0
+        self.ring_error = ""
+        self.ring: EventRing | None = None
+        if bc.event_ring_mb > 0:
+            try:
+                self.ring = EventRing(bc.event_ring_mb)
+            except OSError as err:  # events then travel inside the messages, as without a ring
+                self.ring_error = f"{type(err).__name__}: {err}"
 
     # -- clocks ---------------------------------------------------------------------------
     def active_ns(self) -> int:
@@ -110,8 +121,16 @@ class Builder:
                             credits=d.n_credits, busy=self.busy_since is not None)
 
     # -- output ---------------------------------------------------------------------------
+    def _release(self, event: PendingEvent) -> None:
+        """The event left (or went back to the queue): its block in the ring may be reused.
+        Its worker copied the bytes out when it received the descriptor."""
+        if event.handoff is not None and self.ring is not None:
+            self.ring.give_back(event.handoff)
+        event.handoff = None
+
     def _to_collector(self, event: PendingEvent, stream: str, reason: str) -> None:
         """An event that leaves without a worker's decision: a debug stream, with its fragments."""
+        self._release(event)
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources if s in event.fragments])
         notes = event.notes + self.rejected_notes.pop(event.l1_id, [])
         meta = {"l1_id": event.l1_id, "l1_time_ns": event.l1_time_ns, "stream": stream,
@@ -124,9 +143,14 @@ class Builder:
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources])
         meta = {"l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns,
                 "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts, "attempt": event.attempts + 1}
+        placed = self.ring.put(frames) if self.ring is not None else None
+        if placed is not None:  # the bytes are in the ring: the message says where
+            event.handoff, meta["ring"] = placed
+            frames = []
         try:
             self.work.send_multipart([worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames], copy=False)
         except zmq.ZMQError:  # unreachable: its events go back in the queue; the supervisor replaces it
+            self._release(event)
             self._worker_gone(worker, "unreachable")
             self._report_stalled(worker, 0, "unreachable")
             return False
@@ -147,6 +171,7 @@ class Builder:
     def _retry_or_fail(self, worker: bytes, l1_id: int, event: PendingEvent, what: str) -> None:
         if event.attempts < MAX_ATTEMPTS:
             self.retried += 1
+            self._release(event)
             self.dispatcher.requeue(l1_id, event)
         else:
             self._to_collector(event, "HltError", f"worker {worker.decode(errors='replace')} {what} the event, after {event.attempts} attempts")
@@ -154,8 +179,8 @@ class Builder:
     def _forward_result(self, sender: bytes, meta_frame: bytes) -> None:
         """A worker's decision: forwarded with the event's fragments if it is the event's
         first decision, then (from the main thread) the worker's slot is free again."""
-        forced = sender.endswith(messages.WATCHDOG_SUFFIX.encode())
-        worker = sender[: -len(messages.WATCHDOG_SUFFIX)] if forced else sender
+        forced = sender.endswith(_WATCHDOG)
+        worker = sender[: -len(_WATCHDOG)] if forced else sender
         try:
             meta = messages.unpack_meta(meta_frame)
             l1_id = meta["l1_id"]
@@ -171,6 +196,7 @@ class Builder:
             self.dispatcher.add_credit(worker)  # the main thread is free again (never for unknown senders)
         if verdict != FORWARD:
             return
+        self._release(event)
         try:
             result = check_result(meta)
         except ValueError as err:
@@ -198,28 +224,31 @@ class Builder:
         """Read a batch of fragments (then serve the workers again); `limit` None: read
         until the queue is empty, full or not (at shutdown). True if any was read."""
         n = 0
+        now_ns = self.active_ns()  # one clock reading per batch: the batch takes microseconds
+        run_number = self.config.run.run_number
+        state, c = self.state, self.state.counters
         while limit is None or n < limit:
             try:
                 frames = self.fragments_in.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return n > 0
             n += 1
-            self.bytes_in += sum(len(f.buffer) for f in frames)
+            self.bytes_in += sum(map(len, frames))
             try:
-                header = decode_fragment(frames).header  # header, sizes and CRC
+                fragment_run, l1_id, source_id, l1_time_ns = check_fragment(frames)  # header, sizes and CRC
             except WireFormatError as err:
                 self._reject(type(err).__name__, None, None)
                 continue
-            if header.run_number != self.config.run.run_number:
+            if fragment_run != run_number:
                 self._reject("ForeignRun", None, None)
                 continue
-            c = self.state.counters
             before = (c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments)
-            complete, evicted = self.state.add(header.l1_id, header.source_id, frames, self.active_ns(), header.l1_time_ns)
+            complete, evicted = state.add(l1_id, source_id, frames, now_ns, l1_time_ns)
             after = (c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments)
-            for kind, b, a in zip(("Duplicate", "UnknownSource", "Late"), before, after):
-                if a > b:
-                    self._reject(kind, header.l1_id if kind == "Duplicate" else None, header.source_id)
+            if after != before:
+                for kind, b, a in zip(("Duplicate", "UnknownSource", "Late"), before, after):
+                    if a > b:
+                        self._reject(kind, l1_id if kind == "Duplicate" else None, source_id)
             if evicted is not None:
                 self._to_collector(evicted, "MissingData", "builder full: evicted before complete")
             if complete is not None:
@@ -239,7 +268,7 @@ class Builder:
                 self.bad_control += 1
                 continue
             sender, kind, meta_frame = msg
-            if sender.endswith(messages.WATCHDOG_SUFFIX.encode()):
+            if sender.endswith(_WATCHDOG):
                 if kind == messages.RESULT:
                     self._forward_result(sender, meta_frame)
                 else:
@@ -363,7 +392,10 @@ class Builder:
         if self.busy_since is not None:
             self.busy_ns += clock.now_ns() - self.busy_since
         c = self.state.counters
+        ring = self.ring
         self.out.send_multipart([messages.STATS, messages.pack_meta({"role": "builder", "counters": {
+            "events_through_ring": ring.events if ring else 0, "events_inline": ring.inline if ring else 0,
+            "event_ring_error": self.ring_error,
             "fragments_in": c.fragments_in, "bytes_in": self.bytes_in, "events_complete": c.events_complete,
             "events_incomplete": c.events_incomplete, "evicted_for_space": c.evicted_for_space,
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
@@ -378,4 +410,6 @@ class Builder:
         self.out.close(linger=2000)
         if self.curve is not None:
             self.curve.close()
+        if self.ring is not None:
+            self.ring.close()
         self.ctx.term()

@@ -26,6 +26,7 @@ import zmq
 from threadpoolctl import threadpool_limits
 
 from farm import messages
+from farm.event_handoff import RingReader
 from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.security import Curve
@@ -170,6 +171,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
         loop.slots.drop_all()
         close_inference(inference)
         loop.wakeup.close()
+        loop.ring.close()
         builder.close(linger=2000)
         collector.close(linger=2000)
         ctx.term()
@@ -193,6 +195,7 @@ class _EventLoop:
         self.slots = SlotScheduler(config.worker.slots)
         self.asynchronous = config.worker.slots > 1  # one slot: every call blocks, as always
         self.wakeup = Wakeup()
+        self.ring = RingReader()  # the builder's shared-memory ring, mapped at the first event through it
         self.held: dict[int, tuple[int, int]] = {}  # token -> (Level-1 id, when the event was received)
         self.counts: Counter = Counter()
         self.heartbeat = _Periodic(HEARTBEAT_S)
@@ -235,8 +238,9 @@ class _EventLoop:
             return
         try:
             meta = messages.unpack_meta(frames[1])
-            fragments = messages.split(meta["frames_per_fragment"], frames[2:])
-        except (ValueError, KeyError, TypeError, IndexError) as err:
+            payload = self.ring.read(meta["ring"]) if "ring" in meta else frames[2:]  # copied out of the ring
+            fragments = messages.split(meta["frames_per_fragment"], payload)
+        except (ValueError, KeyError, TypeError, IndexError, OSError) as err:
             self.counts["unreadable_events"] += 1
             self.builder.send_multipart(result_message(unreadable_event(l1_id, err), received, clock.now_ns(), self.identity))
             return

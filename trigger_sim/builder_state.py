@@ -28,6 +28,7 @@ class PendingEvent:
     notes: list[str] = field(default_factory=list)  # why the event is flagged (rejected fragments, ...)
     attempts: int = 0  # deliveries to a worker (a worker that dies holding it gets it retried once)
     dispatched_ns: int = 0  # when the latest delivery left
+    handoff: Any = None  # where the shell put the event's bytes for its worker (shared memory), while there
 
     def missing(self, sources: Iterable[int]) -> list[int]:
         return [s for s in sources if s not in self.fragments]

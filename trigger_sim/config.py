@@ -140,9 +140,12 @@ class BuilderConfig:
     max_waiting: int = 64  # complete events waiting for a free worker; beyond it sources are not read
     credits_per_worker: int = 1  # events a worker may hold at once
     input_hwm: int = 50  # fragments queued per source link (each side) before sends block
+    event_ring_mb: float = 32.0  # shared memory the builder hands events to its workers through; 0: inside the messages
 
     def __post_init__(self) -> None:
         _positive(self, "build_timeout_ms", "max_building", "max_waiting", "credits_per_worker", "input_hwm")
+        if not self.event_ring_mb >= 0:
+            raise ValueError(f"builder.event_ring_mb = {self.event_ring_mb}: give 0 (events inside the messages) or more")
 
 
 @dataclass(frozen=True)

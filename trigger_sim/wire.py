@@ -37,12 +37,16 @@ from __future__ import annotations
 
 import re
 import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+try:  # zlib-ng's crc32 is the same checksum as zlib's, about 15x faster on 16 kB (carry-less multiply)
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; the plain zlib gives the same values
+    from zlib import crc32
 
 from trigger_sim.errors import (
     AbsurdSize,
@@ -191,9 +195,9 @@ def encode_fragment(fragment: Fragment) -> list[bytes | memoryview]:
     header = bytearray(fixed)
     for descriptor in descriptors:
         header += descriptor
-    crc = zlib.crc32(header)
+    crc = crc32(header)
     for payload in payloads:
-        crc = zlib.crc32(payload, crc)
+        crc = crc32(payload, crc)
     struct.pack_into("<I", header, _CRC_OFFSET, crc)
     return [bytes(header), *payloads]
 
@@ -319,11 +323,11 @@ def decode_fragment(frames: Sequence[FrameLike], limits: WireLimits = DEFAULT_LI
                 f"payload frame of array {name} is {len(payload)} bytes, header says {nbytes}"
             )
 
-    crc = zlib.crc32(header[:_CRC_OFFSET])
-    crc = zlib.crc32(_ZERO_CRC, crc)
-    crc = zlib.crc32(header[_CRC_END:], crc)
+    crc = crc32(header[:_CRC_OFFSET])
+    crc = crc32(_ZERO_CRC, crc)
+    crc = crc32(header[_CRC_END:], crc)
     for payload in payloads:
-        crc = zlib.crc32(payload, crc)
+        crc = crc32(payload, crc)
     if crc != crc_expected:
         raise ChecksumMismatch(
             f"crc32 0x{crc:08x} of the received bytes != 0x{crc_expected:08x} in the header "
@@ -336,6 +340,60 @@ def decode_fragment(frames: Sequence[FrameLike], limits: WireLimits = DEFAULT_LI
         array.flags.writeable = False
         arrays[name] = array
     return Fragment(header=fragment_header, arrays=arrays)
+
+
+_CHECKED_KINDS: dict[tuple[bytes, int, int], int] = {}  # (raw name, dtype code, ndim) already valid -> itemsize
+_MAX_CHECKED_KINDS = 1024
+
+
+def check_fragment(frames: Sequence[FrameLike], limits: WireLimits = DEFAULT_LIMITS) -> tuple[int, int, int, int]:
+    """(run_number, l1_id, source_id, l1_time_ns) of a fragment that `decode_fragment` accepts.
+
+    Every check of `decode_fragment` (header, descriptors, sizes, CRC over every byte), but
+    no arrays are built: for the event builder, which only routes fragments. A fragment that
+    fails any check here goes through `decode_fragment` itself, so the error raised (its
+    kind and text) is exactly the one `decode_fragment` raises.
+    """
+    if isinstance(frames, (bytes, bytearray, memoryview)) or not frames:
+        return _checked_the_long_way(frames, limits)
+    header = _as_buffer(frames[0])
+    n_arrays = (len(header) - HEADER_FIXED_SIZE) // DESCRIPTOR_SIZE
+    if (len(header) < HEADER_FIXED_SIZE or len(frames) != n_arrays + 1 or n_arrays > limits.max_arrays
+            or len(header) != HEADER_FIXED_SIZE + n_arrays * DESCRIPTOR_SIZE):
+        return _checked_the_long_way(frames, limits)
+    magic, version, declared, run_number, _bcid, source_id, l1_id, l1_time_ns, crc_expected, _ = _FIXED.unpack_from(header, 0)
+    if magic != MAGIC or version != VERSION or declared != n_arrays:
+        return _checked_the_long_way(frames, limits)
+    crc = crc32(header[_CRC_END:], crc32(_ZERO_CRC, crc32(header[:_CRC_OFFSET])))
+    total = 0
+    seen: set[bytes] = set()
+    for i in range(n_arrays):
+        raw_name, code, ndim, d0, d1, d2, nbytes = _DESCRIPTOR.unpack_from(header, HEADER_FIXED_SIZE + i * DESCRIPTOR_SIZE)
+        itemsize = _CHECKED_KINDS.get((raw_name, code, ndim))
+        payload = _as_buffer(frames[i + 1])
+        if (itemsize is None or raw_name in seen or (ndim < 3 and d2) or (ndim < 2 and d1)
+                or nbytes != itemsize * d0 * (d1 if ndim > 1 else 1) * (d2 if ndim > 2 else 1)
+                or nbytes > limits.max_array_bytes or len(payload) != nbytes):
+            return _checked_the_long_way(frames, limits)
+        seen.add(raw_name)
+        total += nbytes
+        crc = crc32(payload, crc)
+    if total > limits.max_fragment_bytes or crc != crc_expected:
+        return _checked_the_long_way(frames, limits)
+    return run_number, l1_id, source_id, l1_time_ns
+
+
+def _checked_the_long_way(frames: Sequence[FrameLike], limits: WireLimits) -> tuple[int, int, int, int]:
+    """`decode_fragment`'s verdict (it raises for a bad fragment); remembers the array kinds
+    (name, dtype, ndim) of a good one so `check_fragment` takes the short way next time."""
+    fragment = decode_fragment(frames, limits)
+    header = _as_buffer(frames[0])
+    if len(_CHECKED_KINDS) < _MAX_CHECKED_KINDS:
+        for i in range(len(fragment.arrays)):
+            raw_name, code, ndim, *_ = _DESCRIPTOR.unpack_from(header, HEADER_FIXED_SIZE + i * DESCRIPTOR_SIZE)
+            _CHECKED_KINDS[(raw_name, code, ndim)] = _CODE_DTYPES[code].itemsize
+    h = fragment.header
+    return h.run_number, h.l1_id, h.source_id, h.l1_time_ns
 
 
 def fragment_nbytes(frames: Sequence[FrameLike]) -> int:
@@ -416,6 +474,7 @@ __all__ = [
     "VERSION",
     "WireFormatError",
     "WireLimits",
+    "check_fragment",
     "decode_fragment",
     "decode_from_bytes",
     "encode_fragment",

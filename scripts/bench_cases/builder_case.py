@@ -6,11 +6,19 @@ as fast as the sockets take them, one PUSH socket per readout source (as the rea
 same high-water marks), `copy=False`:
 
 * pipe: to a bare PULL in a sink process that only counts fragments and bytes;
-* builder: to the real event-builder process (`farm.builder.run_builder`), which checks every
-  fragment (header, sizes, CRC), builds the events and dispatches each complete event to a
-  fake worker (a DEALER that keeps credits outstanding and rejects each EVENT at once); a PULL in
-  this process stands in for the collector and receives the builder's final counters.
+* builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
+  defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
+  events and dispatches each complete event to a fake worker (a DEALER that keeps credits
+  outstanding and rejects each EVENT at once, its RESULT releasing the event and returning the
+  credit). The event's bytes reach the fake worker as they reach a real one: the builder
+  copies them into its shared-memory ring and sends a descriptor, and the fake worker copies
+  every byte out of the ring (`farm.event_handoff.RingReader`, as a real worker does, and as a
+  socket receive copies the bytes out of the kernel); an event that finds the ring full
+  travels inside the message (counted, shown in the notes). A PULL in this process stands in
+  for the collector (its CPU is not counted) and receives the builder's final counters.
 
+So the pipe's bytes are moved once (sender -> sink, through both ZeroMQ I/O threads) and the
+builder's once through ZeroMQ plus once through memory (builder -> ring -> worker).
 Throughput = fragments (bytes) / (first send -> last fragment counted by the sink, or last
 event received by the fake worker). The two run alternately, pair after pair, so a noisy
 neighbour slows both; the ratio is taken per pair.
@@ -25,7 +33,6 @@ import os
 import statistics
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +41,12 @@ import zmq
 from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
 from farm import messages
 from farm.builder import run_builder
+from farm.event_handoff import RingReader
 from farm.sockets import bind, connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.simulation import event_fragments
-from trigger_sim.wire import decode_fragment, encode_fragment
+from trigger_sim.wire import check_fragment, crc32, decode_fragment, encode_fragment
 
 TARGET_RATIO = 0.7
 FAKE_WORKER_CREDITS = 64  # READY credits the fake worker keeps outstanding
@@ -115,7 +123,11 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
 
 def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> None:
     """A worker that keeps credits outstanding and rejects every event at once (its result,
-    with no fragments to forward, releases the event and returns the credit)."""
+    with no fragments to forward, releases the event and returns the credit). It gets the
+    event's bytes as a real worker does: copied out of the builder's shared-memory ring
+    (`RingReader`, every byte read once, as a socket receive copies them out of the kernel),
+    or inside the message when the ring is off or full."""
+    reader = RingReader()
     ctx = zmq.Context()
     sock = make_socket(ctx, zmq.DEALER, hwm=10_000)
     sock.setsockopt(zmq.IDENTITY, b"bench-worker")
@@ -125,9 +137,14 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, *_frames = sock.recv_multipart(copy=False)
+        kind, id_frame, meta_frame, *frames = sock.recv_multipart(copy=False)
         if kind.bytes != messages.EVENT:
             continue
+        meta = messages.unpack_meta(meta_frame)
+        if "ring" in meta:
+            frames = reader.read(meta["ring"])
+        if not frames:
+            raise RuntimeError(f"event {messages.unpack_id(id_frame)} came without its bytes")
         if t_first is None:
             t_first = clock.now_ns()
         n += 1
@@ -136,6 +153,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
             "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
             "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
     out.put(("done", n, t_first, clock.now_ns()))
+    reader.close()
     sock.close(linger=1000)
     ctx.term()
 
@@ -165,7 +183,7 @@ def _instrumented_builder(config: FarmConfig, collector_endpoint: str, ready, st
                 spent[name] += time.thread_time_ns() - t0
         return wrapper
 
-    fb.decode_fragment = timed("check", fb.decode_fragment)
+    fb.check_fragment = timed("check", fb.check_fragment)
     EventBuilderState.add = timed("build", EventBuilderState.add)
     fb.Builder._read_fragments = timed("read_fragments", fb.Builder._read_fragments)
     fb.Builder._send_to_worker = timed("dispatch", fb.Builder._send_to_worker)
@@ -253,6 +271,8 @@ def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Con
         collector.close()
     seconds = (t_last - t0) / clock.NS_PER_S
     return {"seconds": seconds, "events": n, "fragments": counters.get("fragments_in", 0), "bytes": counters.get("bytes_in", 0),
+            "through_ring": counters.get("events_through_ring", 0), "inline": counters.get("events_inline", 0),
+            "ring_error": counters.get("event_ring_error", ""),
             "dispatched": counters.get("dispatched", 0), "rejected": counters.get("rejected_fragments", {}),
             "builder_cpu_s": cpu["builder"], "builder_main_thread_cpu_s": cpu["builder_main_thread"],
             "fake_worker_cpu_s": cpu["fake_worker"], "sender_cpu_s": sender_cpu}
@@ -260,7 +280,8 @@ def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Con
 
 # -- what the builder spends per fragment, in this process ------------------------------------
 def decode_cost_us(config: FarmConfig, n_events: int = 20, repeat: int = 20) -> dict[str, float]:
-    """Microseconds per fragment for the builder's check (decode_fragment) and its CRC alone."""
+    """Microseconds per fragment for the builder's check (check_fragment), the full decode a
+    worker does (decode_fragment, arrays built) and the CRC alone (zlib-ng, as the wire uses)."""
     frames = [fr for event in encoded_events(config, n_events) for _, fr in event]
     buffers = [[bytes(memoryview(f).cast("B")) for f in fr] for fr in frames]
 
@@ -276,10 +297,11 @@ def decode_cost_us(config: FarmConfig, n_events: int = 20, repeat: int = 20) -> 
     def crc(fr):
         c = 0
         for f in fr:
-            c = zlib.crc32(f, c)
+            c = crc32(f, c)
         return c
 
-    return {"decode_fragment_us": per_fragment(decode_fragment), "crc32_us": per_fragment(crc),
+    return {"check_fragment_us": per_fragment(check_fragment), "decode_fragment_us": per_fragment(decode_fragment),
+            "crc32_us": per_fragment(crc),
             "frames_per_fragment": sum(len(fr) for fr in buffers) / len(buffers)}
 
 
@@ -288,10 +310,10 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
     receive = spent["read_fragments"] - spent["check"] - spent["build"]
     steps = {
         "receive fragments (recv_multipart, copy=False; loop)": receive,
-        "check fragments (decode_fragment: header, sizes, CRC)": spent["check"],
+        "check fragments (check_fragment: header, sizes, CRC)": spent["check"],
         "build (EventBuilderState.add)": spent["build"],
-        "dispatch events to the worker (send_multipart, copy=False)": spent["dispatch"],
-        "read results and credits": spent["credits"],
+        "dispatch events to the worker (copy into the ring, send the descriptor)": spent["dispatch"],
+        "read results and credits, forward each result to the collector": spent["credits"],
     }
     steps["main loop: poll, clocks, timeouts"] = max(run["builder_main_thread_cpu_s"] - sum(steps.values()), 0.0)
     steps["ZeroMQ I/O thread (bytes in and out)"] = run["builder_cpu_s"] - run["builder_main_thread_cpu_s"]
@@ -300,7 +322,7 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
 
 def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str, Any]], n_fragments: int,
                    breakdown: dict[str, float], cost: dict[str, float], cores: int) -> str:
-    """What bounds the builder's throughput, from the CPU every process used per fragment."""
+    """What bounds the builder's throughput, from the CPU every process used per fragment in this run."""
     def us(runs: list[dict[str, Any]], key: str) -> float:
         return statistics.median(1e6 * r[key] / n_fragments for r in runs)
 
@@ -312,6 +334,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     pipe_total, builder_total = sender_p + receiver, sender_b + builder + worker
     pipe_rate = statistics.median(n_fragments / r["seconds"] for r in pipe_runs)
     builder_rate = statistics.median(n_fragments / r["seconds"] for r in builder_runs)
+    needed = pipe_total / TARGET_RATIO
     floor_total = sender_b + io + worker
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
     return (
@@ -320,13 +343,18 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"a cap of {cores * 1e6 / pipe_total:,.0f} fragments/s (measured {pipe_rate:,.0f}). Builder: sender "
         f"{sender_b:.0f} + builder {builder:.0f} (event loop {main:.0f}, ZeroMQ I/O thread {io:.0f}) + fake worker "
         f"{worker:.0f} = {builder_total:.0f} µs, a cap of {cores * 1e6 / builder_total:,.0f} fragments/s (measured "
-        f"{builder_rate:,.0f}). Two things make up the difference. (1) The bytes travel twice (readout -> builder -> "
-        f"worker) where the pipe moves them once: even with an event loop costing nothing, the sender, the builder's "
-        f"I/O thread and the worker's receive ({floor_total:.0f} µs) would cap the ratio at "
-        f"{pipe_total / floor_total:.2f} on this machine. (2) The event loop is one Python thread, {main:.0f} µs of "
-        f"CPU per fragment; timed by step in an extra run (µs): {steps}. The check is decode_fragment (header, sizes, "
-        f"CRC over every byte): {cost['decode_fragment_us']:.1f} µs when timed alone on warm data, of which CRC "
-        f"{cost['crc32_us']:.1f} µs.")
+        f"{builder_rate:,.0f}). A ratio of {TARGET_RATIO} needs at most {needed:.0f} µs in all, {builder_total - needed:.0f} "
+        f"µs less than now. The event's bytes cross ZeroMQ once (readout -> builder) and reach the worker through the "
+        f"node's shared-memory ring; what is left beyond the pipe: (1) the builder's ZeroMQ I/O thread, {io:.0f} µs "
+        f"against the pipe receiver's {receiver:.0f} for I/O thread and receive together (it also carries each event's "
+        f"descriptor to the worker, the worker's result back and the result on to the collector: three messages per "
+        f"event); (2) the fake worker, {worker:.0f} µs per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} "
+        f"µs per event (receive the descriptor, copy the event out of the ring, send the result); even with an event "
+        f"loop costing nothing, sender, I/O thread and worker ({floor_total:.0f} µs) would cap the ratio at "
+        f"{pipe_total / floor_total:.2f}; (3) the event loop, one Python thread, {main:.0f} µs per fragment; timed by "
+        f"step in an extra run (µs): {steps}. The check alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} "
+        f"µs (of which CRC {cost['crc32_us']:.1f}), against {cost['decode_fragment_us']:.1f} µs for the worker's full "
+        f"decode_fragment.")
 
 
 # -- the case ---------------------------------------------------------------------------------
@@ -402,13 +430,17 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     m["pipe_receiver_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_cpu_s")
     m["sender_cpu_us_per_fragment"] = per_fragment_us(pipe_runs + builder_runs, "sender_cpu_s")
     cost = decode_cost_us(config)
+    m["check_fragment_us"] = stats([cost["check_fragment_us"]], "µs")
     m["decode_fragment_us"] = stats([cost["decode_fragment_us"]], "µs")
     m["crc32_us"] = stats([cost["crc32_us"]], "µs")
     res.targets.append(Target("builder throughput / bare pipe", m["ratio"]["median"], ">=", TARGET_RATIO))
     res.diagnostics = {"events": settings.n_events, "fragments": n, "bytes": n_bytes, "bytes_per_fragment": n_bytes / n,
                        "frames_per_fragment": cost["frames_per_fragment"], "pile_up": config.physics.pileup_mean,
                        "cores": cores, "builder_cpu_us_per_fragment_by_step": got.breakdown,
-                       "instrumented_run_fragments_per_s": n / got.instrumented_seconds}
+                       "instrumented_run_fragments_per_s": n / got.instrumented_seconds,
+                       "events_through_ring": sum(r["through_ring"] for r in builder_runs),
+                       "events_inline": sum(r["inline"] for r in builder_runs),
+                       "event_ring_error": next((r["ring_error"] for r in builder_runs if r["ring_error"]), "")}
 
     res.tables.append((["", "fragments/s", "MB/s", "events/s"], [
         ["bare PUSH/PULL pipe", fmt(m["pipe_fragments_per_s"]), fmt(m["pipe_mb_per_s"]), fmt(m["pipe_events_per_s"])],
@@ -420,9 +452,11 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         ["bare pipe receiver (recv + count)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
         ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
         ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
-        ["fake worker (receives each event, sends READY)", fmt(m["fake_worker_cpu_us_per_fragment"])],
-        ["decode_fragment alone (header, sizes, CRC), warm data, in one process", fmt(m["decode_fragment_us"])],
-        ["  zlib.crc32 over the frames alone", fmt(m["crc32_us"])],
+        ["fake worker (receives each descriptor, copies the event out of the ring, sends its result)",
+         fmt(m["fake_worker_cpu_us_per_fragment"])],
+        ["the builder's check alone (check_fragment: header, sizes, CRC), warm data, one process", fmt(m["check_fragment_us"])],
+        ["  crc32 (zlib-ng) over the frames alone", fmt(m["crc32_us"])],
+        ["a worker's full decode_fragment (arrays built), for comparison", fmt(m["decode_fragment_us"])],
     ]))
     total = sum(got.breakdown.values())
     res.tables.append((["builder CPU per fragment, by step (one extra run, steps timed)", "µs", "share"],
@@ -435,7 +469,11 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         f"{settings.n_events} events at pile-up {config.physics.pileup_mean:g}: {n} fragments of "
         f"{n_bytes / n / 1e3:.1f} kB on average ({n_bytes / 1e6:.0f} MB), generated once; one PUSH socket per "
         f"source (high-water mark {config.builder.input_hwm}, as the readout), {settings.repetitions} pairs after one "
-        f"warm-up pair. The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
+        f"warm-up pair. Over the {settings.repetitions} timed builder runs, events handed to the fake worker through the "
+        f"builder's shared-memory ring ({config.builder.event_ring_mb:g} MB): {res.diagnostics['events_through_ring']}, "
+        f"inside the message (ring full"
+        f"{' or off: ' + res.diagnostics['event_ring_error'] if res.diagnostics['event_ring_error'] else ''}): "
+        f"{res.diagnostics['events_inline']}. The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
         + (": it is CPU-bound." if busy["median"] > 0.85 else
            "; the rest of the time it waits, for input or for a core (the sender, the fake worker and the ZeroMQ "
            "I/O threads share the 2 cores with it)."))

@@ -19,6 +19,7 @@ import zmq
 
 from farm import messages
 from farm.builder import Builder
+from farm.event_handoff import RingReader
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.simulation import event_fragments
 from trigger_sim.wire import decode_fragment, encode_fragment
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class Harness:
-    def __init__(self, **worker: float):
-        self.config = with_overrides(load_config(), physics={"pileup_mean": 0.0}, worker=worker or {})
+    def __init__(self, builder: dict | None = None, **worker: float):
+        self.config = with_overrides(load_config(), physics={"pileup_mean": 0.0}, worker=worker or {}, builder=builder or {})
         self.ctx = zmq.Context()
         self.collector = self.ctx.socket(zmq.PULL)
         port = self.collector.bind_to_random_port("tcp://127.0.0.1")
@@ -273,3 +274,44 @@ def test_at_shutdown_a_late_result_is_forwarded_and_the_event_not_also_not_proce
     result(a, 0, "accepted")
     out = harness.close()  # stop right after: the builder reads the result before its last reports
     assert [m[0] for m in out if m[0] in (messages.RESULT, messages.MISSING)] == [messages.RESULT]
+
+
+def event_bytes(harness: Harness, event: list[bytes], reader: RingReader) -> list[bytes]:
+    """The frames of an EVENT message: from the builder's ring, or inside the message."""
+    meta = messages.unpack_meta(event[2])
+    return [bytes(f) for f in reader.read(meta["ring"])] if "ring" in meta else event[3:]
+
+
+@pytest.mark.parametrize("ring_mb", [32.0, 0.0])
+def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float):
+    harness = Harness(builder={"event_ring_mb": ring_mb})
+    reader = RingReader()
+    try:
+        a = harness.worker("worker-a.0")
+        ready(a)
+        harness.send_event(0)
+        event = harness.receive(a)
+        meta = messages.unpack_meta(event[2])
+        assert ("ring" in meta) == (ring_mb > 0) and len(event) == (3 if ring_mb else 3 + sum(meta["frames_per_fragment"]))
+        sent = [[bytes(memoryview(f).cast("B")) for f in encode_fragment(frag)] for frag in event_fragments(harness.config, 0, 0)]
+        got = messages.split(meta["frames_per_fragment"], event_bytes(harness, event, reader))
+        assert sorted(got) == sorted(sent)
+        if ring_mb:
+            assert harness.builder.ring.space.used > 0
+        # the worker dies holding it: the retry's descriptor points at the same bytes
+        harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-a.0"})])
+        b = harness.worker("worker-b.0")
+        ready(b)
+        again = harness.receive(b)
+        assert messages.split(messages.unpack_meta(again[2])["frames_per_fragment"], event_bytes(harness, again, reader)) == got
+        result(b, 0, "accepted")
+        out = harness.collected()
+        assert kinds(out) == [messages.RESULT] and len(out[0]) == 3 + sum(meta["frames_per_fragment"])
+        if ring_mb:
+            assert harness.builder.ring.space.used == 0, "the event left: its block is free again"
+        stats = messages.unpack_meta([m for m in harness.close() if m[0] == messages.STATS][0][1])["counters"]
+        assert stats["events_through_ring"] == (2 if ring_mb else 0) and stats["events_inline"] == 0
+    finally:
+        reader.close()
+        if harness.thread.is_alive():
+            harness.close()

@@ -47,6 +47,8 @@ def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried():
     # with no second outcome arriving for it or any other event
     assert ev["duplicate_results_refused"] == 0, (ev, summary["collector"])
     assert not [k for k in summary["debug_streams"] if k.startswith(("HltError", "NotProcessed"))], summary["debug_streams"]
+    # every delivery, the retries included, went through the builder's shared-memory ring
+    assert b["events_through_ring"] == b["dispatched"] and b["events_inline"] == 0, b
     replacements = [k for k, v in summary["workers"]["per_worker"].items() if not k.endswith(".0")]
     assert replacements and any(summary["workers"]["per_worker"][k].get("processed", 0) > 0 for k in replacements)
     # whatever shared-memory regions the killed workers had, none is left (the supervisor removes them)
