@@ -69,14 +69,19 @@ def wrapped(dphi: np.ndarray) -> np.ndarray:
     return np.remainder(dphi + math.pi, 2.0 * math.pi) - math.pi
 
 
-def assert_same_fits(got: np.ndarray, want: np.ndarray) -> None:
+def assert_same_fits(got: np.ndarray, want: np.ndarray, extent_mm: float) -> None:
+    """Same fits up to the order of floating-point operations. d0 and z0 are differences of
+    coordinates up to extent_mm, extrapolated over that lever arm: they agree to 1e-10 of it
+    (1e-7 mm at a metre; the hits' resolution is 0.015 mm)."""
     assert got.dtype == np.float64 and got.shape == want.shape
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     both = ~np.isnan(got[:, TRACK_PT])
     exact = [TRACK_N_HITS, TRACK_CHARGE]
     np.testing.assert_array_equal(got[:, exact], want[:, exact])
-    for col in (TRACK_PT, TRACK_ETA, TRACK_D0, TRACK_Z0, TRACK_CHI2_NDF):
+    for col in (TRACK_PT, TRACK_ETA, TRACK_CHI2_NDF):
         np.testing.assert_allclose(got[both, col], want[both, col], rtol=1e-9, atol=1e-9)
+    for col in (TRACK_D0, TRACK_Z0):
+        np.testing.assert_allclose(got[both, col], want[both, col], rtol=1e-9, atol=max(1e-9, 1e-10 * extent_mm))
     dphi = wrapped(got[both, TRACK_PHI] - want[both, TRACK_PHI])
     np.testing.assert_allclose(dphi, 0.0, atol=1e-9)
 
@@ -133,7 +138,8 @@ def track_events(draw: st.DrawFn) -> dict:
 def test_numba_matches_reference(event: dict) -> None:
     got = fit_helices(**event)
     assert got.shape == (event["n_tracks"], N_TRACK_COLUMNS)
-    assert_same_fits(got, fit_helices_reference(**event))
+    extent_mm = max(np.abs(event["r_mm"]).max(initial=0.0), np.abs(event["z_mm"]).max(initial=0.0))
+    assert_same_fits(got, fit_helices_reference(**event), extent_mm)
 
 
 def random_helices(n: int, rng: np.random.Generator, d0_max_mm: float) -> dict[str, np.ndarray]:
