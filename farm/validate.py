@@ -44,9 +44,10 @@ from trigger_sim.validation import (
 from trigger_sim.wire import encode_fragment
 
 TARGETS = {
-    "edge_efficiency": 0.95, "edge_purity": 0.90, "track_efficiency": 0.95, "track_fake_rate": 0.05,
-    "jet_tagger_auc": 0.90, "decision_agreement": 1.0,
+    "edge_efficiency": 0.95, "edge_purity": 0.95, "track_efficiency": 0.95, "track_efficiency_every_pt_bin": 0.95,
+    "track_fake_rate": 0.01, "jet_tagger_auc": 0.90, "decision_agreement": 1.0,
 }
+EVERY_BIN_PT_GEV = (1.0, 200.0)  # track_efficiency_every_pt_bin: the lowest efficiency of the pT bins within these
 
 
 @dataclass
@@ -255,16 +256,27 @@ def _targets(fig: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "edge_efficiency": check(fig["edge_classifier"]["efficiency"], TARGETS["edge_efficiency"]),
         "edge_purity": check(fig["edge_classifier"]["purity"], TARGETS["edge_purity"]),
         "track_efficiency": check(fig["tracking"]["efficiency_pt_above_1gev"], TARGETS["track_efficiency"]),
+        "track_efficiency_every_pt_bin": check(lowest_bin_efficiency(fig["tracking"]["efficiency_vs_pt"]),
+                                               TARGETS["track_efficiency_every_pt_bin"]),
         "track_fake_rate": check(fig["tracking"]["fake_rate"], TARGETS["track_fake_rate"], higher=False),
         "jet_tagger_auc": check(fig["jet_tagger"]["roc_auc"], TARGETS["jet_tagger_auc"]),
         "decision_agreement": check(frac, TARGETS["decision_agreement"]) if frac is not None else
         {"value": None, "target": 1.0, "met": False},
     }
-    for key in ("edge_efficiency", "edge_purity", "track_efficiency", "track_fake_rate") if tracking_skipped else ():
+    for key in ("edge_efficiency", "edge_purity", "track_efficiency", "track_efficiency_every_pt_bin", "track_fake_rate") if tracking_skipped else ():
         out[key] = {"value": None, "target": TARGETS[key], "met": None, "skipped": True}
     if jets_skipped:
         out["jet_tagger_auc"] = {"value": None, "target": TARGETS["jet_tagger_auc"], "met": None, "skipped": True}
     return out
+
+
+def lowest_bin_efficiency(by_pt: dict[str, list]) -> float | None:
+    """The lowest track-finding efficiency of the pT bins within EVERY_BIN_PT_GEV that hold particles."""
+    low, high = EVERY_BIN_PT_GEV
+    edges = by_pt["bin_edges_gev"]
+    values = [eff for lo, hi, eff, n in zip(edges[:-1], edges[1:], by_pt["efficiency"], by_pt["particles"])
+              if lo >= low and hi <= high and n and eff is not None]
+    return min(values) if values else None
 
 
 def write_plots(run: ValidationRun, fig: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -296,7 +308,7 @@ def _plot_tracking(fig: dict[str, Any], label: str, out_dir: Path) -> Path:
     values = np.array([np.nan if v is None else v for v in eff["efficiency"]])
     figure, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(centers, values, xerr=[centers - edges[:-1], edges[1:] - centers], fmt="o")
-    ax.axhline(TARGETS["track_efficiency"], color="grey", ls="--", lw=1, label="target (pT > 1 GeV)")
+    ax.axhline(TARGETS["track_efficiency"], color="grey", ls="--", lw=1, label="target (every bin of 1-200 GeV)")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("particle pT [GeV]")
@@ -385,6 +397,7 @@ def summary_lines(fig: dict[str, Any]) -> list[str]:
         "edge_efficiency": "edge classifier efficiency (true edges, pT > 1 GeV)",
         "edge_purity": "edge classifier purity",
         "track_efficiency": "track-finding efficiency (pT > 1 GeV)",
+        "track_efficiency_every_pt_bin": "track-finding efficiency, lowest pT bin of 1-200 GeV",
         "track_fake_rate": "track fake rate",
         "jet_tagger_auc": "jet tagger ROC AUC (tau vs QCD/pile-up jets)",
         "decision_agreement": "Triton and fallback: identical decisions",

@@ -4,9 +4,11 @@ Simulates events at each pile-up, sends them through the readout format, and run
 HLT sequence on them as a worker does: with the models on a local Triton server (default),
 or in-process with `--local`. Prints the median and p90 time of each step (ms) per pile-up,
 with the hits, edges and tracks per event. A benchmark, not a test: the numbers depend on
-the machine.
+the machine. With --track-builders walk,chains each event is decided once per track builder
+([features] track_builder), alternately, so the builders are compared on the same events and
+the same machine load.
 
-    .venv/bin/python scripts/bench_steps.py [--events N] [--local] [--pileups 0,60,200] [--json PATH]
+    .venv/bin/python scripts/bench_steps.py [--events N] [--local] [--pileups 0,60,200] [--track-builders walk,chains] [--json PATH]
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from trigger_sim.wire import encode_fragment  # noqa: E402
 SEED = 5150
 
 
-def bench(pileup: float, events: int, triton_url: str | None) -> dict:
+def bench(pileup: float, events: int, triton_url: str | None, builders: tuple[str, ...] = ("walk",)) -> list[dict]:
+    """One row per track builder: step times of the same events, decided alternately."""
     config = with_overrides(FarmConfig(), run={"seed": SEED}, physics={"pileup_mean": pileup},
                             worker={"budget_ms": 60_000.0}, inference={"timeout_ms": 10_000.0})
     services = build_inference(config, triton_url)
@@ -41,18 +44,27 @@ def bench(pileup: float, events: int, triton_url: str | None) -> dict:
         problem = prepare_inference(services)
         if problem:
             raise SystemExit(problem)
-        sequence = HltSequence(config, load_menu(config.menu), services)
+        menu = load_menu(config.menu)
+        sequences = {b: HltSequence(with_overrides(config, features={"track_builder": b}), menu, services) for b in builders}
         frames = [[encode_fragment(f) for f in event_fragments(config, i, 0)] for i in range(events)]
-        sequence.process(0, frames[0])  # first call: warm caches
-        results = [sequence.process(i, frames[i]) for i in range(events)]
+        results: dict[str, list] = {b: [] for b in builders}
+        for sequence in sequences.values():
+            sequence.process(0, frames[0])  # first call: warm caches
+        for i in range(events):
+            for b in builders:
+                results[b].append(sequences[b].process(i, frames[i]))
     finally:
         close_inference(services)  # the shared-memory regions go with the backends
+    return [_row(pileup, events, b, results[b]) for b in builders]
+
+
+def _row(pileup: float, events: int, builder: str, results: list) -> dict:
     steps = {}
     for step in (*STEPS, "worker_total"):
         values = [r.steps_ms[step] for r in results if step in r.steps_ms]
         steps[step] = {"p50": float(np.median(values)), "p90": float(np.percentile(values, 90))}
     return {
-        "pileup": pileup, "events": events, "steps_ms": steps,
+        "pileup": pileup, "track_builder": builder, "events": events, "steps_ms": steps,
         "hits": float(np.median([r.n_hits for r in results])), "edges": float(np.median([r.n_edges for r in results])),
         "tracks": float(np.median([r.n_tracks for r in results])),
         "paths": sorted({r.inference_path for r in results}), "outcomes": sorted({r.outcome for r in results}),
@@ -64,8 +76,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30)
     parser.add_argument("--pileups", default="0,60,200")
     parser.add_argument("--local", action="store_true", help="models in-process (no Triton server)")
+    parser.add_argument("--track-builders", default="walk", help="comma-separated [features] track_builder values")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    builders = tuple(args.track_builders.split(","))
     warm_up()
     rows = []
     with contextlib.ExitStack() as stack:
@@ -73,10 +87,11 @@ def main() -> None:
         if not args.local:
             url = stack.enter_context(TritonServer(MODEL_REPOSITORY)).grpc_url
         for pu in (float(p) for p in args.pileups.split(",")):
-            rows.append(bench(pu, args.events, url))
+            rows.extend(bench(pu, args.events, url, builders))
     where = "in-process models" if args.local else "models on a local Triton server"
     print(f"per-event worker time by step, ms (median / p90 of {args.events} events; {where})")
-    header = f"{'step':>16}" + "".join(f"{'pile-up ' + format(r['pileup'], 'g'):>22}" for r in rows)
+    label = (lambda r: f"pile-up {r['pileup']:g} {r['track_builder']}") if len(builders) > 1 else (lambda r: f"pile-up {r['pileup']:g}")
+    header = f"{'step':>16}" + "".join(f"{label(r):>22}" for r in rows)
     print(header)
     for step in (*STEPS, "worker_total"):
         print(f"{step:>16}" + "".join(f"{r['steps_ms'][step]['p50']:>12.2f} / {r['steps_ms'][step]['p90']:<7.2f}" for r in rows))

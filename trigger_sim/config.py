@@ -148,6 +148,9 @@ class BuilderConfig:
             raise ValueError(f"builder.event_ring_mb = {self.event_ring_mb}: give 0 (events inside the messages) or more")
 
 
+TRACK_BUILDERS = ("walk", "chains")  # kernels/track_walk.py, kernels/track_building.py
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Parameters of the feature-extraction kernels."""
@@ -171,6 +174,17 @@ class FeatureConfig:
     track_rescue_max_dphi_slope: float = 5e-5  # rad/mm
     track_rescue_max_dz_slope: float = 0.02
     track_rescue_passes: int = 3
+    # Track building: "walk" (kernels/track_walk.py: tracks grown from seed edges along the
+    # continuation that agrees best in direction) or "chains" (kernels/track_building.py: each
+    # hit's best edge, with the rescue above). The walk's seeds are edges scored above
+    # track_walk_seed_cut (most confident first), it may use edges scored above
+    # track_walk_candidate_cut, and a continuation must agree within track_walk_max_sigma
+    # standard deviations of the hit resolutions plus track_walk_bend_rad for curved tracks.
+    track_builder: str = "walk"
+    track_walk_seed_cut: float = 0.1
+    track_walk_candidate_cut: float = 0.01
+    track_walk_max_sigma: float = 5.0
+    track_walk_bend_rad: float = 1e-3
     track_max_chi2_ndf: float = 10.0  # tracks whose helix fit is worse (a wrong hit) are not used
     track_max_d0_mm: float = 2.0  # nor tracks that miss the beam line by more
     vertex_track_min_pt_gev: float = 1.0  # tracks that find the primary vertex and count in jets
@@ -186,6 +200,12 @@ class FeatureConfig:
         _positive(self, "track_rescue_max_dphi_slope", "track_rescue_max_dz_slope")
         if self.track_rescue_passes < 0:
             raise ValueError(f"features.track_rescue_passes must be >= 0, got {self.track_rescue_passes}")
+        if self.track_builder not in TRACK_BUILDERS:
+            raise ValueError(f"features.track_builder must be one of {list(TRACK_BUILDERS)}, got {self.track_builder!r}")
+        _fraction(self, "track_walk_seed_cut", "track_walk_candidate_cut")
+        _positive(self, "track_walk_max_sigma")
+        if not self.track_walk_bend_rad >= 0:
+            raise ValueError(f"features.track_walk_bend_rad must be >= 0, got {self.track_walk_bend_rad}")
 
 
 MAX_SLOTS = 64  # event slots per worker: far more than a server's latency needs to be hidden

@@ -1,6 +1,6 @@
 """From kernel outputs to trigger objects and model inputs.
 
-Tracks (from the GNN edge scores, `build_tracks` and `fit_helices`) give the primary vertex
+Tracks (from the GNN edge scores, `walk_tracks` or `build_tracks`, and `fit_helices`) give the primary vertex
 and the charged activity of each calorimeter jet; those and the jet's calorimeter shape are
 the jet tagger's inputs. An electron candidate is an EM cluster with a track pointing at it:
 tracks are compared with clusters at the calorimeter's radius, where the field has bent them.

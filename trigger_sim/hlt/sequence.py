@@ -39,7 +39,18 @@ from trigger_sim.features import (
 )
 from trigger_sim.hlt.watchdog import SOFT_FRACTION, soft_deadline_ns
 from trigger_sim.inference.service import EXPIRED, FALLBACK, SKIPPED, TRITON, InferenceService, PendingCall
-from trigger_sim.kernels import Rescue, build_hit_graph, build_tracks, edge_slopes, find_em_clusters, find_jets, fit_helices, graph_features
+from trigger_sim.kernels import (
+    Rescue,
+    Walk,
+    build_hit_graph,
+    build_tracks,
+    edge_slopes,
+    find_em_clusters,
+    find_jets,
+    fit_helices,
+    graph_features,
+    walk_tracks,
+)
 from trigger_sim.menu import Menu, TriggerObjects, decide, missing_et_gev
 from trigger_sim.models import edge_classifier
 from trigger_sim.models.registry import EDGE_CLASSIFIER, JET_TAGGER
@@ -185,9 +196,7 @@ class HltSequence:
                                             result, times, asynchronous)
             step(EDGE_CLASSIFIER, expired=scored is None)
             keep.edge_scores = np.asarray(scored, np.float32).reshape(-1)
-            rescue = Rescue(edge_slopes(r, phi, z, keep.edges), f.track_rescue_score_cut, f.track_rescue_max_dphi_slope,
-                            f.track_rescue_max_dz_slope, f.track_rescue_passes)
-            keep.track_of_hit, n_tracks = build_tracks(len(layer), keep.edges, keep.edge_scores, f.edge_score_cut, f.track_min_hits, rescue)
+            keep.track_of_hit, n_tracks = self._build_tracks(layer, r, phi, z, keep.edges, keep.edge_scores)
             keep.tracks = tracks = fit_helices(keep.track_of_hit, n_tracks, r, phi, z, self.config.tracker.field_t)
             result.n_tracks = n_tracks
             step("tracks")
@@ -214,6 +223,18 @@ class HltSequence:
         result.chains, result.streams = decision.chains, decision.streams
         result.outcome = ACCEPTED if decision.accepted else REJECTED
         return self._finish(result, start)
+
+    def _build_tracks(self, layer: np.ndarray, r: np.ndarray, phi: np.ndarray, z: np.ndarray, edges: np.ndarray,
+                      scores: np.ndarray) -> tuple[np.ndarray, int]:
+        """Tracks from the scored edges with the configured builder ([features] track_builder)."""
+        f, tracker = self.config.features, self.config.tracker
+        if f.track_builder == "walk":
+            walk = Walk(f.track_walk_seed_cut, f.track_walk_candidate_cut, f.track_walk_max_sigma, f.track_walk_bend_rad,
+                        tracker.resolution_rphi_mm, tracker.resolution_z_mm)
+            return walk_tracks(len(layer), edges, scores, r, phi, z, f.track_min_hits, walk)
+        rescue = Rescue(edge_slopes(r, phi, z, edges), f.track_rescue_score_cut, f.track_rescue_max_dphi_slope,
+                        f.track_rescue_max_dz_slope, f.track_rescue_passes)
+        return build_tracks(len(layer), edges, scores, f.edge_score_cut, f.track_min_hits, rescue)
 
     def _infer(self, model: str, inputs: Any, deadline_ns: int, result: EventResult, times: StepClock,
                asynchronous: bool) -> Generator[PendingCall, None, np.ndarray | None]:

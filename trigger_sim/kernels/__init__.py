@@ -45,6 +45,7 @@ from trigger_sim.kernels.helix_fit import (
 )
 from trigger_sim.kernels.hit_graph import build_hit_graph, build_hit_graph_reference
 from trigger_sim.kernels.track_building import Rescue, build_tracks, build_tracks_reference, edge_slopes
+from trigger_sim.kernels.track_walk import Walk, walk_tracks, walk_tracks_reference
 
 __all__ = [
     "CLUSTER_ET",
@@ -83,6 +84,9 @@ __all__ = [
     "fit_helices_reference",
     "graph_features",
     "graph_features_reference",
+    "Walk",
+    "walk_tracks",
+    "walk_tracks_reference",
     "warm_up",
 ]
 
@@ -115,6 +119,11 @@ def warm_up() -> None:
     track_of_hit, n_tracks = build_tracks(
         3, np.array([[0, 1], [1, 2]], dtype=np.int32), np.array([0.9, 0.8], dtype=np.float32),
         score_cut=0.5, min_hits=3,
+    )
+    walk_tracks(
+        3, np.array([[0, 1], [1, 2]], dtype=np.int32), np.array([0.9, 0.8], dtype=np.float32),
+        np.array([32.0, 72.0, 116.0], dtype=np.float32), np.array([0.1, 0.1, 0.1], dtype=np.float32),
+        np.array([0.0, 1.0, 2.0], dtype=np.float32), min_hits=3,
     )
     fit_helices(
         track_of_hit, n_tracks,
