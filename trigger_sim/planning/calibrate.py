@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,18 @@ OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm'
 
 
 def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
-                    rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = ()) -> Calibration:
+                    rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = (),
+                    process_cpu: ProcessCpu | None = None) -> Calibration:
     """A calibration from a run folder's events.parquet (decided normally, every model call
     answered by the server): per-event rows, and the server's curves with each call's own
-    measured demand (the step's time minus `rtt_ms`). `benchmarks`: benchmarks.json of this
-    host, for the farm's own CPU per event and the server's CPU share of a call.
+    measured demand (the step's time minus `rtt_ms`).
+
+    The farm's own CPU per event and the server's CPU share of a call come from each farm
+    process's CPU per event: measured in the calibration run itself (`process_cpu`, the
+    better source: the same code, the same rate) or, failing that, the farm case of this
+    host's `benchmarks` (benchmarks.json, at its sustainable rate). Either must be measured at
+    the rate the model will judge: at a low rate idle polling and the server's background
+    threads are spread over few events and inflate both.
     `local_models`: models the run's workers ran themselves (not in `inference.models`): their
     measured step time is the worker's CPU, counted in the CPU step just before the call."""
     import pyarrow.parquet as pq
@@ -72,13 +79,19 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
 
     host: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
-    cpu_share, bench_note = 1.0, "no benchmarks.json given: a server call is taken as all CPU"
-    if benchmarks is not None:
-        per_process = benchmark_cpu_per_event(benchmarks)
+    cpu_share, bench_note = 1.0, "no process CPU given: a server call is taken as all CPU"
+    if process_cpu is None and benchmarks is not None:
+        process_cpu = ProcessCpu(benchmark_cpu_per_event(benchmarks),
+                                 f"{benchmarks}: farm case, cpu_ms_per_event_at_sustainable")
+    if process_cpu is not None:
+        per_process = process_cpu.ms_per_event
+        missing = {"tritonserver", *OVERHEAD_PROCESSES} - set(per_process)
+        if missing:
+            raise ConfigError(f"{process_cpu.source}: no CPU per event for {', '.join(sorted(missing))}")
         host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES)
         mean_demand = float(sum(events[f"{m}_demand"].mean() for m in MODELS))
         cpu_share = min(1.0, per_process["tritonserver"] / mean_demand)
-        bench_note = (f"{benchmarks}: farm case, cpu_ms_per_event_at_sustainable: {json.dumps(per_process)}; "
+        bench_note = (f"{process_cpu.source}: {json.dumps({k: round(v, 3) for k, v in per_process.items()})}; "
                       f"server CPU share = tritonserver {per_process['tritonserver']:.2f} ms / mean demand {mean_demand:.2f} ms")
     models = {}
     for m, conf in CPU_SERVER_MODELS.items():
@@ -91,7 +104,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                   "host": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
                   "demand": f"each call's measured time (worker side, loopback gRPC) minus rtt_ms = {rtt_ms}",
                   "fixed_ms": "1st percentile of the demand (batching saves it per execution)",
-                  "benchmarks": bench_note}
+                  "process_cpu": bench_note}
     summary = folder / "summary.json" if folder.is_dir() else None
     if summary is not None and summary.exists():
         s = json.loads(summary.read_text())
@@ -101,6 +114,15 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                                 {"source": str(table_path)})}
     return Calibration(name=name or folder.name, provenance=provenance, events=events, servers=servers, pileup=pileup,
                        rtt_ms=rtt_ms, host=host)
+
+
+@dataclass(frozen=True)
+class ProcessCpu:
+    """CPU ms per decided event of each farm process group (readout, builder, workers,
+    tritonserver, supervisor_collector), and where it was measured."""
+
+    ms_per_event: dict[str, float]
+    source: str
 
 
 def benchmark_cpu_per_event(path: str | Path) -> dict[str, float]:

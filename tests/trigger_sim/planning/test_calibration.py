@@ -121,3 +121,24 @@ def test_a_fixed_server_answers_after_its_time_and_uses_no_host_cpu(tmp_path):
     assert "40 ms" in cal.provenance["fixed_server"]
     with pytest.raises(ConfigError, match="instances >= 1"):
         calibrate.with_fixed_server(cal, "jet_tagger", 40.0, 0)
+
+
+def test_process_cpu_measured_in_the_run_sets_the_overhead_and_the_server_share(tmp_path):
+    """The CPU per event measured in the calibration run itself gives the farm's own overhead
+    (readout + builder + collector) and the server's CPU share of a call (its CPU / the mean
+    demand); it wins over benchmarks.json; a group missing from it is named."""
+    write_run_table(tmp_path / "run")
+    cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.25, "workers": 5.0, "tritonserver": 6.0}
+    bench = tmp_path / "benchmarks.json"
+    bench.write_text(json.dumps({"cases": {"farm": {"metrics": {f"cpu_ms_per_event_at_sustainable.{k}": {"median": 99.0}
+                                                               for k in cpu}}}}))
+    cal = calibrate.from_run_folder(tmp_path / "run", benchmarks=bench,
+                                    process_cpu=calibrate.ProcessCpu(cpu, "the calibration run itself"))
+    assert cal.host["overhead_cpu_ms_per_event"] == pytest.approx(1.75)
+    mean_demand = sum(cal.events[f"{m}_demand"].mean() for m in MODELS)
+    assert cal.servers["cpu-local"].models["edge_classifier"].cpu_share == pytest.approx(6.0 / mean_demand)
+    assert "the calibration run itself" in cal.provenance["process_cpu"]
+    from_bench = calibrate.from_run_folder(tmp_path / "run", benchmarks=bench)
+    assert from_bench.host["overhead_cpu_ms_per_event"] == pytest.approx(3 * 99.0)
+    with pytest.raises(ConfigError, match="tritonserver"):
+        calibrate.from_run_folder(tmp_path / "run", process_cpu=calibrate.ProcessCpu({"readout": 1.0}, "x"))
