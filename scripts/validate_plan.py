@@ -368,9 +368,12 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = ("scripts/validate_plan.py " + " ".join(sys.argv[1:])).strip()
     cases = {case_key(c): c for c in earlier_cases(out)}
+    started = provenance(command)  # the commit the run started from (files edited meanwhile do not count)
 
     def record(key: str, case: dict, first_phase: int) -> None:  # after every case: a later failure keeps it
-        case["measured"] = {**provenance(command), "phases": phases_since(first_phase)}
+        case["measured"] = {**started, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                            "phases": phases_since(first_phase)}
+        cases.update({case_key(c): c for c in earlier_cases(out)})  # another run of the script may have written meanwhile
         cases[key] = case
         ordered = [cases[k] for k in CASE_NAMES if k in cases] + [c for k, c in cases.items() if k not in CASE_NAMES]
         out.write_text(json.dumps({"note": "each case was measured by its own run of the script: see its `measured`",
@@ -385,7 +388,7 @@ def main() -> int:
             default, cal = default_farm_case(args, work)
             record("default", default, first)
             if cal is not None and args.ship_calibration:
-                cal.provenance["made_by"] = {**provenance(command), "how": "the default farm's calibration run of "
+                cal.provenance["made_by"] = {**started, "how": "the default farm's calibration run of "
                                              "scripts/validate_plan.py, at 0.8 of its measured saturation; validated by the same run "
                                              "(docs/plan/validation.json)"}
                 save(cal, args.ship_calibration)
