@@ -148,48 +148,101 @@ def real_saturation(case: str, config: FarmConfig, args: argparse.Namespace) -> 
     return scan
 
 
-def compare(case: str, config: FarmConfig, cal: Calibration, farm: FarmSpec, args: argparse.Namespace, cal_summary: dict,
-            cal_rate_hz: float, real_scan: dict) -> dict:
-    """The model's saturation beside the measured one (farm/scan.py's search), and p50/p99 at
-    three rates below the measured saturation, model and real at the same rates."""
-    pattern = config.readout.pattern
-    real_sat = real_scan["saturation_rate_hz"]
+def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: argparse.Namespace, cal_rate_hz: float,
+               real_sat: float, rates: list[float]) -> dict:
+    """The model's figures of a case: at the calibration rate, its saturation (the scan's
+    search and run lengths, `sustained.run_seconds`), p50/p99 and step medians at `rates`."""
     model_at_cal = run_rate(cal, farm, cal_rate_hz, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
     t0 = time.monotonic()
-    # the model's runs as long as the real scan's (`sustained.run_seconds` with the scan's overhead), as many per rate
     model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=args.repeats,
                            events=lambda rate: int(sustained.run_seconds(rate, RUN_OVERHEAD_S) * rate))
     model_search_s = time.monotonic() - t0
     print(f"{case}: model sustained up to {model_sat.sustained_hz} Hz ({model_sat.stopped}; {model_search_s:.0f} s)", flush=True)
+    at = {}
+    for rate in rates:
+        m = run_rate(cal, farm, rate, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
+        at[rate] = {"p50": m["latency_ms"]["total"]["p50"], "p99": m["latency_ms"]["total"]["p99"],
+                    "steps_p50": {k: m["latency_ms"].get(k, {}).get("p50") for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")}}
+    return {"model_total_p50_p99_ms": [model_at_cal["latency_ms"]["total"][p] for p in ("p50", "p99")],
+            "model_saturation_hz": model_sat.sustained_hz, "model_failed_hz": model_sat.failed_hz,
+            "model_search": model_sat.stopped, "model_search_s": model_search_s,
+            "saturation_ok": bool(model_sat.sustained_hz) and within(model_sat.sustained_hz, real_sat, SATURATION_TOLERANCE),
+            "at": at}
+
+
+def put_model(out: dict, model: dict) -> dict:
+    """A case's model figures (from `model_side`) beside its real ones."""
+    out["calibration"]["model_total_p50_p99_ms"] = model["model_total_p50_p99_ms"]
+    out.update({k: model[k] for k in ("model_saturation_hz", "model_failed_hz", "model_search", "model_search_s", "saturation_ok")})
+    for row in out["rates"]:
+        m = model["at"][row["rate_hz"]]
+        steps = row.get("real_steps_p50_ms", {})
+        row.update(model_p50_ms=m["p50"], p50_ok=within(m["p50"], row["real_p50_ms"], LATENCY_TOLERANCE),
+                   model_p99_ms=m["p99"], p99_ok=within(m["p99"], row["real_p99_ms"], LATENCY_TOLERANCE),
+                   model_steps_p50_ms={k: m["steps_p50"].get(k) for k in steps})
+    return out
+
+
+def compare(case: str, config: FarmConfig, cal: Calibration, farm: FarmSpec, args: argparse.Namespace, cal_summary: dict,
+            cal_rate_hz: float, real_scan: dict) -> dict:
+    """The model's saturation beside the measured one (farm/scan.py's search), and p50/p99 at
+    three rates below the measured saturation, model and real at the same rates."""
+    real_sat = real_scan["saturation_rate_hz"]
     rates = [round(f * real_sat, 1) for f in FRACTIONS]
     with heavy_lock(f"{case}: real runs at {rates} Hz"):
         real_points = run_scan(config, rates, 8.0, repeats=args.repeats)["points"]
     rows = []
     for rate in rates:
-        model = run_rate(cal, farm, rate, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
         reals = [p for p in real_points if p["rate_hz"] == rate]
-        real_p50 = sorted(p["total_p50_ms"] for p in reals)[len(reals) // 2]
-        real_p99 = sorted(p["total_p99_ms"] for p in reals)[len(reals) // 2]
-        m50, m99 = model["latency_ms"]["total"]["p50"], model["latency_ms"]["total"]["p99"]
         steps = [k for k in ("queue", "edge_classifier", "jet_tagger", "worker_total") if f"{k}_p50_ms" in reals[0]]
-        rows.append({"rate_hz": rate, "real_p50_ms": real_p50, "model_p50_ms": m50, "p50_ok": within(m50, real_p50, LATENCY_TOLERANCE),
-                     "real_p99_ms": real_p99, "model_p99_ms": m99, "p99_ok": within(m99, real_p99, LATENCY_TOLERANCE),
+        rows.append({"rate_hz": rate, "real_p50_ms": sorted(p["total_p50_ms"] for p in reals)[len(reals) // 2],
+                     "real_p99_ms": sorted(p["total_p99_ms"] for p in reals)[len(reals) // 2],
                      "real_events": [p["decided_events"] for p in reals],
-                     "real_steps_p50_ms": {k: reals[0][f"{k}_p50_ms"] for k in steps},
-                     "model_steps_p50_ms": {k: model["latency_ms"].get(k, {}).get("p50") for k in steps}})
-        print(f"{case} at {rate:g} Hz: p50 real {real_p50:.1f} model {m50:.1f}; p99 real {real_p99:.1f} model {m99:.1f}", flush=True)
-    return {"case": case, "workers": farm.workers_per_node, "slots": farm.slots_per_worker, "host_cores": os.cpu_count(),
-            "calibration": {"rate_hz": cal_rate_hz, "events": cal_summary["events"]["l1_accepted"],
-                            "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"],
-                            "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
-                            "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"],
-                            "model_total_p50_p99_ms": [model_at_cal["latency_ms"]["total"][p] for p in ("p50", "p99")]},
-            "real_saturation_hz": real_sat, "real_search": real_scan["search_stopped"],
-            "real_probes": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in real_scan["points"]],
-            "model_saturation_hz": model_sat.sustained_hz, "model_failed_hz": model_sat.failed_hz,
-            "model_search": model_sat.stopped, "model_search_s": model_search_s,
-            "saturation_ok": bool(model_sat.sustained_hz) and within(model_sat.sustained_hz, real_sat, SATURATION_TOLERANCE),
-            "rates": rows}
+                     "real_steps_p50_ms": {k: reals[0][f"{k}_p50_ms"] for k in steps}})
+    out = {"case": case, "workers": farm.workers_per_node, "slots": farm.slots_per_worker, "host_cores": os.cpu_count(),
+           "calibration": {"rate_hz": cal_rate_hz, "events": cal_summary["events"]["l1_accepted"],
+                           "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"],
+                           "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
+                           "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"]},
+           "real_saturation_hz": real_sat, "real_search": real_scan["search_stopped"],
+           "real_probes": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in real_scan["points"]],
+           "rates": rows}
+    out = put_model(out, model_side(case, cal, farm, config.readout.pattern, args, cal_rate_hz, real_sat, rates))
+    for r in out["rates"]:
+        print(f"{case} at {r['rate_hz']:g} Hz: p50 real {r['real_p50_ms']:.1f} model {r['model_p50_ms']:.1f}; "
+              f"p99 real {r['real_p99_ms']:.1f} model {r['model_p99_ms']:.1f}", flush=True)
+    return out
+
+
+def default_config() -> FarmConfig:
+    return with_overrides(load_config(None), output={"write_streams": False})
+
+
+def default_farm(config: FarmConfig) -> FarmSpec:
+    return from_farm_config(config, config.worker.count or os.cpu_count() or 1, host_cores=os.cpu_count() or 1)
+
+
+def slots_config(server_url: str) -> FarmConfig:
+    return with_overrides(load_config(None), output={"write_streams": False}, worker={"slots": SLOTS},
+                          inference={"triton_url": server_url, "models": ("jet_tagger",)})
+
+
+def slots_farm(config: FarmConfig) -> FarmSpec:
+    return replace(from_farm_config(config, config.worker.count or os.cpu_count() or 1, host_cores=os.cpu_count() or 1),
+                   slots_per_worker=SLOTS)
+
+
+def slots_calibration(folder: Path, config: FarmConfig) -> tuple[Calibration, float]:
+    """The slots case's calibration from its one-slot run's folder, and the call's round trip
+    beyond the sleep (the measured median minus the sleep)."""
+    import pyarrow.parquet as pq
+
+    cols = pq.read_table(folder / "events.parquet", columns=["jet_tagger_ms", "jet_tagger_path"]).to_pydict()
+    called = [t for t, p in zip(cols["jet_tagger_ms"], cols["jet_tagger_path"]) if p == "triton" and t is not None]
+    rtt_ms = max(float(np.median(called)) - SLEEP_MS, 0.0)
+    cal = calibrate.from_run_folder(folder, name="validation-slots", pileup=config.physics.pileup_mean,
+                                    benchmarks=ROOT / "benchmarks.json", rtt_ms=rtt_ms, local_models=("edge_classifier",))
+    return calibrate.with_fixed_server(cal, "jet_tagger", SLEEP_MS, SLEEP_INSTANCES), rtt_ms
 
 
 def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calibration]:
@@ -197,8 +250,7 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
     process's CPU per event measured in it), then the comparison. Returns the case and its
     calibration (the kill case and --ship-calibration use it)."""
     case = CASE_NAMES["default"]
-    config = with_overrides(load_config(None), output={"write_streams": False})
-    workers = config.worker.count or os.cpu_count() or 1
+    config = default_config()
     real_scan = real_saturation(case, config, args)
     real_sat = real_scan["saturation_rate_hz"]
     if not real_sat:
@@ -214,8 +266,7 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
                                          "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
                                          "other_cores": round(run.elsewhere["other_cores"], 3)}
     save(cal, args.calibration_out)
-    farm = from_farm_config(config, workers, host_cores=os.cpu_count() or 1)
-    out = compare(case, config, cal, farm, args, run.summary, cal_rate, real_scan)
+    out = compare(case, config, cal, default_farm(config), args, run.summary, cal_rate, real_scan)
     out["calibration"].update(process_cpu_ms_per_event=cpu.ms_per_event, other_cores=run.elsewhere["other_cores"],
                               worker_cpu_ms_per_event=float(sum(cal.events[s].mean() for s in CPU_STEPS)))
     return out, cal
@@ -227,36 +278,49 @@ def slots_case(args: argparse.Namespace, work: Path) -> dict:
     a one-slot run: the worker's CPU per event from its per-event table, the server's time the
     sleep, the call's round trip beyond it the measured median minus the sleep; the farm's own
     CPU per event (readout, builder, collector) from benchmarks.json at its sustainable rate."""
-    import pyarrow.parquet as pq
-
     case = CASE_NAMES["slots"]
     with heavy_lock(f"{case}: starting the sleep-model server"):
         server = TritonServer(sleep_repository(work / "sleep-models", SLEEP_MS), START_TIMEOUT_S)
         server.start()
     try:
-        config = with_overrides(load_config(None), output={"write_streams": False}, worker={"slots": SLOTS},
-                                inference={"triton_url": server.grpc_url, "models": ("jet_tagger",)})
-        workers = config.worker.count or os.cpu_count() or 1
+        config = slots_config(server.grpc_url)
         table = work / "slots-calibration" / "events.parquet"
         # one slot: each call's time is the server's sleep plus the round trip, not set aside
         cal_summary = calibration_run(with_overrides(config, worker={"slots": 1}), args.slots_calibration_rate,
                                       args.slots_calibration_events, table, case)
-        cols = pq.read_table(table, columns=["jet_tagger_ms", "jet_tagger_path"]).to_pydict()
-        called = [t for t, p in zip(cols["jet_tagger_ms"], cols["jet_tagger_path"]) if p == "triton" and t is not None]
-        rtt_ms = max(float(np.median(called)) - SLEEP_MS, 0.0)
-        cal = calibrate.from_run_folder(table.parent, name="validation-slots", pileup=config.physics.pileup_mean,
-                                        benchmarks=ROOT / "benchmarks.json", rtt_ms=rtt_ms, local_models=("edge_classifier",))
-        cal = calibrate.with_fixed_server(cal, "jet_tagger", SLEEP_MS, SLEEP_INSTANCES)
-        farm = replace(from_farm_config(config, workers, host_cores=os.cpu_count() or 1), slots_per_worker=SLOTS)
+        cal, rtt_ms = slots_calibration(table.parent, config)
+        save(cal, args.slots_calibration_out)
         real_scan = real_saturation(case, config, args)
         if not real_scan["saturation_rate_hz"]:
             return {"case": case, "error": "the real farm sustained no rate", "real_scan": real_scan}
-        out = compare(case, config, cal, farm, args, cal_summary, args.slots_calibration_rate, real_scan)
+        out = compare(case, config, cal, slots_farm(config), args, cal_summary, args.slots_calibration_rate, real_scan)
         out["calibration"].update(rtt_ms=rtt_ms, server_ms=SLEEP_MS, server_instances=SLEEP_INSTANCES,
                                   worker_cpu_ms_per_event=float(sum(cal.events[s].mean() for s in CPU_STEPS)))
         return out
     finally:
         server.stop()
+
+
+def kill_model(cal: Calibration, rate: float, n: int, restart_s: float) -> list[dict]:
+    """The kill case's model at `rate`: two servers, server 0 killed after KILL_AT of the run's
+    offered time and back `restart_s` later; five seeds of `n` events."""
+    config = with_overrides(base_config(readout={"rate_hz": rate}), inference={"local_servers": 2})
+    farm = replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
+                   kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s),))
+    return [run_rate(cal, farm, rate, n, seed=seed, pattern=config.readout.pattern) for seed in range(1, 6)]
+
+
+def kill_model_figures(models: list[dict], real_p50: float, real_p99: float) -> dict:
+    """Medians over the seeds, beside the real figures."""
+    m50 = float(np.median([m["latency_ms"]["total"]["p50"] for m in models]))
+    m99 = float(np.median([m["latency_ms"]["total"]["p99"] for m in models]))
+    steps = ("queue", "edge_classifier", "jet_tagger", "worker_total")
+    return {"model_p50_ms": m50, "p50_ok": within(m50, real_p50, LATENCY_TOLERANCE),
+            "model_p99_ms": m99, "p99_ok": within(m99, real_p99, LATENCY_TOLERANCE),
+            "model_p50_p99_ms_per_seed": [[m["latency_ms"]["total"][p] for p in ("p50", "p99")] for m in models],
+            "model_fallback_fraction": float(np.median([m["inference"]["fallback_calls"] / max(m["events"]["l1_accepted"], 1)
+                                                        for m in models])),
+            "model_steps_p50_ms": {k: float(np.median([m["latency_ms"][k]["p50"] for m in models])) for k in steps}}
 
 
 def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz: float) -> dict:
@@ -275,31 +339,44 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
             result = local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False})
         s = result.summary
         restart_s = float(np.median(result.notes["restart_s"])) if result.notes.get("restart_s") else 1e9
-        config = with_overrides(base_config(readout={"rate_hz": rate}), inference={"local_servers": 2})
-        farm = replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
-                       kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s),))
-        models = [run_rate(cal, farm, rate, n, seed=seed, pattern=config.readout.pattern) for seed in range(1, 6)]
-        m50 = float(np.median([m["latency_ms"]["total"]["p50"] for m in models]))
-        m99 = float(np.median([m["latency_ms"]["total"]["p99"] for m in models]))
-        m_fb = float(np.median([m["inference"]["fallback_calls"] / max(m["events"]["l1_accepted"], 1) for m in models]))
-        real_fb = s["inference"]["fallback_calls"] / max(s["events"]["l1_accepted"], 1)
         r50, r99 = s["latency_ms"]["total"]["p50"], s["latency_ms"]["total"]["p99"]
-        rows.append({"rate_hz": rate, "events": n, "real_p50_ms": r50, "model_p50_ms": m50, "p50_ok": within(m50, r50, LATENCY_TOLERANCE),
-                     "real_p99_ms": r99, "model_p99_ms": m99, "p99_ok": within(m99, r99, LATENCY_TOLERANCE),
-                     "model_p50_p99_ms_per_seed": [[m["latency_ms"]["total"][p] for p in ("p50", "p99")] for m in models],
-                     "real_fallback_fraction": real_fb, "model_fallback_fraction": m_fb,
-                     "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": s["events"]["lost"],
-                     "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")},
-                     "model_steps_p50_ms": {k: float(np.median([m["latency_ms"][k]["p50"] for m in models]))
-                                            for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")},
-                     "restart_s": restart_s, "kill_at_s": KILL_AT * n / rate,
-                     "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
-                                      for k, v in s["inference"]["servers"].items()}})
+        real_fb = s["inference"]["fallback_calls"] / max(s["events"]["l1_accepted"], 1)
+        row = {"rate_hz": rate, "events": n, "real_p50_ms": r50, "real_p99_ms": r99, "real_fallback_fraction": real_fb,
+               "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": s["events"]["lost"],
+               "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")},
+               "restart_s": restart_s, "kill_at_s": KILL_AT * n / rate,
+               "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
+                                for k, v in s["inference"]["servers"].items()}}
+        row.update(kill_model_figures(kill_model(cal, rate, n, restart_s), r50, r99))
+        rows.append(row)
+        m50, m99, m_fb = row["model_p50_ms"], row["model_p99_ms"], row["model_fallback_fraction"]
         print(f"{case} at {rate:g} Hz: p50 real {r50:.1f} model {m50:.1f}; p99 real {r99:.1f} model {m99:.1f}; "
               f"fallback real {real_fb:.3f} model {m_fb:.3f}; restart {restart_s:.1f} s", flush=True)
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
             "saturation": "not searched: a kill is a transient (p50/p99 and the fallback fraction at three rates instead)",
             "rates": rows}
+
+
+def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
+    """A recorded case's model figures again, from the calibration files, against the same
+    real figures: a change to the model checked without re-running the farm."""
+    if "rates" not in case:
+        return case
+    if key == "kill":
+        cal = load(args.calibration_out)
+        for row in case["rates"]:
+            row.update(kill_model_figures(kill_model(cal, row["rate_hz"], row["events"], row["restart_s"]),
+                                          row["real_p50_ms"], row["real_p99_ms"]))
+        return case
+    if key == "default":
+        cal, config = load(args.calibration_out), default_config()
+        farm = default_farm(config)
+    else:
+        cal, config = load(args.slots_calibration_out), slots_config("127.0.0.1:8001")
+        farm = slots_farm(config)
+    rates = [r["rate_hz"] for r in case["rates"]]
+    return put_model(case, model_side(case["case"], cal, farm, config.readout.pattern, args, case["calibration"]["rate_hz"],
+                                      case["real_saturation_hz"], rates))
 
 
 def earlier_cases(out: Path) -> list[dict]:
@@ -356,6 +433,11 @@ def main() -> int:
                          "without `default` takes the default farm's saturation from --out and its calibration from "
                          "--calibration-out")
     ap.add_argument("--kill-events", type=int, default=800, help="events per real run of the kill case")
+    ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),
+                    help="where the slots case's calibration is kept")
+    ap.add_argument("--model-only", action="store_true",
+                    help="no farm runs: the model's figures of the cases in --out again, from the calibration files "
+                         "(after a change to the model)")
     ap.add_argument("--quick", action="store_true", help="a short check of the script itself: 400 events, 3 search steps")
     args = ap.parse_args()
     if args.quick:
@@ -370,9 +452,13 @@ def main() -> int:
     cases = {case_key(c): c for c in earlier_cases(out)}
     started = provenance(command)  # the commit the run started from (files edited meanwhile do not count)
 
-    def record(key: str, case: dict, first_phase: int) -> None:  # after every case: a later failure keeps it
-        case["measured"] = {**started, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                            "phases": phases_since(first_phase)}
+    def record(key: str, case: dict, first_phase: int | None) -> None:  # after every case: a later failure keeps it
+        if first_phase is None:  # --model-only: the real figures keep their own record
+            case["model_rerun"] = {**started, "calibration": args.slots_calibration_out if key == "slots" else args.calibration_out}
+        else:
+            case["measured"] = {**started, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                                "phases": phases_since(first_phase)}
+            case.pop("model_rerun", None)
         cases.update({case_key(c): c for c in earlier_cases(out)})  # another run of the script may have written meanwhile
         cases[key] = case
         ordered = [cases[k] for k in CASE_NAMES if k in cases] + [c for k, c in cases.items() if k not in CASE_NAMES]
@@ -380,6 +466,13 @@ def main() -> int:
                                    "cases": ordered}, indent=2, default=str))
 
     t_start = time.monotonic()
+    if args.model_only:
+        for key in args.cases:
+            if key in cases:
+                record(key, remodel(key, cases[key], args), None)
+        print_report([cases[k] for k in args.cases if k in cases])
+        print(f"written: {out} (the model only, {time.monotonic() - t_start:.0f} s)")
+        return 0
     with tempfile.TemporaryDirectory(prefix="validate-plan-") as tmp:
         work = Path(tmp)
         cal = None
