@@ -515,9 +515,9 @@ def main() -> int:
                     finally:
                         server.stop()
             earlier = case.get("measured", {})
+            case["saturation_and_calibration_measured"] = case.get("saturation_and_calibration_measured") or {
+                k: earlier.get(k) for k in ("date_utc", "command", "commit", "phases")}
             record(key, remodel(key, case, args), first)
-            case["measured"]["saturation_and_calibration_from"] = {k: earlier.get(k) for k in ("date_utc", "command", "commit", "phases")}
-            record(key, case, first)
     if args.model_only or args.rates_only:
         if args.model_only:
             for key in args.cases:
