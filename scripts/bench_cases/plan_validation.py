@@ -36,6 +36,14 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
                 f"({busiest['phase']})" if busiest else "")
         lines += [f"Measured {measured.get('date_utc', '?')} UTC by `{measured.get('command', '?')}` at commit "
                   f"{measured.get('commit', '?')}{load}.", ""]
+    earlier = case.get("saturation_and_calibration_measured")
+    if earlier:
+        lines += [f"Its saturation and calibration: {earlier.get('date_utc', '?')} UTC, `{earlier.get('command', '?')}` at "
+                  f"commit {earlier.get('commit', '?')}; the runs at the three rates above are a later run's.", ""]
+    if case.get("model_rerun"):
+        rerun = case["model_rerun"]
+        lines += [f"Model figures re-run {rerun.get('date_utc', '?')} UTC at commit {rerun.get('commit', '?')} "
+                  f"(`{rerun.get('command', '?')}`, calibration `{rerun.get('calibration', '?')}`).", ""]
     if "error" in case or "skipped" in case:
         return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
     if "real_saturation_hz" in case:

@@ -74,3 +74,7 @@ def test_cases_measured_by_separate_runs_each_carry_their_command_commit_and_loa
     assert "Measured 2026-12-05 15:40 UTC by `scripts/validate_plan.py --cases default` at commit abc1234" in text
     assert "400 s under the shared lock in 2 phases" in text
     assert "at most 0.31 cores meanwhile (default farm: real runs)" in text
+    data["cases"][0]["saturation_and_calibration_measured"] = {"date_utc": "2026-12-05 15:25", "command": "x --cases default",
+                                                              "commit": "5c7b26b"}
+    text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+    assert "Its saturation and calibration: 2026-12-05 15:25 UTC, `x --cases default` at commit 5c7b26b" in text
