@@ -79,6 +79,7 @@ CASE_NAMES = {"default": "default farm", "slots": f"event slots ({SLOTS}) agains
 
 
 PHASES: list[dict] = []  # every heavy phase of this run: what, how long, the other processes' load meanwhile
+HOLDING = False  # --hold-lock: the whole run holds the shared lock, its phases only record themselves
 
 
 @contextlib.contextmanager
@@ -88,7 +89,8 @@ def heavy_lock(what: str):
     print(f"[{time.strftime('%H:%M:%S')}] waiting for the shared lock: {what}", flush=True)
     t_wait = time.monotonic()
     with open(LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        if not HOLDING:
+            fcntl.flock(fh, fcntl.LOCK_EX)
         quiet_wait_s = wait_for_quiet()
         t0 = time.monotonic()
         meter = LoadMeter()
@@ -96,7 +98,8 @@ def heavy_lock(what: str):
             yield
         finally:
             load = meter.stop()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if not HOLDING:
+                fcntl.flock(fh, fcntl.LOCK_UN)
             PHASES.append({"phase": what, "waited_s": round(t0 - t_wait, 1), "quiet_wait_s": round(quiet_wait_s, 1),
                            "seconds": round(load["seconds"], 1),
                            "other_cores": round(load["other_cores"], 3), "steal_cores": round(load["steal_cores"], 3)})
@@ -468,11 +471,20 @@ def main() -> int:
     ap.add_argument("--rates-only", action="store_true",
                     help="of the default and slots cases in --out, only the real runs at their three rates again (a "
                          "phase other load polluted), then the model from the calibration files")
+    ap.add_argument("--hold-lock", action="store_true",
+                    help="take the shared lock once for the whole run (a case's phases back to back, not interleaved "
+                         "with other users' jobs; keep such a run short)")
     ap.add_argument("--model-only", action="store_true",
                     help="no farm runs: the model's figures of the cases in --out again, from the calibration files "
                          "(after a change to the model)")
     ap.add_argument("--quick", action="store_true", help="a short check of the script itself: 400 events, 3 search steps")
     args = ap.parse_args()
+    if args.hold_lock:
+        global HOLDING
+        lock_file = open(LOCK, "a")  # held until the process ends
+        print(f"[{time.strftime('%H:%M:%S')}] waiting for the shared lock for the whole run", flush=True)
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        HOLDING = True
     if args.quick:
         args.calibration_events, args.search_steps, args.kill_events = 400, 3, 300
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
