@@ -24,6 +24,9 @@ the machine are not starved; each phase records the cores other processes used m
 records its own command, commit and time; cases not run keep their earlier figures in --out.
 
     .venv/bin/python scripts/validate_plan.py [--cases default,slots,kill] [--ship-calibration] [--quick]
+    .venv/bin/python scripts/validate_plan.py --cases slots --hold-lock   # one lock acquisition for the run
+    .venv/bin/python scripts/validate_plan.py --rates-only --cases default   # a polluted rates phase again
+    .venv/bin/python scripts/validate_plan.py --model-only                  # the model again, real figures kept
 """
 
 from __future__ import annotations
