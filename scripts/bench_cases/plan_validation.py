@@ -36,6 +36,8 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
                 f"({busiest['phase']})" if busiest else "")
         lines += [f"Measured {measured.get('date_utc', '?')} UTC by `{measured.get('command', '?')}` at commit "
                   f"{measured.get('commit', '?')}{load}.", ""]
+    if case.get("incomplete"):
+        lines += [f"Incomplete: {case['incomplete']}.", ""]
     earlier = case.get("saturation_and_calibration_measured")
     if earlier:
         lines += [f"Its saturation and calibration: {earlier.get('date_utc', '?')} UTC, `{earlier.get('command', '?')}` at "

@@ -78,3 +78,5 @@ def test_cases_measured_by_separate_runs_each_carry_their_command_commit_and_loa
                                                               "commit": "5c7b26b"}
     text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
     assert "Its saturation and calibration: 2026-12-05 15:25 UTC, `x --cases default` at commit 5c7b26b" in text
+    data["cases"][0]["incomplete"] = "53.6 Hz not measured"
+    assert "Incomplete: 53.6 Hz not measured." in "\n".join(plan_validation.section(write(tmp_path, data), report._table))
