@@ -242,14 +242,15 @@ def seeds(config: FarmConfig) -> Iterator[int]:
 
 
 def farm_run(config: FarmConfig, server: TritonServer, rate_hz: float, seconds: float, seed: int,
-             replay: Path | None = None, judged: bool = False) -> FarmRun:
+             replay: Path | None = None, judged: bool = False, events_table: Path | None = None) -> FarmRun:
     """One farm run at `rate_hz` for `seconds` with `seed` (replaying `replay` in a loop if
-    given), with every process's CPU time; judged by the sustained definition if `judged`."""
+    given), with every process's CPU time; judged by the sustained definition if `judged`;
+    its per-event table written to `events_table` if given (a calibration of the capacity model)."""
     cfg = with_overrides(config, readout={"rate_hz": rate_hz}, inference={"triton_url": server.grpc_url},
                          run={"seed": seed})
     probe = _Probe(server)
     summary = run_farm(cfg, duration_s=seconds, output_dir=None, replay=replay, loop=replay is not None,
-                       hooks=FarmHooks(on_started=probe.on_started, on_tick=probe.on_tick))
+                       hooks=FarmHooks(on_started=probe.on_started, on_tick=probe.on_tick), events_table=events_table)
     cpu, window_events = probe.cpu()
     failures = definition.verdict(summary, cfg.worker.budget_ms)[1] if judged else []
     run = FarmRun(rate_hz, seed, summary, cpu, window_events, probe.builder_vmhwm_mb, probe.elsewhere(), judged,

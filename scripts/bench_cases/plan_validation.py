@@ -27,6 +27,25 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     lines = [f"### {case['case']}", ""]
     if case.get("measured_utc"):
         lines += [f"Measured by an earlier run of the script, {case['measured_utc']} UTC (reused by this one).", ""]
+    measured = case.get("measured")
+    if measured:
+        phases = measured.get("phases", [])
+        busiest = max(phases, key=lambda p: p.get("other_cores", 0.0), default=None)
+        load = (f"; {sum(p.get('seconds', 0.0) for p in phases):.0f} s under the shared lock in {len(phases)} phases, "
+                f"other processes on the machine used at most {busiest['other_cores']:.2f} cores meanwhile "
+                f"({busiest['phase']})" if busiest else "")
+        lines += [f"Measured {measured.get('date_utc', '?')} UTC by `{measured.get('command', '?')}` at commit "
+                  f"{measured.get('commit', '?')}{load}.", ""]
+    if case.get("incomplete"):
+        lines += [f"Incomplete: {case['incomplete']}.", ""]
+    earlier = case.get("saturation_and_calibration_measured")
+    if earlier:
+        lines += [f"Its saturation and calibration: {earlier.get('date_utc', '?')} UTC, `{earlier.get('command', '?')}` at "
+                  f"commit {earlier.get('commit', '?')}; the runs at the three rates above are a later run's.", ""]
+    if case.get("model_rerun"):
+        rerun = case["model_rerun"]
+        lines += [f"Model figures re-run {rerun.get('date_utc', '?')} UTC at commit {rerun.get('commit', '?')} "
+                  f"(`{rerun.get('command', '?')}`, calibration `{rerun.get('calibration', '?')}`).", ""]
     if "error" in case or "skipped" in case:
         return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
     if "real_saturation_hz" in case:
@@ -57,8 +76,13 @@ def section(path: Path, table) -> list[str]:
         cases = data["cases"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         return lines + [f"No validation figures: {path} could not be read ({err}); run scripts/validate_plan.py.", ""]
-    lines += [f"A separate run, not part of this suite: `{data.get('command') or 'scripts/validate_plan.py'}` on "
-              f"{data.get('date_utc', 'an unknown date')} UTC (figures from `docs/plan/validation.json`). The model "
+    if data.get("command") or data.get("date_utc"):
+        when = (f"A separate run, not part of this suite: `{data.get('command') or 'scripts/validate_plan.py'}` on "
+                f"{data.get('date_utc', 'an unknown date')} UTC (figures from `docs/plan/validation.json`).")
+    else:
+        when = ("Separate runs, not part of this suite: each case below is its own run of `scripts/validate_plan.py`, "
+                "with its command, commit and time (figures from `docs/plan/validation.json`).")
+    lines += [f"{when} The model "
               "(`trigger-sim plan`) is calibrated on a low-rate real run of each case, then compared with the real "
               "farm at the same rates: targets saturation within 10 %, p50 and p99 of the total latency within 15 %. "
               "Where the model misses, the README's \"Planning a farm\" section says which mechanism it lacks.", ""]

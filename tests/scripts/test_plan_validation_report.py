@@ -61,3 +61,22 @@ def test_the_report_ends_with_the_section(tmp_path):
     text = out.read_text()
     assert text.index("## Targets") < text.index(plan_validation.TITLE)
     assert "### two servers, one killed" in text
+
+
+def test_cases_measured_by_separate_runs_each_carry_their_command_commit_and_load(tmp_path):
+    phases = [{"phase": "default farm: real saturation search", "seconds": 250.0, "other_cores": 0.04},
+              {"phase": "default farm: real runs", "seconds": 150.0, "other_cores": 0.31}]
+    data = {"cases": [{**VALIDATION["cases"][0], "measured_utc": None,
+                       "measured": {"date_utc": "2026-12-05 15:40", "command": "scripts/validate_plan.py --cases default",
+                                    "commit": "abc1234", "phases": phases}}]}
+    text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+    assert "Separate runs" in text and "each case below is its own run" in text
+    assert "Measured 2026-12-05 15:40 UTC by `scripts/validate_plan.py --cases default` at commit abc1234" in text
+    assert "400 s under the shared lock in 2 phases" in text
+    assert "at most 0.31 cores meanwhile (default farm: real runs)" in text
+    data["cases"][0]["saturation_and_calibration_measured"] = {"date_utc": "2026-12-05 15:25", "command": "x --cases default",
+                                                              "commit": "5c7b26b"}
+    text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+    assert "Its saturation and calibration: 2026-12-05 15:25 UTC, `x --cases default` at commit 5c7b26b" in text
+    data["cases"][0]["incomplete"] = "53.6 Hz not measured"
+    assert "Incomplete: 53.6 Hz not measured." in "\n".join(plan_validation.section(write(tmp_path, data), report._table))

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,18 @@ OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm'
 
 
 def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
-                    rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = ()) -> Calibration:
+                    rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = (),
+                    process_cpu: ProcessCpu | None = None) -> Calibration:
     """A calibration from a run folder's events.parquet (decided normally, every model call
     answered by the server): per-event rows, and the server's curves with each call's own
-    measured demand (the step's time minus `rtt_ms`). `benchmarks`: benchmarks.json of this
-    host, for the farm's own CPU per event and the server's CPU share of a call.
+    measured demand (the step's time minus `rtt_ms`).
+
+    The farm's own CPU per event and the server's CPU share of a call come from each farm
+    process's CPU per event: measured in the calibration run itself (`process_cpu`, the
+    better source: the same code, the same rate) or, failing that, the farm case of this
+    host's `benchmarks` (benchmarks.json, at its sustainable rate). Either must be measured at
+    the rate the model will judge: at a low rate idle polling and the server's background
+    threads are spread over few events and inflate both.
     `local_models`: models the run's workers ran themselves (not in `inference.models`): their
     measured step time is the worker's CPU, counted in the CPU step just before the call."""
     import pyarrow.parquet as pq
@@ -72,14 +79,28 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
 
     host: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
-    cpu_share, bench_note = 1.0, "no benchmarks.json given: a server call is taken as all CPU"
-    if benchmarks is not None:
-        per_process = benchmark_cpu_per_event(benchmarks)
-        host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES)
+    dispatch_ms, dispatch_note = credit_round_trip_ms(cols, keep)
+    host["dispatch_ms"] = dispatch_ms
+    cpu_share, bench_note = 1.0, "no process CPU given: a server call is taken as all CPU"
+    if process_cpu is None and benchmarks is not None:
+        process_cpu = ProcessCpu(benchmark_cpu_per_event(benchmarks),
+                                 f"{benchmarks}: farm case, cpu_ms_per_event_at_sustainable")
+    if process_cpu is not None:
+        per_process = process_cpu.ms_per_event
+        missing = {"tritonserver", *OVERHEAD_PROCESSES} - set(per_process)
+        if missing:
+            raise ConfigError(f"{process_cpu.source}: no CPU per event for {', '.join(sorted(missing))}")
+        # the worker's CPU outside its timed steps (receiving and decoding the event, the calls'
+        # client side, answering): on the host's cores like the farm's own processes
+        steps_ms = float(sum(events[s].mean() for s in CPU_STEPS))
+        outside_ms = max(per_process.get("workers", 0.0) - steps_ms, 0.0)
+        host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES) + outside_ms
         mean_demand = float(sum(events[f"{m}_demand"].mean() for m in MODELS))
         cpu_share = min(1.0, per_process["tritonserver"] / mean_demand)
-        bench_note = (f"{benchmarks}: farm case, cpu_ms_per_event_at_sustainable: {json.dumps(per_process)}; "
-                      f"server CPU share = tritonserver {per_process['tritonserver']:.2f} ms / mean demand {mean_demand:.2f} ms")
+        bench_note = (f"{process_cpu.source}: {json.dumps({k: round(v, 3) for k, v in per_process.items()})}; "
+                      f"server CPU share = tritonserver {per_process['tritonserver']:.2f} ms / mean demand {mean_demand:.2f} ms; "
+                      f"overhead = readout + builder + collector + the workers' CPU outside their timed steps "
+                      f"({per_process.get('workers', 0.0):.2f} - {steps_ms:.2f} = {outside_ms:.2f} ms)")
     models = {}
     for m, conf in CPU_SERVER_MODELS.items():
         fixed = float(np.percentile(events[f"{m}_demand"][events[f"{m}_called"]], 1)) if events[f"{m}_called"].any() else 0.0
@@ -91,7 +112,8 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                   "host": {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
                   "demand": f"each call's measured time (worker side, loopback gRPC) minus rtt_ms = {rtt_ms}",
                   "fixed_ms": "1st percentile of the demand (batching saves it per execution)",
-                  "benchmarks": bench_note}
+                  "dispatch_ms": dispatch_note,
+                  "process_cpu": bench_note}
     summary = folder / "summary.json" if folder.is_dir() else None
     if summary is not None and summary.exists():
         s = json.loads(summary.read_text())
@@ -101,6 +123,47 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                                 {"source": str(table_path)})}
     return Calibration(name=name or folder.name, provenance=provenance, events=events, servers=servers, pileup=pileup,
                        rtt_ms=rtt_ms, host=host)
+
+
+MIN_DISPATCH_SAMPLES = 20  # events that waited for a credit: fewer and the round trip is not estimated
+
+
+def credit_round_trip_ms(cols: dict[str, list], keep: list[int]) -> tuple[float, str]:
+    """The mean time from a worker's end of one event to the builder's sending of its next,
+    over the events that waited in the builder for a credit (their dispatch followed the
+    previous event's result at once): the credit round trip a slot sits idle for. Measured
+    per worker on a one-slot run; 0 where the table lacks the columns or too few events waited."""
+    need = ("worker", "l1_time_ns", "build_ms", "queue_ms", "transfer_ms", "worker_total_ms")
+    if any(c not in cols for c in need):
+        return 0.0, "not estimated: the table lacks " + ", ".join(c for c in need if c not in cols)
+    gaps: list[float] = []
+    by_worker: dict[str, list[tuple[float, float, float]]] = {}
+    for i in keep:
+        values = [cols[c][i] for c in need]
+        if any(v is None for v in values):
+            continue
+        worker, l1_ns, build, queue, transfer, total = values
+        sent = l1_ns / 1e6 + build + queue
+        by_worker.setdefault(worker, []).append((sent, sent + transfer + total, queue))
+    for rows in by_worker.values():
+        rows.sort()
+        for (_, end, _), (sent, _, queue) in zip(rows, rows[1:]):
+            if queue > 0.5 and sent >= end:  # it waited for this worker's credit
+                gaps.append(sent - end)
+    if len(gaps) < MIN_DISPATCH_SAMPLES:
+        return 0.0, f"not estimated: only {len(gaps)} events waited for a credit (calibrate at a higher rate)"
+    mean = float(np.mean(gaps))
+    return mean, (f"mean of {len(gaps)} gaps between a worker's end of an event and the dispatch of its next one "
+                  f"that waited for the credit (median {float(np.median(gaps)):.2f} ms)")
+
+
+@dataclass(frozen=True)
+class ProcessCpu:
+    """CPU ms per decided event of each farm process group (readout, builder, workers,
+    tritonserver, supervisor_collector), and where it was measured."""
+
+    ms_per_event: dict[str, float]
+    source: str
 
 
 def benchmark_cpu_per_event(path: str | Path) -> dict[str, float]:

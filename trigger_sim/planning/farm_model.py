@@ -14,8 +14,12 @@ the soft timeout capped the deadline: then the event leaves at once (HltTimeout)
 worker's. The budget counts from the event's start in the worker (as the worker's watch);
 the soft timeout is checked after every step; an event still running at the hard budget is
 force-accepted into HltTimeout at that moment (the worker's watchdog), its slot busy until
-the step ends. With `host_cores`, worker steps, the servers' CPU share and the
-farm's own per-event CPU (readout, builder, collector) all queue for the same cores.
+the step ends. A slot's next event reaches it no sooner than the calibration's `dispatch_ms`
+after its last one ended: the result carries the slot's credit back to the builder, which
+only then sends the next event (the credit round trip; ~1 ms on this host, idle time of a
+one-slot worker). With `host_cores`, worker steps, the servers' CPU share and the farm's own
+per-event CPU (readout, builder, collector, and the worker's CPU outside its timed steps) all
+queue for the same cores.
 
 Simulated time is in ms. Every Level-1 slot ends in exactly one place: vetoed (not an
 accept), accepted, rejected or HltTimeout; `pending` after the run is lost and must be 0.
@@ -95,6 +99,7 @@ class FarmModel:
                 env.process(self._slot(w, cpu, breakers))
         env.process(self._arrivals())
         self.overhead_ms = float(cal.host.get("overhead_cpu_ms_per_event", 0.0)) if self.host_cores else 0.0
+        self.dispatch_ms = float(cal.host.get("dispatch_ms", 0.0))
         if self.overhead_ms > 0:
             env.process(self._overhead())
         for k in f.kills:
@@ -196,6 +201,8 @@ class FarmModel:
             else:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
+            if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it
+                yield env.timeout(self.dispatch_ms)
 
     def _count_done(self) -> None:
         self.done += 1

@@ -121,3 +121,46 @@ def test_a_fixed_server_answers_after_its_time_and_uses_no_host_cpu(tmp_path):
     assert "40 ms" in cal.provenance["fixed_server"]
     with pytest.raises(ConfigError, match="instances >= 1"):
         calibrate.with_fixed_server(cal, "jet_tagger", 40.0, 0)
+
+
+def test_process_cpu_measured_in_the_run_sets_the_overhead_and_the_server_share(tmp_path):
+    """The CPU per event measured in the calibration run itself gives the farm's own overhead
+    (readout + builder + collector + the workers' CPU outside their timed steps) and the server's CPU share of a call (its CPU / the mean
+    demand); it wins over benchmarks.json; a group missing from it is named."""
+    write_run_table(tmp_path / "run")
+    cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.25, "workers": 5.0, "tritonserver": 6.0}
+    bench = tmp_path / "benchmarks.json"
+    bench.write_text(json.dumps({"cases": {"farm": {"metrics": {f"cpu_ms_per_event_at_sustainable.{k}": {"median": 99.0}
+                                                               for k in cpu}}}}))
+    cal = calibrate.from_run_folder(tmp_path / "run", benchmarks=bench,
+                                    process_cpu=calibrate.ProcessCpu(cpu, "the calibration run itself"))
+    steps_ms = sum(cal.events[s].mean() for s in CPU_STEPS)  # the worker's CPU outside them counts with the overhead
+    assert cal.host["overhead_cpu_ms_per_event"] == pytest.approx(1.75 + 5.0 - steps_ms)
+    mean_demand = sum(cal.events[f"{m}_demand"].mean() for m in MODELS)
+    assert cal.servers["cpu-local"].models["edge_classifier"].cpu_share == pytest.approx(6.0 / mean_demand)
+    assert "the calibration run itself" in cal.provenance["process_cpu"]
+    from_bench = calibrate.from_run_folder(tmp_path / "run", benchmarks=bench)
+    assert from_bench.host["overhead_cpu_ms_per_event"] == pytest.approx(4 * 99.0 - steps_ms)
+    with pytest.raises(ConfigError, match="tritonserver"):
+        calibrate.from_run_folder(tmp_path / "run", process_cpu=calibrate.ProcessCpu({"readout": 1.0}, "x"))
+
+
+def test_the_credit_round_trip_is_the_gap_before_an_event_that_waited(tmp_path):
+    """Per worker, an event that waited in the builder for a credit was sent when the worker's
+    previous result came back: the gap from that event's end to its dispatch is the round
+    trip; events that did not wait say nothing about it; too few that waited: not estimated."""
+    n = 150
+    cols = write_run_table(tmp_path / "run", n=n)
+    cols.update(worker=["w0"] * n, l1_time_ns=[0] * n, build_ms=[1.0] * n, transfer_ms=[0.5] * n,
+                worker_total_ms=[10.0] * n, queue_ms=[0.0] * n)
+    # one worker, back to back: event k sent at 1 + 12 k (a 1.5 ms gap after 10.5 ms of transfer + work)
+    cols["queue_ms"] = [12.0 * k for k in range(n)]
+    cols["outcome"] = ["rejected"] * n
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run")
+    assert cal.host["dispatch_ms"] == pytest.approx(1.5)
+    assert "149 gaps" in cal.provenance["dispatch_ms"]
+    cols["queue_ms"] = [0.0] * n  # nothing waited
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run")
+    assert cal.host["dispatch_ms"] == 0.0 and "only 0 events waited" in cal.provenance["dispatch_ms"]

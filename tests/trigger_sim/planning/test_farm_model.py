@@ -32,6 +32,20 @@ def test_one_worker_without_inference_is_an_md1_queue():
     assert in_system == pytest.approx(rate * total_ms.mean() / 1e3, rel=0.05)
 
 
+def test_the_credit_round_trip_keeps_a_slot_idle_between_events():
+    """A saturated one-slot worker with 10 ms of CPU per event and a 2 ms credit round trip
+    decides one event per 12 ms; the first event is not delayed (its slot was already waiting)."""
+    cal = calibration(cpu_ms=10.0, called=False, host={"dispatch_ms": 2.0})
+    spec = PlanSpec(ArrivalSpec(rate_hz=10_000.0, pattern="constant"),
+                    FarmSpec(workers_per_node=1, readout_buffer_events=10_000, budget_ms=1e6), events=200, seed=1)
+    model = FarmModel(spec, cal)
+    model.run()
+    decided = np.sort(model.decided_ms)
+    assert np.diff(decided) == pytest.approx(np.full(199, 12.0))
+    assert decided[0] == pytest.approx(10.0)
+    assert np.nanmax(model.worker_ms) == pytest.approx(10.0)  # the round trip is not the worker's step time
+
+
 def test_server_utilisation_and_queueing_match_md1():
     """Many workers, one server instance of 5 ms per request: the server is the M/D/1 queue."""
     cal = calibration(cpu_ms=0.0, demand_ms={"edge_classifier": 5.0, "jet_tagger": 0.0})
@@ -109,11 +123,12 @@ def test_same_seed_same_result_other_seed_other_result():
 @given(rate=st.floats(10, 5000), workers=st.integers(1, 6), slots=st.integers(1, 4), servers=st.integers(1, 3),
        buffer=st.integers(1, 20), timeout_ms=st.floats(1, 50), budget_ms=st.floats(5, 200),
        demand=st.floats(0.1, 30), cpu=st.floats(0.0, 20), pattern=st.sampled_from(["constant", "poisson", "burst"]),
-       kill_at=st.none() | st.floats(0.0, 0.5), host_cores=st.integers(0, 3), seed=st.integers(0, 2**31))
+       kill_at=st.none() | st.floats(0.0, 0.5), host_cores=st.integers(0, 3), seed=st.integers(0, 2**31),
+       dispatch_ms=st.sampled_from([0.0, 0.7, 5.0]))
 def test_every_level1_slot_ends_in_exactly_one_place(rate, workers, slots, servers, buffer, timeout_ms, budget_ms, demand,
-                                                     cpu, pattern, kill_at, host_cores, seed):
+                                                     cpu, pattern, kill_at, host_cores, seed, dispatch_ms):
     cal = calibration(cpu_ms=cpu, spread=0.9, demand_ms={"edge_classifier": demand, "jet_tagger": demand / 3},
-                      host={"overhead_cpu_ms_per_event": 0.5})
+                      host={"overhead_cpu_ms_per_event": 0.5, "dispatch_ms": dispatch_ms})
     kills = (ServerKill(server=0, at_s=kill_at, restart_s=0.2),) if kill_at is not None else ()
     farm = FarmSpec(workers_per_node=workers, slots_per_worker=slots, servers=servers, readout_buffer_events=buffer,
                     timeout_ms=timeout_ms, budget_ms=budget_ms, breaker_failures=2, breaker_open_ms=20.0, kills=kills,
