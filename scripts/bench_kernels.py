@@ -37,6 +37,8 @@ from trigger_sim.kernels import (  # noqa: E402
     fit_helices_reference,
     graph_features,
     graph_features_reference,
+    walk_tracks,
+    walk_tracks_reference,
     warm_up,
 )
 from trigger_sim.kernels.hit_graph import build_hit_graph_all_pairs  # noqa: E402
@@ -199,6 +201,12 @@ def scored_tracker_event(
 def scored_graph_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
     """The inputs of `build_tracks`: a scored hit graph (see scored_tracker_event)."""
     return scored_tracker_event(pile_up, rng)[1]
+
+
+def walk_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:
+    """The inputs of `walk_tracks`: the same scored hit graph as scored_graph_event, with its hits."""
+    hits, graph = scored_tracker_event(pile_up, rng)
+    return dict(n_hits=graph["n_hits"], edges=graph["edges"], scores=graph["scores"], min_hits=graph["min_hits"], **hits)
 
 
 def track_fit_event(pile_up: int, rng: np.random.Generator) -> dict[str, Any]:

@@ -46,6 +46,7 @@ KERNELS: list[tuple[str, Callable[..., dict[str, Any]], Callable[..., Any], Call
     ("em_clusters", bk.em_calo_event, bk.find_em_clusters, bk.find_em_clusters_reference),
     ("graph_features", bk.graph_event, bk.graph_features, bk.graph_features_reference),
     ("track_building", bk.scored_graph_event, bk.build_tracks, bk.build_tracks_reference),
+    ("track_walk", bk.walk_event, bk.walk_tracks, bk.walk_tracks_reference),
     ("helix_fit", bk.track_fit_event, bk.fit_helices, bk.fit_helices_reference),
 ]
 # A numpy baseline with a different (slower) algorithm: only for the algorithmic-gain table.
@@ -119,7 +120,7 @@ def _output_size(name: str, event: dict[str, Any], result: Any) -> str:
         return f"{event['layer'].size} hits, {result[1]} edges"
     if name == "graph_features":
         return f"{len(result[0])} nodes, {len(result[1])} edges"
-    if name == "track_building":
+    if name in ("track_building", "track_walk"):
         return f"{event['n_hits']} hits, {len(event['edges'])} edges, {result[1]} tracks"
     if name == "helix_fit":
         return f"{len(result)} tracks"
