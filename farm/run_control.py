@@ -228,7 +228,8 @@ class RunControl:
         elif kind == messages.STATS and messages.unpack_meta(frames[1]).get("role") == "builder":
             host.builder_stats = messages.unpack_meta(frames[1])["counters"]
         elif kind == messages.STALLED:
-            self.send(name, cm.KILL, {"identity": messages.unpack_meta(frames[1])["identity"]})
+            report = messages.unpack_meta(frames[1])
+            self.send(name, cm.KILL, {"identity": report["identity"], "silent_s": report.get("silent_s", 0.0)})
             return
         self.collector.handle(frames)
 
