@@ -24,10 +24,11 @@ from farm.host_roles import HostRoles
 from farm.readout_feed import run_readout_feed
 from farm.security import Curve
 from farm.sockets import connect, make_socket
-from farm.triton_server import TritonServer
+from farm.server_device import local_server
+from farm.server_roles import ServerRoles
 from farm.worker import credits_asked
 from trigger_sim import clock
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config
+from trigger_sim.config import FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
@@ -56,7 +57,7 @@ class NodeAgent:
         self.control.setsockopt(zmq.IDENTITY, host.encode())
         connect(self.control, topology.control_endpoint, self.curve)
         self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/")
-        self.triton: TritonServer | None = None
+        self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []
         self.exit = False
@@ -68,11 +69,11 @@ class NodeAgent:
     def configure(self, params: dict[str, Any]) -> dict[str, Any]:
         self.run_params = params
         out: dict[str, Any] = {}
-        if self.spec.triton_grpc_port and self.triton is None:
-            self.triton = TritonServer(MODEL_REPOSITORY, self.config.inference.server_start_timeout_s,
-                                       grpc_address=self.spec.address, grpc_port=self.spec.triton_grpc_port)
-            self.triton.start()
-            out["triton_url"] = self.triton.grpc_url
+        if self.spec.triton_grpc_port and self.servers is None:
+            self.servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
+                                                                  grpc_port=self.spec.triton_grpc_port)])
+            self.servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
+            out["triton_url"] = self.servers.servers[0].grpc_url
         if self.spec.is_node:
             warm_up()
             endpoints = self.roles.start_node(params["collector"], params.get("triton_url") or None, self.spec.workers)
@@ -112,7 +113,12 @@ class NodeAgent:
         elif kind == cm.STOP:
             self.roles.stop()
             self.state.apply("stop")
-            self.send(cm.STOPPED, {"restarts": self.roles.restarts, "problems": self.problems + self.roles.problems})
+            servers = self.servers
+            self.send(cm.STOPPED, {"restarts": self.roles.restarts, "problems": self.problems + self.roles.problems +
+                                   (list(servers.keeper.problems) if servers and servers.keeper else []),
+                                   "server_restarts": servers.restarts if servers else {},
+                                   "model_reloads": servers.model_reloads if servers else 0,
+                                   "monitor_probe_failures": servers.probe_failures if servers else []})
         elif kind == cm.KILL:
             self.roles.kill_silent(str(meta["identity"]), float(meta.get("silent_s", 0.0)))
         elif kind == cm.EXIT:
@@ -138,8 +144,8 @@ class NodeAgent:
 
     def close(self) -> None:
         self.roles.stop()
-        if self.triton is not None:
-            self.triton.stop()
+        if self.servers is not None:
+            self.servers.stop()
         self.control.close(linger=500)
         if self.curve is not None:
             self.curve.close()

@@ -420,9 +420,12 @@ class RunControl:
         for h in self.hosts.values():
             self.problems += [f"{h.spec.name}: {p}" for p in (h.stopped or {}).get("problems", [])]
         workers = sum(h.spec.workers for h in self.hosts.values())
+        stopped = [h.stopped or {} for h in self.hosts.values()]
         out = summarise(self.collector, workers, self.topology.triton_url, "topology" if self.topology.triton_url else "none",
                         wall_s, str(output_dir) if output_dir is not None and self.collector.writers else None,
-                        self.problems, restarts=restarts)
+                        self.problems, restarts=restarts, model_reloads=sum(int(s.get("model_reloads", 0)) for s in stopped),
+                        monitor_probe_failures=[f for s in stopped for f in s.get("monitor_probe_failures", [])],
+                        server_restarts={url: n for s in stopped for url, n in s.get("server_restarts", {}).items()})
         decided_on = {name: 0 for name in self.hosts}
         for identity, n in self.collector.decided_by_worker.items():
             host = identity.split("/", 1)[0]

@@ -33,6 +33,7 @@ from farm.collector import Collector
 from farm.host_roles import HostRoles
 from farm.metrics_http import check_ports_free, serve
 from farm.readout import run_readout
+from farm.server_roles import ServerRoles
 from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
@@ -140,26 +141,23 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     try:
         with contextlib.ExitStack() as cleanup:
             local_servers: list[TritonServer] = []
-            keeper = None
             if not config.inference.models:  # every model runs in the workers: no server at all
                 triton_url, mode = None, "none"
             elif config.inference.server_addresses:
                 triton_url, mode = ",".join(config.inference.server_addresses), "external"
             else:
-                local_servers = start_local_servers(config, cleanup)
-                triton_url, mode = ",".join(s.grpc_url for s in local_servers), "local"
-                keeper = ServerKeeper(local_servers)  # a local server that dies is restarted on its ports
-                keeper.start()
-                cleanup.callback(keeper.stop)  # before the servers stop (callbacks run last in, first out)
-            watched = [hooks.server] if hooks.server is not None else local_servers  # the caller's server (tests): repaired by us
-            server = watched[0] if watched else None
-            monitors = []
-            for watched_server in (watched if config.inference.models else []):
-                monitor = ModelMonitor(watched_server, config.inference.models, client_options=config.network.triton_client_options())
-                monitor.start()
-                cleanup.callback(monitor.stop)
-                monitors.append(monitor)
-            monitor = monitors[0] if monitors else None
+                local_servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i))
+                                 for i in range(config.inference.local_servers)]
+                mode = "local"
+            # the local servers are restarted when they die; the caller's server (tests) is watched and repaired
+            servers = ServerRoles(config, local_servers, [hooks.server] if hooks.server is not None else None)
+            cleanup.callback(servers.stop)
+            servers.start()
+            if mode == "local":  # their ports are known once they run
+                triton_url = ",".join(s.grpc_url for s in local_servers)
+            server = servers.watched[0] if servers.watched else None
+            monitor = servers.monitors[0] if servers.monitors else None
+            keeper = servers.keeper
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
             shm_prefix = client_shm_prefix()  # the workers' shared-memory regions, removed after they stop
             cleanup.callback(remove_regions, shm_prefix)
@@ -241,18 +239,15 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             collector.poll(100)
             if collector.end and collector.end.get("problem"):
                 farm.problems.append(str(collector.end["problem"]))
-            if keeper is not None:
-                keeper.stop()  # no restart while the summary is made; failed restarts are problems
-                farm.problems += keeper.problems
+            farm.problems += servers.stop_keeping()  # no restart while the summary is made; failed restarts are problems
             farm.problems += roles.problems
             table_written = _write_events_table(collector.events, table_path, farm.problems)
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=roles.restarts,
-                                model_reloads=sum(m.reloads for m in monitors),
-                                monitor_probe_failures=[f for m in monitors for f in m.probe_failures],
+                                model_reloads=servers.model_reloads, monitor_probe_failures=servers.probe_failures,
                                 server_shm_prefix=",".join(s.shm_prefix for s in local_servers),
-                                server_restarts=keeper.restarts if keeper is not None else {},
+                                server_restarts=servers.restarts,
                                 deadlines_ms={m: 1e3 * config.inference.deadline_s(m) for m in config.inference.models},
                                 client_shm_prefix=shm_prefix,
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
@@ -269,19 +264,6 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return summary
-
-
-def start_local_servers(config: FarmConfig, cleanup: contextlib.ExitStack) -> list[TritonServer]:
-    """Start `inference.local_servers` local servers (each on its own free ports), loading
-    at the same time; each is stopped by `cleanup`, also when another fails to start.
-    Launched from this thread: a server dies with the thread that started it."""
-    servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i)) for i in range(config.inference.local_servers)]
-    for server in servers:
-        cleanup.callback(server.stop)
-        server.launch()
-    for server in servers:
-        server.wait_ready()
-    return servers
 
 
 def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path | None:
