@@ -35,7 +35,8 @@ from farm.readout_feed import MAX_BUFFERED
 from farm.security import Curve
 from farm.sockets import bind, make_socket
 from farm.summary import summarise
-from farm.supervisor import _prepare_output, drain_timeout_s
+from farm.run_output import prepare_output
+from farm.supervisor import drain_timeout_s
 from trigger_sim import clock
 from trigger_sim.assignment import MISSING_DATA, AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
@@ -463,7 +464,7 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int, output_d
     told each state the run reaches (CONFIGURED, RUNNING, STOPPED)."""
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()
-    out_dir = _prepare_output(config, output_dir)
+    out_dir = prepare_output(config, output_dir)
     rc = RunControl(topology, config, out_dir)
     try:
         try:

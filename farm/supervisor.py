@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import zmq
 from farm.collector import Collector
 from farm.host_roles import HostRoles
 from farm.metrics_http import check_ports_free, serve
+from farm.run_output import events_table_path, prepare_output, write_events_table
 from farm.readout import run_readout
 from farm.server_roles import ServerRoles
 from farm.server_keeper import ServerKeeper
@@ -43,9 +43,8 @@ from farm.triton_server import TritonServer
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import FarmConfig
-from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_table import EventTable
-from trigger_sim.event_table_io import check_writable, write_table
+from trigger_sim.event_table_io import check_writable
 from trigger_sim.event_source import config_for_recording
 from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
@@ -126,8 +125,8 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         check_writable(events_table)  # a .root name without uproot fails now, not after the run
     metrics_ports = process_ports(config.monitoring.base_port, config.worker.resolved_count)
     check_ports_free(config.monitoring, metrics_ports)  # a taken port fails now, named, not silently in a process
-    output_dir = _prepare_output(config, output_dir)
-    table_path = _events_table_path(events_table, output_dir)
+    output_dir = prepare_output(config, output_dir)
+    table_path = events_table_path(events_table, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
     if replay is None:
         simulation.warm_up(config)  # likewise the readout's simulation kernels
@@ -241,7 +240,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                 farm.problems.append(str(collector.end["problem"]))
             farm.problems += servers.stop_keeping()  # no restart while the summary is made; failed restarts are problems
             farm.problems += roles.problems
-            table_written = _write_events_table(collector.events, table_path, farm.problems)
+            table_written = write_events_table(collector.events, table_path, farm.problems)
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
                                 farm.problems, restarts=roles.restarts,
@@ -264,38 +263,6 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return summary
-
-
-def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path | None:
-    if output_dir is None or not config.output.write_streams:
-        return None
-    if output_dir == "auto":
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output_dir = Path(config.output.directory) / f"run{config.run.run_number:06d}-{stamp}"
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise TriggerSimError(f"output folder {output_dir} is not empty: give a new one (--output) so no earlier run is overwritten")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir
-
-
-def _events_table_path(events_table: str | Path | None, output_dir: Path | None) -> Path | None:
-    """The per-event table's path: "auto" is events.parquet in the output folder, if any."""
-    if events_table == "auto":
-        return output_dir / "events.parquet" if output_dir is not None else None
-    return None if events_table is None else Path(events_table)
-
-
-def _write_events_table(table: EventTable | None, path: Path | None, problems: list[str]) -> str | None:
-    """Write the table; its path, or None when none was asked for or it could not be
-    written (then a problem: the run's events were decided all the same)."""
-    if table is None or path is None:
-        return None
-    try:
-        return str(write_table(table, path))
-    except Exception as err:
-        problems.append(f"events table {path} not written: {type(err).__name__}: {err}"[:300])
-        return None
 
 
 def _linger(seconds: float, interrupted: list[str]) -> None:
