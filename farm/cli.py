@@ -175,10 +175,11 @@ def run(config_path, events, duration, rate, pattern, workers, slots, triton_url
     if topology_path:
         from farm.cli_hosts import run_with_topology
 
-        if duration is not None or workers or slots or triton_url or local_servers or events_table or metrics_port:
+        if duration is not None or workers or slots or triton_url or local_servers or metrics_port:
             raise click.UsageError("with --topology, the hosts, workers and servers come from the topology file: "
-                                   "give --events (and --config, --rate, --pileup, --output, --json) only")
-        run_with_topology(topology_path, config_path, events or 500, rate, pileup, output_dir, no_output, json_path, quiet)
+                                   "give --events (and --config, --rate, --pileup, --output, --json, --events-table) only")
+        run_with_topology(topology_path, config_path, events or 500, rate, pileup, output_dir, no_output, json_path, quiet,
+                          events_table=events_table)
         return
     config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
                         physics={"pileup_mean": pileup} if pileup is not None else {}, monitoring=_monitoring(metrics_port))

@@ -37,7 +37,7 @@ def node(topology_path: str, host: str) -> None:
 
 def run_with_topology(topology_path: str, config_path: str | None, events: int, rate: float | None,
                       pileup: float | None, output_dir: str | None, no_output: bool, json_path: str | None, quiet: bool,
-                      timeout_s: float | None = None) -> None:
+                      timeout_s: float | None = None, events_table: str | None = None) -> None:
     """Run control: the run on the node agents of a topology; exit status as for a one-host run."""
     from farm.cli import finish_run
     from farm.report import print_report
@@ -50,7 +50,7 @@ def run_with_topology(topology_path: str, config_path: str | None, events: int, 
         config = with_overrides(config, readout={"rate_hz": rate} if rate else {},
                                 physics={"pileup_mean": pileup} if pileup is not None else {},
                                 output={"write_streams": False} if no_output else {})
-        summary = run_topology(topology, config, events, output_dir or "auto", timeout_s=timeout_s,
+        summary = run_topology(topology, config, events, output_dir or "auto", timeout_s=timeout_s, events_table=events_table or "auto",
                                on_state=None if quiet else lambda state: console.print(f"run control: {state}"))
     except TriggerSimError as err:
         console.print(f"[red]error:[/red] {err}")

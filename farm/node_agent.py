@@ -5,16 +5,13 @@ what run control asks: CONFIGURE starts the host's roles (a Triton server; a nod
 builder and its workers; the readout waits for START), START starts the readout, STOP
 stops the roles in order (input, workers, builder), EXIT ends the agent. While running it
 restarts a worker that dies and tells its builder, which retries the event the worker held
-(as ATLAS's process manager on every node). It answers clock exchanges (TIME_REQ) with its
+(as ATLAS's process manager on every node), with the same rules as the one-host run
+(`farm.host_roles`). It answers clock exchanges (TIME_REQ) with its
 host's clock, so run control can correct latencies that span hosts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import queue
 import signal
 import time
 from typing import Any
@@ -23,15 +20,15 @@ import zmq
 
 from farm import control_messages as cm
 from farm import messages
-from farm.builder import run_builder
+from farm.host_roles import HostRoles
 from farm.readout_feed import run_readout_feed
 from farm.security import Curve
 from farm.sockets import connect, make_socket
-from farm.supervisor import START_TIMEOUT_S, _stop_process
-from farm.triton_server import TritonServer
-from farm.worker import credits_asked, run_worker
+from farm.server_device import local_server
+from farm.server_roles import ServerRoles
+from farm.worker import credits_asked
 from trigger_sim import clock
-from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config
+from trigger_sim.config import FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
@@ -54,23 +51,14 @@ class NodeAgent:
         self.spec = topology.host(host)
         self.config = config_for_host(config or load_config(topology.config or None), topology, host)
         self.state = RunState(host)
-        self.mp = multiprocessing.get_context("spawn")
         self.ctx = zmq.Context()
         self.curve = Curve.from_config(self.config.network)
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=10_000)
         self.control.setsockopt(zmq.IDENTITY, host.encode())
         connect(self.control, topology.control_endpoint, self.curve)
-        self.ready = self.mp.Queue()
-        self.stop_input, self.stop_workers, self.stop_builder = self.mp.Event(), self.mp.Event(), self.mp.Event()
-        self.triton: TritonServer | None = None
-        self.builder: multiprocessing.Process | None = None
-        self.builder_control: zmq.Socket | None = None
-        self.endpoints: dict[str, str] = {}
-        self.workers: dict[int, multiprocessing.Process] = {}
-        self.identities: dict[int, str] = {}
-        self.readout: multiprocessing.Process | None = None
+        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/")
+        self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
-        self.restarts = 0
         self.problems: list[str] = []
         self.exit = False
 
@@ -81,93 +69,21 @@ class NodeAgent:
     def configure(self, params: dict[str, Any]) -> dict[str, Any]:
         self.run_params = params
         out: dict[str, Any] = {}
-        if self.spec.triton_grpc_port and self.triton is None:
-            self.triton = TritonServer(MODEL_REPOSITORY, self.config.inference.server_start_timeout_s,
-                                       grpc_address=self.spec.address, grpc_port=self.spec.triton_grpc_port)
-            self.triton.start()
-            out["triton_url"] = self.triton.grpc_url
+        if self.spec.triton_grpc_port and self.servers is None:
+            self.servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
+                                                                  grpc_port=self.spec.triton_grpc_port)])
+            self.servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
+            out["triton_url"] = self.servers.servers[0].grpc_url
         if self.spec.is_node:
             warm_up()
-            self.stop_builder.clear()
-            self.stop_workers.clear()
-            self.builder = self.mp.Process(target=run_builder, name=f"{self.spec.name}/builder", daemon=True,
-                                           args=(self.config, params["collector"], self.ready, self.stop_builder))
-            self.builder.start()
-            (_, self.endpoints), = self._wait_ready(1)
-            self.builder_control = make_socket(self.ctx, zmq.PUSH)
-            connect(self.builder_control, self.endpoints["control"], self.curve)
-            for i in range(self.spec.workers):
-                self._start_worker(i)
-            self.problems += [info.get("problem", "") for _, info in self._wait_ready(self.spec.workers) if info.get("problem")]
-            out.update(fragments=self.endpoints["fragments"], slots=slots_for(self.config, self.spec))
-        return out
-
-    def _start_worker(self, index: int) -> None:
-        generation = self.restarts if index in self.workers else 0
-        identity = f"{self.spec.name}/worker-{index}.{generation}"
-        p = self.mp.Process(target=run_worker, name=identity, daemon=True,
-                            args=(identity, self.config, self.run_params.get("triton_url") or None, self.endpoints["work"],
-                                  self.run_params["collector"], self.ready, self.stop_workers, None))
-        p.start()
-        self.workers[index], self.identities[index] = p, identity
-
-    def _wait_ready(self, n: int) -> list[tuple[str, dict]]:
-        out, deadline = [], time.monotonic() + START_TIMEOUT_S
-        while len(out) < n:
-            try:
-                out.append(self.ready.get(timeout=0.2))
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise TriggerSimError(f"{self.spec.name}: roles not ready after {START_TIMEOUT_S:.0f} s") from None
+            endpoints = self.roles.start_node(params["collector"], params.get("triton_url") or None, self.spec.workers)
+            out.update(fragments=endpoints["fragments"], slots=slots_for(self.config, self.spec))
         return out
 
     def start(self, params: dict[str, Any]) -> None:
         if self.spec.readout:
-            self.stop_input.clear()
-            self.readout = self.mp.Process(target=run_readout_feed, name=f"{self.spec.name}/readout", daemon=True,
-                                           args=(self.config, params["assign"], params["collector"], params["nodes"],
-                                                 int(params["events"]), self.stop_input))
-            self.readout.start()
-
-    def stop_roles(self) -> None:
-        """Input first, then workers (each finishes its event), then the builder (which then
-        sends what it still holds as NotProcessed, and its statistics)."""
-        self.stop_input.set()
-        if self.readout is not None:
-            _stop_process(self.readout)
-            self.readout = None
-        self.stop_workers.set()
-        for p in self.workers.values():
-            _stop_process(p)
-        self.workers.clear()
-        self.stop_builder.set()
-        if self.builder is not None:
-            _stop_process(self.builder)
-            self.builder = None
-        if self.builder_control is not None:
-            self.builder_control.close(linger=0)
-            self.builder_control = None
-
-    def restart_dead_workers(self) -> None:
-        """A worker that exited is replaced; its builder retries the event it held."""
-        if self.builder is None or not self.builder.is_alive() or self.stop_workers.is_set():
-            return
-        for index, p in list(self.workers.items()):
-            if p.is_alive():
-                continue
-            self.builder_control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": self.identities[index]})])
-            self.problems.append(f"{self.identities[index]} exited with code {p.exitcode}: restarted")
-            self.restarts += 1
-            self._start_worker(index)
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self.ready.get_nowait()
-
-    def kill_worker(self, identity: str) -> None:
-        for index, name in self.identities.items():
-            p = self.workers.get(index)
-            if name == identity and p is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGKILL)
+            self.roles.start_readout(run_readout_feed, (self.config, params["assign"], params["collector"], params["nodes"],
+                                                        int(params["events"]), self.roles.stop_input))
 
     # -- loop --------------------------------------------------------------------------
     def handle(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -195,11 +111,16 @@ class NodeAgent:
             self.start(meta)
             self.state.apply("start")
         elif kind == cm.STOP:
-            self.stop_roles()
+            self.roles.stop()
             self.state.apply("stop")
-            self.send(cm.STOPPED, {"restarts": self.restarts, "problems": self.problems})
+            servers = self.servers
+            self.send(cm.STOPPED, {"restarts": self.roles.restarts, "problems": self.problems + self.roles.problems +
+                                   (list(servers.keeper.problems) if servers and servers.keeper else []),
+                                   "server_restarts": servers.restarts if servers else {},
+                                   "model_reloads": servers.model_reloads if servers else 0,
+                                   "monitor_probe_failures": servers.probe_failures if servers else []})
         elif kind == cm.KILL:
-            self.kill_worker(str(meta["identity"]))
+            self.roles.kill_silent(str(meta["identity"]), float(meta.get("silent_s", 0.0)))
         elif kind == cm.EXIT:
             self.exit = True
 
@@ -219,12 +140,12 @@ class NodeAgent:
                     self.problems.append(f"a control message of {len(frames)} frames that does not decode: dropped")
                     continue
                 self.handle(kind, body)
-            self.restart_dead_workers()
+            self.roles.restart_dead_workers()
 
     def close(self) -> None:
-        self.stop_roles()
-        if self.triton is not None:
-            self.triton.stop()
+        self.roles.stop()
+        if self.servers is not None:
+            self.servers.stop()
         self.control.close(linger=500)
         if self.curve is not None:
             self.curve.close()

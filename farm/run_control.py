@@ -34,13 +34,16 @@ from farm.readout import RANGES_PER_MESSAGE
 from farm.readout_feed import MAX_BUFFERED
 from farm.security import Curve
 from farm.sockets import bind, make_socket
-from farm.summary import summarise
-from farm.supervisor import _prepare_output, drain_timeout_s
+from farm.summary import LATENCY_ORDER, summarise
+from farm.run_output import events_table_path, prepare_output, write_events_table
+from farm.supervisor import drain_timeout_s
 from trigger_sim import clock
 from trigger_sim.assignment import MISSING_DATA, AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
 from trigger_sim.config import FarmConfig
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.event_table import EventTable
+from trigger_sim.event_table_io import check_writable
 from trigger_sim.id_ranges import IdRanges
 from trigger_sim.partition import source_ids
 from trigger_sim.role_liveness import RoleLiveness
@@ -78,7 +81,7 @@ class Host:
 
 
 class RunControl:
-    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None):
+    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None, table_path: Path | None = None):
         self.topology = topology
         rc_host = topology.run_control_host
         self.config = config_for_host(config, topology, rc_host.name)
@@ -91,7 +94,9 @@ class RunControl:
         self.control.bind(topology.control_endpoint)
         self.assign = make_socket(self.ctx, zmq.ROUTER, hwm=100_000)
         self.assign_endpoint = bind(self.assign, rc_host.address, self.curve)
-        self.collector = Collector(self.ctx, self.config, output_dir, self.curve)
+        self.table_path = table_path  # the per-event table, written with the summary (None: none)
+        self.collector = Collector(self.ctx, self.config, output_dir, self.curve,
+                                   events=EventTable(LATENCY_ORDER, topology.triton_url) if table_path is not None else None)
         self.hosts = {h.name: Host(h, RunState(h.name)) for h in topology.hosts}
         for host in self.hosts.values():
             if host.spec.is_node:
@@ -228,7 +233,8 @@ class RunControl:
         elif kind == messages.STATS and messages.unpack_meta(frames[1]).get("role") == "builder":
             host.builder_stats = messages.unpack_meta(frames[1])["counters"]
         elif kind == messages.STALLED:
-            self.send(name, cm.KILL, {"identity": messages.unpack_meta(frames[1])["identity"]})
+            report = messages.unpack_meta(frames[1])
+            self.send(name, cm.KILL, {"identity": report["identity"], "silent_s": report.get("silent_s", 0.0)})
             return
         self.collector.handle(frames)
 
@@ -419,9 +425,14 @@ class RunControl:
         for h in self.hosts.values():
             self.problems += [f"{h.spec.name}: {p}" for p in (h.stopped or {}).get("problems", [])]
         workers = sum(h.spec.workers for h in self.hosts.values())
+        stopped = [h.stopped or {} for h in self.hosts.values()]
+        table_written = write_events_table(self.collector.events, self.table_path, self.problems)
         out = summarise(self.collector, workers, self.topology.triton_url, "topology" if self.topology.triton_url else "none",
                         wall_s, str(output_dir) if output_dir is not None and self.collector.writers else None,
-                        self.problems, restarts=restarts)
+                        self.problems, restarts=restarts, model_reloads=sum(int(s.get("model_reloads", 0)) for s in stopped),
+                        monitor_probe_failures=[f for s in stopped for f in s.get("monitor_probe_failures", [])],
+                        server_restarts={url: n for s in stopped for url, n in s.get("server_restarts", {}).items()},
+                        events_table=table_written)
         decided_on = {name: 0 for name in self.hosts}
         for identity, n in self.collector.decided_by_worker.items():
             host = identity.split("/", 1)[0]
@@ -453,14 +464,18 @@ class RunControl:
 
 
 def run_topology(topology: Topology, config: FarmConfig, n_events: int, output_dir: str | Path | None = "auto",
-                 timeout_s: float | None = None, on_state: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 timeout_s: float | None = None, on_state: Callable[[str], None] | None = None,
+                 events_table: str | Path | None = "auto") -> dict[str, Any]:
     """Run `n_events` Level-1 accepts on the farm the topology describes (its node agents
     must be running, or start within HOSTS_TIMEOUT_S); return the summary. `on_state` is
-    told each state the run reaches (CONFIGURED, RUNNING, STOPPED)."""
+    told each state the run reaches (CONFIGURED, RUNNING, STOPPED). `events_table`: the
+    per-event table, as for the one-host run ("auto": events.parquet in the output folder)."""
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()
-    out_dir = _prepare_output(config, output_dir)
-    rc = RunControl(topology, config, out_dir)
+    if events_table not in (None, "auto"):
+        check_writable(events_table)  # a .root name without uproot fails now, not after the run
+    out_dir = prepare_output(config, output_dir)
+    rc = RunControl(topology, config, out_dir, events_table_path(events_table, out_dir))
     try:
         try:
             rc.configure()

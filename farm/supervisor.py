@@ -4,8 +4,9 @@ Start order: the inference server (or the given URL), the collector socket (here
 builder, the workers (each warms its kernels and the model before asking for work), and
 last the readout, so no event waits on start-up.
 
-While running, a worker process that exits is reported to the builder (which retries the
-event it held once, then sends it to HltError) and restarted. A dead builder or readout
+The role processes are `farm.host_roles.HostRoles`, as on every node of a farm across
+hosts: a worker process that exits is reported to the builder (which retries the event it
+held once, then sends it to HltError) and restarted. A dead builder or readout
 ends the run with an error; whatever was not decided is reported lost, by Level-1 id.
 
 Stop order (end of input, Ctrl-C or SIGTERM): the readout stops and sends END; the farm
@@ -17,45 +18,39 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from farm import messages
-from farm.builder import run_builder
 from farm.collector import Collector
+from farm.host_roles import HostRoles
 from farm.metrics_http import check_ports_free, serve
+from farm.run_output import events_table_path, prepare_output, write_events_table
 from farm.readout import run_readout
+from farm.server_roles import ServerRoles
 from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
-from farm.sockets import connect, make_socket
 from farm.summary import LATENCY_ORDER, summarise
 from farm.server_device import local_server
 from farm.triton_server import TritonServer
-from farm.worker import run_worker
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import FarmConfig
-from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_table import EventTable
-from trigger_sim.event_table_io import check_writable, write_table
+from trigger_sim.event_table_io import check_writable
 from trigger_sim.event_source import config_for_recording
 from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
 from trigger_sim.metrics import SUPERVISOR, SupervisorMetrics, process_ports
 
-START_TIMEOUT_S = 120.0
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -80,17 +75,28 @@ class Farm:
     config: FarmConfig
     triton_url: str
     collector: Collector
-    builder: multiprocessing.Process
-    readout: multiprocessing.Process | None = None
-    workers: dict[int, multiprocessing.Process] = field(default_factory=dict)
-    identities: dict[int, str] = field(default_factory=dict)
-    restarts: int = 0
-    killed_silent: list[str] = field(default_factory=list)
+    roles: HostRoles  # the readout, builder and worker processes
     problems: list[str] = field(default_factory=list)
     server: TritonServer | None = None  # the first watched server (a local one, or the caller's)
     monitor: "ModelMonitor | None" = None
     local_servers: list[TritonServer] = field(default_factory=list)  # those the farm started (and restarts)
     keeper: "ServerKeeper | None" = None
+
+    @property
+    def workers(self) -> dict[int, multiprocessing.Process]:
+        return self.roles.workers
+
+    @property
+    def identities(self) -> dict[int, str]:
+        return self.roles.identities
+
+    @property
+    def builder(self) -> multiprocessing.Process | None:
+        return self.roles.builder
+
+    @property
+    def readout(self) -> multiprocessing.Process | None:
+        return self.roles.readout
 
 
 def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
@@ -119,14 +125,11 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         check_writable(events_table)  # a .root name without uproot fails now, not after the run
     metrics_ports = process_ports(config.monitoring.base_port, config.worker.resolved_count)
     check_ports_free(config.monitoring, metrics_ports)  # a taken port fails now, named, not silently in a process
-    output_dir = _prepare_output(config, output_dir)
-    table_path = _events_table_path(events_table, output_dir)
+    output_dir = prepare_output(config, output_dir)
+    table_path = events_table_path(events_table, output_dir)
     warm_up()  # compile (or load) the kernels once here, so workers find them cached
     if replay is None:
         simulation.warm_up(config)  # likewise the readout's simulation kernels
-    mp = multiprocessing.get_context("spawn")
-    stop_input, stop_workers, stop = mp.Event(), mp.Event(), mp.Event()
-    ready = mp.Queue()
     ctx = zmq.Context()
     interrupted: list[str] = []
 
@@ -134,30 +137,26 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         interrupted.append(signal.Signals(signum).name)  # nothing else here: no lock may be taken in a handler
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    procs: list[multiprocessing.Process] = []
     try:
         with contextlib.ExitStack() as cleanup:
             local_servers: list[TritonServer] = []
-            keeper = None
             if not config.inference.models:  # every model runs in the workers: no server at all
                 triton_url, mode = None, "none"
             elif config.inference.server_addresses:
                 triton_url, mode = ",".join(config.inference.server_addresses), "external"
             else:
-                local_servers = start_local_servers(config, cleanup)
-                triton_url, mode = ",".join(s.grpc_url for s in local_servers), "local"
-                keeper = ServerKeeper(local_servers)  # a local server that dies is restarted on its ports
-                keeper.start()
-                cleanup.callback(keeper.stop)  # before the servers stop (callbacks run last in, first out)
-            watched = [hooks.server] if hooks.server is not None else local_servers  # the caller's server (tests): repaired by us
-            server = watched[0] if watched else None
-            monitors = []
-            for watched_server in (watched if config.inference.models else []):
-                monitor = ModelMonitor(watched_server, config.inference.models, client_options=config.network.triton_client_options())
-                monitor.start()
-                cleanup.callback(monitor.stop)
-                monitors.append(monitor)
-            monitor = monitors[0] if monitors else None
+                local_servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i))
+                                 for i in range(config.inference.local_servers)]
+                mode = "local"
+            # the local servers are restarted when they die; the caller's server (tests) is watched and repaired
+            servers = ServerRoles(config, local_servers, [hooks.server] if hooks.server is not None else None)
+            cleanup.callback(servers.stop)
+            servers.start()
+            if mode == "local":  # their ports are known once they run
+                triton_url = ",".join(s.grpc_url for s in local_servers)
+            server = servers.watched[0] if servers.watched else None
+            monitor = servers.monitors[0] if servers.monitors else None
+            keeper = servers.keeper
             cleanup.callback(ctx.term)  # runs last: after every socket is closed
             shm_prefix = client_shm_prefix()  # the workers' shared-memory regions, removed after they stop
             cleanup.callback(remove_regions, shm_prefix)
@@ -174,79 +173,45 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             endpoint = serve(metrics.registry, config.monitoring, SUPERVISOR) if metrics else None
             if endpoint is not None:
                 cleanup.callback(endpoint.close)
-            control = make_socket(ctx, zmq.PUSH)
-            cleanup.callback(control.close)
-
-            def stop_all() -> None:
-                # Input first, then workers (each finishes its event and says so), then the
-                # builder, which then knows exactly which events no worker finished.
-                stop_input.set()
-                stop_workers.set()
-                for p in procs:
-                    if p is not builder:
-                        _stop_process(p)
-                stop.set()
-                _stop_process(builder)
-
-            cleanup.callback(stop_all)
-            builder = mp.Process(target=run_builder, name="builder", args=(config, collector.endpoint, ready, stop), daemon=True)
-            builder.start()
-            procs.append(builder)
-            (_, endpoints), = _wait_ready(ready, procs, 1)
-            connect(control, endpoints["control"], curve)
-            farm = Farm(config, triton_url, collector, builder, server=server, monitor=monitor, local_servers=local_servers,
-                        keeper=keeper)
-
-            def start_worker(index: int) -> multiprocessing.Process:
-                generation = farm.restarts if index in farm.workers else 0
-                identity = f"worker-{index}.{generation}"
-                p = mp.Process(target=run_worker, name=identity, daemon=True,
-                               args=(identity, config, triton_url, endpoints["work"], collector.endpoint, ready, stop_workers,
-                                     shm_prefix))
-                p.start()
-                procs.append(p)
-                farm.workers[index], farm.identities[index] = p, identity
-                return p
-
+            roles = HostRoles(config, ctx, curve, shm_prefix=shm_prefix)
+            cleanup.callback(roles.stop)
             n_workers = config.worker.resolved_count
-            for i in range(n_workers):
-                start_worker(i)
-            farm.problems += [info.get("problem", "") for _, info in _wait_ready(ready, procs, n_workers)]
-            farm.readout = mp.Process(target=run_readout, name="readout", daemon=True,
-                                      args=(config, endpoints["fragments"], collector.endpoint, n_events, duration_s, stop_input,
-                                            replay_spec))
-            farm.readout.start()
-            procs.append(farm.readout)
+            endpoints = roles.start_node(collector.endpoint, triton_url, n_workers)
+            roles.start_readout(run_readout, (config, endpoints["fragments"], collector.endpoint, n_events, duration_s,
+                                              roles.stop_input, replay_spec))
+            farm = Farm(config, triton_url, collector, roles, server=server, monitor=monitor, local_servers=local_servers,
+                        keeper=keeper)
             if hooks.on_started:
                 hooks.on_started(farm)
 
             drain_deadline, last_decided = None, -1
             while True:
                 collector.poll(50)
-                if interrupted and not stop_input.is_set():
-                    stop_input.set()  # the readout stops; what it sent drains
+                if interrupted and not roles.stop_input.is_set():
+                    roles.stop_input.set()  # the readout stops; what it sent drains
                 if len(interrupted) > 1:  # checked here, never raised inside the collector's work
                     farm.problems.append("stopped by a second signal before the drain finished")
                     break
                 if hooks.on_tick:
                     hooks.on_tick(farm)
-                _kill_silent_workers(farm)
-                _restart_dead_workers(farm, control, start_worker, ready)
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        farm.problems.append(ready.get_nowait()[1].get("problem", ""))
-                if not builder.is_alive():
-                    farm.problems.append(f"event builder died (exit code {builder.exitcode}): run stopped")
+                while collector.stalled:  # the builder gave their events to others already
+                    report = collector.stalled.pop(0)
+                    roles.kill_silent(report["identity"], report["silent_s"])
+                restarted = roles.restart_dead_workers()
+                if restarted and collector.metrics is not None:
+                    collector.metrics.restarts.inc(restarted)
+                if not roles.builder_alive:
+                    farm.problems.append(f"event builder died (exit code {roles.builder.exitcode}): run stopped")
                     break
                 if progress:
                     progress(_progress(collector, n_events, triton_url))
-                if collector.end is None and not farm.readout.is_alive():
+                if collector.end is None and not roles.readout.is_alive():
                     quiet_since = time.monotonic()  # its END may be behind a backlog: read until 1 s of quiet
                     while collector.end is None and time.monotonic() - quiet_since < 1.0:
                         if collector.poll(100):
                             quiet_since = time.monotonic()
                     if collector.end is None:
-                        farm.problems.append(f"readout died (exit code {farm.readout.exitcode}) before reporting its Level-1 count")
+                        farm.problems.append(f"readout died (exit code {roles.readout.exitcode}) before reporting its Level-1 count")
                         break
                 if collector.end is not None:
                     # counting per range is cheap, but not free for 300,000 sparse ids: only
@@ -263,7 +228,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                         break
             # Stop in order while the collector keeps reading: statistics and any events the
             # builder still held arrive meanwhile.
-            stopper = threading.Thread(target=stop_all, name="stop-farm")
+            stopper = threading.Thread(target=roles.stop, name="stop-farm")
             stopper.start()
             while stopper.is_alive():
                 collector.poll(50)
@@ -273,17 +238,15 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             collector.poll(100)
             if collector.end and collector.end.get("problem"):
                 farm.problems.append(str(collector.end["problem"]))
-            if keeper is not None:
-                keeper.stop()  # no restart while the summary is made; failed restarts are problems
-                farm.problems += keeper.problems
-            table_written = _write_events_table(collector.events, table_path, farm.problems)
+            farm.problems += servers.stop_keeping()  # no restart while the summary is made; failed restarts are problems
+            farm.problems += roles.problems
+            table_written = write_events_table(collector.events, table_path, farm.problems)
             summary = summarise(collector, n_workers, triton_url, mode, time.monotonic() - wall_start,
                                 str(output_dir) if output_dir is not None and collector.writers else None,
-                                farm.problems, restarts=farm.restarts,
-                                model_reloads=sum(m.reloads for m in monitors),
-                                monitor_probe_failures=[f for m in monitors for f in m.probe_failures],
+                                farm.problems, restarts=roles.restarts,
+                                model_reloads=servers.model_reloads, monitor_probe_failures=servers.probe_failures,
                                 server_shm_prefix=",".join(s.shm_prefix for s in local_servers),
-                                server_restarts=keeper.restarts if keeper is not None else {},
+                                server_restarts=servers.restarts,
                                 deadlines_ms={m: 1e3 * config.inference.deadline_s(m) for m in config.inference.models},
                                 client_shm_prefix=shm_prefix,
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
@@ -302,51 +265,6 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     return summary
 
 
-def start_local_servers(config: FarmConfig, cleanup: contextlib.ExitStack) -> list[TritonServer]:
-    """Start `inference.local_servers` local servers (each on its own free ports), loading
-    at the same time; each is stopped by `cleanup`, also when another fails to start.
-    Launched from this thread: a server dies with the thread that started it."""
-    servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i)) for i in range(config.inference.local_servers)]
-    for server in servers:
-        cleanup.callback(server.stop)
-        server.launch()
-    for server in servers:
-        server.wait_ready()
-    return servers
-
-
-def _prepare_output(config: FarmConfig, output_dir: str | Path | None) -> Path | None:
-    if output_dir is None or not config.output.write_streams:
-        return None
-    if output_dir == "auto":
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output_dir = Path(config.output.directory) / f"run{config.run.run_number:06d}-{stamp}"
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise TriggerSimError(f"output folder {output_dir} is not empty: give a new one (--output) so no earlier run is overwritten")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir
-
-
-def _events_table_path(events_table: str | Path | None, output_dir: Path | None) -> Path | None:
-    """The per-event table's path: "auto" is events.parquet in the output folder, if any."""
-    if events_table == "auto":
-        return output_dir / "events.parquet" if output_dir is not None else None
-    return None if events_table is None else Path(events_table)
-
-
-def _write_events_table(table: EventTable | None, path: Path | None, problems: list[str]) -> str | None:
-    """Write the table; its path, or None when none was asked for or it could not be
-    written (then a problem: the run's events were decided all the same)."""
-    if table is None or path is None:
-        return None
-    try:
-        return str(write_table(table, path))
-    except Exception as err:
-        problems.append(f"events table {path} not written: {type(err).__name__}: {err}"[:300])
-        return None
-
-
 def _linger(seconds: float, interrupted: list[str]) -> None:
     """Keep the process (and its metrics endpoint) up for `seconds`, or until a new signal."""
     signals, deadline = len(interrupted), time.monotonic() + seconds
@@ -363,55 +281,3 @@ def _progress(collector: Collector, n_events: int | None, server: str | None = N
             "debug": collector.ledger.outcomes.get("debug", 0), "readout": collector.readout_stats,
             "worker_stats": collector.worker_stats, "server": server or "none",
             "decided_ns": collector.timeline_ns, "total_ms": collector.timeline_total_ms}
-
-
-def _kill_silent_workers(farm: Farm) -> None:
-    """SIGKILL the workers the builder reported silent past their budget plus the margin;
-    the restart below then replaces them and their events are retried."""
-    while farm.collector.stalled:
-        report = farm.collector.stalled.pop(0)
-        for index, identity in farm.identities.items():
-            p = farm.workers[index]
-            if identity == report["identity"] and p.is_alive():
-                farm.problems.append(f"{identity} silent for {report['silent_s']:.1f} s (budget "
-                                     f"{farm.config.worker.budget_ms:g} ms + margin {farm.config.worker.stall_margin_ms:g} ms): killed")
-                farm.killed_silent.append(identity)
-                os.kill(p.pid, signal.SIGKILL)
-                p.join(2.0)
-
-
-def _restart_dead_workers(farm: Farm, control: zmq.Socket, start_worker, ready: multiprocessing.Queue) -> None:
-    for index, p in list(farm.workers.items()):
-        if p.is_alive() or farm.builder.exitcode is not None:
-            continue
-        control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": farm.identities[index]})])
-        farm.problems.append(f"{farm.identities[index]} exited with code {p.exitcode}: restarted (an event it held without a decision is retried)")
-        farm.restarts += 1
-        if farm.collector.metrics is not None:
-            farm.collector.metrics.restarts.inc()
-        start_worker(index)  # its "ready" message is read by the main loop
-
-
-def _wait_ready(ready: multiprocessing.Queue, procs: list, n: int) -> list[tuple[str, dict]]:
-    out = []
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while len(out) < n:
-        for p in procs:
-            if p.exitcode is not None and p.exitcode != 0:
-                raise TriggerSimError(f"process {p.name} exited with code {p.exitcode} during start-up")
-        try:
-            out.append(ready.get(timeout=0.2))
-        except queue.Empty:
-            if time.monotonic() > deadline:
-                raise TriggerSimError(f"farm processes not ready after {START_TIMEOUT_S:.0f} s") from None
-    return out
-
-
-def _stop_process(p: multiprocessing.Process, timeout_s: float = 5.0) -> None:
-    p.join(timeout_s)
-    if p.is_alive():
-        p.terminate()
-        p.join(2.0)
-    if p.is_alive():
-        p.kill()
-        p.join(2.0)

@@ -13,7 +13,7 @@ from farm import messages
 from farm.collector import Collector
 from farm.event_rows import LOCAL_HOST
 from farm.summary import LATENCY_ORDER
-from farm.supervisor import _events_table_path
+from farm.run_output import events_table_path
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.event_table import EventTable
 
@@ -109,7 +109,7 @@ def test_a_failing_table_is_a_counted_write_error_not_a_lost_event(make_collecto
 
 
 def test_the_table_goes_into_the_output_folder_or_where_asked(tmp_path):
-    assert _events_table_path("auto", tmp_path) == tmp_path / "events.parquet"
-    assert _events_table_path("auto", None) is None  # no output folder: no table unless a path is given
-    assert _events_table_path(tmp_path / "t.root", None) == tmp_path / "t.root"
-    assert _events_table_path(None, tmp_path) is None
+    assert events_table_path("auto", tmp_path) == tmp_path / "events.parquet"
+    assert events_table_path("auto", None) is None  # no output folder: no table unless a path is given
+    assert events_table_path(tmp_path / "t.root", None) == tmp_path / "t.root"
+    assert events_table_path(None, tmp_path) is None

@@ -90,11 +90,14 @@ def start_agents(lab: NetnsLab, topology: Path, logs: Path, clock_offsets_ms: di
     return procs
 
 
-def run_control(lab: NetnsLab, topology: Path, n_events: int, out: Path, timeout_s: float) -> tuple[dict, subprocess.Popen]:
-    """Start run control in the readout host's namespace; returns its process (JSON summary to `out`)."""
+def run_control(lab: NetnsLab, topology: Path, n_events: int, out: Path, timeout_s: float,
+                events_table: Path | None = None) -> subprocess.Popen:
+    """Start run control in the readout host's namespace; returns its process (JSON summary to
+    `out`; the per-event table to `events_table` if given)."""
     log = open(out.with_suffix(".log"), "wb")
+    table = ["--events-table", str(events_table)] if events_table is not None else []
     return lab.popen("daq", [*ENTRY, "run", "--topology", str(topology), "--events", str(n_events),
-                             "--json", str(out)], stdout=log, stderr=subprocess.STDOUT, env=env())
+                             "--json", str(out), *table], stdout=log, stderr=subprocess.STDOUT, env=env())
 
 
 def wait_for_state(log: Path, state: str, timeout_s: float, rc: subprocess.Popen) -> None:

@@ -13,6 +13,8 @@ from farm_hosts import HOSTS, HOSTS_NO_TRITON, HOSTS_SEPARATE_READOUT, read_summ
 from trigger_sim.config import load_config
 from trigger_sim.topology import config_for_host, load_topology
 
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow reads the per-event table back: pip install -e '.[test]'")
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 RUN_TIMEOUT_S = 150
@@ -55,10 +57,13 @@ def test_2000_events_over_four_hosts_both_nodes_used_and_a_host_clock_250_ms_ahe
         network = config_for_host(load_config(topo.config), topo, host).network
         assert network.curve_enabled and network.curve_keys_dir == str(tmp_path / "keys")
     agents = start_agents(lab, topology, tmp_path, clock_offsets_ms={"node1": 250.0})
-    out = tmp_path / "summary.json"
-    summary = finish(run_control(lab, topology, 2000, out, RUN_TIMEOUT_S), out, agents)
+    out, table = tmp_path / "summary.json", tmp_path / "events.parquet"
+    summary = finish(run_control(lab, topology, 2000, out, RUN_TIMEOUT_S, events_table=table), out, agents)
     check_lost_0(summary, 2000)
     assert summary["problems"] == []
+    # the per-event table, as a one-host run writes it: one row per Level-1 accept
+    assert summary["output"]["events_table"] == str(table)
+    assert pq.read_metadata(table).num_rows == 2000
     hosts = summary["hosts"]
     # built on both nodes: each was assigned events and its own workers decided them
     for node in ("node1", "node2"):

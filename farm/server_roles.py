@@ -1,0 +1,78 @@
+"""The Triton servers a host starts for the farm, kept up while the run lasts.
+
+The servers are launched together (they load their models at the same time) and each is
+stopped again also when another fails to start. While the run lasts a server whose
+process dies is restarted on its ports (`farm.server_keeper`), and each model is probed
+and reloaded when its stub dies (`farm.server_monitor`). The one-host run (its
+`inference.local_servers`) and the Triton host of a farm across hosts both use it.
+"""
+
+from __future__ import annotations
+
+from farm.server_keeper import ServerKeeper
+from farm.server_monitor import ModelMonitor
+from farm.triton_server import TritonServer
+from trigger_sim.config import FarmConfig
+
+
+class ServerRoles:
+    """`servers` (not yet started) to start and keep; `watched`: the servers whose models
+    are probed and reloaded (default: `servers`; a test may hand its own server here)."""
+
+    def __init__(self, config: FarmConfig, servers: list[TritonServer], watched: list[TritonServer] | None = None):
+        self.config = config
+        self.servers = list(servers)
+        self.watched = list(servers if watched is None else watched)
+        self.keeper: ServerKeeper | None = None
+        self.monitors: list[ModelMonitor] = []
+        self._launched: list[TritonServer] = []
+
+    def start(self) -> None:
+        """Launch every server, wait until each is ready, then keep and watch them. Called from
+        the thread that lives as long as the servers (a server dies with the thread that
+        started it)."""
+        try:
+            for server in self.servers:
+                self._launched.append(server)
+                server.launch()
+            for server in self.servers:
+                server.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        if self.servers:
+            self.keeper = ServerKeeper(self.servers)
+            self.keeper.start()
+        models = self.config.inference.models
+        for server in (self.watched if models else []):
+            monitor = ModelMonitor(server, models, client_options=self.config.network.triton_client_options())
+            monitor.start()
+            self.monitors.append(monitor)
+
+    def stop_keeping(self) -> list[str]:
+        """No restart from now on (the summary is being made); the problems of failed restarts."""
+        if self.keeper is None:
+            return []
+        self.keeper.stop()
+        return list(self.keeper.problems)
+
+    def stop(self) -> None:
+        """Stop watching, keeping, then the servers. Safe to repeat."""
+        for monitor in self.monitors:
+            monitor.stop()
+        self.stop_keeping()
+        for server in self._launched:
+            server.stop()
+        self._launched = []
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        return self.keeper.restarts if self.keeper is not None else {}
+
+    @property
+    def model_reloads(self) -> int:
+        return sum(m.reloads for m in self.monitors)
+
+    @property
+    def probe_failures(self) -> list[str]:
+        return [f for m in self.monitors for f in m.probe_failures]
