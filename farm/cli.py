@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.console import Console
 
 from trigger_sim.config import MAX_SLOTS, FarmConfig, load_config, with_overrides
 from trigger_sim.errors import TriggerSimError
+from farm.run_end import finish_run
 
 
 @click.group()
@@ -124,16 +124,6 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
     finish_run(summary, json_path, console)
 
 
-def finish_run(summary: dict[str, Any], json_path: str | None, console: Console) -> None:
-    """Write the summary (`--json`) and exit: 0 only when the run is known complete."""
-    if json_path:
-        Path(json_path).write_text(json.dumps(summary, indent=2, default=str))
-    reasons = incomplete_reasons(summary)
-    if reasons:
-        console.print(f"[red]run not known complete:[/red] {'; '.join(reasons)} (exit status 1)")
-    sys.exit(1 if reasons else 0)
-
-
 def print_metrics_ports(config: FarmConfig, console: Console) -> None:
     """Where each process serves its Prometheus metrics (nothing when monitoring is off)."""
     from trigger_sim.metrics import process_ports
@@ -142,26 +132,6 @@ def print_metrics_ports(config: FarmConfig, console: Console) -> None:
     if ports:
         where = ", ".join(f"{role} {port}" for role, port in ports.items())
         console.print(f"metrics: http://{config.monitoring.address}:<port>/metrics on {where}")
-
-
-def incomplete_reasons(summary: dict[str, Any]) -> list[str]:
-    """Why a run is not known complete (empty: exit 0): the readout's count of Level-1
-    accepts must have arrived, nothing may be lost or decided twice, every kept event
-    written, every message between the farm's processes readable, and no problem recorded."""
-    events, collector, builder = summary["events"], summary.get("collector", {}), summary.get("builder", {})
-    reasons = []
-    if not events["l1_count_known"]:
-        reasons.append("the readout never reported how many Level-1 accepts it sent")
-    if events["lost"]:
-        reasons.append(f"{events['lost']} events lost")
-    checks = ((events.get("duplicate_results_refused", 0), "second outcomes refused"),
-              (collector.get("write_errors", 0), "stream writes failed"),
-              (collector.get("bad_messages", 0), "malformed messages at the collector"),
-              (builder.get("bad_results", 0), "malformed worker results"))
-    reasons += [f"{n} {what}" for n, what in checks if n]
-    if summary["problems"]:
-        reasons.append(f"{len(summary['problems'])} problems recorded")
-    return reasons
 
 
 @main.command()

@@ -39,7 +39,7 @@ def run_with_topology(topology_path: str, config_path: str | None, events: int, 
                       pileup: float | None, output_dir: str | None, no_output: bool, json_path: str | None, quiet: bool,
                       timeout_s: float | None = None, events_table: str | None = None) -> None:
     """Run control: the run on the node agents of a topology; exit status as for a one-host run."""
-    from farm.cli import finish_run
+    from farm.run_end import finish_run
     from farm.report import print_report
     from farm.run_control import run_topology
 

@@ -10,7 +10,6 @@ import pytest
 import zmq
 
 from farm import messages
-from farm.cli import incomplete_reasons
 from farm.collector import Collector
 from trigger_sim.config import load_config, with_overrides
 
@@ -98,17 +97,6 @@ def test_end_whose_chunks_do_not_add_up_is_refused(collector):
     while time.monotonic() < deadline and not c.bad_messages:
         c.poll(50)
     assert c.end is None and c.bad_messages == 1 and c.expected_ids() is None
-
-
-def _summary(known=True, lost=0, problems=()):
-    return {"events": {"l1_count_known": known, "lost": lost}, "problems": list(problems)}
-
-
-def test_exit_status_zero_only_when_the_run_is_known_complete():
-    assert incomplete_reasons(_summary()) == []
-    assert incomplete_reasons(_summary(known=False))
-    assert incomplete_reasons(_summary(lost=1))
-    assert incomplete_reasons(_summary(problems=["worker-0.0 exited with code -9"]))
 
 
 def test_metrics_count_each_counted_event_as_the_ledger_does():
