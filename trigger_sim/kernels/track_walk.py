@@ -66,6 +66,9 @@ class Walk:
                 raise ValueError(f"walk {name} must be > 0, got {getattr(self, name)}")
         if not self.bend_rad >= 0:
             raise ValueError(f"walk bend_rad must be >= 0, got {self.bend_rad}")
+        for name in ("seed_cut", "candidate_cut"):  # a NaN cut passes no edge: no track, and no word why
+            if np.isnan(getattr(self, name)):
+                raise ValueError(f"walk {name} must be a number, got {getattr(self, name)}")
 
 
 def _check_hits(n_hits: int, r_mm: np.ndarray, phi: np.ndarray, z_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
