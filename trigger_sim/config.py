@@ -131,6 +131,9 @@ class ReadoutConfig:
             raise ValueError("readout.burst_factor must be >= 1 and readout.burst_events >= 1")
 
 
+MIN_EVENT_RING_MB = 1 / 1024  # 1 kB: a smaller ring (a few bytes) cannot even be created, and the builder would not start
+
+
 @dataclass(frozen=True)
 class BuilderConfig:
     """Event builder bookkeeping limits: what bounds its memory."""
@@ -144,8 +147,9 @@ class BuilderConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "build_timeout_ms", "max_building", "max_waiting", "credits_per_worker", "input_hwm")
-        if not self.event_ring_mb >= 0:
-            raise ValueError(f"builder.event_ring_mb = {self.event_ring_mb}: give 0 (events inside the messages) or more")
+        if not (self.event_ring_mb == 0 or self.event_ring_mb >= MIN_EVENT_RING_MB):
+            raise ValueError(f"builder.event_ring_mb = {self.event_ring_mb}: give 0 (events inside the messages) "
+                             f"or at least {MIN_EVENT_RING_MB:g}")
 
 
 TRACK_BUILDERS = ("walk", "chains")  # kernels/track_walk.py, kernels/track_building.py

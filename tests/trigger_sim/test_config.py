@@ -9,6 +9,7 @@ import pytest
 
 from trigger_sim.config import (
     CONFIG_DIR,
+    BuilderConfig,
     FarmConfig,
     ReadoutConfig,
     as_dict,
@@ -264,3 +265,16 @@ def test_local_triton_metrics_ports_follow_the_monitoring_base():
     assert MonitoringConfig(base_port=9400, triton_base_port=0).triton_metrics_port(1) == 0
     with pytest.raises(ValueError, match="triton_base_port"):
         MonitoringConfig(triton_base_port=70000)
+
+
+@pytest.mark.parametrize("ring_mb", [1e-6, 1e-9, -1.0, float("nan")])
+def test_an_event_ring_too_small_to_create_is_rejected(ring_mb: float) -> None:
+    # 1e-6 MB (1 byte) used to pass here and then stop the builder at start: the ring's space
+    # raised ValueError, which the builder does not expect from EventRing (only OSError).
+    with pytest.raises(ValueError, match="event_ring_mb"):
+        BuilderConfig(event_ring_mb=ring_mb)
+
+
+@pytest.mark.parametrize("ring_mb", [0.0, 1 / 1024, 32.0])
+def test_event_rings_that_can_be_created_are_accepted(ring_mb: float) -> None:
+    assert BuilderConfig(event_ring_mb=ring_mb).event_ring_mb == ring_mb

@@ -66,6 +66,9 @@ class Walk:
                 raise ValueError(f"walk {name} must be > 0, got {getattr(self, name)}")
         if not self.bend_rad >= 0:
             raise ValueError(f"walk bend_rad must be >= 0, got {self.bend_rad}")
+        for name in ("seed_cut", "candidate_cut"):  # a NaN cut passes no edge: no track, and no word why
+            if np.isnan(getattr(self, name)):
+                raise ValueError(f"walk {name} must be a number, got {getattr(self, name)}")
 
 
 def _check_hits(n_hits: int, r_mm: np.ndarray, phi: np.ndarray, z_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,11 +177,16 @@ def _walk_kernel(n_hits, edges, scores, r, phi, z, min_hits, seed_cut, candidate
         if scores[e] > seed_cut:
             seeds[n_seeds] = e
             n_seeds += 1
-    # Seeds by descending score, ties by (inner, outer): two stable sorts.
+    # Seeds by descending score, ties by (inner, outer): two stable sorts. The first is skipped
+    # when the seeds are in (inner, outer) order already, as build_hit_graph's edges are.
     pair_key = np.empty(n_seeds, np.int64)
+    in_order = True
     for k in range(n_seeds):
         pair_key[k] = np.int64(edges[seeds[k], 0]) * n_hits + edges[seeds[k], 1]
-    seeds = seeds[np.argsort(pair_key, kind="mergesort")]
+        if k > 0 and pair_key[k] < pair_key[k - 1]:
+            in_order = False
+    if not in_order:
+        seeds = seeds[np.argsort(pair_key, kind="mergesort")]
     neg_score = np.empty(n_seeds)
     for k in range(n_seeds):
         neg_score[k] = -scores[seeds[k]]

@@ -165,7 +165,8 @@ def test_bad_inputs_are_rejected(walk, n_hits, edges, scores, n_coords, min_hits
 
 
 @pytest.mark.parametrize("field, value", [("max_sigma", 0.0), ("resolution_rphi_mm", -1.0), ("resolution_z_mm", 0.0),
-                                          ("bend_rad", -1e-3), ("bend_rad", float("nan"))])
+                                          ("bend_rad", -1e-3), ("bend_rad", float("nan")),
+                                          ("seed_cut", float("nan")), ("candidate_cut", float("nan"))])
 def test_bad_walk_parameters_are_rejected(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         Walk(**{field: value})
