@@ -49,7 +49,16 @@ pile-up 60 gave efficiency 0.9636 and purity 0.9754 but only 0.64 for true edges
 of 5-20 GeV and 0.64 above 20 GeV (0.81 and 0.87 with them): the network hedged on the inner
 edges of stiff tracks in dense jet cores.
 
+Fine-tuning on recorded events (`--recording`, repeatable): graphs and labels from the records'
+truth (`trigger_sim.models.edge_training_data`, the same labelling as above), starting from the
+shipped weights (`--init`), written only where `--out` says; a record without truth is refused.
+The working point is chosen on `--held-out-recording` events (else the training ones) and the
+edge figures before and after go to fine_tune.json beside the weights. See the README
+("Fine-tuning the edge classifier on recordings") for putting the result in service.
+
 Usage: python scripts/train_edge_classifier.py [--train-events N] [--epochs E] [--seed S]
+       python scripts/train_edge_classifier.py --recording FILE [--recording FILE ...] [--held-out-recording FILE]
+           [--init WEIGHTS|none] [--epochs N] --out DIR
 Needs the `train` extra (torch); serving needs only numpy.
 """
 
@@ -229,8 +238,9 @@ def main() -> None:
                              "(`trigger-sim record`, `trigger-sim import trackml` with truth); repeatable")
     parser.add_argument("--held-out-recording", type=Path, action="append", default=[],
                         help="with --recording: events to measure on and to choose the working point on; repeatable")
-    parser.add_argument("--init", default=str(WEIGHTS_PATH.relative_to(REPO_ROOT)),
-                        help="with --recording: weights to start from [default: the shipped model]; 'none': from scratch")
+    parser.add_argument("--init", default=str(WEIGHTS_PATH),
+                        help="with --recording: weights to start from [default: the shipped model, "
+                             f"{WEIGHTS_PATH.relative_to(REPO_ROOT)}]; 'none': from scratch")
     parser.add_argument("--config", type=Path, help="with --recording: farm configuration (TOML) for the graph cuts and "
                         "the edge_score_cut quoted before and after")
     parser.add_argument("--golden", type=Path, default=GOLDEN_PATH)

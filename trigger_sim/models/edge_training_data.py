@@ -77,7 +77,7 @@ def recording_graphs(path: str | Path, config: FarmConfig, events: int | None = 
             raise TriggerSimError(f"{path}: record of l1_id {record.l1_id}: {err}") from err
         if truth is None:
             raise TriggerSimError(
-                f"{path}: record of l1_id {record.l1_id} carries no truth ({why}); training needs every hit's particle: "
+                f"{path}: record of l1_id {record.l1_id}: {why}; training needs every hit's particle: "
                 "record events with `trigger-sim record` (truth is stored unless --no-truth) or import TrackML events "
                 "with their -particles and -truth files")
         graphs.append(labelled_graph(config, layer, r, phi, z, truth.hit_particle, truth.particles.pt_gev))

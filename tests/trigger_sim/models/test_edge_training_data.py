@@ -30,5 +30,5 @@ def test_recorded_graphs_label_the_edges_as_the_simulation_does(tmp_path):
 def test_a_record_without_truth_is_refused_with_its_reason(tmp_path):
     path = tmp_path / "r.tsrec"
     write_generated(CONFIG, path, 1, truth=False)
-    with pytest.raises(TriggerSimError, match="l1_id 0 carries no truth .*record events with"):
+    with pytest.raises(TriggerSimError, match="l1_id 0: the record carries no truth .*record events with"):
         recording_graphs(path, CONFIG)
