@@ -17,7 +17,14 @@ format (hits, cells, particles, truth; one set of files per event):
 - truth: each hit's particle (0 for noise hits), its position, the particle's momentum
   direction at the hit, and weights summing to 1 per event.
 
+A detector unlike the one the edge classifier was trained on, for checking how it generalises
+and for fine-tuning it (`scripts/train_edge_classifier.py --recording`): `--smear-rphi-mm` and
+`--smear-z-mm` move every hit by a further Gaussian error (a coarser resolution, misalignment),
+`--extra-noise-hits` adds that many noise hits per barrel layer and event (uniform in phi and z,
+particle_id 0). Without them the files are those of the simulation as configured.
+
     .venv/bin/python scripts/make_trackml_testdata.py [-o DIR] [--events 3] [--pileup 2] [--seed N] [--no-gzip]
+        [--first-event N] [--smear-rphi-mm S] [--smear-z-mm S] [--extra-noise-hits N]
 
 Same arguments, same files (fixed seeds, gzip without timestamps).
 """
@@ -27,7 +34,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from trigger_sim.config import FarmConfig, with_overrides  # noqa: E402
-from trigger_sim.detector import NOISE_PARTICLE, curvature_radius_mm  # noqa: E402
+from trigger_sim.detector import NOISE_PARTICLE, TrackerHits, curvature_radius_mm  # noqa: E402
 from trigger_sim.simulation import SimulatedEvent, simulate  # noqa: E402
 
 DEFAULT_OUTPUT = REPO_ROOT / "tests" / "data" / "trackml"
@@ -171,15 +178,51 @@ def write_event(directory: Path, event_id: int, sim: SimulatedEvent, config: Far
     return SampleEvent(event_id, sim, hit_id[:n_barrel], per_volume)
 
 
+@dataclass(frozen=True)
+class Distortion:
+    """How the written detector differs from the simulated one (all zero: not at all)."""
+
+    smear_rphi_mm: float = 0.0  # further Gaussian error of each hit along r-phi
+    smear_z_mm: float = 0.0  # ... and along z
+    extra_noise_hits: int = 0  # noise hits added per barrel layer and event
+
+    def __post_init__(self) -> None:
+        if self.smear_rphi_mm < 0 or self.smear_z_mm < 0 or self.extra_noise_hits < 0:
+            raise ValueError(f"distortion values must be >= 0, got {self}")
+
+
+def distort(hits: TrackerHits, config: FarmConfig, d: Distortion, rng: np.random.Generator) -> TrackerHits:
+    """`hits` smeared and with extra noise hits appended (particle NOISE_PARTICLE), per `d`."""
+    t = config.tracker
+    radii = np.asarray(t.layer_radii_mm, np.float64)
+    n_layers = len(radii)
+    noise_layer = np.repeat(np.arange(n_layers), d.extra_noise_hits)
+    layer = np.concatenate([hits.layer, noise_layer]).astype(np.int32)
+    r = radii[layer]
+    phi = np.concatenate([hits.phi.astype(np.float64) + rng.normal(0.0, d.smear_rphi_mm, len(hits.layer)) / r[:len(hits.layer)],
+                          rng.uniform(-np.pi, np.pi, len(noise_layer))])
+    z = np.concatenate([hits.z_mm.astype(np.float64) + rng.normal(0.0, d.smear_z_mm, len(hits.layer)),
+                        rng.uniform(-t.half_length_mm, t.half_length_mm, len(noise_layer))])
+    phi = np.mod(phi + np.pi, 2 * np.pi) - np.pi
+    z = np.clip(z, -t.half_length_mm + 1e-3, t.half_length_mm - 1e-3)
+    particle = np.concatenate([hits.particle, np.full(len(noise_layer), NOISE_PARTICLE)]).astype(np.int32)
+    return TrackerHits(layer, r.astype(np.float32), phi.astype(np.float32), z.astype(np.float32), particle)
+
+
 def make_sample(directory: Path, n_events: int = 3, pileup: float = 2.0, seed: int = DEFAULT_SEED,
-                use_gzip: bool = True) -> list[SampleEvent]:
-    """Simulate `n_events` events (Level-1 ids 0..n-1) and write them as TrackML events 1000, 1001, ..."""
+                use_gzip: bool = True, first_event: int = FIRST_EVENT_ID,
+                distortion: Distortion = Distortion()) -> list[SampleEvent]:
+    """Simulate `n_events` events (Level-1 ids 0..n-1) and write them as TrackML events
+    first_event, first_event + 1, ..., the detector changed by `distortion` if it is not all zero."""
     config = with_overrides(FarmConfig(), physics={"pileup_mean": pileup}, run={"seed": seed})
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for l1_id in range(n_events):
         rng = np.random.default_rng([seed, l1_id, 7])
-        written.append(write_event(directory, FIRST_EVENT_ID + l1_id, simulate(config, l1_id), config, rng, use_gzip))
+        sim = simulate(config, l1_id)
+        if distortion != Distortion():
+            sim = replace(sim, hits=distort(sim.hits, config, distortion, np.random.default_rng([seed, l1_id, 11])))
+        written.append(write_event(directory, first_event + l1_id, sim, config, rng, use_gzip))
     return written
 
 
@@ -190,10 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pileup", type=float, default=2.0, help="mean pile-up collisions (default 2)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"run seed (default {DEFAULT_SEED})")
     parser.add_argument("--no-gzip", action="store_true", help="write .csv instead of .csv.gz")
+    parser.add_argument("--first-event", type=int, default=FIRST_EVENT_ID, help=f"first event id (default {FIRST_EVENT_ID})")
+    parser.add_argument("--smear-rphi-mm", type=float, default=0.0, help="further Gaussian hit error along r-phi (mm)")
+    parser.add_argument("--smear-z-mm", type=float, default=0.0, help="further Gaussian hit error along z (mm)")
+    parser.add_argument("--extra-noise-hits", type=int, default=0, help="noise hits added per barrel layer and event")
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be at least 1")
-    for event in make_sample(args.output, args.events, args.pileup, args.seed, not args.no_gzip):
+    try:
+        distortion = Distortion(args.smear_rphi_mm, args.smear_z_mm, args.extra_noise_hits)
+    except ValueError as err:
+        parser.error(str(err))
+    for event in make_sample(args.output, args.events, args.pileup, args.seed, not args.no_gzip, args.first_event, distortion):
         print(f"event {event.event_id}: {len(event.barrel_hit_id)} barrel hits, "
               f"{sum(event.n_endcap_hits.values())} endcap hits {event.n_endcap_hits}")
     total = sum(f.stat().st_size for f in args.output.glob("event*"))

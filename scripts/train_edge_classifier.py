@@ -49,17 +49,26 @@ pile-up 60 gave efficiency 0.9636 and purity 0.9754 but only 0.64 for true edges
 of 5-20 GeV and 0.64 above 20 GeV (0.81 and 0.87 with them): the network hedged on the inner
 edges of stiff tracks in dense jet cores.
 
+Fine-tuning on recorded events (`--recording`, repeatable): graphs and labels from the records'
+truth (`trigger_sim.models.edge_training_data`, the same labelling as above), starting from the
+shipped weights (`--init`), written only where `--out` says; a record without truth is refused.
+The working point is chosen on `--held-out-recording` events (else the training ones) and the
+edge figures before and after go to fine_tune.json beside the weights. See the README
+("Fine-tuning the edge classifier on recordings") for putting the result in service.
+
 Usage: python scripts/train_edge_classifier.py [--train-events N] [--epochs E] [--seed S]
+       python scripts/train_edge_classifier.py --recording FILE [--recording FILE ...] [--held-out-recording FILE]
+           [--init WEIGHTS|none] [--epochs N] --out DIR
 Needs the `train` extra (torch); serving needs only numpy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +76,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trigger_sim.config import FarmConfig, with_overrides  # noqa: E402
-from trigger_sim.kernels import build_hit_graph, graph_features  # noqa: E402
+from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
+from trigger_sim.errors import TriggerSimError  # noqa: E402
+from trigger_sim.event_source import config_for_recording  # noqa: E402
 from trigger_sim.models.edge_classifier import (  # noqa: E402
     WEIGHTS_PATH,
     forward,
@@ -80,7 +90,7 @@ from trigger_sim.models.edge_classifier_torch import (  # noqa: E402
     net_from_weights,
     torch_scores,
 )
-from trigger_sim.simulation import simulate  # noqa: E402
+from trigger_sim.models.edge_training_data import MIN_PT_GEV, Graph, recording_graphs, simulated_graph  # noqa: E402
 from trigger_sim.validation import VALIDATION_MIX, VALIDATION_SEED  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,36 +101,12 @@ RESERVED_SEEDS = (FarmConfig().run.seed, VALIDATION_SEED, 31_337)  # farm defaul
 TRAIN_PILEUPS = (60.0,)  # training event i uses TRAIN_PILEUPS[i % len(TRAIN_PILEUPS)]
 HELD_OUT_PILEUPS = (20.0, 60.0, 100.0)
 TARGET_PILEUP = 60.0
-MIN_PT_GEV = 1.0
 HIDDEN = 32
 N_STEPS = 3
-
-
-@dataclass(frozen=True)
-class Graph:
-    """One event's hit graph with its truth labels."""
-
-    nodes: np.ndarray  # (N, 3) float32
-    edges: np.ndarray  # (E, 2) int32
-    edge_features: np.ndarray  # (E, 6) float32
-    true: np.ndarray  # (E,) bool: both hits from one particle
-    true_hipt: np.ndarray  # (E,) bool: true and the particle has pT > MIN_PT_GEV
-    pt_gev: np.ndarray  # (E,) float32: the particle's pT on true edges, 0 on false ones
-
-
-def event_graph(config: FarmConfig, l1_id: int) -> Graph:
-    """The graph a worker builds for event `l1_id`, labelled with the simulation truth."""
-    sim = simulate(config, l1_id)
-    hits, f = sim.hits, config.features
-    edges, _ = build_hit_graph(hits.layer, hits.r_mm, hits.phi, hits.z_mm, len(config.tracker.layer_radii_mm),
-                               f.graph_phi_slope_max, f.graph_z0_max_mm, f.graph_max_edges)
-    nodes, edge_features = graph_features(hits.r_mm, hits.phi, hits.z_mm, edges)
-    pi, pj = hits.particle[edges[:, 0]], hits.particle[edges[:, 1]]
-    true = (pi == pj) & (pi >= 0)
-    pt = np.asarray(sim.truth.particles.pt_gev)
-    true_hipt = true & (pt[np.maximum(pi, 0)] > MIN_PT_GEV)
-    edge_pt = np.where(true, pt[np.maximum(pi, 0)], 0.0).astype(np.float32)
-    return Graph(nodes, edges, edge_features, true, true_hipt, edge_pt)
+EPOCHS = 9
+LR = 3e-3
+FINE_TUNE_EPOCHS = 5
+FINE_TUNE_LR = 1e-3
 
 
 STIFF_PT_GEV = 5.0  # the held-out efficiency is also printed for true edges of particles above this
@@ -145,7 +131,7 @@ def make_graphs(seed: int, pileups: tuple[float, ...], n_events: int) -> list[tu
     """(pile-up, graph) of events 0..n-1 of run seed `seed`, pile-up cycling through `pileups`."""
     base = with_overrides(FarmConfig(), run={"seed": seed}, physics=VALIDATION_MIX)
     configs = [with_overrides(base, physics={"pileup_mean": mu}) for mu in pileups]
-    return [(pileups[i % len(pileups)], event_graph(configs[i % len(pileups)], i)) for i in range(n_events)]
+    return [(pileups[i % len(pileups)], simulated_graph(configs[i % len(pileups)], i)) for i in range(n_events)]
 
 
 def standardisation(graphs: list[Graph]) -> tuple[np.ndarray, ...]:
@@ -220,7 +206,7 @@ def choose_cut(scores: list[np.ndarray], graphs: list[Graph], min_efficiency: fl
 def write_golden(path: Path, weights_path: Path, seed: int) -> None:
     """A small graph (a pile-up 2 event) with the torch scores of the saved weights."""
     net = net_from_weights(load_weights(weights_path)).eval()
-    g = event_graph(with_overrides(FarmConfig(), run={"seed": seed}, physics={"pileup_mean": 2.0}), 0)
+    g = simulated_graph(with_overrides(FarmConfig(), run={"seed": seed}, physics={"pileup_mean": 2.0}), 0)
     scores = torch_scores(net, g.nodes, g.edges, g.edge_features)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, node_features=g.nodes, edge_index=g.edges, edge_features=g.edge_features, scores=scores)
@@ -235,18 +221,48 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=HIDDEN)
     parser.add_argument("--steps", type=int, default=N_STEPS, help="message-passing steps")
     parser.add_argument("--held-out-events", type=int, default=50, help="per pile-up value")
-    parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument("--epochs", type=int, help=f"passes over the training events [default: {EPOCHS} from simulation, "
+                        f"{FINE_TUNE_EPOCHS} on recordings]")
     parser.add_argument("--pt-weight-cap", type=float, default=10.0,
                         help="true edges weigh their particle's pT in GeV up to this (1: all equal)")
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, help=f"peak learning rate [default: {LR} from scratch, {FINE_TUNE_LR} from --init]")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="run seed of the training events; also seeds training")
     parser.add_argument("--held-out-seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--min-efficiency", type=float, default=0.96,
                         help="working point: efficiency floor on held-out events (a margin over the 0.95 target)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 contend badly on a shared 2-core machine)")
-    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("--out", type=Path, help="weights file (.npz) or folder for weights.npz [default: the shipped model "
+                        f"{WEIGHTS_PATH.relative_to(REPO_ROOT)} from simulation; required with --recording]")
+    parser.add_argument("--recording", type=Path, action="append", default=[],
+                        help="fine-tune (or train) on the events of this recording, whose records must carry truth "
+                             "(`trigger-sim record`, `trigger-sim import trackml` with truth); repeatable")
+    parser.add_argument("--held-out-recording", type=Path, action="append", default=[],
+                        help="with --recording: events to measure on and to choose the working point on; repeatable")
+    parser.add_argument("--init", default=str(WEIGHTS_PATH),
+                        help="with --recording: weights to start from [default: the shipped model, "
+                             f"{WEIGHTS_PATH.relative_to(REPO_ROOT)}]; 'none': from scratch")
+    parser.add_argument("--config", type=Path, help="with --recording: farm configuration (TOML) for the graph cuts and "
+                        "the edge_score_cut quoted before and after")
     parser.add_argument("--golden", type=Path, default=GOLDEN_PATH)
     args = parser.parse_args()
+    if args.held_out_recording and not args.recording:
+        parser.error("--held-out-recording goes with --recording")
+    try:
+        if args.recording:
+            if args.out is None:
+                parser.error("--out is required with --recording (the shipped model is only replaced when named explicitly)")
+            fine_tune(args)
+        else:
+            train_from_simulation(args)
+    except TriggerSimError as err:
+        raise SystemExit(f"train_edge_classifier: {err}") from err
+
+
+def train_from_simulation(args: argparse.Namespace) -> None:
+    """Train on simulated events, choose the working point on held-out ones, write the golden file."""
+    args.out = weights_file(args.out or WEIGHTS_PATH)
+    args.epochs = EPOCHS if args.epochs is None else args.epochs
+    args.lr = LR if args.lr is None else args.lr
     for seed in (args.seed, args.held_out_seed):
         if seed in RESERVED_SEEDS:
             raise SystemExit(f"seed {seed} is reserved (farm default, validation, jet tagger): {RESERVED_SEEDS}")
@@ -303,6 +319,81 @@ def main() -> None:
               f"{kept_stiff / max(n_stiff, 1):.4f} ({len(graphs)} events, {n_edges // max(len(graphs), 1)} edges per event)")
     write_golden(args.golden, args.out, args.held_out_seed)
     print(f"training {train_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
+
+
+
+
+def weights_file(out: Path) -> Path:
+    """`out` itself if it names a .npz file, else the folder's weights.npz (as in model_repository/<model>/1/)."""
+    return out if out.suffix == ".npz" else out / "weights.npz"
+
+
+def edge_figures(weights, graphs: list[Graph], cut: float) -> dict[str, float]:
+    """Edge efficiency (true edges of pT > 1 GeV particles kept) and purity of `weights` at `cut`."""
+    scores = [forward(weights, g.nodes, g.edges, g.edge_features) for g in graphs]
+    eff, purity = efficiency_purity(counts_by_cut(scores, graphs, np.array([cut])))
+    return {"efficiency": float(eff[0]), "purity": float(purity[0])}
+
+
+def graphs_of(paths: list[Path], base: FarmConfig) -> list[Graph]:
+    """Labelled graphs of every record of these recordings, each with its own detector geometry."""
+    graphs = []
+    for path in paths:
+        graphs += recording_graphs(path, config_for_recording(base, path))
+    return graphs
+
+
+def fine_tune(args: argparse.Namespace) -> None:
+    """Fine-tune the edge classifier (or train it from scratch with --init none) on recorded
+    events with truth; write the weights where --out says; choose a working point."""
+    t0 = time.perf_counter()
+    out = weights_file(args.out)
+    base = load_config(args.config)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(args.seed)
+    train_graphs = graphs_of(args.recording, base)
+    held_out = graphs_of(args.held_out_recording, base)
+    print(f"{len(train_graphs)} training and {len(held_out)} held-out graphs from recordings ({time.perf_counter() - t0:.0f} s)")
+    if args.init.lower() == "none":
+        init = None
+        net = EdgeClassifierNet(args.hidden, args.steps, *standardisation(train_graphs))
+    else:
+        init = load_weights(args.init)  # the input standardisation stays the initial model's
+        net = net_from_weights(init)
+    epochs = FINE_TUNE_EPOCHS if args.epochs is None else args.epochs
+    lr = (LR if init is None else FINE_TUNE_LR) if args.lr is None else args.lr
+    train(net, train_graphs, epochs, lr, rng, t0, args.pt_weight_cap)
+    net.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_weights(net).save(out)
+    tuned = load_weights(out)
+    probe = held_out[0] if held_out else train_graphs[0]
+    worst = float(np.max(np.abs(forward(tuned, probe.nodes, probe.edges, probe.edge_features)
+                                - torch_scores(net, probe.nodes, probe.edges, probe.edge_features)), initial=0.0))
+    if worst > 1e-4:
+        raise SystemExit(f"the numpy forward does not reproduce the torch module (max |difference| {worst:.2e})")
+    print(f"saved {out}: hidden {tuned.hidden}, {tuned.n_steps} steps, {out.stat().st_size} bytes; numpy vs torch {worst:.1e}")
+
+    measured_on, graphs = ("held-out", held_out) if held_out else ("training (no --held-out-recording)", train_graphs)
+    cut, _, _ = choose_cut([forward(tuned, g.nodes, g.edges, g.edge_features) for g in graphs], graphs, args.min_efficiency)
+    current = base.features.edge_score_cut
+    report: dict = {"recordings": [str(p) for p in args.recording], "held_out": [str(p) for p in args.held_out_recording],
+                    "init": args.init, "epochs": epochs, "lr": lr, "seed": args.seed, "weights": str(out),
+                    "measured_on": measured_on, "edge_score_cut_now": current, "working_point": cut, "figures": {}}
+    for name, weights in (("initial", init), ("fine_tuned", tuned)):
+        if weights is None:
+            continue
+        report["figures"][name] = {f"cut {c:g}": edge_figures(weights, graphs, c) for c in sorted({current, cut})}
+    print(f"edges of the {measured_on} events (efficiency: true edges of pT > {MIN_PT_GEV:g} GeV particles kept):")
+    for name, by_cut in report["figures"].items():
+        print(f"  {name:10s} " + "; ".join(f"{c}: efficiency {v['efficiency']:.4f}, purity {v['purity']:.4f}" for c, v in by_cut.items()))
+    (out.parent / "fine_tune.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"working point (efficiency >= {args.min_efficiency} on the {measured_on} events): edge_score_cut = {cut}")
+    print(f"to serve it: copy {out} to {WEIGHTS_PATH.relative_to(REPO_ROOT)} (Triton and the workers' fallback load that "
+          f"file) and set [features] edge_score_cut = {cut} in the farm configuration; see the README")
+    print(f"total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
