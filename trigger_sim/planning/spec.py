@@ -142,12 +142,13 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec:
     """The FarmSpec mirroring a real farm configuration (`trigger_sim.config.FarmConfig`):
-    its workers, buffer, budget, deadline and breaker; one local server. `host_cores` > 0
+    its workers and their event slots (`worker.slots`: the events a worker works on at once),
+    buffer, budget, deadline and breaker; one local server. `host_cores` > 0
     when farm and server share one machine (this host). The model has one per-call deadline:
     the farm's `timeout_ms`, or without one the longest of its per-model deadlines."""
     models = config.inference.models or ("edge_classifier", "jet_tagger")
     timeout_ms = max(1e3 * config.inference.deadline_s(m) for m in models)
-    return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.builder.credits_per_worker, servers=1,
+    return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.worker.slots, servers=1,
                     readout_buffer_events=config.builder.max_waiting, budget_ms=config.worker.budget_ms,
                     timeout_ms=timeout_ms, breaker_failures=config.inference.breaker_failures,
                     breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores)

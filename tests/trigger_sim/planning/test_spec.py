@@ -41,3 +41,12 @@ def test_a_farm_with_per_model_deadlines_gives_the_model_its_longest():
     longest = max(1e3 * config.inference.deadline_s(m) for m in config.inference.models)
     assert from_farm_config(config, 2).timeout_ms == longest > 0
     assert from_farm_config(with_overrides(config, inference={"timeout_ms": 70.0}), 2).timeout_ms == 70.0
+
+
+def test_a_farm_with_event_slots_is_modelled_with_them():
+    from trigger_sim.config import load_config, with_overrides
+    from trigger_sim.planning.spec import from_farm_config
+
+    config = load_config(None)
+    assert from_farm_config(config, 2).slots_per_worker == config.worker.slots == 1
+    assert from_farm_config(with_overrides(config, worker={"slots": 4}), 2).slots_per_worker == 4
