@@ -96,6 +96,8 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
         steps_ms = float(sum(events[s].mean() for s in CPU_STEPS))
         outside_ms = max(per_process.get("workers", 0.0) - steps_ms, 0.0)
         host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES) + outside_ms
+        # ... and on the worker's own core where it has one (a farm of dedicated nodes: no shared host)
+        host["worker_outside_cpu_ms_per_event"] = outside_ms
         mean_demand = float(sum(events[f"{m}_demand"].mean() for m in MODELS))
         cpu_share = min(1.0, per_process["tritonserver"] / mean_demand)
         bench_note = (f"{process_cpu.source}: {json.dumps({k: round(v, 3) for k, v in per_process.items()})}; "

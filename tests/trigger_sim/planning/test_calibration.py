@@ -136,6 +136,7 @@ def test_process_cpu_measured_in_the_run_sets_the_overhead_and_the_server_share(
                                     process_cpu=calibrate.ProcessCpu(cpu, "the calibration run itself"))
     steps_ms = sum(cal.events[s].mean() for s in CPU_STEPS)  # the worker's CPU outside them counts with the overhead
     assert cal.host["overhead_cpu_ms_per_event"] == pytest.approx(1.75 + 5.0 - steps_ms)
+    assert cal.host["worker_outside_cpu_ms_per_event"] == pytest.approx(5.0 - steps_ms)  # for workers on their own cores
     mean_demand = sum(cal.events[f"{m}_demand"].mean() for m in MODELS)
     assert cal.servers["cpu-local"].models["edge_classifier"].cpu_share == pytest.approx(6.0 / mean_demand)
     assert "the calibration run itself" in cal.provenance["process_cpu"]
