@@ -51,7 +51,8 @@ edges of stiff tracks in dense jet cores.
 
 Fine-tuning on recorded events (`--recording`, repeatable): graphs and labels from the records'
 truth (`trigger_sim.models.edge_training_data`, the same labelling as above), starting from the
-shipped weights (`--init`), written only where `--out` says; a record without truth is refused.
+shipped weights (`--init`), written only where `--out` says; a record without truth is refused,
+and so are held-out events that are also training events (the same hits).
 The working point is chosen on `--held-out-recording` events (else the training ones) and the
 edge figures before and after go to fine_tune.json beside the weights. See the README
 ("Fine-tuning the edge classifier on recordings") for putting the result in service.
@@ -65,6 +66,7 @@ Needs the `train` extra (torch); serving needs only numpy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -343,6 +345,22 @@ def graphs_of(paths: list[Path], base: FarmConfig) -> list[Graph]:
     return graphs
 
 
+def trained_on(train_graphs: list[Graph], held_out: list[Graph]) -> int:
+    """How many held-out graphs are also training graphs (the same hits, whichever file they came from)."""
+    seen = {hashlib.sha1(g.nodes.tobytes()).digest() for g in train_graphs}
+    return sum(hashlib.sha1(g.nodes.tobytes()).digest() in seen for g in held_out)
+
+
+def numpy_torch_difference(weights, net: EdgeClassifierNet, graphs: list[Graph]) -> float:
+    """The largest |numpy forward - torch module| score on the graph of `graphs` with the most
+    edges (an edge-less graph would compare nothing); no graph with an edge is an error."""
+    probe = max(graphs, key=lambda g: len(g.edges))
+    if not len(probe.edges):
+        raise TriggerSimError("no graph has an edge: the numpy forward cannot be checked against the torch module")
+    return float(np.max(np.abs(forward(weights, probe.nodes, probe.edges, probe.edge_features)
+                               - torch_scores(net, probe.nodes, probe.edges, probe.edge_features))))
+
+
 def fine_tune(args: argparse.Namespace) -> None:
     """Fine-tune the edge classifier (or train it from scratch with --init none) on recorded
     events with truth; write the weights where --out says; choose a working point."""
@@ -356,6 +374,11 @@ def fine_tune(args: argparse.Namespace) -> None:
     train_graphs = graphs_of(args.recording, base)
     held_out = graphs_of(args.held_out_recording, base)
     print(f"{len(train_graphs)} training and {len(held_out)} held-out graphs from recordings ({time.perf_counter() - t0:.0f} s)")
+    shared = trained_on(train_graphs, held_out)
+    if shared:
+        raise TriggerSimError(f"{shared} of the {len(held_out)} held-out events are also training events (the same hits): "
+                              "held-out figures and the working point must come from events not trained on; give "
+                              "--held-out-recording a recording of other events")
     if args.init.lower() == "none":
         init = None
         net = EdgeClassifierNet(args.hidden, args.steps, *standardisation(train_graphs))
@@ -369,9 +392,7 @@ def fine_tune(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     export_weights(net).save(out)
     tuned = load_weights(out)
-    probe = held_out[0] if held_out else train_graphs[0]
-    worst = float(np.max(np.abs(forward(tuned, probe.nodes, probe.edges, probe.edge_features)
-                                - torch_scores(net, probe.nodes, probe.edges, probe.edge_features)), initial=0.0))
+    worst = numpy_torch_difference(tuned, net, held_out or train_graphs)
     if worst > 1e-4:
         raise SystemExit(f"the numpy forward does not reproduce the torch module (max |difference| {worst:.2e})")
     print(f"saved {out}: hidden {tuned.hidden}, {tuned.n_steps} steps, {out.stat().st_size} bytes; numpy vs torch {worst:.1e}")

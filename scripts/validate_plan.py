@@ -413,6 +413,13 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
                                       case["real_saturation_hz"], rates))
 
 
+def shipped_provenance(started: dict, fraction: float, validation_out: str | Path) -> dict:
+    """`made_by` of a shipped calibration: the run's command, commit and time, and how it was
+    made (the calibration run's fraction of the measured saturation, as asked)."""
+    return {**started, "how": f"the default farm's calibration run of scripts/validate_plan.py, at {fraction:g} of its "
+                              f"measured saturation; validated by the same run ({validation_out})"}
+
+
 def earlier_cases(out: Path) -> list[dict]:
     """The cases of an earlier run in `out` (none if it cannot be read)."""
     try:
@@ -549,9 +556,7 @@ def main() -> int:
             default, cal = default_farm_case(args, work)
             record("default", default, first)
             if cal is not None and args.ship_calibration:
-                cal.provenance["made_by"] = {**started, "how": "the default farm's calibration run of "
-                                             "scripts/validate_plan.py, at 0.8 of its measured saturation; validated by the same run "
-                                             "(docs/plan/validation.json)"}
+                cal.provenance["made_by"] = shipped_provenance(started, args.calibration_fraction, args.out)
                 save(cal, args.ship_calibration)
                 print(f"shipped calibration written: {args.ship_calibration}")
         if "slots" in args.cases:

@@ -80,3 +80,22 @@ def test_cases_measured_by_separate_runs_each_carry_their_command_commit_and_loa
     assert "Its saturation and calibration: 2026-12-05 15:25 UTC, `x --cases default` at commit 5c7b26b" in text
     data["cases"][0]["incomplete"] = "53.6 Hz not measured"
     assert "Incomplete: 53.6 Hz not measured." in "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+
+
+def test_each_case_says_its_calibration_rate_and_how_many_events_its_percentiles_rest_on(tmp_path):
+    """The default farm is calibrated at 0.8 of its saturation, not at a low rate; a real p99
+    from ~1,300 events rests on its 13 worst, which the section says."""
+    data = json.loads(json.dumps(VALIDATION))
+    default, kill = data["cases"][0], data["cases"][1]
+    default["calibration"] = {"rate_hz": 53.6, "events": 1202}
+    default["rates"][0]["real_events"] = [1231]
+    default["rates"].append({**default["rates"][0], "rate_hz": 36.9, "real_events": [1376]})
+    kill["rates"][0]["events"] = 800
+    text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+    assert "low-rate" not in text
+    assert "Calibration run: 53.6 Hz, 1202 events." in text
+    assert "Real percentiles: one run per rate of 1,231-1,376 events (a p99 rests on its 12-13 worst events)." in text
+    assert "Real percentiles: one run per rate of 800 events (a p99 rests on its 8 worst events)." in text
+    default["rates"][0]["real_events"] = [400, 410, 420]
+    text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
+    assert "the median of 3 runs per rate, each of 400-1,376 events" in text

@@ -73,3 +73,46 @@ def test_asks_for_out_with_recording(recordings):
     done = _run("--recording", recordings["truth"])
     assert done.returncode == 2 and "--out is required" in done.stderr
     assert _digest(WEIGHTS_PATH) == shipped
+
+
+@pytest.mark.timeout(120)
+def test_refuses_held_out_events_that_are_training_events(recordings, tmp_path):
+    copy = tmp_path / "copy.tsrec"
+    copy.write_bytes(recordings["truth"].read_bytes())  # the same events under another name
+    out = tmp_path / "tuned"
+    done = _run("--recording", recordings["truth"], "--held-out-recording", copy, "--epochs", "1", "--out", out)
+    assert done.returncode != 0
+    assert "3 of the 3 held-out events are also training events" in done.stderr
+    assert not out.exists()
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_edge_classifier", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_numpy_torch_check_compares_scores_on_a_graph_with_edges():
+    """A module that differs from the weights is caught even when the first graph has no edge;
+    graphs without any edge cannot check anything and are an error."""
+    import dataclasses
+
+    import numpy as np
+
+    from trigger_sim.errors import TriggerSimError
+    from trigger_sim.models.edge_classifier_torch import net_from_weights
+    from trigger_sim.models.edge_training_data import Graph, simulated_graph
+
+    script = _script()
+    shipped = load_weights(WEIGHTS_PATH)
+    net = net_from_weights(shipped).eval()
+    graph = simulated_graph(CONFIG, 0)
+    empty = Graph(graph.nodes, graph.edges[:0], graph.edge_features[:0], graph.true[:0], graph.true_hipt[:0], graph.pt_gev[:0])
+    assert script.numpy_torch_difference(shipped, net, [empty, graph]) < 1e-4
+    other = dataclasses.replace(shipped, score_w2=shipped.score_w2 + np.float32(0.5))  # not the module's weights
+    assert script.numpy_torch_difference(other, net, [empty, graph]) > 1e-3
+    with pytest.raises(TriggerSimError, match="no graph has an edge"):
+        script.numpy_torch_difference(shipped, net, [empty])

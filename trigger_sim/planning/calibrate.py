@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import platform
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
 
     host: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
-    dispatch_ms, dispatch_note = credit_round_trip_ms(cols, keep)
+    dispatch_ms, dispatch_note = credit_round_trip_ms(cols, range(n))  # every event: each one's result carried a credit
     host["dispatch_ms"] = dispatch_ms
     cpu_share, bench_note = 1.0, "no process CPU given: a server call is taken as all CPU"
     if process_cpu is None and benchmarks is not None:
@@ -95,6 +96,8 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
         steps_ms = float(sum(events[s].mean() for s in CPU_STEPS))
         outside_ms = max(per_process.get("workers", 0.0) - steps_ms, 0.0)
         host["overhead_cpu_ms_per_event"] = sum(per_process[p] for p in OVERHEAD_PROCESSES) + outside_ms
+        # ... and on the worker's own core where it has one (a farm of dedicated nodes: no shared host)
+        host["worker_outside_cpu_ms_per_event"] = outside_ms
         mean_demand = float(sum(events[f"{m}_demand"].mean() for m in MODELS))
         cpu_share = min(1.0, per_process["tritonserver"] / mean_demand)
         bench_note = (f"{process_cpu.source}: {json.dumps({k: round(v, 3) for k, v in per_process.items()})}; "
@@ -128,27 +131,30 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
 MIN_DISPATCH_SAMPLES = 20  # events that waited for a credit: fewer and the round trip is not estimated
 
 
-def credit_round_trip_ms(cols: dict[str, list], keep: list[int]) -> tuple[float, str]:
+def credit_round_trip_ms(cols: dict[str, list], rows: Iterable[int]) -> tuple[float, str]:
     """The mean time from a worker's end of one event to the builder's sending of its next,
     over the events that waited in the builder for a credit (their dispatch followed the
     previous event's result at once): the credit round trip a slot sits idle for. Measured
-    per worker on a one-slot run; 0 where the table lacks the columns or too few events waited."""
+    per worker on a one-slot run; 0 where the table lacks the columns or too few events waited.
+    `rows`: every event the workers ran, not only those calibrated on: the event before one
+    that waited must be the worker's previous event, whatever its path (one whose end is
+    unknown gives no gap)."""
     need = ("worker", "l1_time_ns", "build_ms", "queue_ms", "transfer_ms", "worker_total_ms")
     if any(c not in cols for c in need):
         return 0.0, "not estimated: the table lacks " + ", ".join(c for c in need if c not in cols)
     gaps: list[float] = []
-    by_worker: dict[str, list[tuple[float, float, float]]] = {}
-    for i in keep:
-        values = [cols[c][i] for c in need]
-        if any(v is None for v in values):
-            continue
-        worker, l1_ns, build, queue, transfer, total = values
+    by_worker: dict[str, list[tuple[float, float | None, float]]] = {}
+    for i in rows:
+        worker, l1_ns, build, queue, transfer, total = (cols[c][i] for c in need)
+        if worker is None or l1_ns is None or build is None or queue is None:
+            continue  # never dispatched to a worker
         sent = l1_ns / 1e6 + build + queue
-        by_worker.setdefault(worker, []).append((sent, sent + transfer + total, queue))
-    for rows in by_worker.values():
-        rows.sort()
-        for (_, end, _), (sent, _, queue) in zip(rows, rows[1:]):
-            if queue > 0.5 and sent >= end:  # it waited for this worker's credit
+        end = sent + transfer + total if transfer is not None and total is not None else None
+        by_worker.setdefault(worker, []).append((sent, end, queue))
+    for events in by_worker.values():
+        events.sort(key=lambda e: e[0])
+        for (_, end, _), (sent, _, queue) in zip(events, events[1:]):
+            if end is not None and queue > 0.5 and sent >= end:  # it waited for this worker's credit
                 gaps.append(sent - end)
     if len(gaps) < MIN_DISPATCH_SAMPLES:
         return 0.0, f"not estimated: only {len(gaps)} events waited for a credit (calibrate at a higher rate)"

@@ -80,7 +80,7 @@ class Calibration:
     servers: dict[str, ServerKind]
     pileup: float | None = None
     rtt_ms: float = 0.0  # round trip of a call on the calibration's set-up, outside the server's demand
-    host: dict[str, float] = field(default_factory=dict)  # cores, overhead_cpu_ms_per_event
+    host: dict[str, float] = field(default_factory=dict)  # cores, overhead_cpu_ms_per_event, dispatch_ms, worker_outside_cpu_ms_per_event
 
     @property
     def n_events(self) -> int:

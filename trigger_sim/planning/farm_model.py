@@ -19,7 +19,10 @@ after its last one ended: the result carries the slot's credit back to the build
 only then sends the next event (the credit round trip; ~1 ms on this host, idle time of a
 one-slot worker). With `host_cores`, worker steps, the servers' CPU share and the farm's own
 per-event CPU (readout, builder, collector, and the worker's CPU outside its timed steps) all
-queue for the same cores.
+queue for the same cores. Without `host_cores` (workers on their own cores, the farm's own
+processes elsewhere) the worker's CPU outside its timed steps (receiving, the calls' client
+side, answering: the calibration's `worker_outside_cpu_ms_per_event`) takes the worker's core
+after each event, before its next one can compute.
 
 Simulated time is in ms. Every Level-1 slot ends in exactly one place: vetoed (not an
 accept), accepted, rejected or HltTimeout; `pending` after the run is lost and must be 0.
@@ -100,6 +103,8 @@ class FarmModel:
         env.process(self._arrivals())
         self.overhead_ms = float(cal.host.get("overhead_cpu_ms_per_event", 0.0)) if self.host_cores else 0.0
         self.dispatch_ms = float(cal.host.get("dispatch_ms", 0.0))
+        # with host_cores it is part of overhead_ms already
+        self.outside_ms = 0.0 if self.host_cores else float(cal.host.get("worker_outside_cpu_ms_per_event", 0.0))
         if self.overhead_ms > 0:
             env.process(self._overhead())
         for k in f.kills:
@@ -201,6 +206,8 @@ class FarmModel:
             else:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
+            if self.outside_ms > 0:  # the worker's own CPU beyond its timed steps, on its core
+                yield from self._cpu(self.outside_ms, cpu)
             if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it
                 yield env.timeout(self.dispatch_ms)
 

@@ -136,6 +136,7 @@ def test_process_cpu_measured_in_the_run_sets_the_overhead_and_the_server_share(
                                     process_cpu=calibrate.ProcessCpu(cpu, "the calibration run itself"))
     steps_ms = sum(cal.events[s].mean() for s in CPU_STEPS)  # the worker's CPU outside them counts with the overhead
     assert cal.host["overhead_cpu_ms_per_event"] == pytest.approx(1.75 + 5.0 - steps_ms)
+    assert cal.host["worker_outside_cpu_ms_per_event"] == pytest.approx(5.0 - steps_ms)  # for workers on their own cores
     mean_demand = sum(cal.events[f"{m}_demand"].mean() for m in MODELS)
     assert cal.servers["cpu-local"].models["edge_classifier"].cpu_share == pytest.approx(6.0 / mean_demand)
     assert "the calibration run itself" in cal.provenance["process_cpu"]
@@ -164,3 +165,21 @@ def test_the_credit_round_trip_is_the_gap_before_an_event_that_waited(tmp_path):
     pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
     cal = calibrate.from_run_folder(tmp_path / "run")
     assert cal.host["dispatch_ms"] == 0.0 and "only 0 events waited" in cal.provenance["dispatch_ms"]
+
+
+def test_the_credit_round_trip_follows_each_workers_events_including_those_not_calibrated_on(tmp_path):
+    """An event the calibration leaves out (a fallback call, an abnormal decision) still ran on
+    its worker: the next event's credit came back with its result, not with the one before it.
+    Chained over the calibrated events only, every gap after a left-out event would also hold
+    that event's whole time in the worker."""
+    n = 150
+    cols = write_run_table(tmp_path / "run", n=n)
+    cols.update(worker=["w0"] * n, l1_time_ns=[0] * n, build_ms=[1.0] * n, transfer_ms=[0.5] * n,
+                worker_total_ms=[10.0] * n, queue_ms=[12.0 * k for k in range(n)], outcome=["rejected"] * n)
+    for k in range(10, n, 10):  # every tenth event fell back to the worker's own model: not calibrated on
+        cols["edge_classifier_path"][k] = "fallback"
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run")
+    assert cal.n_events == n - 14
+    assert cal.host["dispatch_ms"] == pytest.approx(1.5)
+    assert "149 gaps" in cal.provenance["dispatch_ms"]

@@ -46,6 +46,28 @@ def test_the_credit_round_trip_keeps_a_slot_idle_between_events():
     assert np.nanmax(model.worker_ms) == pytest.approx(10.0)  # the round trip is not the worker's step time
 
 
+def test_the_workers_cpu_outside_its_steps_takes_its_own_core_without_a_shared_host():
+    """Workers on their own cores (no host_cores): a saturated worker with 4 slots, 3 ms of
+    timed CPU steps and 2 ms of CPU outside them per event decides one event per 5 ms, not 3;
+    the outside CPU is not the event's latency. With host_cores it counts with the farm's
+    overhead on the shared cores instead, not twice."""
+    host = {"worker_outside_cpu_ms_per_event": 2.0, "overhead_cpu_ms_per_event": 2.0}
+    cal = calibration(cpu_ms=3.0, called=False, host=host)
+    farm = FarmSpec(workers_per_node=1, slots_per_worker=4, readout_buffer_events=10_000, budget_ms=1e6)
+    spec = PlanSpec(ArrivalSpec(rate_hz=10_000.0, pattern="constant"), farm, events=200, seed=1)
+    model = FarmModel(spec, cal)
+    model.run()
+    decided = np.sort(model.decided_ms)
+    assert (decided[-1] - decided[9]) / 190 == pytest.approx(5.0, rel=0.02)  # the core's 5 ms per event, once running
+    one_slot = FarmModel(replace(spec, farm=replace(farm, slots_per_worker=1)), cal)
+    one_slot.run()
+    assert np.diff(np.sort(one_slot.decided_ms)) == pytest.approx(np.full(199, 5.0))
+    assert np.nanmax(one_slot.worker_ms) == pytest.approx(3.0)  # not the event's time in the worker
+    shared = FarmModel(replace(spec, farm=replace(farm, host_cores=1)), cal)
+    shared.run()
+    assert shared.outside_ms == 0.0 and shared.overhead_ms == 2.0
+
+
 def test_server_utilisation_and_queueing_match_md1():
     """Many workers, one server instance of 5 ms per request: the server is the M/D/1 queue."""
     cal = calibration(cpu_ms=0.0, demand_ms={"edge_classifier": 5.0, "jet_tagger": 0.0})
