@@ -70,6 +70,7 @@ class HostRoles:
         self._triton_url, self._collector = triton_url, collector_endpoint
         if self.builder is not None:  # a node configured again: the last run's roles are stopped first
             self.stop()
+        self._read_ready()  # what the last run's workers said after it was last read is not this builder's "ready"
         self.retired += self.workers.values()
         self.workers.clear()
         self.identities.clear()
@@ -140,12 +141,16 @@ class HostRoles:
                 self.restarts += 1
                 made += 1
                 self._start_worker(index)
+        self._read_ready()
+        return made
+
+    def _read_ready(self) -> None:
+        """Read what restarted workers reported when ready (their problems are kept)."""
         with contextlib.suppress(queue.Empty):
             while True:
                 problem = self.ready.get_nowait()[1].get("problem", "")
                 if problem:
                     self.problems.append(problem)
-        return made
 
     def kill_silent(self, identity: str, silent_s: float) -> bool:
         """SIGKILL a worker its builder reported silent past its budget plus the margin (the

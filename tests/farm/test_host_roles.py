@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import time
 
 import pytest
 import zmq
@@ -77,3 +78,14 @@ def test_killing_a_silent_worker_that_is_already_gone_does_not_raise(roles: Host
     p.is_alive = lambda: next(is_alive, False)  # it exits between the check and the signal
     roles.kill_silent("node1/worker-0.0", 3.0)
     assert roles.killed_silent == ["node1/worker-0.0"]
+
+
+def test_a_late_ready_of_the_last_runs_worker_is_not_taken_for_the_builders(roles: HostRoles, monkeypatch) -> None:
+    monkeypatch.setattr(farm.host_roles, "run_worker", _ready_worker)
+    roles.start_node("tcp://127.0.0.1:4", None, 1)
+    roles.stop()
+    roles.ready.put(("node1/worker-0.3", {"problem": "late"}))  # a replacement that became ready just before STOP
+    time.sleep(0.5)  # the queue's feeder thread has put it
+    endpoints = roles.start_node("tcp://127.0.0.1:4", None, 1)
+    assert endpoints["control"] == "tcp://127.0.0.1:3"
+    assert "late" in roles.problems
