@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import queue
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,20 +68,27 @@ class HostRoles:
         """Start the event builder, then `n_workers` workers; return the builder's endpoints
         (fragments, work, control) once every worker is ready."""
         self._triton_url, self._collector = triton_url, collector_endpoint
-        self.retired += self.workers.values()  # a node configured again: the last run's workers are stopped
+        if self.builder is not None:  # a node configured again: the last run's roles are stopped first
+            self.stop()
+        self._read_ready()  # what the last run's workers said after it was last read is not this builder's "ready"
+        self.retired += self.workers.values()
         self.workers.clear()
         self.identities.clear()
         self.stop_builder.clear()
         self.stop_workers.clear()
-        self.builder = self.mp.Process(target=run_builder, name=f"{self.prefix}builder", daemon=True,
-                                       args=(self.config, collector_endpoint, self.ready, self.stop_builder))
-        self.builder.start()
-        (_, self.endpoints), = self._wait_ready(1)
-        self.builder_control = make_socket(self.ctx, zmq.PUSH)
-        connect(self.builder_control, self.endpoints["control"], self.curve)
-        for i in range(n_workers):
-            self._start_worker(i)
-        self.problems += [info["problem"] for _, info in self._wait_ready(n_workers) if info.get("problem")]
+        try:
+            self.builder = self.mp.Process(target=run_builder, name=f"{self.prefix}builder", daemon=True,
+                                           args=(self.config, collector_endpoint, self.ready, self.stop_builder))
+            self.builder.start()
+            (_, self.endpoints), = self._wait_ready(1)
+            self.builder_control = make_socket(self.ctx, zmq.PUSH)
+            connect(self.builder_control, self.endpoints["control"], self.curve)
+            for i in range(n_workers):
+                self._start_worker(i)
+            self.problems += [info["problem"] for _, info in self._wait_ready(n_workers) if info.get("problem")]
+        except BaseException:  # a node agent stays up after a failed start: nothing of it may keep running
+            self.stop()
+            raise
         return self.endpoints
 
     def start_readout(self, target: Callable[..., None], args: tuple) -> multiprocessing.Process:
@@ -136,12 +141,16 @@ class HostRoles:
                 self.restarts += 1
                 made += 1
                 self._start_worker(index)
+        self._read_ready()
+        return made
+
+    def _read_ready(self) -> None:
+        """Read what restarted workers reported when ready (their problems are kept)."""
         with contextlib.suppress(queue.Empty):
             while True:
                 problem = self.ready.get_nowait()[1].get("problem", "")
                 if problem:
                     self.problems.append(problem)
-        return made
 
     def kill_silent(self, identity: str, silent_s: float) -> bool:
         """SIGKILL a worker its builder reported silent past its budget plus the margin (the
@@ -153,7 +162,7 @@ class HostRoles:
                 self.problems.append(f"{identity} silent for {silent_s:.1f} s (budget {wc.budget_ms:g} ms + margin "
                                      f"{wc.stall_margin_ms:g} ms): killed")
                 self.killed_silent.append(identity)
-                os.kill(p.pid, signal.SIGKILL)
+                p.kill()  # not os.kill(p.pid): once another thread has reaped it, its pid may be free or reused
                 p.join(2.0)
                 return True
         return False

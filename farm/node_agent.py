@@ -70,9 +70,11 @@ class NodeAgent:
         self.run_params = params
         out: dict[str, Any] = {}
         if self.spec.triton_grpc_port and self.servers is None:
-            self.servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
-                                                                  grpc_port=self.spec.triton_grpc_port)])
-            self.servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
+            servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
+                                                             grpc_port=self.spec.triton_grpc_port)])
+            servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
+            self.servers = servers  # only once it runs: a server that failed to start is tried again at the next CONFIGURE
+        if self.servers is not None:
             out["triton_url"] = self.servers.servers[0].grpc_url
         if self.spec.is_node:
             warm_up()

@@ -37,17 +37,17 @@ class ServerRoles:
                 server.launch()
             for server in self.servers:
                 server.wait_ready()
-        except BaseException:
+            if self.servers:
+                self.keeper = ServerKeeper(self.servers)
+                self.keeper.start()
+            models = self.config.inference.models
+            for server in (self.watched if models else []):
+                monitor = ModelMonitor(server, models, client_options=self.config.network.triton_client_options())
+                monitor.start()
+                self.monitors.append(monitor)
+        except BaseException:  # also a keeper or monitor that does not start: no server is left running
             self.stop()
             raise
-        if self.servers:
-            self.keeper = ServerKeeper(self.servers)
-            self.keeper.start()
-        models = self.config.inference.models
-        for server in (self.watched if models else []):
-            monitor = ModelMonitor(server, models, client_options=self.config.network.triton_client_options())
-            monitor.start()
-            self.monitors.append(monitor)
 
     def stop_keeping(self) -> list[str]:
         """No restart from now on (the summary is being made); the problems of failed restarts."""

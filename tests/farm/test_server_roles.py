@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import farm.server_roles
 from farm.server_roles import ServerRoles
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.errors import TritonStartError
@@ -62,3 +63,21 @@ def test_no_servers_no_keeper():
     roles.start()
     assert roles.keeper is None and roles.restarts == {} and roles.stop_keeping() == []
     roles.stop()
+
+
+class FailingMonitor:
+    def __init__(self, server, models, client_options=None):
+        pass
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_monitor_that_does_not_start_stops_the_servers_and_the_keeper(monkeypatch):
+    monkeypatch.setattr(farm.server_roles, "ModelMonitor", FailingMonitor)
+    servers = [FakeServer("a:1")]
+    roles = ServerRoles(with_overrides(load_config(None), inference={"models": ("jet_tagger",)}), servers)
+    with pytest.raises(RuntimeError, match="new thread"):
+        roles.start()
+    assert servers[0].stopped == 1
+    assert roles.keeper is not None and not roles.keeper.is_alive()
