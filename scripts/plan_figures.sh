@@ -17,7 +17,7 @@ common=(--calibration configs/calibrations/cpu-this-host-pu20.json --calibration
 mkdir -p "$out/sweep"
 start=$(date +%s)
 status=0
-"$trigger_sim" plan "${common[@]}" --nodes 6 --max-servers 192 --json "$out/sizing.json" > "$out/sizing.txt" || status=$?
+"$trigger_sim" plan "${common[@]}" --nodes 12 --max-servers 192 --json "$out/sizing.json" > "$out/sizing.txt" || status=$?
 if [ "$status" -gt 1 ]; then
     echo "plan failed (exit $status): see $out/sizing.txt" >&2
     exit "$status"
