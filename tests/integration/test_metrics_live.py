@@ -227,7 +227,7 @@ def test_a_restarted_worker_serves_again_on_its_port_and_the_restart_is_counted(
     base = free_port_block(3 + N_WORKERS)
     config = with_overrides(load_config(), readout={"rate_hz": RATE_HZ, "pattern": "constant"}, worker={"count": N_WORKERS},
                             inference={"triton_url": triton_server.grpc_url}, output={"write_streams": False},
-                            monitoring={"base_port": base, "linger_s": 1.0})
+                            monitoring={"base_port": base, "linger_s": 2.5})
     killed = []
 
     def tick(farm) -> None:

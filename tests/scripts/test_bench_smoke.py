@@ -43,8 +43,8 @@ def test_quick_suite_reports_every_case(tmp_path):
         for target in case["targets"]:
             assert isinstance(target["met"], bool) and math.isfinite(target["measured"]), (name, target)
     targets = [t["name"] for name, case in data["cases"].items() if name != "failover" for t in case["targets"]]
-    # builder, six kernels, client path, shared memory, farm efficiency, overlap of event slots
-    assert len(targets) == 11, targets
+    # builder, seven kernels, client path, shared memory, farm efficiency, overlap of event slots
+    assert len(targets) == 12, targets
     # failover: client fallbacks, farm lost / fallbacks / restarts, and the perf_analyzer ratio where it is installed
     assert len(data["cases"]["failover"]["targets"]) in (4, 5), data["cases"]["failover"]["targets"]
 
