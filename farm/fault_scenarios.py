@@ -207,11 +207,12 @@ def triton_killed(n_events: int, outage_s: float = 1.5) -> ScenarioResult:
 
 
 def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 40.0, kill_at: float = 0.3,
-                        **sections: dict[str, Any]) -> ScenarioResult:
+                        events_table: str | Path | None = None, **sections: dict[str, Any]) -> ScenarioResult:
     """SIGKILL one of the farm's own local servers (the tritonserver process alone, as an OOM
     kill would) once `kill_at` of the events are decided: the workers' pools send its calls
     to the other servers, and the farm restarts it on the same ports. `sections` override
-    the configuration (e.g. inference={"models": ("jet_tagger",)})."""
+    the configuration (e.g. inference={"models": ("jet_tagger",)}); `events_table`: where the
+    run's per-event table goes (None: not written)."""
     state: dict[str, Any] = {}
 
     def kill(farm: Farm) -> None:
@@ -224,7 +225,8 @@ def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 
 
     cfg = base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": local_servers, "breaker_open_ms": 200.0})
     cfg = with_overrides(cfg, **sections)
-    summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(max(int(n_events * kill_at), 1), kill)))
+    summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(max(int(n_events * kill_at), 1), kill)),
+                       events_table=events_table)
     keeper = state.pop("keeper", None)
     state["restart_s"] = list(keeper.restart_s) if keeper is not None else []
     return ScenarioResult(f"one of {local_servers} local servers SIGKILLed", int("killed" in state), summary, state)

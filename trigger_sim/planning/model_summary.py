@@ -49,9 +49,21 @@ def window_s(rate_hz: float) -> float:
     return min(WINDOW_S, WINDOW_EVENTS / rate_hz)
 
 
+def decided_mask(model: FarmModel) -> np.ndarray:
+    """Per Level-1 slot: whether it was decided (accepted, rejected or HltTimeout)."""
+    out = model.outcome
+    return (out == ACCEPTED) | (out == REJECTED) | (out == TIMEOUT)
+
+
+def total_latency_ms(model: FarmModel) -> np.ndarray:
+    """Each decided event's total latency (Level-1 accept to decision), in Level-1 order:
+    the values the summary's `latency_ms.total` percentiles come from."""
+    return (model.decided_ms - model.t_l1_ms)[decided_mask(model)]
+
+
 def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
     spec, out, cal = model.spec, model.outcome, model.cal
-    decided = (out == ACCEPTED) | (out == REJECTED) | (out == TIMEOUT)
+    decided = decided_mask(model)
     worked = ~np.isnan(model.worker_ms)
     vetoed = int(np.count_nonzero(out == VETOED))
     l1 = int(np.count_nonzero(out != VETOED))
@@ -67,7 +79,7 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
         latency[m] = stats(model.call_ms[m])
     latency["worker_total"] = stats(model.worker_ms[worked])
     total = model.decided_ms - t_l1
-    latency["total"] = stats(total[decided])
+    latency["total"] = stats(total_latency_ms(model))
     latency = {k: latency[k] for k in LATENCY_ORDER}
     any_fallback = np.zeros(len(out), bool)
     any_triton = np.zeros(len(out), bool)
