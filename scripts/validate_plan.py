@@ -70,6 +70,7 @@ LOCK = "/tmp/tsim-heavy.lock"
 SATURATION_TOLERANCE = 0.10
 LATENCY_TOLERANCE = 0.15
 FRACTIONS = (0.3, 0.55, 0.8)  # the three rates below saturation, as fractions of the measured one
+RESTART_CPU_CORES = 0.0  # the kill case: a restarting tritonserver's CPU over its restart (cores)
 RATE_EVENTS = 2500  # events per real run at a rate: its p99 rests on 25 of them (1,000 gave 10)
 MODEL_EVENTS_AT_RATE = 20_000  # the model's percentiles at a rate come from this many events
 SLOTS = 2  # the slots case: event slots per worker (the default farm's two workers)
@@ -430,13 +431,50 @@ def slots_case(args: argparse.Namespace, work: Path) -> dict:
         server.stop()
 
 
-def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None) -> tuple[list[dict], np.ndarray]:
+def session_cpu_s(sid: int) -> float:
+    """CPU seconds (user + system) of the live processes of session `sid` (a tritonserver and
+    its backend stubs: the server is started in a session of its own)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session ... utime(12) stime(13)
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def server_start_cpu(config: FarmConfig, repeats: int = 3) -> dict:
+    """A local server's start as the keeper restarts one (launch, load the models, ready): its
+    CPU and wall time, `repeats` times; the restart's CPU in cores is their ratio (median)."""
+    runs = []
+    for _ in range(repeats):
+        server = local_server(config)
+        t0 = time.monotonic()
+        server.launch()
+        try:
+            server.wait_ready()
+            wall_s = time.monotonic() - t0
+            runs.append({"cpu_s": session_cpu_s(server.proc.pid), "wall_s": wall_s})
+        finally:
+            server.stop()
+    cores = float(np.median([r["cpu_s"] / r["wall_s"] for r in runs]))
+    return {"restart_cpu_cores": cores, "starts": runs}
+
+
+def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
+               restart_cpu_cores: float = 0.0) -> tuple[list[dict], np.ndarray]:
     """The kill case's model at `rate`: two servers, server 0 killed after KILL_AT of the run's
     offered time and back `restart_s` later; five seeds of `n` events. Returns their summaries
     and their events' total latencies pooled."""
     config = with_overrides(base_config(readout={"rate_hz": rate}), inference={"local_servers": 2})
     farm = replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
-                   kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s),), **(farm_options or {}))
+                   kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),),
+                   **(farm_options or {}))
     runs = [simulate_with_totals(cal, farm, rate, n, seed, config.readout.pattern) for seed in range(1, 6)]
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
 
@@ -493,7 +531,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
                                 for k, v in s["inference"]["servers"].items()}}
         row.update(real_intervals(pooled))
         REAL_LATENCIES[("kill", rate)] = pooled
-        row.update(kill_model_figures(*kill_model(cal, rate, n, restart_s, farm_options(args)), row))
+        row.update(kill_model_figures(*kill_model(cal, rate, n, restart_s, farm_options(args), args.restart_cpu_cores), row))
         rows.append(row)
         m50, m99, m_fb = row["model_p50_ms"], row["model_p99_ms"], row["model_fallback_fraction"]
         print(f"{case} at {rate:g} Hz: p50 real {r50:.1f} model {m50:.1f}; p99 real {r99:.1f} model {m99:.1f}; "
@@ -511,7 +549,8 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     if key == "kill":
         cal = load(args.calibration_out)
         for row in case["rates"]:
-            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args)), row))
+            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
+                                                      args.restart_cpu_cores), row))
         return case
     if key == "default":
         cal, config = load(args.calibration_out), default_config()
@@ -621,6 +660,8 @@ def main() -> int:
                     help="events per real run at each of the three rates (a p99 rests on 1 %% of them)")
     ap.add_argument("--real-latencies-out", default=str(ROOT / "docs" / "plan" / "validation-real-latencies.json"),
                     help="where the real runs' per-event total latencies are kept (the intervals are computed from them)")
+    ap.add_argument("--restart-cpu-cores", type=float, default=RESTART_CPU_CORES,
+                    help="the kill case's model: the restarting server's CPU (cores, on average over its restart)")
     ap.add_argument("--farm-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model farm key for every case (e.g. cpu_slice_ms=0 to switch processor sharing off)")
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),

@@ -19,7 +19,8 @@ after its last one ended: the result carries the slot's credit back to the build
 only then sends the next event (the credit round trip; ~1 ms on this host, idle time of a
 one-slot worker). With `host_cores`, worker steps, the servers' CPU share and the farm's own
 per-event CPU (readout, builder, collector, and the worker's CPU outside its timed steps) all
-queue for the same cores. Without `host_cores` (workers on their own cores, the farm's own
+queue for the same cores, whole bursts first come first served or, with `cpu_slice_ms`, in
+time slices as the OS scheduler gives them (processor sharing). Without `host_cores` (workers on their own cores, the farm's own
 processes elsewhere) the worker's CPU outside its timed steps (receiving, the calls' client
 side, answering: the calibration's `worker_outside_cpu_ms_per_event`) takes the worker's core
 after each event, before its next one can compute.
@@ -38,6 +39,7 @@ import simpy
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.planning.arrivals import arrival_times_s
 from trigger_sim.planning.calibration import MODELS, Calibration, server_kind
+from trigger_sim.planning.cores import Cores, CpuUser
 from trigger_sim.planning.sampling import draw
 from trigger_sim.planning.servers import LeastOutstanding, Request, Server, kill_schedule
 from trigger_sim.planning.spec import PlanSpec, check
@@ -82,7 +84,8 @@ class FarmModel:
 
         env = self.env = simpy.Environment()
         self.all_done = env.event()
-        self.host_cores = simpy.Resource(env, f.host_cores) if f.host_cores else None
+        self.host_cores = Cores(env, f.host_cores, f.cpu_slice_ms, f.cpu_fair) if f.host_cores else None
+        self._overhead_user = CpuUser()  # the farm's own processes, one user of the cores
         self.pool = LeastOutstanding(f.servers)
         self.servers = [Server(env, i, kind, self.host_cores, self.pool) for i in range(f.servers)]
         for server in self.servers:
@@ -98,8 +101,9 @@ class FarmModel:
             cpu = simpy.Resource(env, 1) if f.slots_per_worker > 1 else None
             breakers: dict[int, CircuitBreaker] = {}
             self.breakers.append(breakers)
+            user = CpuUser()  # the worker process on the host's cores: its slots' steps together
             for _ in range(f.slots_per_worker):
-                env.process(self._slot(w, cpu, breakers))
+                env.process(self._slot(w, cpu, breakers, user))
         env.process(self._arrivals())
         self.overhead_ms = float(cal.host.get("overhead_cpu_ms_per_event", 0.0)) if self.host_cores else 0.0
         self.dispatch_ms = float(cal.host.get("dispatch_ms", 0.0))
@@ -108,7 +112,7 @@ class FarmModel:
         if self.overhead_ms > 0:
             env.process(self._overhead())
         for k in f.kills:
-            env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s))
+            env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s, self.host_cores, k.restart_cpu_cores))
 
     def _network_ms(self, model: str) -> np.ndarray:
         """Per event: the call's round trip beyond the calibration's, plus its bytes over the link."""
@@ -146,11 +150,9 @@ class FarmModel:
                 yield self._overhead_wake
                 continue
             self._overhead_pending -= 1
-            with self.host_cores.request() as core:
-                yield core
-                yield env.timeout(self.overhead_ms)
+            yield from self.host_cores.run(self._overhead_user, self.overhead_ms)
 
-    def _cpu(self, ms: float, cpu: simpy.Resource | None):
+    def _cpu(self, ms: float, cpu: simpy.Resource | None, user: CpuUser | None = None):
         """One CPU step on the worker's core (when it has several slots) and a host core (shared host)."""
         if ms <= 0:
             return
@@ -162,17 +164,13 @@ class FarmModel:
                 yield mine
                 yield env.timeout(ms)
         elif cpu is None:
-            with host.request() as core:
-                yield core
-                yield env.timeout(ms)
-        else:
+            yield from host.run(user, ms)
+        else:  # the worker's own core whole (one step at a time in the worker), the host's as it shares them
             with cpu.request() as mine:
                 yield mine
-                with host.request() as core:
-                    yield core
-                    yield env.timeout(ms)
+                yield from host.run(user, ms)
 
-    def _slot(self, w: int, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker]):
+    def _slot(self, w: int, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker], user: CpuUser):
         env, d, get = self.env, self.draws, self.queue.get
         transfer, before, after = d.transfer_ms, d.cpu_before_ms, d.cpu_after_ms
         while True:
@@ -186,17 +184,17 @@ class FarmModel:
             soft, hard = start + self.soft_ms, start + self.budget_ms
             left_early = False
             for model in MODELS:
-                yield from self._cpu(before[model][i], cpu)
+                yield from self._cpu(before[model][i], cpu, user)
                 if env.now >= soft:
                     left_early = True
                     break
                 if d.called[model][i]:
-                    path = yield from self._call(i, model, cpu, breakers, soft)
+                    path = yield from self._call(i, model, cpu, breakers, soft, user)
                     if path == EXPIRED or env.now >= soft:
                         left_early = True
                         break
             if not left_early:
-                yield from self._cpu(after[i], cpu)
+                yield from self._cpu(after[i], cpu, user)
             end = env.now
             self.worker_ms[i] = end - start
             if end > hard:
@@ -207,7 +205,7 @@ class FarmModel:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
             if self.outside_ms > 0:  # the worker's own CPU beyond its timed steps, on its core
-                yield from self._cpu(self.outside_ms, cpu)
+                yield from self._cpu(self.outside_ms, cpu, user)
             if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it
                 yield env.timeout(self.dispatch_ms)
 
@@ -231,7 +229,8 @@ class FarmModel:
                 return self.servers[index]
         return None
 
-    def _call(self, i: int, model: str, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker], soft: float):
+    def _call(self, i: int, model: str, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker], soft: float,
+              user: CpuUser | None = None):
         """One model call with its deadline, failover and fallback; returns the path."""
         env, f = self.env, self.spec.farm
         start = env.now
@@ -274,7 +273,7 @@ class FarmModel:
             self.call_ms[model][i] = env.now - start
             self.path[model][i] = EXPIRED
             return EXPIRED
-        yield from self._cpu(demand * f.fallback_cpu_factor, cpu)
+        yield from self._cpu(demand * f.fallback_cpu_factor, cpu, user)
         self.call_ms[model][i] = env.now - start
         self.path[model][i] = FALLBACK
         if not self.reason[i]:

@@ -9,11 +9,13 @@ before its batch started is skipped (the real models skip requests already cance
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import simpy
 
 from trigger_sim.planning.calibration import ModelCurve, ServerKind
+from trigger_sim.planning.cores import Cores, CpuUser
 
 
 class Request:
@@ -31,7 +33,7 @@ class Request:
 class ModelQueue:
     """One model on one server: waiting requests and `instances` executors."""
 
-    def __init__(self, env: simpy.Environment, server: Server, curve: ModelCurve, host_cores: simpy.Resource | None):
+    def __init__(self, env: simpy.Environment, server: Server, curve: ModelCurve, host_cores: Cores | None):
         self.env, self.server, self.curve, self.host_cores = env, server, curve, host_cores
         self.waiting: deque[Request] = deque()
         self.running: set[Request] = set()
@@ -78,6 +80,7 @@ class ModelQueue:
 
     def _instance(self):
         env, curve = self.env, self.curve
+        user = CpuUser()  # this instance's thread on the host's cores
         delay_ms = curve.queue_delay_ms if self.max_batch > 1 else 0.0
         while True:
             if not self.waiting or not self.server.alive:
@@ -96,9 +99,7 @@ class ModelQueue:
             self.running.update(batch)
             t_ms = curve.batch_ms([r.size for r in batch], [r.demand_ms for r in batch])
             if self.host_cores is not None and curve.cpu_share > 0:
-                with self.host_cores.request() as core:
-                    yield core
-                    yield env.timeout(t_ms * curve.cpu_share)
+                yield from self.host_cores.run(user, t_ms * curve.cpu_share)
                 if curve.cpu_share < 1:
                     yield env.timeout(t_ms * (1 - curve.cpu_share))
             else:
@@ -120,7 +121,7 @@ class ModelQueue:
 class Server:
     """One inference server: its models' queues, whether it is up, requests outstanding."""
 
-    def __init__(self, env: simpy.Environment, index: int, kind: ServerKind, host_cores: simpy.Resource | None,
+    def __init__(self, env: simpy.Environment, index: int, kind: ServerKind, host_cores: Cores | None,
                  pool: LeastOutstanding | None = None):
         self.env, self.index, self.pool = env, index, pool
         self.alive = True
@@ -160,13 +161,38 @@ class Server:
                 q.idle.pop().succeed()
 
 
-def kill_schedule(env: simpy.Environment, server: Server, at_s: float, restart_s: float):
-    """A SimPy process: kill `server` at `at_s` (ms clock), bring it back `restart_s` later."""
+RESTART_BURST_MS = 5.0  # a restarting server's CPU comes in bursts of this length (its threads loading models)
+
+
+def kill_schedule(env: simpy.Environment, server: Server, at_s: float, restart_s: float,
+                  cores: Cores | None = None, restart_cpu_cores: float = 0.0):
+    """A SimPy process: kill `server` at `at_s` (ms clock), bring it back `restart_s` later;
+    meanwhile, on a shared host (`cores`), the restart takes `restart_cpu_cores` of CPU on
+    average (as threads loading models, in bursts of RESTART_BURST_MS)."""
     yield env.timeout(at_s * 1e3)
     server.kill()
     if restart_s < 1e8:
+        if cores is not None and restart_cpu_cores > 0:
+            threads = max(1, math.ceil(restart_cpu_cores))
+            for _ in range(threads):
+                env.process(_restart_load(env, cores, restart_s * 1e3 * restart_cpu_cores / threads, restart_s * 1e3))
         yield env.timeout(restart_s * 1e3)
         server.restart()
+
+
+def _restart_load(env: simpy.Environment, cores: Cores, cpu_ms: float, span_ms: float):
+    """One loading thread: `cpu_ms` of CPU spread evenly over `span_ms` (a burst, then the
+    rest of its share of the span off-core), ending at the restart at the latest."""
+    user, start = CpuUser(), env.now
+    bursts = max(1, int(cpu_ms / RESTART_BURST_MS))
+    burst_ms, period_ms = cpu_ms / bursts, span_ms / bursts
+    for k in range(bursts):
+        if env.now >= start + span_ms:
+            return  # the server is back: loading is over
+        yield from cores.run(user, burst_ms)
+        due = start + (k + 1) * period_ms
+        if env.now < due:
+            yield env.timeout(due - env.now)
 
 
 class LeastOutstanding:

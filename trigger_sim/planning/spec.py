@@ -30,11 +30,14 @@ class ArrivalSpec:
 @dataclass(frozen=True)
 class ServerKill:
     """Server `server` (index in the pool) dies at `at_s` and is back `restart_s` later
-    (a restart of a local server: its queued and running requests fail)."""
+    (a restart of a local server: its queued and running requests fail). On a shared host
+    (`host_cores`) the restarting server loads its models on the host's cores:
+    `restart_cpu_cores` of CPU on average over the restart (0: the restart costs no CPU)."""
 
     server: int = 0
     at_s: float = 1.0
     restart_s: float = 1e9  # never, by default
+    restart_cpu_cores: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class FarmSpec:
     network_rtt_ms: float = 0.0  # added round trip per inference call (beyond the calibration's own)
     network_gbps: float = 0.0  # link bandwidth per call's bytes; 0: not modelled
     host_cores: int = 0  # >0: workers, server CPU and farm overhead share this many cores (one host)
+    cpu_slice_ms: float = 0.0  # >0: the host's cores time-sliced (as the OS scheduler) in slices of this length; 0: whole bursts
+    cpu_fair: bool = False  # with cpu_slice_ms: each slice to the least-run user (CFS), not round robin
     kills: tuple[ServerKill, ...] = ()
 
 
@@ -93,11 +98,13 @@ def check(spec: PlanSpec) -> PlanSpec:
         problems.append("farm.budget_ms and farm.timeout_ms must be > 0, farm.soft_fraction in (0, 1]")
     if f.breaker_failures < 1 or not f.breaker_open_ms > 0:
         problems.append("farm.breaker_failures must be >= 1 and farm.breaker_open_ms > 0")
-    if f.fallback_cpu_factor < 0 or f.network_rtt_ms < 0 or f.network_gbps < 0 or f.host_cores < 0:
-        problems.append("farm.fallback_cpu_factor, network_rtt_ms, network_gbps and host_cores must be >= 0")
+    if f.fallback_cpu_factor < 0 or f.network_rtt_ms < 0 or f.network_gbps < 0 or f.host_cores < 0 or f.cpu_slice_ms < 0:
+        problems.append("farm.fallback_cpu_factor, network_rtt_ms, network_gbps, host_cores and cpu_slice_ms must be >= 0")
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
+        if k.restart_cpu_cores < 0:
+            problems.append("farm.kills: restart_cpu_cores must be >= 0")
     if spec.events < 1 or spec.block_events < 1:
         problems.append("events and block_events must be >= 1")
     if problems:
