@@ -99,3 +99,13 @@ def test_each_case_says_its_calibration_rate_and_how_many_events_its_percentiles
     default["rates"][0]["real_events"] = [400, 410, 420]
     text = "\n".join(plan_validation.section(write(tmp_path, data), report._table))
     assert "the median of 3 runs per rate, each of 400-1,376 events" in text
+
+
+def test_rows_show_the_real_intervals_and_a_model_inside_one_is_told_apart():
+    case = {"case": "default farm", "real_saturation_hz": 67.0, "model_saturation_hz": 69.0, "saturation_ok": True,
+            "rates": [{"rate_hz": 20.1, "real_p50_ms": 26.0, "model_p50_ms": 26.5, "p50_ok": True, "p50_in_real_interval": True,
+                       "real_p50_interval_ms": [25.4, 26.4], "real_p99_ms": 81.7, "model_p99_ms": 68.0, "p99_ok": False,
+                       "p99_in_real_interval": True, "real_p99_interval_ms": [66.0, 92.0], "real_events": [1231],
+                       "real_interval_method": "bootstrap over the run's 1231 events"}]}
+    text = "\n".join(plan_validation._case_lines(case, report._table))
+    assert "81.7 (66.0-92.0)" in text and "in interval" in text and "bootstrap" in text
