@@ -70,8 +70,13 @@ LOCK = "/tmp/tsim-heavy.lock"
 SATURATION_TOLERANCE = 0.10
 LATENCY_TOLERANCE = 0.15
 FRACTIONS = (0.3, 0.55, 0.8)  # the three rates below saturation, as fractions of the measured one
-RESTART_CPU_CORES = 0.0  # the kill case: a restarting tritonserver's CPU over its restart (cores)
-RATE_EVENTS = 2500  # events per real run at a rate: its p99 rests on 25 of them (1,000 gave 10)
+# the kill case: a local tritonserver's CPU to start (load its models, get ready), seconds: the median of three
+# starts measured by server_start_cpu on this host (3.63, 1.68, 1.72 s of CPU over 2.0, 1.0, 1.1 s; 2026-12-05
+# 18:49 UTC); a kill case run measures its own and keeps it
+RESTART_CPU_S = 1.72
+# this host's cores as Linux shares them (CFS: slices of ~3 ms on 2 cores, the least-run process first), not whole steps
+HOST_SCHEDULER = {"cpu_slice_ms": 3.0, "cpu_fair": True}
+RATE_EVENTS = 2000  # events per real run at the lowest of the three rates (its p99 on 20 of them; 1,000 gave 10), more at the others
 MODEL_EVENTS_AT_RATE = 20_000  # the model's percentiles at a rate come from this many events
 SLOTS = 2  # the slots case: event slots per worker (the default farm's two workers)
 SLEEP_MS = 40.0  # the slots case: the sleep-model server's time per request
@@ -239,19 +244,18 @@ def compare(case: str, config: FarmConfig, cal: Calibration, farm: FarmSpec, arg
 
 
 def real_rates(case: str, config: FarmConfig, rates: list[float], args: argparse.Namespace) -> list[dict]:
-    """Real runs at `rates` (one locked phase; each rate's run long enough for
-    `args.rate_events` events, so its p99 rests on ~1 % of them), again up to `args.retries`
-    times while other processes used more than RETRY_OTHER_CORES meanwhile (the last attempt
-    is kept). Each run's per-event table gives its events' total latencies: kept (in
-    REAL_LATENCIES) and the p50/p99 bootstrap intervals from them."""
+    """Real runs at `rates` (one locked phase, one scan: one server for the three runs, as
+    before; each run as long as `args.rate_events` events take at the lowest rate, so the
+    lowest rate's p99 rests on 1 % of them and the higher rates' on more), again up to
+    `args.retries` times while other processes used more than RETRY_OTHER_CORES meanwhile (the
+    last attempt is kept). Each run's per-event table gives its events' total latencies: kept
+    (in REAL_LATENCIES) and the p50/p99 bootstrap intervals from them."""
+    seconds = args.rate_events / min(rates) + RUN_OVERHEAD_S
     with tempfile.TemporaryDirectory(prefix="validate-plan-rates-") as tmp:
         for attempt in range(args.retries + 1):
-            real_points = []
-            with heavy_lock(f"{case}: real runs at {rates} Hz, {args.rate_events} events each"):
-                for rate in rates:  # one scan per rate: each run as long as its events need
-                    seconds = args.rate_events / rate + RUN_OVERHEAD_S
-                    real_points += run_scan(config, [rate], seconds, repeats=args.repeats,
-                                            events_tables=Path(tmp) / f"try{attempt}" / "events.parquet")["points"]
+            with heavy_lock(f"{case}: real runs at {rates} Hz, {seconds:.0f} s each"):
+                real_points = run_scan(config, rates, seconds, repeats=args.repeats,
+                                       events_tables=Path(tmp) / f"try{attempt}" / "events.parquet")["points"]
             if PHASES[-1]["other_cores"] <= RETRY_OTHER_CORES:
                 break
             if attempt < args.retries:
@@ -339,10 +343,10 @@ def default_farm(config: FarmConfig, options: dict | None = None) -> FarmSpec:
 
 
 def farm_options(args: argparse.Namespace) -> dict:
-    """The model's farm keys set with --farm-option KEY=VALUE (a mechanism switched on or off
-    for every case), typed as the FarmSpec field's default."""
+    """The model's farm keys for every case: HOST_SCHEDULER, then --farm-option KEY=VALUE (a
+    mechanism switched on or off), typed as the FarmSpec field's default."""
     defaults = FarmSpec()
-    out = {}
+    out = dict(HOST_SCHEDULER)
     for item in args.farm_option:
         key, _, value = item.partition("=")
         if not hasattr(defaults, key) or key == "kills":
@@ -450,7 +454,7 @@ def session_cpu_s(sid: int) -> float:
 
 def server_start_cpu(config: FarmConfig, repeats: int = 3) -> dict:
     """A local server's start as the keeper restarts one (launch, load the models, ready): its
-    CPU and wall time, `repeats` times; the restart's CPU in cores is their ratio (median)."""
+    CPU and wall time, `repeats` times, and the median CPU (s)."""
     runs = []
     for _ in range(repeats):
         server = local_server(config)
@@ -462,15 +466,24 @@ def server_start_cpu(config: FarmConfig, repeats: int = 3) -> dict:
             runs.append({"cpu_s": session_cpu_s(server.proc.pid), "wall_s": wall_s})
         finally:
             server.stop()
-    cores = float(np.median([r["cpu_s"] / r["wall_s"] for r in runs]))
-    return {"restart_cpu_cores": cores, "starts": runs}
+    return {"cpu_s": float(np.median([r["cpu_s"] for r in runs])), "starts": runs}
+
+
+def restart_cpu_seconds(case: dict, args: argparse.Namespace) -> float:
+    """The restart CPU the kill case's model uses: --restart-cpu-s, else the case's own
+    measurement, else this host's RESTART_CPU_S."""
+    if args.restart_cpu_s is not None:
+        return args.restart_cpu_s
+    return float((case.get("restart_cpu") or {}).get("cpu_s", RESTART_CPU_S))
 
 
 def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
-               restart_cpu_cores: float = 0.0) -> tuple[list[dict], np.ndarray]:
+               restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
     """The kill case's model at `rate`: two servers, server 0 killed after KILL_AT of the run's
-    offered time and back `restart_s` later; five seeds of `n` events. Returns their summaries
-    and their events' total latencies pooled."""
+    offered time and back `restart_s` later, its restart taking `restart_cpu_s` of the host's
+    CPU meanwhile; five seeds of `n` events. Returns their summaries and their events' total
+    latencies pooled."""
+    restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
     config = with_overrides(base_config(readout={"rate_hz": rate}), inference={"local_servers": 2})
     farm = replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
                    kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),),
@@ -502,6 +515,9 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
     case = CASE_NAMES["kill"]
     rates = [round(f * default_saturation_hz, 1) for f in FRACTIONS]
     n = args.kill_events
+    with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
+        restart_cpu = server_start_cpu(with_overrides(base_config(), inference={"local_servers": 2}))
+    restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
     rows = []
     for rate in rates:
         results, totals = [], []
@@ -531,12 +547,13 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
                                 for k, v in s["inference"]["servers"].items()}}
         row.update(real_intervals(pooled))
         REAL_LATENCIES[("kill", rate)] = pooled
-        row.update(kill_model_figures(*kill_model(cal, rate, n, restart_s, farm_options(args), args.restart_cpu_cores), row))
+        row.update(kill_model_figures(*kill_model(cal, rate, n, restart_s, farm_options(args), restart_cpu_s), row))
         rows.append(row)
         m50, m99, m_fb = row["model_p50_ms"], row["model_p99_ms"], row["model_fallback_fraction"]
         print(f"{case} at {rate:g} Hz: p50 real {r50:.1f} model {m50:.1f}; p99 real {r99:.1f} model {m99:.1f}; "
               f"fallback real {real_fb:.3f} model {m_fb:.3f}; restart {restart_s:.1f} s", flush=True)
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
+            "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
             "saturation": "not searched: a kill is a transient (p50/p99 and the fallback fraction at three rates instead)",
             "rates": rows}
 
@@ -548,9 +565,10 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
         return case
     if key == "kill":
         cal = load(args.calibration_out)
+        case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         for row in case["rates"]:
             row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
-                                                      args.restart_cpu_cores), row))
+                                                      restart_cpu_seconds(case, args)), row))
         return case
     if key == "default":
         cal, config = load(args.calibration_out), default_config()
@@ -657,11 +675,13 @@ def main() -> int:
     ap.add_argument("--kill-repeats", type=int, default=2,
                     help="real runs per rate of the kill case (own seeds, events pooled: 800 events alone give a p99 on 8)")
     ap.add_argument("--rate-events", type=int, default=RATE_EVENTS,
-                    help="events per real run at each of the three rates (a p99 rests on 1 %% of them)")
+                    help="events per real run at the lowest of the three rates (a p99 rests on 1 %% of them); the runs "
+                         "at the higher rates last as long, so hold more")
     ap.add_argument("--real-latencies-out", default=str(ROOT / "docs" / "plan" / "validation-real-latencies.json"),
                     help="where the real runs' per-event total latencies are kept (the intervals are computed from them)")
-    ap.add_argument("--restart-cpu-cores", type=float, default=RESTART_CPU_CORES,
-                    help="the kill case's model: the restarting server's CPU (cores, on average over its restart)")
+    ap.add_argument("--restart-cpu-s", type=float, default=None,
+                    help="the kill case's model: a restarting server's CPU (s) on the host's cores (default: as the kill "
+                         f"case's run measured it, else {RESTART_CPU_S} s measured on this host; 0: a restart costs no CPU)")
     ap.add_argument("--farm-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model farm key for every case (e.g. cpu_slice_ms=0 to switch processor sharing off)")
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),
