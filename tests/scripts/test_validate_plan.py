@@ -48,3 +48,64 @@ def test_a_row_without_per_event_data_gets_an_approximate_interval_from_the_mode
     lo, hi = row["real_p99_interval_ms"]
     assert lo < 80.0 < hi and row["real_interval_method"].startswith("approximate")
     assert row["real_total_events"] == 1300 and row["real_p99_events_beyond"] == 13.0
+
+
+def _write_table(path, n, rng):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = np.arange(n, dtype=np.int64) * 10**7
+    total_ns = ((20 + rng.exponential(8, n)) * 1e6).astype(np.int64)
+    pq.write_table(pa.table({"l1_time_ns": t0, "decided_ns": t0 + total_ns}), path)
+
+
+def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_case_pools_its_runs(tmp_path, monkeypatch):
+    """The real side with the farm replaced: each rate's per-event table gives the row its
+    bootstrap intervals and event count, the latencies are kept per case and rate, and the
+    kill case pools its runs and measures the restart CPU it models."""
+    import argparse
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    script = _script()
+    rng = np.random.default_rng(1)
+    monkeypatch.setattr(script, "HOLDING", True)
+    monkeypatch.setattr(script, "wait_for_quiet", lambda *a, **k: 0.0)
+
+    def fake_scan(config, rates, seconds, repeats=1, events_tables=None, **kw):
+        points = []
+        for r in rates:
+            table = Path(events_tables).with_name(f"events-{r:g}Hz.parquet")
+            _write_table(table, int(r * seconds), rng)
+            points.append({"rate_hz": r, "total_p50_ms": 25.0, "total_p99_ms": 60.0, "decided_events": int(r * seconds),
+                           "events_table": str(table), "queue_p50_ms": 0.1})
+        return {"points": points}
+
+    def fake_killed(n, rate_hz, kill_at, output, run, events_table):
+        _write_table(Path(events_table), n, rng)
+        summary = {"latency_ms": {"total": {"p50": 25, "p99": 60}}, "events": {"l1_accepted": n, "lost": 0},
+                   "inference": {"fallback_calls": 0, "fallback_reasons": {}, "servers": {}}}
+        return SimpleNamespace(notes={"restart_s": [1.5]}, summary=summary)
+
+    monkeypatch.setattr(script, "run_scan", fake_scan)
+    monkeypatch.setattr(script, "local_server_killed", fake_killed)
+    monkeypatch.setattr(script, "server_start_cpu", lambda config, repeats=3: {"cpu_s": 1.7, "starts": []})
+    args = argparse.Namespace(rate_events=300, repeats=1, retries=0, kill_events=200, kill_repeats=2, restart_cpu_s=None,
+                              farm_option=[])
+    rows = script.real_rates("default farm", None, [20.0, 40.0], args)
+    assert rows[0]["real_total_events"] == rows[0]["real_events"][0] == int(20.0 * (300 / 20.0 + script.RUN_OVERHEAD_S))
+    assert rows[1]["real_total_events"] > rows[0]["real_total_events"]  # as long a run at a higher rate holds more
+    lo, hi = rows[0]["real_p99_interval_ms"]
+    assert lo < hi and rows[0]["real_interval_method"].startswith("bootstrap")
+    case = script.kill_case(args, script.load(REPO_ROOT / "docs" / "plan" / "validation-calibration.json"), 40.0)
+    row = case["rates"][0]
+    assert row["runs"] == 2 and row["real_total_events"] == 400 and case["restart_cpu_s_modelled"] == 1.7
+    assert "p99_in_real_interval" in row
+    out = tmp_path / "latencies.json"
+    script.keep_real_latencies(out, "kill")
+    assert len(json.loads(out.read_text())["cases"]["kill"]["12"]) == 400
