@@ -96,7 +96,7 @@ def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_cas
     monkeypatch.setattr(script, "local_server_killed", fake_killed)
     monkeypatch.setattr(script, "server_start_cpu", lambda config, repeats=3: {"cpu_s": 1.7, "starts": []})
     args = argparse.Namespace(rate_events=300, repeats=1, retries=0, kill_events=200, kill_repeats=2, restart_cpu_s=None,
-                              farm_option=[])
+                              farm_option=[], deflate_contention=False)
     rows = script.real_rates("default farm", None, [20.0, 40.0], args)
     assert rows[0]["real_total_events"] == rows[0]["real_events"][0] == int(20.0 * (300 / 20.0 + script.RUN_OVERHEAD_S))
     assert rows[1]["real_total_events"] > rows[0]["real_total_events"]  # as long a run at a higher rate holds more

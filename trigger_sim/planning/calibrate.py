@@ -224,3 +224,52 @@ def with_fixed_server(cal: Calibration, model: str, service_ms: float, instances
         servers[name] = replace(kind, models=models, description=f"{kind.description}; {model}: {service_ms:g} ms fixed")
     provenance = {**cal.provenance, "fixed_server": f"{model}: {service_ms:g} ms per request, {instances} instances, no host CPU"}
     return replace(cal, servers=servers, provenance=provenance)
+
+
+def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int = 20_000, seed: int = 7,
+                       pattern: str = "poisson", iterations: int = 3) -> Calibration:
+    """The calibration with its CPU step times and server demands divided by the core
+    contention the model itself adds at the calibration run's rate on the calibration's farm
+    (`farm`, a FarmSpec with `host_cores`): the steps were timed at that rate, so they already
+    hold that contention, and the model would count it twice. The stretch: the factor that
+    makes the model's mean worker time at `rate_hz` equal the calibrated steps' (the model's
+    mean at a rate 20 times lower, without contention), found in `iterations` fixed-point
+    steps; recorded in `host.contention_stretch` and the provenance."""
+    from trigger_sim.planning.model_summary import simulate
+    from trigger_sim.planning.spec import ArrivalSpec, PlanSpec
+
+    if not farm.host_cores:
+        return cal
+
+    def worker_mean(c: Calibration, rate: float, n: int) -> float:
+        spec = PlanSpec(ArrivalSpec(rate_hz=rate, pattern=pattern), farm, events=n, seed=seed)
+        return simulate(spec, c)["latency_ms"]["worker_total"]["mean"]
+
+    def scaled(stretch: float) -> Calibration:
+        """Wall times / stretch, CPU kept: the processes' measured CPU per event does not shrink
+        (a server call's CPU share grows to keep its CPU; the workers' steps' CPU moves to their
+        CPU outside the steps, on the shared cores)."""
+        ev = dict(cal.events)
+        for name in (*CPU_STEPS, *(f"{m}_demand" for m in MODELS)):
+            ev[name] = ev[name] / stretch
+        steps_ms = float(sum(cal.events[s].mean() for s in CPU_STEPS))
+        host = dict(cal.host)
+        if "overhead_cpu_ms_per_event" in host:
+            host["overhead_cpu_ms_per_event"] += steps_ms * (1 - 1 / stretch)
+        servers = {k: replace(kind, models={m: replace(c, cpu_share=min(1.0, c.cpu_share * stretch)) for m, c in kind.models.items()})
+                   for k, kind in cal.servers.items()}
+        return replace(cal, events=ev, host=host, servers=servers)
+
+    # the stretch S with which the model at the calibration rate takes, per event, what the
+    # calibrated steps took (their uncontended mean): a few fixed-point steps
+    target = worker_mean(cal, rate_hz / 20, max(events // 10, 1000))
+    stretch = 1.0
+    for _ in range(iterations):
+        stretch = max(stretch * worker_mean(scaled(stretch), rate_hz, events) / target, 1.0)
+    out = scaled(stretch)
+    note = (f"CPU steps and server demands (wall times) divided by {stretch:.4f}, their CPU kept (the servers' CPU "
+            f"share x {stretch:.4f}, capped at 1; the steps' CPU moved to the overhead on the shared cores): with it the "
+            f"model's mean worker time at the calibration rate {rate_hz:g} Hz equals the calibrated one (its mean at "
+            f"{rate_hz / 20:g} Hz); the contention the model adds is already in the steps timed at that rate")
+    return replace(out, host={**out.host, "contention_stretch": stretch},
+                   provenance={**cal.provenance, "contention_deflation": note})

@@ -183,3 +183,27 @@ def test_the_credit_round_trip_follows_each_workers_events_including_those_not_c
     assert cal.n_events == n - 14
     assert cal.host["dispatch_ms"] == pytest.approx(1.5)
     assert "149 gaps" in cal.provenance["dispatch_ms"]
+
+
+def test_deflating_for_contention_makes_the_model_reproduce_the_calibrated_step_times_at_their_rate():
+    """Steps timed at a rate where two workers share one core already hold that contention:
+    undeflated, the model's mean worker time at that rate is well above the calibrated 6 ms;
+    deflated, it is back near it, and the stretch is recorded."""
+    from trigger_sim.planning.calibrate import deflate_contention
+    from trigger_sim.planning.model_summary import simulate
+    from trigger_sim.planning.spec import ArrivalSpec, FarmSpec, PlanSpec
+
+    from .synthetic import calibration
+
+    cal = calibration(cpu_ms=6.0, called=False, spread=0.5)
+    farm = FarmSpec(workers_per_node=2, host_cores=1, readout_buffer_events=10_000, budget_ms=1e6)
+    rate = 100.0  # the core 60 % busy
+
+    def worker_mean(c):
+        return simulate(PlanSpec(ArrivalSpec(rate_hz=rate), farm, events=20_000, seed=3), c)["latency_ms"]["worker_total"]["mean"]
+
+    deflated = deflate_contention(cal, farm, rate, events=20_000, seed=3)
+    assert worker_mean(cal) > 6.0 * 1.15
+    assert worker_mean(deflated) == pytest.approx(6.0, rel=0.08)
+    assert deflated.host["contention_stretch"] > 1.15 and "contention_deflation" in deflated.provenance
+    assert deflate_contention(cal, FarmSpec(), rate) is cal  # no shared host: nothing to deflate
