@@ -200,9 +200,9 @@ def test_deflating_for_contention_makes_the_model_reproduce_the_calibrated_step_
     rate = 100.0  # the core 60 % busy
 
     def worker_mean(c):
-        return simulate(PlanSpec(ArrivalSpec(rate_hz=rate), farm, events=20_000, seed=3), c)["latency_ms"]["worker_total"]["mean"]
+        return simulate(PlanSpec(ArrivalSpec(rate_hz=rate), farm, events=6000, seed=3), c)["latency_ms"]["worker_total"]["mean"]
 
-    deflated = deflate_contention(cal, farm, rate, events=20_000, seed=3)
+    deflated = deflate_contention(cal, farm, rate, events=6000, seed=3)
     assert worker_mean(cal) > 6.0 * 1.15
     assert worker_mean(deflated) == pytest.approx(6.0, rel=0.08)
     assert deflated.host["contention_stretch"] > 1.15 and "contention_deflation" in deflated.provenance
