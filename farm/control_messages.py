@@ -4,7 +4,8 @@ service <-> the readout. A kind frame, then a msgpack metadata frame (`farm.mess
     HEARTBEAT  agent -> run control   meta: host, roles, state; every HEARTBEAT_S (also its hello)
     CONFIGURE  run control -> agent   meta: run number, collector endpoint, Triton URL, nodes' endpoints
     CONFIGURED agent -> run control   meta: what the roles bound (a node's fragment endpoint, its slots)
-    START      run control -> agent   meta: events to send (the readout)
+    START      run control -> agent   meta: events or duration_s, replay (the readout)
+    END_INPUT  run control -> agent   meta: {} (the readout takes no more Level-1 accepts: a drain)
     STOP       run control -> agent   meta: {} (drain, stop the roles, send their statistics)
     STOPPED    agent -> run control   meta: restarts, problems
     EXIT       run control -> agent   meta: {} (the agent exits)
@@ -24,6 +25,7 @@ CONFIGURE = b"CONFIGURE"
 CONFIGURED = b"CONFIGURED"
 START = b"START"
 STOP = b"STOP"
+END_INPUT = b"END_INPUT"
 STOPPED = b"STOPPED"
 EXIT = b"EXIT"
 FAILED = b"FAILED"

@@ -84,8 +84,10 @@ class NodeAgent:
 
     def start(self, params: dict[str, Any]) -> None:
         if self.spec.readout:
+            events = params.get("events")
             self.roles.start_readout(run_readout_feed, (self.config, params["assign"], params["collector"], params["nodes"],
-                                                        int(params["events"]), self.roles.stop_input))
+                                                        None if events is None else int(events), self.roles.stop_input,
+                                                        self.roles.end_input, params.get("duration_s"), params.get("replay")))
 
     # -- loop --------------------------------------------------------------------------
     def handle(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -121,6 +123,8 @@ class NodeAgent:
                                    "server_restarts": servers.restarts if servers else {},
                                    "model_reloads": servers.model_reloads if servers else 0,
                                    "monitor_probe_failures": servers.probe_failures if servers else []})
+        elif kind == cm.END_INPUT:
+            self.roles.end_input.set()
         elif kind == cm.KILL:
             self.roles.kill_silent(str(meta["identity"]), float(meta.get("silent_s", 0.0)))
         elif kind == cm.EXIT:

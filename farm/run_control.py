@@ -31,12 +31,12 @@ from farm import control_messages as cm
 from farm import messages
 from farm.collector import Collector
 from farm.readout import RANGES_PER_MESSAGE
-from farm.readout_feed import MAX_BUFFERED
 from farm.security import Curve
 from farm.sockets import bind, make_socket
+from farm.metrics_http import serve
 from farm.summary import LATENCY_ORDER, summarise
 from farm.run_output import events_table_path, prepare_output, write_events_table
-from farm.supervisor import drain_timeout_s
+from farm.run_watch import Interrupts, Progress, drain_timeout_s, progress_reading, run_input
 from trigger_sim import clock
 from trigger_sim.assignment import MISSING_DATA, AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
@@ -45,6 +45,7 @@ from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_table import EventTable
 from trigger_sim.event_table_io import check_writable
 from trigger_sim.id_ranges import IdRanges
+from trigger_sim.metrics import SUPERVISOR, SupervisorMetrics
 from trigger_sim.partition import source_ids
 from trigger_sim.role_liveness import RoleLiveness
 from trigger_sim.run_states import RunState
@@ -81,7 +82,9 @@ class Host:
 
 
 class RunControl:
-    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None, table_path: Path | None = None):
+    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None, table_path: Path | None = None,
+                 metrics: SupervisorMetrics | None = None):
+        """`metrics`: the run's Prometheus counters, updated by the collector with each counted event (None: none)."""
         self.topology = topology
         rc_host = topology.run_control_host
         self.config = config_for_host(config, topology, rc_host.name)
@@ -96,13 +99,14 @@ class RunControl:
         self.assign_endpoint = bind(self.assign, rc_host.address, self.curve)
         self.table_path = table_path  # the per-event table, written with the summary (None: none)
         self.collector = Collector(self.ctx, self.config, output_dir, self.curve,
-                                   events=EventTable(LATENCY_ORDER, topology.triton_url) if table_path is not None else None)
+                                   events=EventTable(LATENCY_ORDER, topology.triton_url) if table_path is not None else None,
+                                   metrics=metrics)
         self.hosts = {h.name: Host(h, RunState(h.name)) for h in topology.hosts}
         for host in self.hosts.values():
             if host.spec.is_node:
                 host.results = make_socket(self.ctx, zmq.PULL, hwm=1000)
                 host.results_endpoint = bind(host.results, rc_host.address, self.curve)
-        self.service = AssignmentService(max_waiting=MAX_BUFFERED)
+        self.service = AssignmentService(max_waiting=self.config.readout.buffer_events)
         self.liveness = RoleLiveness(int(topology.heartbeat_timeout_s * clock.NS_PER_S))
         self.accepted: set[int] = set()
         self.to_clear: list[int] = []
@@ -337,7 +341,9 @@ class RunControl:
             if host.configured is not None:
                 host.state.apply("configure")
 
-    def start(self, n_events: int) -> None:
+    def start(self, n_events: int | None, duration_s: float | None = None, replay: dict[str, Any] | None = None) -> None:
+        """Start the nodes, then the readout: `n_events` Level-1 accepts, or for `duration_s`,
+        or the events of `replay` ({"path": recording on the readout host, "loop": bool})."""
         self.running = True
         for node in self.topology.nodes:
             self.service.join(node.name, int(self.hosts[node.name].configured["slots"]))
@@ -345,7 +351,7 @@ class RunControl:
         nodes = {n.name: self.hosts[n.name].configured["fragments"] for n in self.topology.nodes}
         readout = self.topology.readout_host.name
         self.send(readout, cm.START, {"assign": self.assign_endpoint, "collector": self.collector.endpoint, "nodes": nodes,
-                                      "events": n_events})
+                                      "events": n_events, "duration_s": duration_s, "replay": replay})
         started = {n.name for n in self.topology.nodes} | {readout}
         for name, host in self.hosts.items():
             if name not in started:
@@ -353,13 +359,26 @@ class RunControl:
             if host.state.state == "CONFIGURED":
                 host.state.apply("start")
 
-    def run_until_done(self, timeout_s: float | None) -> None:
+    def run_until_done(self, timeout_s: float | None, progress: Progress | None = None,
+                       interrupts: Interrupts | None = None, n_events: int | None = None) -> None:
+        """Run until every Level-1 accept has its outcome. `progress` is given a reading every
+        poll; after a first signal (`interrupts`) the readout takes no more accepts and the
+        farm drains, a second stops the run."""
         drain_s = drain_timeout_s(self.config)
         last_decided, progress_at = -1, time.monotonic()
         started = time.monotonic()
+        input_ended = False
         while True:
             self.pump()
             c = self.collector
+            if interrupts is not None and interrupts.drain and not input_ended:
+                self.send(self.topology.readout_host.name, cm.END_INPUT)
+                input_ended = True
+            if interrupts is not None and interrupts.stop:
+                self.problems.append("stopped by a second signal before the drain finished")
+                return
+            if progress is not None:
+                progress(progress_reading(c, n_events, self.topology.triton_url or None))
             if c.end is None and self.readout_lost:
                 self._end_from_accepts()
             if c.end is not None and c.ledger.decided >= c.end["l1_accepted"] and c.n_unaccounted() == 0:
@@ -463,32 +482,47 @@ class RunControl:
         self.ctx.term()
 
 
-def run_topology(topology: Topology, config: FarmConfig, n_events: int, output_dir: str | Path | None = "auto",
+def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = None, output_dir: str | Path | None = "auto",
                  timeout_s: float | None = None, on_state: Callable[[str], None] | None = None,
-                 events_table: str | Path | None = "auto") -> dict[str, Any]:
-    """Run `n_events` Level-1 accepts on the farm the topology describes (its node agents
-    must be running, or start within HOSTS_TIMEOUT_S); return the summary. `on_state` is
-    told each state the run reaches (CONFIGURED, RUNNING, STOPPED). `events_table`: the
-    per-event table, as for the one-host run ("auto": events.parquet in the output folder)."""
+                 events_table: str | Path | None = "auto", duration_s: float | None = None,
+                 progress: Progress | None = None, replay: str | Path | None = None, loop: bool = False) -> dict[str, Any]:
+    """Run `n_events` Level-1 accepts (or for `duration_s`, or the events of the recording
+    `replay`, on the readout host, `loop`ed or until it ends) on the farm the topology
+    describes (its node agents must be running, or start within HOSTS_TIMEOUT_S); return
+    the summary. `on_state` is told each state the run reaches (CONFIGURED, RUNNING,
+    STOPPED); `progress` is given a reading as the run goes. `events_table`: the per-event
+    table, as for the one-host run ("auto": events.parquet in the output folder). The first
+    SIGINT or SIGTERM drains the run, a second stops it; with monitoring on, run control
+    serves the run's metrics on the supervisor's port and keeps them up for a last scrape."""
+    config, replay_spec = run_input(config, n_events, duration_s, replay, loop)
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()
     if events_table not in (None, "auto"):
         check_writable(events_table)  # a .root name without uproot fails now, not after the run
     out_dir = prepare_output(config, output_dir)
-    rc = RunControl(topology, config, out_dir, events_table_path(events_table, out_dir))
-    try:
+    metrics = SupervisorMetrics(config.worker.budget_ms, topology.triton_url or "none") if config.monitoring.enabled else None
+    with Interrupts() as interrupts:
+        rc = RunControl(topology, config, out_dir, events_table_path(events_table, out_dir), metrics)
+        endpoint = serve(metrics.registry, config.monitoring, SUPERVISOR) if metrics is not None else None
         try:
-            rc.configure()
-            say("CONFIGURED")
-            rc.start(n_events)
-            say("RUNNING")
-            rc.run_until_done(timeout_s)
+            try:
+                rc.configure()
+                say("CONFIGURED")
+                rc.start(n_events, duration_s, replay_spec)
+                say("RUNNING")
+                rc.run_until_done(timeout_s, progress, interrupts, n_events)
+            finally:
+                if rc.running:
+                    rc.stop()
+                    say("STOPPED")
+            summary = rc.summary(time.monotonic() - wall_start, out_dir)
+            summary["interrupted_by"] = interrupts.first
+            if endpoint is not None:  # the final values stay up for a last scrape
+                interrupts.linger(config.monitoring.linger_s)
+            return summary
         finally:
-            if rc.running:
-                rc.stop()
-                say("STOPPED")
-        return rc.summary(time.monotonic() - wall_start, out_dir)
-    finally:
-        rc.exit_agents()  # also after a failure: no agent is left waiting for a run
-        rc.pump(100)
-        rc.close()
+            rc.exit_agents()  # also after a failure: no agent is left waiting for a run
+            rc.pump(100)
+            rc.close()
+            if endpoint is not None:
+                endpoint.close()
