@@ -10,6 +10,7 @@ service <-> the readout. A kind frame, then a msgpack metadata frame (`farm.mess
     STOPPED    agent -> run control   meta: restarts, problems
     EXIT       run control -> agent   meta: {} (the agent exits)
     FAILED     agent -> run control   meta: problem (a role could not start)
+    ROLE_DIED  agent -> run control   meta: role ("builder" or "readout"), exit_code (died while running)
     TIME_REQ   run control -> agent   meta: seq, t0 (run control's clock)
     TIME_REP   agent -> run control   meta: seq, t0, t1, t2 (the host's clock)
     KILL       run control -> agent   meta: identity of a worker its builder reported silent
@@ -29,6 +30,7 @@ END_INPUT = b"END_INPUT"
 STOPPED = b"STOPPED"
 EXIT = b"EXIT"
 FAILED = b"FAILED"
+ROLE_DIED = b"ROLE_DIED"
 TIME_REQ = b"TIME_REQ"
 TIME_REP = b"TIME_REP"
 KILL = b"KILL"

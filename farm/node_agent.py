@@ -60,6 +60,7 @@ class NodeAgent:
         self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []
+        self.reported_dead: set[str] = set()  # roles whose death run control was told of this run
         self.exit = False
 
     def send(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -70,12 +71,12 @@ class NodeAgent:
         self.run_params = params
         out: dict[str, Any] = {}
         if self.spec.triton_grpc_port and self.servers is None:
-            servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
-                                                             grpc_port=self.spec.triton_grpc_port)])
+            servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address, grpc_port=port)
+                                                for port in self.spec.triton_ports])
             servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
             self.servers = servers  # only once it runs: a server that failed to start is tried again at the next CONFIGURE
         if self.servers is not None:
-            out["triton_url"] = self.servers.servers[0].grpc_url
+            out["triton_url"] = ",".join(server.grpc_url for server in self.servers.servers)
         if self.spec.is_node:
             warm_up()
             endpoints = self.roles.start_node(params["collector"], params.get("triton_url") or None, self.spec.workers)
@@ -112,6 +113,7 @@ class NodeAgent:
             self.state.apply("configure")
             self.send(cm.CONFIGURED, out)
         elif kind == cm.START:
+            self.reported_dead.clear()
             self.start(meta)
             self.state.apply("start")
         elif kind == cm.STOP:
@@ -147,6 +149,20 @@ class NodeAgent:
                     continue
                 self.handle(kind, body)
             self.roles.restart_dead_workers()
+            self.report_dead_roles()
+
+    def report_dead_roles(self) -> None:
+        """While running, a builder or readout that exits is told to run control, once each
+        (workers are restarted here instead)."""
+        if self.state.state != "RUNNING":
+            return
+        roles = self.roles
+        for role, process, stopping in (("builder", roles.builder, roles.stop_builder.is_set()),
+                                        ("readout", roles.readout, roles.stop_input.is_set())):
+            if process is None or stopping or process.exitcode is None or role in self.reported_dead:
+                continue
+            self.reported_dead.add(role)
+            self.send(cm.ROLE_DIED, {"role": role, "exit_code": process.exitcode})
 
     def close(self) -> None:
         self.roles.stop()

@@ -57,6 +57,7 @@ CLOCK_PERIOD_S = 1.0
 HOSTS_TIMEOUT_S = 60.0  # for every agent to say hello
 CONFIGURE_TIMEOUT_S = 180.0  # a Triton server and every worker warming up
 STOP_TIMEOUT_S = 30.0
+READOUT_END_GRACE_S = 1.0  # a dead readout's END may be behind its last messages: wait this long for it
 
 
 @dataclass
@@ -114,6 +115,9 @@ class RunControl:
         self.stale_outcomes = 0
         self.bad_control = 0  # control or ACCEPT messages that do not decode: counted, dropped
         self.running = False
+        self.builders_dead: set[str] = set()  # nodes whose event builder died: they build nothing more this run
+        self.readout_died_at: float | None = None
+        self.readout_down = False  # the readout process died (its host may live on)
         self._seq = 0
         self._pending_time: dict[int, tuple[str, int]] = {}
         self._next_clock = 0.0
@@ -190,6 +194,8 @@ class RunControl:
                 host.failed = str(meta.get("problem", "failed"))
             elif kind == cm.STOPPED:
                 host.stopped = meta
+            elif kind == cm.ROLE_DIED:
+                self._role_died(host, str(meta.get("role", "")), meta.get("exit_code"))
 
     def _read_accepts(self) -> None:
         for _ in range(1000):
@@ -294,6 +300,33 @@ class RunControl:
             for o in outcomes:
                 self._outcome(o)
 
+    def _role_died(self, host: Host, role: str, exit_code: Any) -> None:
+        """A host's agent says one of its roles died. A node without its builder builds nothing
+        more: its events go to the other nodes (retried once, then HltError), as for a node
+        lost. A dead readout sends nothing more: once its END had a moment to arrive, what it
+        still had to send is MissingData."""
+        if not self.running:
+            return
+        name = host.spec.name
+        if role == "builder" and host.spec.is_node and name not in self.builders_dead:
+            self.builders_dead.add(name)
+            self.problems.append(f"event builder on {name} died (exit code {exit_code}): its events go to the other nodes")
+            for o in self.service.node_lost(name):
+                self._outcome(o)
+        elif role == "readout" and host.spec.readout and self.readout_died_at is None:
+            self.readout_died_at = time.monotonic()
+            self.problems.append(f"readout on {name} died (exit code {exit_code})")
+
+    def _readout_death_settled(self) -> None:
+        """A second after the readout died (its END, if it sent one, has arrived): its sources are lost."""
+        if self.readout_died_at is None or self.readout_down or time.monotonic() - self.readout_died_at < READOUT_END_GRACE_S:
+            return
+        self.readout_down = True
+        if self.collector.end is None:
+            self.problems.append("the readout died before reporting its Level-1 count: the accepts it asked nodes for count")
+        for o in self.service.source_lost(*source_ids(self.config)):
+            self._outcome(o)
+
     def _rejoined(self, host: Host) -> None:
         if not host.lost:
             return
@@ -379,6 +412,10 @@ class RunControl:
                 return
             if progress is not None:
                 progress(progress_reading(c, n_events, self.topology.triton_url or None))
+            self._readout_death_settled()
+            if len(self.builders_dead) == len(self.topology.nodes):
+                self.problems.append("no node has an event builder left: run stopped")
+                return
             if c.end is None and self.readout_lost:
                 self._end_from_accepts()
             if c.end is not None and c.ledger.decided >= c.end["l1_accepted"] and c.n_unaccounted() == 0:
@@ -399,7 +436,7 @@ class RunControl:
 
     @property
     def readout_lost(self) -> bool:
-        return self.hosts[self.topology.readout_host.name].lost
+        return self.hosts[self.topology.readout_host.name].lost or self.readout_down
 
     def _quiet_after_readout_loss_s(self) -> float:
         """No decision for this long after the readout was lost: the nodes hold nothing more

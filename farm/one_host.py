@@ -1,0 +1,46 @@
+"""The farm on one host run as a farm across hosts: the built-in one-host topology, its node
+agent in a thread of this process, and run control here.
+
+The roles are the same processes as on every node (`farm.host_roles`), started and
+restarted by the same agent; events take the same path as across hosts: the readout feed
+asks the assignment service for a node, sends each event's fragments to that node's
+builder, and run control's collector counts the outcomes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from farm.node_agent import NodeAgent
+from farm.run_control import run_topology
+from farm.run_watch import Progress
+from farm.triton_server import free_port
+from trigger_sim.config import FarmConfig
+from trigger_sim.topology import ONE_HOST, one_host_topology
+
+AGENT_JOIN_S = 30.0
+
+
+def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
+                 progress: Progress | None = None, output_dir: str | Path | None = "auto",
+                 events_table: str | Path | None = "auto", replay: str | Path | None = None, loop: bool = False,
+                 timeout_s: float | None = None, on_agent: Callable[[NodeAgent], None] | None = None) -> dict[str, Any]:
+    """Run the farm on this host through run control and a node agent; return the summary
+    (that of `farm.run_control.run_topology`, with one host). `on_agent` is given the agent
+    before the run starts (fault tests reach its roles through it)."""
+    topology = one_host_topology(config.worker.resolved_count, control_port=free_port())
+    agent = NodeAgent(topology, ONE_HOST, config)
+    if on_agent is not None:
+        on_agent(agent)
+    thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
+    thread.start()
+    try:
+        return run_topology(topology, config, n_events, output_dir, timeout_s=timeout_s, events_table=events_table,
+                            duration_s=duration_s, progress=progress, replay=replay, loop=loop)
+    finally:
+        agent.exit = True  # run control has said EXIT already, unless it failed before
+        thread.join(AGENT_JOIN_S)
+        agent.close()
