@@ -30,6 +30,8 @@ from farm.worker import credits_asked
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.inference.factory import client_shm_prefix
+from trigger_sim.inference.triton_shm import remove_regions
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.run_states import RunState
@@ -46,7 +48,9 @@ def slots_for(config: FarmConfig, spec: HostSpec) -> int:
 
 
 class NodeAgent:
-    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None):
+    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None, shm_prefix: str | None = None):
+        """`shm_prefix`: the prefix of the workers' shared-memory regions (default: one for
+        this agent), removed when the agent closes (a killed worker leaves its regions)."""
         self.topology = topology
         self.spec = topology.host(host)
         self.config = config_for_host(config or load_config(topology.config or None), topology, host)
@@ -56,7 +60,8 @@ class NodeAgent:
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=10_000)
         self.control.setsockopt(zmq.IDENTITY, host.encode())
         connect(self.control, topology.control_endpoint, self.curve)
-        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/")
+        self.shm_prefix = shm_prefix or client_shm_prefix()
+        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/", shm_prefix=self.shm_prefix)
         self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []
@@ -166,6 +171,7 @@ class NodeAgent:
 
     def close(self) -> None:
         self.roles.stop()
+        remove_regions(self.shm_prefix)
         if self.servers is not None:
             self.servers.stop()
         self.control.close(linger=500)

@@ -9,6 +9,7 @@ builder, and run control's collector counts the outcomes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from farm.node_agent import NodeAgent
 from farm.run_control import run_topology
 from farm.run_watch import Progress
+from farm.server_roles import one_host_servers, server_urls
 from farm.triton_server import free_port
 from trigger_sim.config import FarmConfig
 from trigger_sim.topology import ONE_HOST, one_host_topology
@@ -29,18 +31,29 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
                  events_table: str | Path | None = "auto", replay: str | Path | None = None, loop: bool = False,
                  timeout_s: float | None = None, on_agent: Callable[[NodeAgent], None] | None = None) -> dict[str, Any]:
     """Run the farm on this host through run control and a node agent; return the summary
-    (that of `farm.run_control.run_topology`, with one host). `on_agent` is given the agent
-    before the run starts (fault tests reach its roles through it)."""
-    topology = one_host_topology(config.worker.resolved_count, control_port=free_port())
-    agent = NodeAgent(topology, ONE_HOST, config)
-    if on_agent is not None:
-        on_agent(agent)
-    thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
-    thread.start()
-    try:
-        return run_topology(topology, config, n_events, output_dir, timeout_s=timeout_s, events_table=events_table,
-                            duration_s=duration_s, progress=progress, replay=replay, loop=loop)
-    finally:
-        agent.exit = True  # run control has said EXIT already, unless it failed before
-        thread.join(AGENT_JOIN_S)
-        agent.close()
+    (that of `farm.run_control.run_topology`, with one host). The Triton servers are those
+    of a one-host run (`farm.server_roles.one_host_servers`: none, the configured addresses,
+    or local ones started and kept here). `on_agent` is given the agent before the run
+    starts (fault tests reach its roles through it)."""
+    with contextlib.ExitStack() as cleanup:
+        servers, mode = one_host_servers(config)
+        cleanup.callback(servers.stop)
+        servers.start()
+        topology = one_host_topology(config.worker.resolved_count, control_port=free_port(),
+                                     triton_urls=server_urls(config, servers, mode))
+        agent = NodeAgent(topology, ONE_HOST, config)
+        cleanup.callback(agent.close)
+        if on_agent is not None:
+            on_agent(agent)
+        thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
+        thread.start()
+        try:
+            summary = run_topology(topology, config, n_events, output_dir, timeout_s=timeout_s, events_table=events_table,
+                                   duration_s=duration_s, progress=progress, replay=replay, loop=loop)
+        finally:
+            agent.exit = True  # run control has said EXIT already, unless it failed before
+            thread.join(AGENT_JOIN_S)
+        summary["problems"] = sorted(set(summary["problems"] + servers.stop_keeping()))
+        summary["inference"].update(server_mode=mode, model_reloads=summary["inference"]["model_reloads"] + servers.model_reloads,
+                                    local_server_restarts=servers.restarts)
+        return summary

@@ -33,12 +33,11 @@ from farm.metrics_http import check_ports_free, serve
 from farm.run_watch import Interrupts, Progress, drain_timeout_s, progress_reading, run_input
 from farm.run_output import events_table_path, prepare_output, write_events_table
 from farm.readout import run_readout
-from farm.server_roles import ServerRoles
+from farm.server_roles import one_host_servers, server_urls
 from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
 from farm.summary import LATENCY_ORDER, summarise
-from farm.server_device import local_server
 from farm.triton_server import TritonServer
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
@@ -121,21 +120,12 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     ctx = zmq.Context()
     with Interrupts() as interrupts:
         with contextlib.ExitStack() as cleanup:
-            local_servers: list[TritonServer] = []
-            if not config.inference.models:  # every model runs in the workers: no server at all
-                triton_url, mode = None, "none"
-            elif config.inference.server_addresses:
-                triton_url, mode = ",".join(config.inference.server_addresses), "external"
-            else:
-                local_servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i))
-                                 for i in range(config.inference.local_servers)]
-                mode = "local"
             # the local servers are restarted when they die; the caller's server (tests) is watched and repaired
-            servers = ServerRoles(config, local_servers, [hooks.server] if hooks.server is not None else None)
+            servers, mode = one_host_servers(config, [hooks.server] if hooks.server is not None else None)
+            local_servers = servers.servers
             cleanup.callback(servers.stop)
             servers.start()
-            if mode == "local":  # their ports are known once they run
-                triton_url = ",".join(s.grpc_url for s in local_servers)
+            triton_url = ",".join(server_urls(config, servers, mode)) or None  # local servers' ports are known once they run
             server = servers.watched[0] if servers.watched else None
             monitor = servers.monitors[0] if servers.monitors else None
             keeper = servers.keeper

@@ -245,11 +245,12 @@ def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
 
 
 def one_host_topology(workers: int, triton_grpc_port: int = 0, config: str = "",
-                      control_port: int = DEFAULT_CONTROL_PORT) -> Topology:
-    """The built-in topology of a single-host run: every role on loopback, no CURVE needed."""
+                      control_port: int = DEFAULT_CONTROL_PORT, triton_urls: tuple[str, ...] = ()) -> Topology:
+    """The built-in topology of a single-host run: every role on loopback, no CURVE needed;
+    `triton_urls`: servers the run reaches (started by the caller, or external)."""
     host = HostSpec(ONE_HOST, "127.0.0.1", run_control=True, readout=True, workers=workers,
                     triton_grpc_port=triton_grpc_port)
-    return Topology((host,), config=config, control_port=control_port)
+    return Topology((host,), config=config, control_port=control_port, external_triton_urls=tuple(triton_urls))
 
 
 def with_hosts(topology: Topology, **changes: dict[str, Any]) -> Topology:
