@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from farm.node_agent import NodeAgent
-from farm.run_control import run_topology
+from farm.run_control import RunControl, run_topology
 from farm.run_watch import Progress
 from farm.server_roles import one_host_servers, server_urls
+from farm.supervisor import Farm, FarmHooks
 from farm.triton_server import free_port
 from trigger_sim.config import FarmConfig
 from trigger_sim.topology import ONE_HOST, one_host_topology
@@ -29,14 +30,17 @@ AGENT_JOIN_S = 30.0
 def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
                  progress: Progress | None = None, output_dir: str | Path | None = "auto",
                  events_table: str | Path | None = "auto", replay: str | Path | None = None, loop: bool = False,
-                 timeout_s: float | None = None, on_agent: Callable[[NodeAgent], None] | None = None) -> dict[str, Any]:
+                 timeout_s: float | None = None, on_agent: Callable[[NodeAgent], None] | None = None,
+                 hooks: FarmHooks | None = None) -> dict[str, Any]:
     """Run the farm on this host through run control and a node agent; return the summary
     (that of `farm.run_control.run_topology`, with one host). The Triton servers are those
     of a one-host run (`farm.server_roles.one_host_servers`: none, the configured addresses,
     or local ones started and kept here). `on_agent` is given the agent before the run
-    starts (fault tests reach its roles through it)."""
+    starts (fault tests reach its roles through it); `hooks` are called as in the
+    supervisor's run (`farm.supervisor.FarmHooks`), with the same `Farm` view of the run."""
+    hooks = hooks or FarmHooks()
     with contextlib.ExitStack() as cleanup:
-        servers, mode = one_host_servers(config)
+        servers, mode = one_host_servers(config, [hooks.server] if hooks.server is not None else None)
         cleanup.callback(servers.stop)
         servers.start()
         topology = one_host_topology(config.worker.resolved_count, control_port=free_port(),
@@ -47,9 +51,24 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
             on_agent(agent)
         thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
         thread.start()
+        farms: list[Farm] = []
+
+        def started(rc: RunControl) -> None:
+            farms.append(Farm(config, topology.triton_url or None, rc.collector, agent.roles, rc.problems,
+                              server=servers.watched[0] if servers.watched else None,
+                              monitor=servers.monitors[0] if servers.monitors else None,
+                              local_servers=servers.servers, keeper=servers.keeper))
+            if hooks.on_started is not None:
+                hooks.on_started(farms[0])
+
+        def tick(rc: RunControl) -> None:
+            if hooks.on_tick is not None:
+                hooks.on_tick(farms[0])
+
         try:
             summary = run_topology(topology, config, n_events, output_dir, timeout_s=timeout_s, events_table=events_table,
-                                   duration_s=duration_s, progress=progress, replay=replay, loop=loop)
+                                   duration_s=duration_s, progress=progress, replay=replay, loop=loop,
+                                   on_started=started, on_tick=tick)
         finally:
             agent.exit = True  # run control has said EXIT already, unless it failed before
             thread.join(AGENT_JOIN_S)

@@ -393,10 +393,12 @@ class RunControl:
                 host.state.apply("start")
 
     def run_until_done(self, timeout_s: float | None, progress: Progress | None = None,
-                       interrupts: Interrupts | None = None, n_events: int | None = None) -> None:
+                       interrupts: Interrupts | None = None, n_events: int | None = None,
+                       on_tick: Callable[["RunControl"], None] | None = None) -> None:
         """Run until every Level-1 accept has its outcome. `progress` is given a reading every
-        poll; after a first signal (`interrupts`) the readout takes no more accepts and the
-        farm drains, a second stops the run."""
+        poll, `on_tick` run control itself (tests, fault injection); after a first signal
+        (`interrupts`) the readout takes no more accepts and the farm drains, a second stops
+        the run."""
         drain_s = drain_timeout_s(self.config)
         last_decided, progress_at = -1, time.monotonic()
         started = time.monotonic()
@@ -412,6 +414,8 @@ class RunControl:
                 return
             if progress is not None:
                 progress(progress_reading(c, n_events, self.topology.triton_url or None))
+            if on_tick is not None:
+                on_tick(self)
             self._readout_death_settled()
             if len(self.builders_dead) == len(self.topology.nodes):
                 self.problems.append("no node has an event builder left: run stopped")
@@ -522,12 +526,15 @@ class RunControl:
 def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = None, output_dir: str | Path | None = "auto",
                  timeout_s: float | None = None, on_state: Callable[[str], None] | None = None,
                  events_table: str | Path | None = "auto", duration_s: float | None = None,
-                 progress: Progress | None = None, replay: str | Path | None = None, loop: bool = False) -> dict[str, Any]:
+                 progress: Progress | None = None, replay: str | Path | None = None, loop: bool = False,
+                 on_started: Callable[[RunControl], None] | None = None,
+                 on_tick: Callable[[RunControl], None] | None = None) -> dict[str, Any]:
     """Run `n_events` Level-1 accepts (or for `duration_s`, or the events of the recording
     `replay`, on the readout host, `loop`ed or until it ends) on the farm the topology
     describes (its node agents must be running, or start within HOSTS_TIMEOUT_S); return
     the summary. `on_state` is told each state the run reaches (CONFIGURED, RUNNING,
-    STOPPED); `progress` is given a reading as the run goes. `events_table`: the per-event
+    STOPPED); `progress` is given a reading as the run goes; `on_started` and `on_tick` are
+    given run control once the run started and at every poll (tests, fault injection). `events_table`: the per-event
     table, as for the one-host run ("auto": events.parquet in the output folder). The first
     SIGINT or SIGTERM drains the run, a second stops it; with monitoring on, run control
     serves the run's metrics on the supervisor's port and keeps them up for a last scrape."""
@@ -547,7 +554,9 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = 
                 say("CONFIGURED")
                 rc.start(n_events, duration_s, replay_spec)
                 say("RUNNING")
-                rc.run_until_done(timeout_s, progress, interrupts, n_events)
+                if on_started is not None:
+                    on_started(rc)
+                rc.run_until_done(timeout_s, progress, interrupts, n_events, on_tick)
             finally:
                 if rc.running:
                     rc.stop()
