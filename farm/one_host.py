@@ -73,6 +73,9 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
             agent.exit = True  # run control has said EXIT already, unless it failed before
             thread.join(AGENT_JOIN_S)
         summary["problems"] = sorted(set(summary["problems"] + servers.stop_keeping()))
+        watched = servers.watched[0] if servers.watched else None
         summary["inference"].update(server_mode=mode, model_reloads=summary["inference"]["model_reloads"] + servers.model_reloads,
-                                    local_server_restarts=servers.restarts)
+                                    local_server_restarts=servers.restarts, client_shm_prefix=agent.shm_prefix,
+                                    server_shm_prefix=",".join(s.shm_prefix for s in servers.servers),
+                                    server_model_config=(watched.model_config_name or "cpu") if watched is not None else "unknown")
         return summary

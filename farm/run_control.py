@@ -492,6 +492,7 @@ class RunControl:
                         self.problems, restarts=restarts, model_reloads=sum(int(s.get("model_reloads", 0)) for s in stopped),
                         monitor_probe_failures=[f for s in stopped for f in s.get("monitor_probe_failures", [])],
                         server_restarts={url: n for s in stopped for url, n in s.get("server_restarts", {}).items()},
+                        deadlines_ms={m: 1e3 * self.config.inference.deadline_s(m) for m in self.config.inference.models},
                         events_table=table_written)
         decided_on = {name: 0 for name in self.hosts}
         for identity, n in self.collector.decided_by_worker.items():
