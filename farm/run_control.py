@@ -250,7 +250,12 @@ class RunControl:
 
     def _in_reference_clock(self, host: Host, kind: bytes, meta: dict[str, Any], frames: list) -> list:
         """The message with its stamps moved into run control's clock: the node's stamps by
-        the node's offset, the Level-1 time by the readout host's."""
+        the node's offset, the Level-1 time by the readout host's. A node and readout on run
+        control's own host are in its clock already: their messages pass unchanged (the
+        event's host is then this host's name, as in the per-event table of a one-host run)."""
+        rc_host = self.topology.run_control_host.name
+        if host.spec.name == rc_host and self.topology.readout_host.name == rc_host:
+            return frames
         node = self.offset_of(host.spec.name)
         readout = self.offset_of(self.topology.readout_host.name)
 
@@ -378,11 +383,12 @@ class RunControl:
         """Start the nodes, then the readout: `n_events` Level-1 accepts, or for `duration_s`,
         or the events of `replay` ({"path": recording on the readout host, "loop": bool})."""
         self.running = True
+        readout = self.topology.readout_host.name
         for node in self.topology.nodes:
             self.service.join(node.name, int(self.hosts[node.name].configured["slots"]))
-            self.send(node.name, cm.START)
+            if node.name != readout:  # a node that is also the readout host gets the readout's START below
+                self.send(node.name, cm.START)
         nodes = {n.name: self.hosts[n.name].configured["fragments"] for n in self.topology.nodes}
-        readout = self.topology.readout_host.name
         self.send(readout, cm.START, {"assign": self.assign_endpoint, "collector": self.collector.endpoint, "nodes": nodes,
                                       "events": n_events, "duration_s": duration_s, "replay": replay})
         started = {n.name for n in self.topology.nodes} | {readout}
