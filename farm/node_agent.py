@@ -48,9 +48,12 @@ def slots_for(config: FarmConfig, spec: HostSpec) -> int:
 
 
 class NodeAgent:
-    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None, shm_prefix: str | None = None):
+    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None, shm_prefix: str | None = None,
+                 role_prefix: str | None = None):
         """`shm_prefix`: the prefix of the workers' shared-memory regions (default: one for
-        this agent), removed when the agent closes (a killed worker leaves its regions)."""
+        this agent), removed when the agent closes (a killed worker leaves its regions);
+        `role_prefix`: what the role processes' names start with (default "HOST/"; a farm of
+        one node may leave it empty, as the one-host run names its workers)."""
         self.topology = topology
         self.spec = topology.host(host)
         self.config = config_for_host(config or load_config(topology.config or None), topology, host)
@@ -61,7 +64,8 @@ class NodeAgent:
         self.control.setsockopt(zmq.IDENTITY, host.encode())
         connect(self.control, topology.control_endpoint, self.curve)
         self.shm_prefix = shm_prefix or client_shm_prefix()
-        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/", shm_prefix=self.shm_prefix)
+        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/" if role_prefix is None else role_prefix,
+                               shm_prefix=self.shm_prefix)
         self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []

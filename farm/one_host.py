@@ -45,7 +45,7 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
         servers.start()
         topology = one_host_topology(config.worker.resolved_count, control_port=free_port(),
                                      triton_urls=server_urls(config, servers, mode))
-        agent = NodeAgent(topology, ONE_HOST, config)
+        agent = NodeAgent(topology, ONE_HOST, config, role_prefix="")  # workers named as in any one-host run
         cleanup.callback(agent.close)
         if on_agent is not None:
             on_agent(agent)

@@ -502,7 +502,8 @@ class RunControl:
                         events_table=table_written)
         decided_on = {name: 0 for name in self.hosts}
         for identity, n in self.collector.decided_by_worker.items():
-            host = identity.split("/", 1)[0]
+            # "node1/worker-0.0"; a one-host farm's workers have no host prefix ("worker-0.0")
+            host = identity.split("/", 1)[0] if "/" in identity else self.topology.nodes[0].name
             if host in decided_on:
                 decided_on[host] += n
         out["hosts"] = {name: {
