@@ -15,16 +15,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from farm.node_agent import NodeAgent
+from farm.node_agent import NodeAgent, slots_for
 from farm.run_control import RunControl, run_topology
 from farm.run_watch import Progress
 from farm.server_roles import one_host_servers, server_urls
 from farm.supervisor import Farm, FarmHooks
 from farm.triton_server import free_port
-from trigger_sim.config import FarmConfig
-from trigger_sim.topology import ONE_HOST, one_host_topology
+from trigger_sim.config import FarmConfig, with_overrides
+from trigger_sim.topology import ONE_HOST, HostSpec, one_host_topology
 
 AGENT_JOIN_S = 30.0
+
+
+def one_host_buffer(config: FarmConfig) -> FarmConfig:
+    """`config` with the readout's buffer no larger than what a one-host farm's builder holds:
+    the node's event slots and the builder's queue of complete events (`builder.max_waiting`).
+    On one host the readout and the builder share the machine; as with the one-host readout,
+    which blocks once the builder stops reading, Level-1 busy (dead time) then starts when
+    the node is full, not after thousands of events have queued in the readout."""
+    spec = HostSpec(ONE_HOST, "127.0.0.1", workers=config.worker.resolved_count)
+    cap = slots_for(config, spec) + config.builder.max_waiting
+    return with_overrides(config, readout={"buffer_events": min(config.readout.buffer_events, cap)})
 
 
 def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
@@ -39,6 +50,7 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
     starts (fault tests reach its roles through it); `hooks` are called as in the
     supervisor's run (`farm.supervisor.FarmHooks`), with the same `Farm` view of the run."""
     hooks = hooks or FarmHooks()
+    config = one_host_buffer(config)
     with contextlib.ExitStack() as cleanup:
         servers, mode = one_host_servers(config, [hooks.server] if hooks.server is not None else None)
         cleanup.callback(servers.stop)

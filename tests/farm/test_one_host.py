@@ -1,6 +1,8 @@
 """The farm on one host through run control, the assignment service and a node agent (in a
 thread of the test's process): every Level-1 accept decided once, the progress display fed,
-and a first SIGINT drains a run that would otherwise last a minute."""
+a first SIGINT drains a run that would otherwise last a minute, and a builder or readout that
+dies mid-run leaves every accept with its outcome; the readout's buffer on one host is what
+the node holds."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import time
 
 import pytest
 
-from farm.one_host import run_one_host
+from farm.one_host import one_host_buffer, run_one_host
 from trigger_sim.config import load_config, with_overrides
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 def small_farm():
@@ -30,6 +32,7 @@ def check_lost_0(summary: dict, n: int | None = None) -> None:
         assert ev["l1_accepted"] == n
 
 
+@pytest.mark.integration
 def test_every_accept_is_decided_once_and_the_progress_display_is_fed():
     readings: list[dict] = []
     summary = run_one_host(small_farm(), n_events=120, output_dir=None, events_table=None, progress=readings.append,
@@ -42,6 +45,7 @@ def test_every_accept_is_decided_once_and_the_progress_display_is_fed():
     assert any(r["readout"].get("l1_accepted") for r in readings), "the readout's running counters never arrived"
 
 
+@pytest.mark.integration
 def test_a_first_sigint_drains_the_run():
     sent: list[int] = []
 
@@ -60,6 +64,7 @@ def test_a_first_sigint_drains_the_run():
     assert summary["problems"] == [], summary["problems"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("role", ["builder", "readout"])
 def test_a_role_that_dies_mid_run_is_reported_and_every_accept_still_has_its_outcome(role):
     agents: list = []
@@ -79,3 +84,14 @@ def test_a_role_that_dies_mid_run_is_reported_and_every_accept_still_has_its_out
     ev = summary["events"]
     assert ev["l1_count_known"] and ev["lost"] == 0 and ev["duplicate_results_refused"] == 0
     assert ev["accepted"] + ev["rejected"] + ev["debug"] == ev["l1_accepted"] >= 20
+
+
+@pytest.mark.parametrize("workers, slots, max_waiting, configured, expected", [
+    (2, 1, 64, 2048, 2 * 2 + 64),  # each worker: its event and one waiting at the builder
+    (3, 4, 10, 2048, 3 * 5 + 10),
+    (2, 1, 64, 20, 20),  # a smaller configured buffer stays
+])
+def test_the_one_host_readout_buffers_what_the_node_holds(workers, slots, max_waiting, configured, expected):
+    config = with_overrides(load_config(), worker={"count": workers, "slots": slots}, builder={"max_waiting": max_waiting},
+                            readout={"buffer_events": configured})
+    assert one_host_buffer(config).readout.buffer_events == expected
