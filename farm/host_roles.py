@@ -50,6 +50,7 @@ class HostRoles:
         self.mp = multiprocessing.get_context("spawn")
         self.ready = self.mp.Queue()
         self.stop_input, self.stop_workers, self.stop_builder = self.mp.Event(), self.mp.Event(), self.mp.Event()
+        self.end_input = self.mp.Event()  # the readout takes no more Level-1 accepts (a drain), but stays up
         self.builder: multiprocessing.Process | None = None
         self.builder_control: zmq.Socket | None = None
         self.endpoints: dict[str, str] = {}
@@ -92,8 +93,10 @@ class HostRoles:
         return self.endpoints
 
     def start_readout(self, target: Callable[..., None], args: tuple) -> multiprocessing.Process:
-        """Start the readout process (`target(*args)`; its stop event is `stop_input`)."""
+        """Start the readout process (`target(*args)`; its stop event is `stop_input`, the
+        event that ends its input while it stays up is `end_input`)."""
         self.stop_input.clear()
+        self.end_input.clear()
         self.readout = self.mp.Process(target=target, name=f"{self.prefix}readout", daemon=True, args=args)
         self.readout.start()
         return self.readout

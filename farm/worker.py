@@ -121,7 +121,8 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     # products must not spread over the cores the other workers and the server use.
     threadpool_limits(limits=1, user_api="blas")
     warm_up()
-    inference = build_inference(config, triton_url, f"{shm_prefix}{identity}_" if shm_prefix else None)
+    # a region's name is one path component: a node's worker ("node1/worker-0.0") names it without the slash
+    inference = build_inference(config, triton_url, f"{shm_prefix}{identity.replace('/', '.')}_" if shm_prefix else None)
     for service in inference.values():
         service.allow_in_flight(config.worker.slots)
     problem = prepare_inference(inference)
