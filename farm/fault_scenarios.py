@@ -63,12 +63,13 @@ def _after(n_decided: int, action: Callable[[Farm], None]) -> Callable[[Farm], N
     return tick
 
 
-def worker_killed(n_events: int, kills: int = 2) -> ScenarioResult:
+def worker_killed(n_events: int, kills: int = 2, slow_server_url: str | None = None) -> ScenarioResult:
     """SIGKILL workers while each certainly holds an event: input far above what the workers
     decide (200 Hz against ~20 Hz: every event with jets waits >= 50 ms for the slow jet
     tagger) keeps complete events queued in the builder, which hands a worker its next event
     in the same turn as it takes its result. The kills come at 10 %, 30 %, ... of the events
-    decided, while most are still to be decided."""
+    decided, while most are still to be decided. `slow_server_url`: a running server of the
+    slow repository to use (the tests share one); none: one is started for this run."""
     kill_at = [max(int(n_events * (0.1 + 0.2 * k)), 1) for k in range(kills)]
     killed: list[str] = []
     undecided_at_kill: list[int] = []
@@ -80,9 +81,11 @@ def worker_killed(n_events: int, kills: int = 2) -> ScenarioResult:
             os.kill(farm.workers[index].pid, signal.SIGKILL)
             killed.append(farm.identities[index])
 
-    with TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90) as server:
+    with contextlib.ExitStack() as stack:
+        if slow_server_url is None:
+            slow_server_url = stack.enter_context(TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90)).grpc_url
         # the slow repository serves the jet tagger only; its deadline lets it answer
-        cfg = base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
+        cfg = base_config(inference={"triton_url": slow_server_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
                           readout={"rate_hz": 200.0})
         summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=tick))
     return ScenarioResult("worker SIGKILL holding an event", len(killed), summary,
