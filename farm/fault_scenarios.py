@@ -97,30 +97,28 @@ def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: f
                         output_dir: Path | None = None, min_age_s: float = 1.5) -> ScenarioResult:
     """SIGKILL a random worker at random moments (exponential intervals, from a thread of
     its own, so kills land anywhere in a worker's cycle: mid-step, between its result and
-    its next request, while it reports) for the whole run. Only workers alive for at least
-    `min_age_s` are candidates: a farm whose workers die faster than they start decides
-    nothing, which tests only the drain timeout. Run below and above saturation."""
+    its next request, while it reports) for the whole run. Only workers ready for at least
+    `min_age_s` are candidates: a farm whose workers die while they start (imports, kernels,
+    the model) decides nothing, which tests only the drain timeout. Run below and above
+    saturation."""
     rng = random.Random(seed)
     killed: list[str] = []
     stop = threading.Event()
-    first_seen: dict[int, float] = {}
 
     def killer(farm: Farm) -> None:
         while not stop.wait(rng.expovariate(1.0 / mean_interval_s)):
             if farm.collector.ledger.decided >= n_events:
                 return  # the run is over: a kill now would only race the shutdown
             now = time.monotonic()
-            live = [(i, p) for i, p in list(farm.workers.items()) if p.is_alive()]
-            for _, p in live:
-                first_seen.setdefault(p.pid, now)
-            old = [(i, p) for i, p in live if now - first_seen[p.pid] >= min_age_s]
+            ready = dict(farm.roles.ready_since)
+            old = [(i, p) for i, p in list(farm.workers.items()) if p.is_alive()
+                   and farm.identities.get(i) not in killed and now - ready.get(farm.identities.get(i, ""), now) >= min_age_s]
             if not old:
                 continue
             index, proc = rng.choice(old)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
-                killed.append(farm.identities[index])
-                first_seen[proc.pid] = float("inf")  # never picked twice
+                killed.append(farm.identities[index])  # never picked twice
 
     thread: list[threading.Thread] = []
 
