@@ -42,7 +42,7 @@ from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
 from farm import messages
 from farm.builder import run_builder
 from farm.event_handoff import RingReader
-from farm.sockets import bind, connect, make_socket
+from farm.sockets import bind, connect, make_socket, recv_fragment, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.simulation import event_fragments
@@ -111,11 +111,11 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
     t_first = None
     cpu0 = 0.0
     while n < expected:
-        frames = sock.recv_multipart(copy=False)
+        frames = recv_fragment(sock)  # as the builder receives them (header copied, payloads not)
         if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
             t_first, cpu0 = clock.now_ns(), time.process_time()
         n += 1
-        n_bytes += sum(len(f.buffer) for f in frames)
+        n_bytes += sum(map(len, frames))
     out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0))
     sock.close()
     ctx.term()
@@ -149,7 +149,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
             t_first = clock.now_ns()
         n += 1
         now = clock.now_ns()
-        sock.send_multipart([messages.RESULT, messages.pack_meta({
+        send_parts(sock, [messages.RESULT, messages.pack_meta({
             "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
             "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
     out.put(("done", n, t_first, clock.now_ns()))
