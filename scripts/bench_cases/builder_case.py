@@ -5,7 +5,9 @@ simulation and wire encoding), and kept as encoded frames. Each repetition sends
 as fast as the sockets take them, one PUSH socket per readout source (as the readout does,
 same high-water marks), `copy=False`:
 
-* pipe: to a bare PULL in a sink process that only counts fragments and bytes;
+* pipe: to a bare PULL in a sink process that only counts fragments and bytes, receiving
+  them as the builder does (`farm.sockets.recv_fragment`: the small header frame copied,
+  the payload frames zero-copy);
 * builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
   defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
   events and dispatches each complete event to a fake worker (a DEALER that keeps credits
@@ -309,7 +311,7 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
     """Builder CPU µs per fragment by step, from an instrumented run (`run`: its CPU over the window)."""
     receive = spent["read_fragments"] - spent["check"] - spent["build"]
     steps = {
-        "receive fragments (recv_multipart, copy=False; loop)": receive,
+        "receive fragments (recv_fragment: header copied, payloads zero-copy; loop)": receive,
         "check fragments (check_fragment: header, sizes, CRC)": spent["check"],
         "build (EventBuilderState.add)": spent["build"],
         "dispatch events to the worker (copy into the ring, send the descriptor)": spent["dispatch"],
