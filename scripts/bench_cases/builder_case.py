@@ -111,14 +111,14 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
     out.put(("endpoint", bind(sock)))
     n = n_bytes = 0
     t_first = None
-    cpu0 = 0.0
+    cpu0 = main0 = 0.0
     while n < expected:
         frames = recv_fragment(sock)  # as the builder receives them (header copied, payloads not)
         if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
-            t_first, cpu0 = clock.now_ns(), time.process_time()
+            t_first, cpu0, main0 = clock.now_ns(), time.process_time(), time.thread_time()
         n += 1
         n_bytes += sum(map(len, frames))
-    out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0))
+    out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0, time.thread_time() - main0))
     sock.close()
     ctx.term()
 
@@ -220,13 +220,14 @@ def run_pipe(mp, config: FarmConfig, sender, n_fragments: int) -> dict[str, floa
     try:
         (_, endpoint) = _get(q, "endpoint", START_TIMEOUT_S)
         t0, _, sender_cpu = _send(sender, endpoint)
-        _, n, n_bytes, _, t_last, sink_cpu = _get(q, "done", RUN_TIMEOUT_S)
+        _, n, n_bytes, _, t_last, sink_cpu, sink_main_cpu = _get(q, "done", RUN_TIMEOUT_S)
     finally:
         sink.join(10)
         if sink.is_alive():
             sink.kill()
     seconds = (t_last - t0) / clock.NS_PER_S
-    return {"seconds": seconds, "fragments": n, "bytes": n_bytes, "receiver_cpu_s": sink_cpu, "sender_cpu_s": sender_cpu}
+    return {"seconds": seconds, "fragments": n, "bytes": n_bytes, "receiver_cpu_s": sink_cpu,
+            "receiver_main_thread_cpu_s": sink_main_cpu, "sender_cpu_s": sender_cpu}
 
 
 def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Context,
@@ -329,6 +330,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         return statistics.median(1e6 * r[key] / n_fragments for r in runs)
 
     sender_p, receiver = us(pipe_runs, "sender_cpu_s"), us(pipe_runs, "receiver_cpu_s")
+    pipe_io = receiver - us(pipe_runs, "receiver_main_thread_cpu_s")
     sender_b, builder, main = us(builder_runs, "sender_cpu_s"), us(builder_runs, "builder_cpu_s"), \
         us(builder_runs, "builder_main_thread_cpu_s")
     worker = us(builder_runs, "fake_worker_cpu_s")
@@ -348,7 +350,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"{builder_rate:,.0f}). A ratio of {TARGET_RATIO} needs at most {needed:.0f} µs in all, {builder_total - needed:.0f} "
         f"µs less than now. The event's bytes cross ZeroMQ once (readout -> builder) and reach the worker through the "
         f"node's shared-memory ring; what is left beyond the pipe: (1) the builder's ZeroMQ I/O thread, {io:.0f} µs "
-        f"against the pipe receiver's {receiver:.0f} for I/O thread and receive together (it also carries each event's "
+        f"against the pipe receiver's {pipe_io:.0f} ({receiver:.0f} with its receive loop) (it also carries each event's "
         f"descriptor to the worker, the worker's result back and the result on to the collector: three messages per "
         f"event); (2) the fake worker, {worker:.0f} µs per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} "
         f"µs per event (receive the descriptor, copy the event out of the ring, send the result); even with an event "
@@ -430,6 +432,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         [r["builder_main_thread_cpu_s"] / r["seconds"] for r in builder_runs], "of a core")
     m["fake_worker_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "fake_worker_cpu_s")
     m["pipe_receiver_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_cpu_s")
+    m["pipe_receiver_main_thread_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_main_thread_cpu_s")
     m["sender_cpu_us_per_fragment"] = per_fragment_us(pipe_runs + builder_runs, "sender_cpu_s")
     cost = decode_cost_us(config)
     m["check_fragment_us"] = stats([cost["check_fragment_us"]], "µs")
@@ -452,6 +455,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     res.tables.append((["CPU per fragment, by process (timed runs)", "µs"], [
         ["sender (send_multipart, copy=False; both set-ups)", fmt(m["sender_cpu_us_per_fragment"])],
         ["bare pipe receiver (recv + count)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
+        ["  its main thread (the rest is its ZeroMQ I/O thread)", fmt(m["pipe_receiver_main_thread_cpu_us_per_fragment"])],
         ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
         ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
         ["fake worker (receives each descriptor, copies the event out of the ring, sends its result)",
