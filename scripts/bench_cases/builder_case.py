@@ -340,6 +340,11 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     builder_rate = statistics.median(n_fragments / r["seconds"] for r in builder_runs)
     needed = pipe_total / TARGET_RATIO
     floor_total = sender_b + io + worker
+    pipe_main = receiver - pipe_io
+    per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "check", "build")))
+    fragment_floor = sender_b + per_fragment_loop + pipe_io  # nothing per event: no worker, no event messages
+    per_event = builder_total - fragment_floor  # dispatch, results, the I/O thread beyond the pipe's, the worker
+    events_per_fragment = max(builder_runs[0]["events"], 1) / n_fragments
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
     return (
         f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed over "
@@ -358,7 +363,14 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"{pipe_total / floor_total:.2f}; (3) the event loop, one Python thread, {main:.0f} µs per fragment; timed by "
         f"step in an extra run (µs): {steps}. The check alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} "
         f"µs (of which CRC {cost['crc32_us']:.1f}), against {cost['decode_fragment_us']:.1f} µs for the worker's full "
-        f"decode_fragment.")
+        f"decode_fragment; in the builder it is its thread's first pass over bytes the I/O thread received, the likely "
+        f"reason it costs more there. By what it scales with: per fragment, the event loop receives, checks and builds "
+        f"in {per_fragment_loop:.0f} µs (the pipe receiver's loop: {pipe_main:.0f}) and the I/O thread carries the "
+        f"fragment, taken to cost what the pipe's does ({pipe_io:.0f}); with everything done once per event free, sender and "
+        f"that ({fragment_floor:.0f} µs) would cap the ratio at {pipe_total / fragment_floor:.2f}. Everything per event "
+        f"(dispatch, results, the builder's I/O thread beyond the pipe's, the fake worker) is {per_event:.0f} µs per "
+        f"fragment, {per_event / events_per_fragment:.0f} µs per event: the lever left is fewer messages per event "
+        f"(several events per EVENT message, several decisions per RESULT, one collector message per batch).")
 
 
 # -- the case ---------------------------------------------------------------------------------
