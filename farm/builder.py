@@ -26,7 +26,7 @@ from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.procfs import peak_rss_mb
 from farm.security import Curve
-from farm.sockets import bind, connect, make_socket, recv_fragment, send_parts
+from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
 from trigger_sim.config import FarmConfig
@@ -231,7 +231,7 @@ class Builder:
         sock, add, dispatcher = self.fragments_in, state.add, self.dispatcher
         while limit is None or n < limit:
             try:
-                frames = recv_fragment(sock, zmq.NOBLOCK)
+                frames = recv_parts(sock, zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return n > 0
             n += 1
@@ -264,7 +264,7 @@ class Builder:
     def _read_work(self) -> None:
         for _ in range(1000):  # bounded: fragments and timeouts are served between batches
             try:
-                msg = self.work.recv_multipart(zmq.NOBLOCK)
+                msg = recv_parts(self.work, zmq.NOBLOCK)
             except zmq.Again:
                 return
             if len(msg) != 3:

@@ -53,10 +53,11 @@ def connect(sock: zmq.Socket, endpoint: str, curve: Curve | None = None) -> None
 
 # pyzmq's send_multipart computes `zmq.SNDMORE | flags` for every part but the last; SNDMORE
 # is an enum.Flag and that `|` costs about a microsecond and a quarter in CPython, several
-# microseconds per message: more than the send itself on the builder's hot path. The same
-# calls with plain ints (the flags' values are libzmq's ABI).
+# microseconds per message: more than the send itself on the builder's hot path. Its
+# recv_multipart asks getsockopt(RCVMORE) after every part, and pyzmq turns the option into
+# an enum on each call (about a microsecond). The helpers below send with plain-int flags
+# (the values are libzmq's ABI) and read "more parts follow" from each received zmq.Frame.
 _SNDMORE = int(zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
 
 
 def send_parts(sock: zmq.Socket, parts: list, flags: int = 0, copy: bool = True) -> None:
@@ -72,13 +73,13 @@ def send_parts(sock: zmq.Socket, parts: list, flags: int = 0, copy: bool = True)
     send(parts[-1], flags, copy)
 
 
-def recv_fragment(sock: zmq.Socket, flags: int = 0) -> list:
-    """A fragment's frames from `sock`: the small header frame copied into bytes (a
-    zmq.Frame object costs more to make than 120 bytes cost to copy), the payload frames
-    without copies (zmq.Frame). Plain-int flags, as `send_parts`."""
-    recv, get = sock.recv, sock.getsockopt
-    flags = int(flags)
-    parts = [recv(flags)]
-    while get(_RCVMORE):
-        parts.append(recv(flags, False))
+def recv_parts(sock: zmq.Socket, flags: int = 0, copy: bool = True) -> list:
+    """`sock.recv_multipart(flags, copy)`: a list of bytes (`copy`) or of zmq.Frame, the
+    same message, without a getsockopt per part."""
+    recv, flags = sock.recv, int(flags)
+    frame = recv(flags, False)
+    parts = [frame.bytes if copy else frame]
+    while frame.more:
+        frame = recv(flags, False)
+        parts.append(frame.bytes if copy else frame)
     return parts

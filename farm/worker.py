@@ -30,7 +30,7 @@ from farm.event_handoff import RingReader
 from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.security import Curve
-from farm.sockets import connect, make_socket, send_parts
+from farm.sockets import connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import DEBUG
@@ -222,7 +222,7 @@ class _EventLoop:
 
     def _receive(self) -> None:
         """Read one EVENT and take it into a free slot (an unreadable one is answered at once)."""
-        kind, *frames = self.builder.recv_multipart(copy=False)
+        kind, *frames = recv_parts(self.builder, copy=False)
         if kind.bytes != messages.EVENT:
             self.counts["bad_messages"] += 1
             return

@@ -6,8 +6,7 @@ as fast as the sockets take them, one PUSH socket per readout source (as the rea
 same high-water marks), `copy=False`:
 
 * pipe: to a bare PULL in a sink process that only counts fragments and bytes, receiving
-  them as the builder does (`farm.sockets.recv_fragment`: the small header frame copied,
-  the payload frames zero-copy);
+  them as the builder does (`farm.sockets.recv_parts`, zero-copy zmq.Frame objects);
 * builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
   defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
   events and dispatches each complete event to a fake worker (a DEALER that keeps credits
@@ -44,7 +43,7 @@ from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
 from farm import messages
 from farm.builder import run_builder
 from farm.event_handoff import RingReader
-from farm.sockets import bind, connect, make_socket, recv_fragment, send_parts
+from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.simulation import event_fragments
@@ -113,7 +112,7 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
     t_first = None
     cpu0 = main0 = 0.0
     while n < expected:
-        frames = recv_fragment(sock)  # as the builder receives them (header copied, payloads not)
+        frames = recv_parts(sock, copy=False)  # as the builder receives them
         if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
             t_first, cpu0, main0 = clock.now_ns(), time.process_time(), time.thread_time()
         n += 1
@@ -139,7 +138,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, meta_frame, *frames = sock.recv_multipart(copy=False)
+        kind, id_frame, meta_frame, *frames = recv_parts(sock, copy=False)  # as the worker receives events
         if kind.bytes != messages.EVENT:
             continue
         meta = messages.unpack_meta(meta_frame)
@@ -312,7 +311,7 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
     """Builder CPU µs per fragment by step, from an instrumented run (`run`: its CPU over the window)."""
     receive = spent["read_fragments"] - spent["check"] - spent["build"]
     steps = {
-        "receive fragments (recv_fragment: header copied, payloads zero-copy; loop)": receive,
+        "receive fragments (recv_parts, zero-copy; loop)": receive,
         "check fragments (check_fragment: header, sizes, CRC)": spent["check"],
         "build (EventBuilderState.add)": spent["build"],
         "dispatch events to the worker (copy into the ring, send the descriptor)": spent["dispatch"],

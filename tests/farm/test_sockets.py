@@ -9,7 +9,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from farm.sockets import bind, connect, make_socket, recv_fragment, send_parts
+from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 
 TIMEOUT_MS = 5000
 
@@ -56,16 +56,24 @@ def test_send_parts_raises_what_send_raises(pair):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the pair only carries messages
-@given(parts=parts_strategy)
-def test_recv_fragment_gives_header_bytes_and_payload_frames(pair, parts):
+@given(parts=parts_strategy, copy=st.booleans())
+def test_recv_parts_receives_what_recv_multipart_receives(pair, parts, copy):
     push, pull = pair
     push.send_multipart(parts)
-    got = recv_fragment(pull)
-    assert type(got[0]) is bytes and all(isinstance(f, zmq.Frame) for f in got[1:])
-    assert [bytes(f) for f in got] == parts
+    push.send_multipart(parts)
+    got, want = recv_parts(pull, copy=copy), pull.recv_multipart(copy=copy)
+    assert [type(f) for f in got] == [type(f) for f in want] == [bytes if copy else zmq.Frame] * len(parts)
+    assert [bytes(f) for f in got] == [bytes(f) for f in want] == parts
 
 
-def test_recv_fragment_nonblocking_raises_again_when_empty(pair):
+def test_recv_parts_keeps_messages_apart(pair):
+    push, pull = pair
+    for message in ([b"a"], [b"b", b"c"], [b"d", b"", b"e"]):
+        push.send_multipart(message)
+    assert [recv_parts(pull) for _ in range(3)] == [[b"a"], [b"b", b"c"], [b"d", b"", b"e"]]
+
+
+def test_recv_parts_nonblocking_raises_again_when_empty(pair):
     _, pull = pair
     with pytest.raises(zmq.Again):
-        recv_fragment(pull, zmq.NOBLOCK)
+        recv_parts(pull, zmq.NOBLOCK)
