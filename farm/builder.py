@@ -26,7 +26,7 @@ from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.procfs import peak_rss_mb
 from farm.security import Curve
-from farm.sockets import bind, connect, make_socket
+from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.builder_state import EventBuilderState, PendingEvent
 from trigger_sim.config import FarmConfig
@@ -147,8 +147,9 @@ class Builder:
         if placed is not None:  # the bytes are in the ring: the message says where
             event.handoff, meta["ring"] = placed
             frames = []
-        try:
-            self.work.send_multipart([worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames], copy=False)
+        try:  # copy=False only for the fragments' frames: small parts are cheaper copied
+            send_parts(self.work, [worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames],
+                       copy=not frames)
         except zmq.ZMQError:  # unreachable: its events go back in the queue; the supervisor replaces it
             self._release(event)
             self._worker_gone(worker, "unreachable")
@@ -207,7 +208,7 @@ class Builder:
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources]) if keep else ([], [])
         ours = {"l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": event.dispatched_ns,
                 "attempt": event.attempts, "frames_per_fragment": counts}
-        self.out.send_multipart([messages.RESULT, meta_frame, messages.pack_meta(ours), *frames], copy=False)
+        send_parts(self.out, [messages.RESULT, meta_frame, messages.pack_meta(ours), *frames], copy=not frames)
 
     # -- input ----------------------------------------------------------------------------
     def _reject(self, kind: str, l1_id: int | None, source_id: int | None) -> None:
@@ -227,9 +228,10 @@ class Builder:
         now_ns = self.active_ns()  # one clock reading per batch: the batch takes microseconds
         run_number = self.config.run.run_number
         state, c = self.state, self.state.counters
+        sock, add, dispatcher = self.fragments_in, state.add, self.dispatcher
         while limit is None or n < limit:
             try:
-                frames = self.fragments_in.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_parts(sock, zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return n > 0
             n += 1
@@ -242,26 +244,27 @@ class Builder:
             if fragment_run != run_number:
                 self._reject("ForeignRun", None, None)
                 continue
-            before = (c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments)
-            complete, evicted = state.add(l1_id, source_id, frames, now_ns, l1_time_ns)
-            after = (c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments)
-            if after != before:
-                for kind, b, a in zip(("Duplicate", "UnknownSource", "Late"), before, after):
-                    if a > b:
-                        self._reject(kind, l1_id if kind == "Duplicate" else None, source_id)
+            duplicate, unknown, late = c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments
+            complete, evicted = add(l1_id, source_id, frames, now_ns, l1_time_ns)
+            if c.duplicate_fragments != duplicate:
+                self._reject("Duplicate", l1_id, source_id)
+            if c.unknown_source_fragments != unknown:
+                self._reject("UnknownSource", None, source_id)
+            if c.late_fragments != late:
+                self._reject("Late", None, source_id)
             if evicted is not None:
                 self._to_collector(evicted, "MissingData", "builder full: evicted before complete")
             if complete is not None:
                 complete.done_ns = clock.now_ns()  # real time (the state runs on the active clock)
-                self.dispatcher.add_event(complete.l1_id, complete)
-                if self.dispatcher.is_full and limit is not None:
+                dispatcher.add_event(complete.l1_id, complete)
+                if dispatcher.is_full and limit is not None:
                     return True
         return n > 0
 
     def _read_work(self) -> None:
         for _ in range(1000):  # bounded: fragments and timeouts are served between batches
             try:
-                msg = self.work.recv_multipart(zmq.NOBLOCK)
+                msg = recv_parts(self.work, zmq.NOBLOCK)
             except zmq.Again:
                 return
             if len(msg) != 3:

@@ -94,13 +94,22 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
     """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1
     unless the run is known complete (`incomplete_reasons`). `events_table`: the per-event
     table's path (None: events.parquet in the output folder, if there is one)."""
-    from farm.live_view import LiveProgress
-    from farm.report import print_report
     from farm.supervisor import run_farm
 
-    console = Console(stderr=True)
     run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto",
                             events_table=events_table or "auto", **kwargs)
+    show_run(run, config, events or total, json_path, quiet)
+
+
+def show_run(run: Callable[..., dict[str, Any]], config: FarmConfig, total: int | None, json_path: str | None, quiet: bool,
+             report: Callable[[dict[str, Any], Console], None] | None = None) -> None:
+    """Call `run(progress=...)` under the progress display (none when `quiet`), print the
+    summary tables (and `report`'s lines), write the JSON and exit as `finish_run` says:
+    the one-host run and run control of a farm across hosts alike."""
+    from farm.live_view import LiveProgress
+    from farm.report import print_report
+
+    console = Console(stderr=True)
     if not quiet:
         print_metrics_ports(config, console)
     try:
@@ -108,7 +117,7 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
             summary = run()
         else:
             with LiveProgress("HLT farm", console) as bar:
-                task = bar.add_task("events", total=events or total, info="starting Triton and workers")
+                task = bar.add_task("events", total=total, info="starting Triton and workers")
 
                 def show(p: dict) -> None:
                     bar.update(task, completed=p["decided"], total=p["target"] or p["l1_accepted"] or total,
@@ -121,6 +130,8 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
         sys.exit(2)
     if not quiet:
         print_report(summary, Console())
+        if report is not None:
+            report(summary, console)
     finish_run(summary, json_path, console)
 
 
@@ -145,11 +156,15 @@ def run(config_path, events, duration, rate, pattern, workers, slots, triton_url
     if topology_path:
         from farm.cli_hosts import run_with_topology
 
-        if duration is not None or workers or slots or triton_url or local_servers or metrics_port:
-            raise click.UsageError("with --topology, the hosts, workers and servers come from the topology file: "
-                                   "give --events (and --config, --rate, --pileup, --output, --json, --events-table) only")
-        run_with_topology(topology_path, config_path, events or 500, rate, pileup, output_dir, no_output, json_path, quiet,
-                          events_table=events_table)
+        if workers or slots or triton_url or local_servers:
+            raise click.UsageError("with --topology, the hosts, workers and servers come from the topology file: give "
+                                   "--events or --duration (and --config, --rate, --pattern, --pileup, --output, --json, "
+                                   "--events-table, --metrics-port) only")
+        if events is None and duration is None:
+            events = 500
+        run_with_topology(topology_path, config_path, events, rate, pileup, output_dir, no_output, json_path, quiet,
+                          events_table=events_table, duration_s=duration, pattern=pattern,
+                          monitoring=_monitoring(metrics_port))
         return
     config = _configure(config_path, rate, pattern, workers, triton_url, timeout_ms, no_output, local_servers, slots,
                         physics={"pileup_mean": pileup} if pileup is not None else {}, monitoring=_monitoring(metrics_port))

@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from trigger_sim.ring_space import Block, RingSpace, aligned
+from trigger_sim.ring_space import ALIGN, Block, RingSpace, aligned
 
 MiB = 1024 * 1024
 
@@ -48,15 +48,15 @@ class EventRing:
         """Copy `frames` (zmq.Frame, bytes or flat byte views) into one block: (block,
         descriptor for the worker), or None if the ring has no room."""
         sizes = [len(f) for f in frames]
-        steps = [aligned(n) for n in sizes]
-        block = self.space.take(sum(steps))
+        block = self.space.take(sum(map(aligned, sizes)))
         if block is None:
             self.inline += 1
             return None
         ring, offset = self._map, block.offset
-        for frame, n, step in zip(frames, sizes, steps):
-            ring[offset:offset + n] = frame  # one memcpy per frame
-            offset += step
+        for frame, n in zip(frames, sizes):
+            end = offset + n
+            ring[offset:end] = frame  # one memcpy per frame
+            offset = (end + ALIGN - 1) & -ALIGN
         self.events += 1
         return block, {"path": self.path, "offset": block.offset, "sizes": sizes}
 

@@ -63,12 +63,13 @@ def _after(n_decided: int, action: Callable[[Farm], None]) -> Callable[[Farm], N
     return tick
 
 
-def worker_killed(n_events: int, kills: int = 2) -> ScenarioResult:
+def worker_killed(n_events: int, kills: int = 2, slow_server_url: str | None = None) -> ScenarioResult:
     """SIGKILL workers while each certainly holds an event: input far above what the workers
     decide (200 Hz against ~20 Hz: every event with jets waits >= 50 ms for the slow jet
     tagger) keeps complete events queued in the builder, which hands a worker its next event
     in the same turn as it takes its result. The kills come at 10 %, 30 %, ... of the events
-    decided, while most are still to be decided."""
+    decided, while most are still to be decided. `slow_server_url`: a running server of the
+    slow repository to use (the tests share one); none: one is started for this run."""
     kill_at = [max(int(n_events * (0.1 + 0.2 * k)), 1) for k in range(kills)]
     killed: list[str] = []
     undecided_at_kill: list[int] = []
@@ -80,9 +81,11 @@ def worker_killed(n_events: int, kills: int = 2) -> ScenarioResult:
             os.kill(farm.workers[index].pid, signal.SIGKILL)
             killed.append(farm.identities[index])
 
-    with TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90) as server:
+    with contextlib.ExitStack() as stack:
+        if slow_server_url is None:
+            slow_server_url = stack.enter_context(TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90)).grpc_url
         # the slow repository serves the jet tagger only; its deadline lets it answer
-        cfg = base_config(inference={"triton_url": server.grpc_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
+        cfg = base_config(inference={"triton_url": slow_server_url, "timeout_ms": 400.0, "models": ("jet_tagger",)},
                           readout={"rate_hz": 200.0})
         summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=tick))
     return ScenarioResult("worker SIGKILL holding an event", len(killed), summary,
@@ -94,30 +97,28 @@ def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: f
                         output_dir: Path | None = None, min_age_s: float = 1.5) -> ScenarioResult:
     """SIGKILL a random worker at random moments (exponential intervals, from a thread of
     its own, so kills land anywhere in a worker's cycle: mid-step, between its result and
-    its next request, while it reports) for the whole run. Only workers alive for at least
-    `min_age_s` are candidates: a farm whose workers die faster than they start decides
-    nothing, which tests only the drain timeout. Run below and above saturation."""
+    its next request, while it reports) for the whole run. Only workers ready for at least
+    `min_age_s` are candidates: a farm whose workers die while they start (imports, kernels,
+    the model) decides nothing, which tests only the drain timeout. Run below and above
+    saturation."""
     rng = random.Random(seed)
     killed: list[str] = []
     stop = threading.Event()
-    first_seen: dict[int, float] = {}
 
     def killer(farm: Farm) -> None:
         while not stop.wait(rng.expovariate(1.0 / mean_interval_s)):
             if farm.collector.ledger.decided >= n_events:
                 return  # the run is over: a kill now would only race the shutdown
             now = time.monotonic()
-            live = [(i, p) for i, p in list(farm.workers.items()) if p.is_alive()]
-            for _, p in live:
-                first_seen.setdefault(p.pid, now)
-            old = [(i, p) for i, p in live if now - first_seen[p.pid] >= min_age_s]
+            ready = dict(farm.roles.ready_since)
+            old = [(i, p) for i, p in list(farm.workers.items()) if p.is_alive()
+                   and farm.identities.get(i) not in killed and now - ready.get(farm.identities.get(i, ""), now) >= min_age_s]
             if not old:
                 continue
             index, proc = rng.choice(old)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
-                killed.append(farm.identities[index])
-                first_seen[proc.pid] = float("inf")  # never picked twice
+                killed.append(farm.identities[index])  # never picked twice
 
     thread: list[threading.Thread] = []
 

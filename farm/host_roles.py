@@ -50,6 +50,7 @@ class HostRoles:
         self.mp = multiprocessing.get_context("spawn")
         self.ready = self.mp.Queue()
         self.stop_input, self.stop_workers, self.stop_builder = self.mp.Event(), self.mp.Event(), self.mp.Event()
+        self.end_input = self.mp.Event()  # the readout takes no more Level-1 accepts (a drain), but stays up
         self.builder: multiprocessing.Process | None = None
         self.builder_control: zmq.Socket | None = None
         self.endpoints: dict[str, str] = {}
@@ -60,6 +61,7 @@ class HostRoles:
         self.restarts = 0
         self.killed_silent: list[str] = []
         self.problems: list[str] = []
+        self.ready_since: dict[str, float] = {}  # worker identity -> when it said it was ready (monotonic s)
         self._triton_url: str | None = None
         self._collector = ""
 
@@ -92,8 +94,10 @@ class HostRoles:
         return self.endpoints
 
     def start_readout(self, target: Callable[..., None], args: tuple) -> multiprocessing.Process:
-        """Start the readout process (`target(*args)`; its stop event is `stop_input`)."""
+        """Start the readout process (`target(*args)`; its stop event is `stop_input`, the
+        event that ends its input while it stays up is `end_input`)."""
         self.stop_input.clear()
+        self.end_input.clear()
         self.readout = self.mp.Process(target=target, name=f"{self.prefix}readout", daemon=True, args=args)
         self.readout.start()
         return self.readout
@@ -116,7 +120,7 @@ class HostRoles:
                 if p is not None and p.exitcode is not None and p.exitcode != 0:
                     raise TriggerSimError(f"process {p.name} exited with code {p.exitcode} during start-up")
             try:
-                out.append(self.ready.get(timeout=0.2))
+                out.append(self._note_ready(self.ready.get(timeout=0.2)))
             except queue.Empty:
                 if time.monotonic() > deadline:
                     raise TriggerSimError(f"{self.prefix}roles not ready after {START_TIMEOUT_S:.0f} s") from None
@@ -144,11 +148,18 @@ class HostRoles:
         self._read_ready()
         return made
 
+    def _note_ready(self, item: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """Keep when each worker said it was ready (fault scenarios pick only started workers)."""
+        kind, info = item
+        if kind == "worker" and isinstance(info.get("identity"), str):
+            self.ready_since[info["identity"]] = time.monotonic()
+        return item
+
     def _read_ready(self) -> None:
         """Read what restarted workers reported when ready (their problems are kept)."""
         with contextlib.suppress(queue.Empty):
             while True:
-                problem = self.ready.get_nowait()[1].get("problem", "")
+                problem = self._note_ready(self.ready.get_nowait())[1].get("problem", "")
                 if problem:
                     self.problems.append(problem)
 

@@ -53,7 +53,7 @@ class LiveProgress(Progress):
         yield figures_table(self.figures, self.window_s)
 
     def reading(self, p: dict[str, Any]) -> None:
-        """One progress reading of the supervisor (`farm.supervisor._progress`)."""
+        """One progress reading of the supervisor (`farm.run_watch.progress_reading`)."""
         now = clock.now_ns()
         if now < self._next_ns:
             return

@@ -30,6 +30,8 @@ from farm.worker import credits_asked
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
+from trigger_sim.inference.factory import client_shm_prefix
+from trigger_sim.inference.triton_shm import remove_regions
 from trigger_sim.kernels import warm_up
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.run_states import RunState
@@ -46,7 +48,12 @@ def slots_for(config: FarmConfig, spec: HostSpec) -> int:
 
 
 class NodeAgent:
-    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None):
+    def __init__(self, topology: Topology, host: str, config: FarmConfig | None = None, shm_prefix: str | None = None,
+                 role_prefix: str | None = None):
+        """`shm_prefix`: the prefix of the workers' shared-memory regions (default: one for
+        this agent), removed when the agent closes (a killed worker leaves its regions);
+        `role_prefix`: what the role processes' names start with (default "HOST/"; a farm of
+        one node may leave it empty, as the one-host run names its workers)."""
         self.topology = topology
         self.spec = topology.host(host)
         self.config = config_for_host(config or load_config(topology.config or None), topology, host)
@@ -56,10 +63,13 @@ class NodeAgent:
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=10_000)
         self.control.setsockopt(zmq.IDENTITY, host.encode())
         connect(self.control, topology.control_endpoint, self.curve)
-        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/")
+        self.shm_prefix = shm_prefix or client_shm_prefix()
+        self.roles = HostRoles(self.config, self.ctx, self.curve, prefix=f"{host}/" if role_prefix is None else role_prefix,
+                               shm_prefix=self.shm_prefix)
         self.servers: ServerRoles | None = None  # a Triton host's server
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []
+        self.reported_dead: set[str] = set()  # roles whose death run control was told of this run
         self.exit = False
 
     def send(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -70,12 +80,12 @@ class NodeAgent:
         self.run_params = params
         out: dict[str, Any] = {}
         if self.spec.triton_grpc_port and self.servers is None:
-            servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address,
-                                                             grpc_port=self.spec.triton_grpc_port)])
+            servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address, grpc_port=port)
+                                                for port in self.spec.triton_ports])
             servers.start()  # restarted on its port if it dies, its models reloaded if a stub dies
             self.servers = servers  # only once it runs: a server that failed to start is tried again at the next CONFIGURE
         if self.servers is not None:
-            out["triton_url"] = self.servers.servers[0].grpc_url
+            out["triton_url"] = ",".join(server.grpc_url for server in self.servers.servers)
         if self.spec.is_node:
             warm_up()
             endpoints = self.roles.start_node(params["collector"], params.get("triton_url") or None, self.spec.workers)
@@ -84,8 +94,10 @@ class NodeAgent:
 
     def start(self, params: dict[str, Any]) -> None:
         if self.spec.readout:
+            events = params.get("events")
             self.roles.start_readout(run_readout_feed, (self.config, params["assign"], params["collector"], params["nodes"],
-                                                        int(params["events"]), self.roles.stop_input))
+                                                        None if events is None else int(events), self.roles.stop_input,
+                                                        self.roles.end_input, params.get("duration_s"), params.get("replay")))
 
     # -- loop --------------------------------------------------------------------------
     def handle(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -110,6 +122,7 @@ class NodeAgent:
             self.state.apply("configure")
             self.send(cm.CONFIGURED, out)
         elif kind == cm.START:
+            self.reported_dead.clear()
             self.start(meta)
             self.state.apply("start")
         elif kind == cm.STOP:
@@ -121,6 +134,8 @@ class NodeAgent:
                                    "server_restarts": servers.restarts if servers else {},
                                    "model_reloads": servers.model_reloads if servers else 0,
                                    "monitor_probe_failures": servers.probe_failures if servers else []})
+        elif kind == cm.END_INPUT:
+            self.roles.end_input.set()
         elif kind == cm.KILL:
             self.roles.kill_silent(str(meta["identity"]), float(meta.get("silent_s", 0.0)))
         elif kind == cm.EXIT:
@@ -143,9 +158,24 @@ class NodeAgent:
                     continue
                 self.handle(kind, body)
             self.roles.restart_dead_workers()
+            self.report_dead_roles()
+
+    def report_dead_roles(self) -> None:
+        """While running, a builder or readout that exits is told to run control, once each
+        (workers are restarted here instead)."""
+        if self.state.state != "RUNNING":
+            return
+        roles = self.roles
+        for role, process, stopping in (("builder", roles.builder, roles.stop_builder.is_set()),
+                                        ("readout", roles.readout, roles.stop_input.is_set())):
+            if process is None or stopping or process.exitcode is None or role in self.reported_dead:
+                continue
+            self.reported_dead.add(role)
+            self.send(cm.ROLE_DIED, {"role": role, "exit_code": process.exitcode})
 
     def close(self) -> None:
         self.roles.stop()
+        remove_regions(self.shm_prefix)
         if self.servers is not None:
             self.servers.stop()
         self.control.close(linger=500)

@@ -74,8 +74,7 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
         while not stop.is_set() and (n_events is None or n_sent < n_events):
             if clock.now_ns() >= stats_due_ns:
                 stats_due_ns = clock.now_ns() + STATS_PERIOD_NS
-                collector.send_multipart([messages.STATS, messages.pack_meta({"role": "readout", "counters": {
-                    "l1_accepted": n_sent, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow, "busy_s": busy_ns / clock.NS_PER_S}})])
+                send_stats(collector, n_sent, vetoed_busy, vetoed_slow, busy_ns)
             slot = pacer.next_ns()
             if end_ns is not None and slot >= end_ns:
                 break
@@ -115,19 +114,29 @@ def run_readout(config: FarmConfig, builder_endpoint: str, collector_endpoint: s
             metrics.accepts.inc()
     finally:
         elapsed_s = (clock.now_ns() - start) / clock.NS_PER_S
-        chunks = sent_ids.chunks(RANGES_PER_MESSAGE)
-        for index, ranges in enumerate(chunks):
-            collector.send_multipart([messages.L1_IDS, messages.pack_meta({"chunk": index, "ranges": ranges})])
-        collector.send_multipart([messages.END, messages.pack_meta({
-            "l1_accepted": n_sent, "id_chunks": len(chunks), "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
-            "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_s,
-            "faults_injected": dict(injector.injected) if injector else {},
-            "not_sent_at_stop": not_sent_at_stop, "problem": problem,
-        })])
+        send_end(collector, n_sent, sent_ids, {
+            "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow, "busy_s": busy_ns / clock.NS_PER_S,
+            "elapsed_s": elapsed_s, "faults_injected": dict(injector.injected) if injector else {},
+            "not_sent_at_stop": not_sent_at_stop, "problem": problem})
         time.sleep(0.05)  # let the END leave before the sockets close
         for sock in (*sources.values(), collector):
             sock.close(linger=1000)
         ctx.term()
+
+
+def send_stats(collector: zmq.Socket, n_sent: int, vetoed_busy: int, vetoed_slow: int, busy_ns: int) -> None:
+    """The readout's running counters to the collector (the live view's rate in and dead time)."""
+    collector.send_multipart([messages.STATS, messages.pack_meta({"role": "readout", "counters": {
+        "l1_accepted": n_sent, "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow, "busy_s": busy_ns / clock.NS_PER_S}})])
+
+
+def send_end(collector: zmq.Socket, n_accepted: int, sent_ids: IdRanges, fields: dict) -> None:
+    """The Level-1 ids sent (in chunks of ranges) and END with their count and `fields`
+    (vetoes, dead time, faults injected, a problem): what the collector checks the ledger against."""
+    chunks = sent_ids.chunks(RANGES_PER_MESSAGE)
+    for index, ranges in enumerate(chunks):
+        collector.send_multipart([messages.L1_IDS, messages.pack_meta({"chunk": index, "ranges": ranges})])
+    collector.send_multipart([messages.END, messages.pack_meta({"l1_accepted": n_accepted, "id_chunks": len(chunks), **fields})])
 
 
 def _send(sock: zmq.Socket, frames: list, send_timeout_ms: int, stop: multiprocessing.synchronize.Event,

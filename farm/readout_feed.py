@@ -4,9 +4,11 @@ For each Level-1 slot it simulates the event, keeps its fragments in a bounded b
 asks the assignment service for a node (ACCEPT). When the service names one (ASSIGN), the
 fragments go straight to that node's event builder; they stay in the buffer until the
 event is decided (CLEAR), so an event whose node is lost can be sent again to another,
-as ATLAS's readout systems keep fragments until the event is cleared. A full buffer is
-Level-1 busy: the slots that pass meanwhile are vetoed (dead time), as in the one-host
-readout. A send a node cannot take yet waits in that node's queue, never blocking the
+as ATLAS's readout systems keep fragments until the event is cleared. A full buffer
+(`readout.buffer_events`) is Level-1 busy: the slots that pass meanwhile are vetoed (dead
+time), as in the one-host readout. As the one-host readout it can run for a number of
+events or a duration, replay a recording, apply the [faults] readout faults, send its
+running counters to the collector and serve its Prometheus metrics. A send a node cannot take yet waits in that node's queue, never blocking the
 others.
 """
 
@@ -20,18 +22,21 @@ import zmq
 from farm import control_messages as cm
 from farm import messages
 from farm.lifecycle import die_with_parent, ignore_interrupts
-from farm.readout import MAX_LAG_MS, RANGES_PER_MESSAGE
+from farm.metrics_http import serve
+from farm.readout import MAX_LAG_MS, STATS_PERIOD_NS, send_end, send_stats
 from farm.security import Curve
 from farm.sockets import connect, make_socket
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
-from trigger_sim.event_source import SimulatedSource
+from trigger_sim.accounting import MAX_L1_ID
+from trigger_sim.event_source import RecordingSource, SimulatedSource
+from trigger_sim.faults import FaultInjector
 from trigger_sim.id_ranges import IdRanges
+from trigger_sim.metrics import READOUT, ReadoutMetrics
 from trigger_sim.pacing import Pacer
 from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
-MAX_BUFFERED = 2048  # events whose fragments are kept until decided; beyond it: Level-1 busy
 POLL_MS = 20
 
 
@@ -58,6 +63,9 @@ class ReadoutFeed:
         self.resent = 0
         self.unknown_nodes = 0
         self.bad_messages = 0  # from the assignment service, not decodable: dropped
+        self.n_sent = self.vetoed_busy = self.vetoed_slow = self.busy_ns = 0
+        self.problem = ""
+        self.metrics = ReadoutMetrics()
 
     # -- assignment service ------------------------------------------------------------
     def read_feed(self, timeout_ms: int) -> None:
@@ -119,60 +127,99 @@ class ReadoutFeed:
             self._send_pending(node)
 
     # -- the run -----------------------------------------------------------------------
-    def run(self, n_events: int, stop: multiprocessing.synchronize.Event) -> None:
+    def run(self, n_events: int | None, stop: multiprocessing.synchronize.Event,
+            end_input: multiprocessing.synchronize.Event | None = None, duration_s: float | None = None,
+            replay: dict | None = None) -> None:
+        """Take Level-1 accepts until `n_events` are sent, `duration_s` has passed, a replayed
+        file ends or `end_input` is set; then send END and serve re-sends until `stop`."""
         config = self.config
-        warm_up(config)
+        if not replay:
+            warm_up(config)  # before the first slot: loading (or compiling) kernels is not Level-1 dead time
         rc = config.readout
         start = clock.now_ns()
         pacer = Pacer(rc.rate_hz, rc.pattern, start, seed=config.run.seed, burst_factor=rc.burst_factor, burst_events=rc.burst_events)
-        source = SimulatedSource(config)
+        source = RecordingSource(config, replay["path"], replay.get("loop", False)) if replay else SimulatedSource(config)
+        injector = FaultInjector(config.faults, config.run.seed) if config.faults.any else None
+        end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None
         max_lag_ns = int(MAX_LAG_MS * clock.NS_PER_MS)
-        n_sent = vetoed_busy = vetoed_slow = 0
-        busy_ns = 0
-        slot = pacer.next_ns()
-        ended = False
+        slot, prepared = pacer.next_ns(), None
+        taking, ended, stats_due_ns = True, False, start
         while not stop.is_set():
-            if n_sent < n_events:
-                now = clock.now_ns()
+            now = clock.now_ns()
+            if now >= stats_due_ns:
+                stats_due_ns = now + STATS_PERIOD_NS
+                send_stats(self.collector, self.n_sent, self.vetoed_busy, self.vetoed_slow, self.busy_ns)
+            if taking and ((n_events is not None and self.n_sent >= n_events) or (end_ns is not None and slot >= end_ns)
+                           or (end_input is not None and end_input.is_set())):
+                taking = False
+            if taking:
+                if prepared is None:
+                    if now - slot > max_lag_ns:  # the emulator fell behind: this slot is gone
+                        self.vetoed_slow += 1
+                        self.metrics.vetoed.labels("readout_slow").inc()
+                        slot = pacer.next_ns()
+                        continue
+                    if len(self.buffer) >= rc.buffer_events:  # Level-1 busy: the buffer frees as events are decided
+                        if now >= slot:
+                            self.vetoed_busy += 1
+                            self.busy_ns += min(now - slot, max_lag_ns)
+                            self.metrics.vetoed.labels("busy").inc()
+                            slot = pacer.next_ns()
+                        else:
+                            self._wait(slot - now)
+                        continue
+                    # prepared before its slot, so the emulator's own cost is not event latency
+                    prepared = source.next_event(slot)
+                    if prepared is None:  # a replayed file ended
+                        taking = False
+                        continue
+                    if prepared[0] >= MAX_L1_ID:
+                        self.problem = f"Level-1 id {prepared[0]} reached the ledger's limit ({MAX_L1_ID}): input stopped there"
+                        taking = False
+                        continue
+                    now = clock.now_ns()
                 if now < slot:
-                    self.flush()
-                    self.read_feed(min(POLL_MS, (slot - now) // clock.NS_PER_MS + 1))
+                    self._wait(slot - now)
                     continue
-                if len(self.buffer) >= MAX_BUFFERED:
-                    vetoed_busy += 1
-                    busy_ns += min(now - slot, max_lag_ns)
-                elif now - slot > max_lag_ns:
-                    vetoed_slow += 1
-                else:
-                    l1_id, fragments = source.next_event(slot)
-                    self.buffer[l1_id] = [encode_fragment(f) for f in fragments]
-                    self.to_ask.append(l1_id)
-                    self.sent_ids.add(l1_id)
-                    n_sent += 1
-                    if len(self.to_ask) >= 32:
-                        self.flush()
+                l1_id, fragments = prepared
+                self.buffer[l1_id] = self._encode(fragments, injector)
+                self.to_ask.append(l1_id)
+                self.sent_ids.add(l1_id)
+                self.n_sent += 1
+                self.metrics.accepts.inc()
+                prepared = None
+                if len(self.to_ask) >= 32:
+                    self.flush()
                 slot = pacer.next_ns()
                 continue
             if not ended:
                 self.flush()
-                self._end(n_sent, vetoed_busy, vetoed_slow, busy_ns, clock.now_ns() - start)
+                self._end(clock.now_ns() - start, injector)
                 ended = True
             self.flush()
             self.read_feed(POLL_MS)
         if not ended:
             self.flush()
-            self._end(n_sent, vetoed_busy, vetoed_slow, busy_ns, clock.now_ns() - start)
+            self._end(clock.now_ns() - start, injector)
 
-    def _end(self, n_sent: int, vetoed_busy: int, vetoed_slow: int, busy_ns: int, elapsed_ns: int) -> None:
+    def _wait(self, ns: int) -> None:
+        """Until the next slot: send what waits, read assignments."""
+        self.flush()
+        self.read_feed(min(POLL_MS, ns // clock.NS_PER_MS + 1))
+
+    def _encode(self, fragments: list, injector: FaultInjector | None) -> list[list]:
+        """The frames each source sends for the event ([faults] applied as in the one-host readout)."""
+        if injector is None:
+            return [encode_fragment(f) for f in fragments]
+        return [frames for index, f in enumerate(fragments) for frames in injector.apply(f, index, self.n_sent)]
+
+    def _end(self, elapsed_ns: int, injector: FaultInjector | None) -> None:
         """The Level-1 count and ids to the collector (as the one-host readout sends them)."""
-        chunks = self.sent_ids.chunks(RANGES_PER_MESSAGE)
-        for index, ranges in enumerate(chunks):
-            self.collector.send_multipart([messages.L1_IDS, messages.pack_meta({"chunk": index, "ranges": ranges})])
-        self.collector.send_multipart([messages.END, messages.pack_meta({
-            "l1_accepted": n_sent, "id_chunks": len(chunks), "vetoed_busy": vetoed_busy, "vetoed_slow": vetoed_slow,
-            "busy_s": busy_ns / clock.NS_PER_S, "elapsed_s": elapsed_ns / clock.NS_PER_S, "faults_injected": {},
-            "not_sent_at_stop": 0, "problem": "", "resent_after_node_loss": self.resent,
-            "bad_assignment_messages": self.bad_messages})])
+        send_end(self.collector, self.n_sent, self.sent_ids, {
+            "vetoed_busy": self.vetoed_busy, "vetoed_slow": self.vetoed_slow, "busy_s": self.busy_ns / clock.NS_PER_S,
+            "elapsed_s": elapsed_ns / clock.NS_PER_S, "faults_injected": dict(injector.injected) if injector else {},
+            "not_sent_at_stop": 0, "problem": self.problem, "resent_after_node_loss": self.resent,
+            "bad_assignment_messages": self.bad_messages})
 
     def close(self) -> None:
         for sock in (self.feed, *self.nodes.values()):
@@ -184,12 +231,15 @@ class ReadoutFeed:
 
 
 def run_readout_feed(config: FarmConfig, assign_endpoint: str, collector_endpoint: str, nodes: dict[str, str],
-                     n_events: int, stop: multiprocessing.synchronize.Event) -> None:
-    """Process entry point: send `n_events` Level-1 accepts, then serve re-sends until `stop`."""
+                     n_events: int | None, stop: multiprocessing.synchronize.Event,
+                     end_input: multiprocessing.synchronize.Event | None = None, duration_s: float | None = None,
+                     replay: dict | None = None) -> None:
+    """Process entry point: send Level-1 accepts (see `ReadoutFeed.run`), then serve re-sends until `stop`."""
     die_with_parent()
     ignore_interrupts()
     feed = ReadoutFeed(config, assign_endpoint, collector_endpoint, nodes)
+    serve(feed.metrics.registry, config.monitoring, READOUT)
     try:
-        feed.run(n_events, stop)
+        feed.run(n_events, stop, end_input, duration_s, replay)
     finally:
         feed.close()

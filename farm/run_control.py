@@ -31,12 +31,12 @@ from farm import control_messages as cm
 from farm import messages
 from farm.collector import Collector
 from farm.readout import RANGES_PER_MESSAGE
-from farm.readout_feed import MAX_BUFFERED
 from farm.security import Curve
 from farm.sockets import bind, make_socket
+from farm.metrics_http import serve
 from farm.summary import LATENCY_ORDER, summarise
 from farm.run_output import events_table_path, prepare_output, write_events_table
-from farm.supervisor import drain_timeout_s
+from farm.run_watch import Interrupts, Progress, drain_timeout_s, progress_reading, run_input
 from trigger_sim import clock
 from trigger_sim.assignment import MISSING_DATA, AssignmentService, Outcome
 from trigger_sim.clock_offset import ZERO, Exchange, Offset, estimate
@@ -45,6 +45,7 @@ from trigger_sim.errors import TriggerSimError
 from trigger_sim.event_table import EventTable
 from trigger_sim.event_table_io import check_writable
 from trigger_sim.id_ranges import IdRanges
+from trigger_sim.metrics import SUPERVISOR, SupervisorMetrics
 from trigger_sim.partition import source_ids
 from trigger_sim.role_liveness import RoleLiveness
 from trigger_sim.run_states import RunState
@@ -56,6 +57,7 @@ CLOCK_PERIOD_S = 1.0
 HOSTS_TIMEOUT_S = 60.0  # for every agent to say hello
 CONFIGURE_TIMEOUT_S = 180.0  # a Triton server and every worker warming up
 STOP_TIMEOUT_S = 30.0
+READOUT_END_GRACE_S = 1.0  # a dead readout's END may be behind its last messages: wait this long for it
 
 
 @dataclass
@@ -81,7 +83,9 @@ class Host:
 
 
 class RunControl:
-    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None, table_path: Path | None = None):
+    def __init__(self, topology: Topology, config: FarmConfig, output_dir: Path | None, table_path: Path | None = None,
+                 metrics: SupervisorMetrics | None = None):
+        """`metrics`: the run's Prometheus counters, updated by the collector with each counted event (None: none)."""
         self.topology = topology
         rc_host = topology.run_control_host
         self.config = config_for_host(config, topology, rc_host.name)
@@ -96,13 +100,14 @@ class RunControl:
         self.assign_endpoint = bind(self.assign, rc_host.address, self.curve)
         self.table_path = table_path  # the per-event table, written with the summary (None: none)
         self.collector = Collector(self.ctx, self.config, output_dir, self.curve,
-                                   events=EventTable(LATENCY_ORDER, topology.triton_url) if table_path is not None else None)
+                                   events=EventTable(LATENCY_ORDER, topology.triton_url) if table_path is not None else None,
+                                   metrics=metrics)
         self.hosts = {h.name: Host(h, RunState(h.name)) for h in topology.hosts}
         for host in self.hosts.values():
             if host.spec.is_node:
                 host.results = make_socket(self.ctx, zmq.PULL, hwm=1000)
                 host.results_endpoint = bind(host.results, rc_host.address, self.curve)
-        self.service = AssignmentService(max_waiting=MAX_BUFFERED)
+        self.service = AssignmentService(max_waiting=self.config.readout.buffer_events)
         self.liveness = RoleLiveness(int(topology.heartbeat_timeout_s * clock.NS_PER_S))
         self.accepted: set[int] = set()
         self.to_clear: list[int] = []
@@ -110,6 +115,9 @@ class RunControl:
         self.stale_outcomes = 0
         self.bad_control = 0  # control or ACCEPT messages that do not decode: counted, dropped
         self.running = False
+        self.builders_dead: set[str] = set()  # nodes whose event builder died: they build nothing more this run
+        self.readout_died_at: float | None = None
+        self.readout_down = False  # the readout process died (its host may live on)
         self._seq = 0
         self._pending_time: dict[int, tuple[str, int]] = {}
         self._next_clock = 0.0
@@ -186,6 +194,8 @@ class RunControl:
                 host.failed = str(meta.get("problem", "failed"))
             elif kind == cm.STOPPED:
                 host.stopped = meta
+            elif kind == cm.ROLE_DIED:
+                self._role_died(host, str(meta.get("role", "")), meta.get("exit_code"))
 
     def _read_accepts(self) -> None:
         for _ in range(1000):
@@ -240,7 +250,12 @@ class RunControl:
 
     def _in_reference_clock(self, host: Host, kind: bytes, meta: dict[str, Any], frames: list) -> list:
         """The message with its stamps moved into run control's clock: the node's stamps by
-        the node's offset, the Level-1 time by the readout host's."""
+        the node's offset, the Level-1 time by the readout host's. A node and readout on run
+        control's own host are in its clock already: their messages pass unchanged (the
+        event's host is then this host's name, as in the per-event table of a one-host run)."""
+        rc_host = self.topology.run_control_host.name
+        if host.spec.name == rc_host and self.topology.readout_host.name == rc_host:
+            return frames
         node = self.offset_of(host.spec.name)
         readout = self.offset_of(self.topology.readout_host.name)
 
@@ -290,6 +305,33 @@ class RunControl:
             for o in outcomes:
                 self._outcome(o)
 
+    def _role_died(self, host: Host, role: str, exit_code: Any) -> None:
+        """A host's agent says one of its roles died. A node without its builder builds nothing
+        more: its events go to the other nodes (retried once, then HltError), as for a node
+        lost. A dead readout sends nothing more: once its END had a moment to arrive, what it
+        still had to send is MissingData."""
+        if not self.running:
+            return
+        name = host.spec.name
+        if role == "builder" and host.spec.is_node and name not in self.builders_dead:
+            self.builders_dead.add(name)
+            self.problems.append(f"event builder on {name} died (exit code {exit_code}): its events go to the other nodes")
+            for o in self.service.node_lost(name):
+                self._outcome(o)
+        elif role == "readout" and host.spec.readout and self.readout_died_at is None:
+            self.readout_died_at = time.monotonic()
+            self.problems.append(f"readout on {name} died (exit code {exit_code})")
+
+    def _readout_death_settled(self) -> None:
+        """A second after the readout died (its END, if it sent one, has arrived): its sources are lost."""
+        if self.readout_died_at is None or self.readout_down or time.monotonic() - self.readout_died_at < READOUT_END_GRACE_S:
+            return
+        self.readout_down = True
+        if self.collector.end is None:
+            self.problems.append("the readout died before reporting its Level-1 count: the accepts it asked nodes for count")
+        for o in self.service.source_lost(*source_ids(self.config)):
+            self._outcome(o)
+
     def _rejoined(self, host: Host) -> None:
         if not host.lost:
             return
@@ -337,15 +379,18 @@ class RunControl:
             if host.configured is not None:
                 host.state.apply("configure")
 
-    def start(self, n_events: int) -> None:
+    def start(self, n_events: int | None, duration_s: float | None = None, replay: dict[str, Any] | None = None) -> None:
+        """Start the nodes, then the readout: `n_events` Level-1 accepts, or for `duration_s`,
+        or the events of `replay` ({"path": recording on the readout host, "loop": bool})."""
         self.running = True
+        readout = self.topology.readout_host.name
         for node in self.topology.nodes:
             self.service.join(node.name, int(self.hosts[node.name].configured["slots"]))
-            self.send(node.name, cm.START)
+            if node.name != readout:  # a node that is also the readout host gets the readout's START below
+                self.send(node.name, cm.START)
         nodes = {n.name: self.hosts[n.name].configured["fragments"] for n in self.topology.nodes}
-        readout = self.topology.readout_host.name
         self.send(readout, cm.START, {"assign": self.assign_endpoint, "collector": self.collector.endpoint, "nodes": nodes,
-                                      "events": n_events})
+                                      "events": n_events, "duration_s": duration_s, "replay": replay})
         started = {n.name for n in self.topology.nodes} | {readout}
         for name, host in self.hosts.items():
             if name not in started:
@@ -353,13 +398,34 @@ class RunControl:
             if host.state.state == "CONFIGURED":
                 host.state.apply("start")
 
-    def run_until_done(self, timeout_s: float | None) -> None:
+    def run_until_done(self, timeout_s: float | None, progress: Progress | None = None,
+                       interrupts: Interrupts | None = None, n_events: int | None = None,
+                       on_tick: Callable[["RunControl"], None] | None = None) -> None:
+        """Run until every Level-1 accept has its outcome. `progress` is given a reading every
+        poll, `on_tick` run control itself (tests, fault injection); after a first signal
+        (`interrupts`) the readout takes no more accepts and the farm drains, a second stops
+        the run."""
         drain_s = drain_timeout_s(self.config)
         last_decided, progress_at = -1, time.monotonic()
         started = time.monotonic()
+        input_ended = False
         while True:
             self.pump()
             c = self.collector
+            if interrupts is not None and interrupts.drain and not input_ended:
+                self.send(self.topology.readout_host.name, cm.END_INPUT)
+                input_ended = True
+            if interrupts is not None and interrupts.stop:
+                self.problems.append("stopped by a second signal before the drain finished")
+                return
+            if progress is not None:
+                progress(progress_reading(c, n_events, self.topology.triton_url or None))
+            if on_tick is not None:
+                on_tick(self)
+            self._readout_death_settled()
+            if len(self.builders_dead) == len(self.topology.nodes):
+                self.problems.append("no node has an event builder left: run stopped")
+                return
             if c.end is None and self.readout_lost:
                 self._end_from_accepts()
             if c.end is not None and c.ledger.decided >= c.end["l1_accepted"] and c.n_unaccounted() == 0:
@@ -380,7 +446,7 @@ class RunControl:
 
     @property
     def readout_lost(self) -> bool:
-        return self.hosts[self.topology.readout_host.name].lost
+        return self.hosts[self.topology.readout_host.name].lost or self.readout_down
 
     def _quiet_after_readout_loss_s(self) -> float:
         """No decision for this long after the readout was lost: the nodes hold nothing more
@@ -432,10 +498,12 @@ class RunControl:
                         self.problems, restarts=restarts, model_reloads=sum(int(s.get("model_reloads", 0)) for s in stopped),
                         monitor_probe_failures=[f for s in stopped for f in s.get("monitor_probe_failures", [])],
                         server_restarts={url: n for s in stopped for url, n in s.get("server_restarts", {}).items()},
+                        deadlines_ms={m: 1e3 * self.config.inference.deadline_s(m) for m in self.config.inference.models},
                         events_table=table_written)
         decided_on = {name: 0 for name in self.hosts}
         for identity, n in self.collector.decided_by_worker.items():
-            host = identity.split("/", 1)[0]
+            # "node1/worker-0.0"; a one-host farm's workers have no host prefix ("worker-0.0")
+            host = identity.split("/", 1)[0] if "/" in identity else self.topology.nodes[0].name
             if host in decided_on:
                 decided_on[host] += n
         out["hosts"] = {name: {
@@ -463,32 +531,52 @@ class RunControl:
         self.ctx.term()
 
 
-def run_topology(topology: Topology, config: FarmConfig, n_events: int, output_dir: str | Path | None = "auto",
+def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = None, output_dir: str | Path | None = "auto",
                  timeout_s: float | None = None, on_state: Callable[[str], None] | None = None,
-                 events_table: str | Path | None = "auto") -> dict[str, Any]:
-    """Run `n_events` Level-1 accepts on the farm the topology describes (its node agents
-    must be running, or start within HOSTS_TIMEOUT_S); return the summary. `on_state` is
-    told each state the run reaches (CONFIGURED, RUNNING, STOPPED). `events_table`: the
-    per-event table, as for the one-host run ("auto": events.parquet in the output folder)."""
+                 events_table: str | Path | None = "auto", duration_s: float | None = None,
+                 progress: Progress | None = None, replay: str | Path | None = None, loop: bool = False,
+                 on_started: Callable[[RunControl], None] | None = None,
+                 on_tick: Callable[[RunControl], None] | None = None) -> dict[str, Any]:
+    """Run `n_events` Level-1 accepts (or for `duration_s`, or the events of the recording
+    `replay`, on the readout host, `loop`ed or until it ends) on the farm the topology
+    describes (its node agents must be running, or start within HOSTS_TIMEOUT_S); return
+    the summary. `on_state` is told each state the run reaches (CONFIGURED, RUNNING,
+    STOPPED); `progress` is given a reading as the run goes; `on_started` and `on_tick` are
+    given run control once the run started and at every poll (tests, fault injection). `events_table`: the per-event
+    table, as for the one-host run ("auto": events.parquet in the output folder). The first
+    SIGINT or SIGTERM drains the run, a second stops it; with monitoring on, run control
+    serves the run's metrics on the supervisor's port and keeps them up for a last scrape."""
+    config, replay_spec = run_input(config, n_events, duration_s, replay, loop)
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()
     if events_table not in (None, "auto"):
         check_writable(events_table)  # a .root name without uproot fails now, not after the run
     out_dir = prepare_output(config, output_dir)
-    rc = RunControl(topology, config, out_dir, events_table_path(events_table, out_dir))
-    try:
+    metrics = SupervisorMetrics(config.worker.budget_ms, topology.triton_url or "none") if config.monitoring.enabled else None
+    with Interrupts() as interrupts:
+        rc = RunControl(topology, config, out_dir, events_table_path(events_table, out_dir), metrics)
+        endpoint = serve(metrics.registry, config.monitoring, SUPERVISOR) if metrics is not None else None
         try:
-            rc.configure()
-            say("CONFIGURED")
-            rc.start(n_events)
-            say("RUNNING")
-            rc.run_until_done(timeout_s)
+            try:
+                rc.configure()
+                say("CONFIGURED")
+                rc.start(n_events, duration_s, replay_spec)
+                say("RUNNING")
+                if on_started is not None:
+                    on_started(rc)
+                rc.run_until_done(timeout_s, progress, interrupts, n_events, on_tick)
+            finally:
+                if rc.running:
+                    rc.stop()
+                    say("STOPPED")
+            summary = rc.summary(time.monotonic() - wall_start, out_dir)
+            summary["interrupted_by"] = interrupts.first
+            if endpoint is not None:  # the final values stay up for a last scrape
+                interrupts.linger(config.monitoring.linger_s)
+            return summary
         finally:
-            if rc.running:
-                rc.stop()
-                say("STOPPED")
-        return rc.summary(time.monotonic() - wall_start, out_dir)
-    finally:
-        rc.exit_agents()  # also after a failure: no agent is left waiting for a run
-        rc.pump(100)
-        rc.close()
+            rc.exit_agents()  # also after a failure: no agent is left waiting for a run
+            rc.pump(100)
+            rc.close()
+            if endpoint is not None:
+                endpoint.close()

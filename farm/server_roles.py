@@ -9,6 +9,7 @@ and reloaded when its stub dies (`farm.server_monitor`). The one-host run (its
 
 from __future__ import annotations
 
+from farm.server_device import local_server
 from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.triton_server import TritonServer
@@ -76,3 +77,24 @@ class ServerRoles:
     @property
     def probe_failures(self) -> list[str]:
         return [f for m in self.monitors for f in m.probe_failures]
+
+
+def one_host_servers(config: FarmConfig, watched: list[TritonServer] | None = None) -> tuple[ServerRoles, str]:
+    """The Triton servers of a run on one host (not yet started) and how the workers reach
+    them: "none" (every model runs in the workers), "external" (the configured addresses)
+    or "local" (`inference.local_servers` started here). `watched`: a caller's own server
+    to probe and repair instead (tests)."""
+    if not config.inference.models:
+        return ServerRoles(config, [], watched), "none"
+    if config.inference.server_addresses:
+        return ServerRoles(config, [], watched), "external"
+    local = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i))
+             for i in range(config.inference.local_servers)]
+    return ServerRoles(config, local, watched), "local"
+
+
+def server_urls(config: FarmConfig, servers: ServerRoles, mode: str) -> tuple[str, ...]:
+    """The gRPC addresses the workers use (known for local servers once they run)."""
+    if mode == "external":
+        return tuple(config.inference.server_addresses)
+    return tuple(s.grpc_url for s in servers.servers) if mode == "local" else ()

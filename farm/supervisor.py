@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -31,32 +30,25 @@ import zmq
 from farm.collector import Collector
 from farm.host_roles import HostRoles
 from farm.metrics_http import check_ports_free, serve
+from farm.run_watch import Interrupts, Progress, drain_timeout_s, progress_reading, run_input
 from farm.run_output import events_table_path, prepare_output, write_events_table
 from farm.readout import run_readout
-from farm.server_roles import ServerRoles
+from farm.server_roles import one_host_servers, server_urls
 from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.security import Curve, check_triton_tls_files
 from farm.summary import LATENCY_ORDER, summarise
-from farm.server_device import local_server
 from farm.triton_server import TritonServer
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions, unregister_regions
 from trigger_sim.config import FarmConfig
 from trigger_sim.event_table import EventTable
 from trigger_sim.event_table_io import check_writable
-from trigger_sim.event_source import config_for_recording
 from trigger_sim import simulation
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
 from trigger_sim.metrics import SUPERVISOR, SupervisorMetrics, process_ports
 
-Progress = Callable[[dict[str, Any]], None]
-
-
-def drain_timeout_s(config: FarmConfig) -> float:
-    """How long the drain waits without any event being decided before it gives up."""
-    return (config.builder.build_timeout_ms + 2 * config.worker.budget_ms) / 1e3 + 5.0
 
 
 @dataclass
@@ -110,12 +102,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     `events_table`: where the per-event table goes (Parquet, or ROOT for a .root name);
     "auto": events.parquet in the output folder, none without one; None: no table.
     """
-    if n_events is None and duration_s is None and (replay is None or loop):
-        raise ValueError("give a number of events or a duration")
-    replay_spec = None
-    if replay is not None:
-        config = config_for_recording(config, replay)
-        replay_spec = {"path": str(replay), "loop": loop}
+    config, replay_spec = run_input(config, n_events, duration_s, replay, loop)
     hooks = hooks or FarmHooks()
     load_menu(config.menu)  # fail now, with the file named, not in every worker
     curve = Curve.from_config(config.network)  # likewise for CURVE keys and TLS files
@@ -131,29 +118,14 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
     if replay is None:
         simulation.warm_up(config)  # likewise the readout's simulation kernels
     ctx = zmq.Context()
-    interrupted: list[str] = []
-
-    def on_signal(signum, frame):  # first signal: drain; second: stop draining (the loop reads the list)
-        interrupted.append(signal.Signals(signum).name)  # nothing else here: no lock may be taken in a handler
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with Interrupts() as interrupts:
         with contextlib.ExitStack() as cleanup:
-            local_servers: list[TritonServer] = []
-            if not config.inference.models:  # every model runs in the workers: no server at all
-                triton_url, mode = None, "none"
-            elif config.inference.server_addresses:
-                triton_url, mode = ",".join(config.inference.server_addresses), "external"
-            else:
-                local_servers = [local_server(config, metrics_port=config.monitoring.triton_metrics_port(i))
-                                 for i in range(config.inference.local_servers)]
-                mode = "local"
             # the local servers are restarted when they die; the caller's server (tests) is watched and repaired
-            servers = ServerRoles(config, local_servers, [hooks.server] if hooks.server is not None else None)
+            servers, mode = one_host_servers(config, [hooks.server] if hooks.server is not None else None)
+            local_servers = servers.servers
             cleanup.callback(servers.stop)
             servers.start()
-            if mode == "local":  # their ports are known once they run
-                triton_url = ",".join(s.grpc_url for s in local_servers)
+            triton_url = ",".join(server_urls(config, servers, mode)) or None  # local servers' ports are known once they run
             server = servers.watched[0] if servers.watched else None
             monitor = servers.monitors[0] if servers.monitors else None
             keeper = servers.keeper
@@ -187,9 +159,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
             drain_deadline, last_decided = None, -1
             while True:
                 collector.poll(50)
-                if interrupted and not roles.stop_input.is_set():
+                if interrupts.drain and not roles.stop_input.is_set():
                     roles.stop_input.set()  # the readout stops; what it sent drains
-                if len(interrupted) > 1:  # checked here, never raised inside the collector's work
+                if interrupts.stop:  # checked here, never raised inside the collector's work
                     farm.problems.append("stopped by a second signal before the drain finished")
                     break
                 if hooks.on_tick:
@@ -204,7 +176,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                     farm.problems.append(f"event builder died (exit code {roles.builder.exitcode}): run stopped")
                     break
                 if progress:
-                    progress(_progress(collector, n_events, triton_url))
+                    progress(progress_reading(collector, n_events, triton_url))
                 if collector.end is None and not roles.readout.is_alive():
                     quiet_since = time.monotonic()  # its END may be behind a backlog: read until 1 s of quiet
                     while collector.end is None and time.monotonic() - quiet_since < 1.0:
@@ -250,7 +222,7 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                 deadlines_ms={m: 1e3 * config.inference.deadline_s(m) for m in config.inference.models},
                                 client_shm_prefix=shm_prefix,
                                 server_model_config=(server.model_config_name or "cpu") if server is not None else "",
-                                interrupted_by=interrupted[0] if interrupted else "",
+                                interrupted_by=interrupts.first,
                                 events_table=table_written)
             summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports,
                                      "metrics_errors": collector.metrics_errors, "metrics_error_text": collector.metrics_error_text,
@@ -258,26 +230,5 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
                                      "triton_metrics": ",".join(f"127.0.0.1:{s.metrics_port}" for s in (local_servers or [server])
                                                                 if s is not None and s.metrics_port)}
             if endpoint is not None:  # the final values stay up for a last scrape
-                _linger(config.monitoring.linger_s, interrupted)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+                interrupts.linger(config.monitoring.linger_s)
     return summary
-
-
-def _linger(seconds: float, interrupted: list[str]) -> None:
-    """Keep the process (and its metrics endpoint) up for `seconds`, or until a new signal."""
-    signals, deadline = len(interrupted), time.monotonic() + seconds
-    while time.monotonic() < deadline and len(interrupted) == signals:
-        time.sleep(0.05)
-
-
-def _progress(collector: Collector, n_events: int | None, server: str | None = None) -> dict[str, Any]:
-    """What the progress display and the live view read (cumulative counts; the decision
-    times and total latencies are the collector's arrays, read from where the view left off)."""
-    return {"decided": collector.ledger.decided, "target": n_events,
-            "l1_accepted": (collector.end or {}).get("l1_accepted"),
-            "triton": collector.inference_paths.get("triton", 0), "fallback": collector.inference_paths.get("fallback", 0),
-            "debug": collector.ledger.outcomes.get("debug", 0), "readout": collector.readout_stats,
-            "worker_stats": collector.worker_stats, "server": server or "none",
-            "decided_ns": collector.timeline_ns, "total_ms": collector.timeline_total_ms}

@@ -30,7 +30,7 @@ from farm.event_handoff import RingReader
 from farm.lifecycle import die_with_parent, ignore_interrupts
 from farm.metrics_http import serve
 from farm.security import Curve
-from farm.sockets import connect, make_socket
+from farm.sockets import connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import DEBUG
@@ -121,7 +121,8 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     # products must not spread over the cores the other workers and the server use.
     threadpool_limits(limits=1, user_api="blas")
     warm_up()
-    inference = build_inference(config, triton_url, f"{shm_prefix}{identity}_" if shm_prefix else None)
+    # a region's name is one path component: a node's worker ("node1/worker-0.0") names it without the slash
+    inference = build_inference(config, triton_url, f"{shm_prefix}{identity.replace('/', '.')}_" if shm_prefix else None)
     for service in inference.values():
         service.allow_in_flight(config.worker.slots)
     problem = prepare_inference(inference)
@@ -222,7 +223,7 @@ class _EventLoop:
 
     def _receive(self) -> None:
         """Read one EVENT and take it into a free slot (an unreadable one is answered at once)."""
-        kind, *frames = self.builder.recv_multipart(copy=False)
+        kind, *frames = recv_parts(self.builder, copy=False)
         if kind.bytes != messages.EVENT:
             self.counts["bad_messages"] += 1
             return
@@ -270,7 +271,7 @@ class _EventLoop:
         self.watch.finish(result.l1_id)
         # Sent even after a forced decision: the builder takes the first one that arrives,
         # and this one also frees the worker's slot (a credit comes with it).
-        self.builder.send_multipart(result_message(result, received, clock.now_ns(), self.identity))
+        send_parts(self.builder, result_message(result, received, clock.now_ns(), self.identity))
         self.counts["processed"] += 1
         self.heartbeat.last_ns = clock.now_ns()
 

@@ -7,6 +7,7 @@ A topology names the hosts, the address each is reached at, and the roles placed
     curve_keys_dir = "keys"       # made by `trigger-sim keys DIR`; required when the farm spans hosts
     control_port = 5570           # run control listens here on its host's address
     heartbeat_timeout_s = 3.0     # a role silent this long is declared dead
+    triton_urls = []              # Triton servers the topology does not start (host:port each); else a Triton host's
 
     [hosts.daq]                   # one table per host; the name is what `--host` gives
     address = "10.1.0.1"
@@ -20,6 +21,7 @@ A topology names the hosts, the address each is reached at, and the roles placed
     [hosts.gpu1]
     address = "10.1.0.4"
     triton_grpc_port = 8001       # a Triton server on this host (0: none)
+    triton_servers = 1            # servers on this host, on ports 8001, 8002, ... (a pool)
 
 Exactly one host runs run control; at least one is a node; at most one runs the readout
 (the sources are not yet split over several readout hosts). Unknown keys are rejected
@@ -54,6 +56,7 @@ class HostSpec:
     readout: bool = False
     workers: int = 0  # > 0: a node (an event builder for this many workers on the host)
     triton_grpc_port: int = 0  # > 0: a Triton server listening on this port
+    triton_servers: int = 1  # Triton servers on this host, on gRPC ports triton_grpc_port, +1, ... (a pool)
 
     def __post_init__(self) -> None:
         if not self.address.strip():
@@ -62,6 +65,14 @@ class HostSpec:
             raise ConfigError(f"hosts.{self.name}.workers must be >= 0, got {self.workers}")
         if not 0 <= self.triton_grpc_port < 65536:
             raise ConfigError(f"hosts.{self.name}.triton_grpc_port must be a TCP port (1-65535) or 0 for none")
+        if self.triton_servers < 1 or self.triton_grpc_port + self.triton_servers - 1 > 65535:
+            raise ConfigError(f"hosts.{self.name}.triton_servers must be >= 1, with ports triton_grpc_port + i "
+                              f"up to 65535; got {self.triton_servers}")
+
+    @property
+    def triton_ports(self) -> tuple[int, ...]:
+        """The gRPC ports of this host's Triton servers (none without triton_grpc_port)."""
+        return tuple(self.triton_grpc_port + i for i in range(self.triton_servers)) if self.triton_grpc_port else ()
 
     @property
     def is_node(self) -> bool:
@@ -83,6 +94,7 @@ class FarmSection:
     curve_keys_dir: str = ""
     control_port: int = DEFAULT_CONTROL_PORT
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    triton_urls: tuple[str, ...] = ()  # Triton servers outside the topology's hosts (host:port each), a pool
 
     def __post_init__(self) -> None:
         if not 0 < self.control_port < 65536:
@@ -102,6 +114,7 @@ class Topology:
     control_port: int = DEFAULT_CONTROL_PORT
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     source: str = "<built-in one-host topology>"
+    external_triton_urls: tuple[str, ...] = ()  # [farm] triton_urls
 
     def __post_init__(self) -> None:
         where = self.source
@@ -121,6 +134,13 @@ class Topology:
         triton = [h.triton_grpc_port for h in self.hosts if h.triton_grpc_port]
         if len(triton) > 1:
             raise ConfigError(f"{where}: triton_grpc_port on {len(triton)} hosts: one Triton host is supported for now")
+        if triton and self.external_triton_urls:
+            raise ConfigError(f"{where}: farm.triton_urls and a host's triton_grpc_port both name Triton servers: "
+                              "use one (the servers the topology starts, or those it reaches by URL)")
+        for url in self.external_triton_urls:
+            host, _, port = url.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"{where}: farm.triton_urls entry {url!r} is not host:port")
         if self.spans_hosts and not self.curve_keys_dir:
             raise ConfigError(f"{where}: the farm spans several addresses, so its links need CURVE: run "
                               "`trigger-sim keys DIR` and set farm.curve_keys_dir = DIR")
@@ -158,10 +178,16 @@ class Topology:
         return tcp_endpoint(self.run_control_host.address, self.control_port)
 
     @property
-    def triton_url(self) -> str:
-        """host:port of the Triton server, or "" when the topology places none."""
+    def triton_urls(self) -> tuple[str, ...]:
+        """host:port of every Triton server the workers use: the Triton host's, or [farm] triton_urls."""
         h = self.triton_host
-        return f"{_url_host(h.address)}:{h.triton_grpc_port}" if h else ""
+        return tuple(f"{_url_host(h.address)}:{port}" for port in h.triton_ports) if h else self.external_triton_urls
+
+    @property
+    def triton_url(self) -> str:
+        """The Triton servers as the workers take them (host:port, comma-separated for a
+        pool), or "" when the topology names none."""
+        return ",".join(self.triton_urls)
 
 
 def tcp_endpoint(address: str, port: int) -> str:
@@ -204,7 +230,7 @@ def load_topology(path: str | Path) -> Topology:
 
     try:
         return Topology(tuple(hosts), resolve(section.config), resolve(section.curve_keys_dir), section.control_port,
-                        section.heartbeat_timeout_s, source)
+                        section.heartbeat_timeout_s, source, tuple(section.triton_urls))
     except ConfigError:
         raise
     except ValueError as err:
@@ -218,11 +244,13 @@ def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     return value
 
 
-def one_host_topology(workers: int, triton_grpc_port: int = 0, config: str = "") -> Topology:
-    """The built-in topology of a single-host run: every role on loopback, no CURVE needed."""
+def one_host_topology(workers: int, triton_grpc_port: int = 0, config: str = "",
+                      control_port: int = DEFAULT_CONTROL_PORT, triton_urls: tuple[str, ...] = ()) -> Topology:
+    """The built-in topology of a single-host run: every role on loopback, no CURVE needed;
+    `triton_urls`: servers the run reaches (started by the caller, or external)."""
     host = HostSpec(ONE_HOST, "127.0.0.1", run_control=True, readout=True, workers=workers,
                     triton_grpc_port=triton_grpc_port)
-    return Topology((host,), config=config)
+    return Topology((host,), config=config, control_port=control_port, external_triton_urls=tuple(triton_urls))
 
 
 def with_hosts(topology: Topology, **changes: dict[str, Any]) -> Topology:
@@ -239,7 +267,9 @@ def config_for_host(config: FarmConfig, topology: Topology, host: str) -> FarmCo
     network: dict[str, Any] = {"bind_address": spec.address}
     if topology.curve_keys_dir:
         network.update(curve=True, curve_keys_dir=topology.curve_keys_dir)
-    inference: dict[str, Any] = {"triton_url": topology.triton_url} if topology.triton_url else {"models": ()}
+    urls = topology.triton_urls
+    inference: dict[str, Any] = ({"triton_url": urls[0], "servers": ()} if len(urls) == 1 else
+                                 {"triton_url": "", "servers": urls} if urls else {"models": ()})
     return with_overrides(config, network=network, inference=inference,
                           worker={"count": spec.workers} if spec.workers else {})
 

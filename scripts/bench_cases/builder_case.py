@@ -5,7 +5,8 @@ simulation and wire encoding), and kept as encoded frames. Each repetition sends
 as fast as the sockets take them, one PUSH socket per readout source (as the readout does,
 same high-water marks), `copy=False`:
 
-* pipe: to a bare PULL in a sink process that only counts fragments and bytes;
+* pipe: to a bare PULL in a sink process that only counts fragments and bytes, receiving
+  them as the builder does (`farm.sockets.recv_parts`, zero-copy zmq.Frame objects);
 * builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
   defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
   events and dispatches each complete event to a fake worker (a DEALER that keeps credits
@@ -42,7 +43,7 @@ from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
 from farm import messages
 from farm.builder import run_builder
 from farm.event_handoff import RingReader
-from farm.sockets import bind, connect, make_socket
+from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.simulation import event_fragments
@@ -109,14 +110,14 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
     out.put(("endpoint", bind(sock)))
     n = n_bytes = 0
     t_first = None
-    cpu0 = 0.0
+    cpu0 = main0 = 0.0
     while n < expected:
-        frames = sock.recv_multipart(copy=False)
+        frames = recv_parts(sock, copy=False)  # as the builder receives them
         if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
-            t_first, cpu0 = clock.now_ns(), time.process_time()
+            t_first, cpu0, main0 = clock.now_ns(), time.process_time(), time.thread_time()
         n += 1
-        n_bytes += sum(len(f.buffer) for f in frames)
-    out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0))
+        n_bytes += sum(map(len, frames))
+    out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0, time.thread_time() - main0))
     sock.close()
     ctx.term()
 
@@ -137,7 +138,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, meta_frame, *frames = sock.recv_multipart(copy=False)
+        kind, id_frame, meta_frame, *frames = recv_parts(sock, copy=False)  # as the worker receives events
         if kind.bytes != messages.EVENT:
             continue
         meta = messages.unpack_meta(meta_frame)
@@ -149,7 +150,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
             t_first = clock.now_ns()
         n += 1
         now = clock.now_ns()
-        sock.send_multipart([messages.RESULT, messages.pack_meta({
+        send_parts(sock, [messages.RESULT, messages.pack_meta({
             "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
             "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
     out.put(("done", n, t_first, clock.now_ns()))
@@ -218,13 +219,14 @@ def run_pipe(mp, config: FarmConfig, sender, n_fragments: int) -> dict[str, floa
     try:
         (_, endpoint) = _get(q, "endpoint", START_TIMEOUT_S)
         t0, _, sender_cpu = _send(sender, endpoint)
-        _, n, n_bytes, _, t_last, sink_cpu = _get(q, "done", RUN_TIMEOUT_S)
+        _, n, n_bytes, _, t_last, sink_cpu, sink_main_cpu = _get(q, "done", RUN_TIMEOUT_S)
     finally:
         sink.join(10)
         if sink.is_alive():
             sink.kill()
     seconds = (t_last - t0) / clock.NS_PER_S
-    return {"seconds": seconds, "fragments": n, "bytes": n_bytes, "receiver_cpu_s": sink_cpu, "sender_cpu_s": sender_cpu}
+    return {"seconds": seconds, "fragments": n, "bytes": n_bytes, "receiver_cpu_s": sink_cpu,
+            "receiver_main_thread_cpu_s": sink_main_cpu, "sender_cpu_s": sender_cpu}
 
 
 def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Context,
@@ -309,7 +311,7 @@ def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int
     """Builder CPU µs per fragment by step, from an instrumented run (`run`: its CPU over the window)."""
     receive = spent["read_fragments"] - spent["check"] - spent["build"]
     steps = {
-        "receive fragments (recv_multipart, copy=False; loop)": receive,
+        "receive fragments (recv_parts, zero-copy; loop)": receive,
         "check fragments (check_fragment: header, sizes, CRC)": spent["check"],
         "build (EventBuilderState.add)": spent["build"],
         "dispatch events to the worker (copy into the ring, send the descriptor)": spent["dispatch"],
@@ -327,6 +329,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         return statistics.median(1e6 * r[key] / n_fragments for r in runs)
 
     sender_p, receiver = us(pipe_runs, "sender_cpu_s"), us(pipe_runs, "receiver_cpu_s")
+    pipe_io = receiver - us(pipe_runs, "receiver_main_thread_cpu_s")
     sender_b, builder, main = us(builder_runs, "sender_cpu_s"), us(builder_runs, "builder_cpu_s"), \
         us(builder_runs, "builder_main_thread_cpu_s")
     worker = us(builder_runs, "fake_worker_cpu_s")
@@ -336,6 +339,11 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     builder_rate = statistics.median(n_fragments / r["seconds"] for r in builder_runs)
     needed = pipe_total / TARGET_RATIO
     floor_total = sender_b + io + worker
+    pipe_main = receiver - pipe_io
+    per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "check", "build")))
+    fragment_floor = sender_b + per_fragment_loop + pipe_io  # nothing per event: no worker, no event messages
+    per_event = builder_total - fragment_floor  # dispatch, results, the I/O thread beyond the pipe's, the worker
+    events_per_fragment = max(builder_runs[0]["events"], 1) / n_fragments
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
     return (
         f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed over "
@@ -346,7 +354,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"{builder_rate:,.0f}). A ratio of {TARGET_RATIO} needs at most {needed:.0f} µs in all, {builder_total - needed:.0f} "
         f"µs less than now. The event's bytes cross ZeroMQ once (readout -> builder) and reach the worker through the "
         f"node's shared-memory ring; what is left beyond the pipe: (1) the builder's ZeroMQ I/O thread, {io:.0f} µs "
-        f"against the pipe receiver's {receiver:.0f} for I/O thread and receive together (it also carries each event's "
+        f"against the pipe receiver's {pipe_io:.0f} ({receiver:.0f} with its receive loop) (it also carries each event's "
         f"descriptor to the worker, the worker's result back and the result on to the collector: three messages per "
         f"event); (2) the fake worker, {worker:.0f} µs per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} "
         f"µs per event (receive the descriptor, copy the event out of the ring, send the result); even with an event "
@@ -354,7 +362,14 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"{pipe_total / floor_total:.2f}; (3) the event loop, one Python thread, {main:.0f} µs per fragment; timed by "
         f"step in an extra run (µs): {steps}. The check alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} "
         f"µs (of which CRC {cost['crc32_us']:.1f}), against {cost['decode_fragment_us']:.1f} µs for the worker's full "
-        f"decode_fragment.")
+        f"decode_fragment; in the builder it is its thread's first pass over bytes the I/O thread received, the likely "
+        f"reason it costs more there. By what it scales with: per fragment, the event loop receives, checks and builds "
+        f"in {per_fragment_loop:.0f} µs (the pipe receiver's loop: {pipe_main:.0f}) and the I/O thread carries the "
+        f"fragment, taken to cost what the pipe's does ({pipe_io:.0f}); with everything done once per event free, sender and "
+        f"that ({fragment_floor:.0f} µs) would cap the ratio at {pipe_total / fragment_floor:.2f}. Everything per event "
+        f"(dispatch, results, the builder's I/O thread beyond the pipe's, the fake worker) is {per_event:.0f} µs per "
+        f"fragment, {per_event / events_per_fragment:.0f} µs per event: the lever left is fewer messages per event "
+        f"(several events per EVENT message, several decisions per RESULT, one collector message per batch).")
 
 
 # -- the case ---------------------------------------------------------------------------------
@@ -428,6 +443,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         [r["builder_main_thread_cpu_s"] / r["seconds"] for r in builder_runs], "of a core")
     m["fake_worker_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "fake_worker_cpu_s")
     m["pipe_receiver_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_cpu_s")
+    m["pipe_receiver_main_thread_cpu_us_per_fragment"] = per_fragment_us(pipe_runs, "receiver_main_thread_cpu_s")
     m["sender_cpu_us_per_fragment"] = per_fragment_us(pipe_runs + builder_runs, "sender_cpu_s")
     cost = decode_cost_us(config)
     m["check_fragment_us"] = stats([cost["check_fragment_us"]], "µs")
@@ -450,6 +466,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     res.tables.append((["CPU per fragment, by process (timed runs)", "µs"], [
         ["sender (send_multipart, copy=False; both set-ups)", fmt(m["sender_cpu_us_per_fragment"])],
         ["bare pipe receiver (recv + count)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
+        ["  its main thread (the rest is its ZeroMQ I/O thread)", fmt(m["pipe_receiver_main_thread_cpu_us_per_fragment"])],
         ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
         ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
         ["fake worker (receives each descriptor, copies the event out of the ring, sends its result)",

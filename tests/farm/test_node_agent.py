@@ -46,3 +46,47 @@ def test_a_triton_server_that_failed_to_start_is_started_at_the_next_configure(m
         assert out["triton_url"] == "127.0.0.1:18001"
     finally:
         agent.close()
+
+
+class FakeProcess:
+    def __init__(self, name: str, exitcode: int | None):
+        self.name, self.exitcode = name, exitcode
+
+
+@pytest.mark.parametrize("role", ["builder", "readout"])
+def test_a_role_that_exits_while_running_is_told_to_run_control_once(role) -> None:
+    topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),))
+    agent = NodeAgent(topology, "node1", load_config())
+    sent: list[tuple[bytes, dict]] = []
+    agent.send = lambda kind, meta: sent.append((kind, meta))
+    try:
+        setattr(agent.roles, role, FakeProcess(f"node1/{role}", None))
+        agent.report_dead_roles()  # not running yet: nothing to tell
+        for event in ("configure", "start"):
+            agent.state.apply(event)
+        agent.report_dead_roles()  # alive
+        assert sent == []
+        getattr(agent.roles, role).exitcode = -9
+        agent.report_dead_roles()
+        agent.report_dead_roles()
+        assert sent == [(b"ROLE_DIED", {"role": role, "exit_code": -9})]
+    finally:
+        setattr(agent.roles, role, None)
+        agent.close()
+
+
+def test_a_role_stopped_by_its_host_is_no_death() -> None:
+    topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),))
+    agent = NodeAgent(topology, "node1", load_config())
+    sent: list = []
+    agent.send = lambda kind, meta: sent.append(kind)
+    try:
+        for event in ("configure", "start"):
+            agent.state.apply(event)
+        agent.roles.readout = FakeProcess("node1/readout", 0)
+        agent.roles.stop_input.set()  # the readout was told to stop: its exit is expected
+        agent.report_dead_roles()
+        assert sent == []
+    finally:
+        agent.roles.readout = None
+        agent.close()

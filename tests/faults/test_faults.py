@@ -24,7 +24,7 @@ def assert_accounted(summary: dict, n: int) -> None:
     assert ev["accepted"] + ev["rejected"] + ev["debug"] == n, diagnosis
 
 
-def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried():
+def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried(slow_triton_server):
     """SIGKILL each worker while it holds an event: the builder gives that event to another
     worker, it is decided exactly once, the worker is replaced and the replacement works.
 
@@ -35,7 +35,7 @@ def test_worker_killed_holding_an_event_is_restarted_and_the_event_retried():
     are still to be decided (farm.fault_scenarios.worker_killed).
     """
     n = 200
-    r = fs.worker_killed(n, kills=2)
+    r = fs.worker_killed(n, kills=2, slow_server_url=slow_triton_server.grpc_url)
     killed, undecided_at_kill, summary = r.notes["killed"], r.notes["undecided_at_kill"], r.summary
     assert killed == ["worker-0.0", "worker-1.0"] and min(undecided_at_kill) > n // 2, (killed, undecided_at_kill)
     assert_accounted(summary, n)

@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from farm.fault_scenarios import SLOW_MODEL_REPOSITORY
-from farm.triton_server import TritonServer
 from trigger_sim.recording import RecordReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -116,10 +114,10 @@ BACKLOG_S = 6.0  # input at 150 Hz for this long, the two workers deciding ~20 H
 
 
 @pytest.fixture
-def slow_server():
-    """A tritonserver whose jet tagger answers after 50 ms (stopped, its /dev/shm files removed, at the end)."""
-    with TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90) as server:
-        yield server
+def slow_server(slow_triton_server):
+    """The session's tritonserver whose jet tagger answers after 50 ms (tests/conftest.py): this
+    test leaves nothing on it (it checks that no region of its workers stays registered)."""
+    return slow_triton_server
 
 
 def test_second_signal_stops_the_drain(tmp_path, slow_server):

@@ -1,31 +1,18 @@
-"""Fixtures for tests that need the real tritonserver and real farm processes."""
+"""A farm run several integration tests compare against, made once for the session."""
 
 from __future__ import annotations
 
 import pytest
 
-from farm.triton_server import TritonServer
-from farm.fault_scenarios import SLOW_MODEL_REPOSITORY
-from trigger_sim.config import MODEL_REPOSITORY
-
 
 @pytest.fixture(scope="session")
-def triton_server():
-    """One real tritonserver on loopback for the session; stopped (and its shm removed) at the end."""
-    server = TritonServer(MODEL_REPOSITORY, start_timeout_s=90)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def reference_run(triton_server) -> dict:
+    """The summary of one farm run of `REFERENCE_EVENTS` events (test_farm_run's configuration:
+    60 Hz, two workers of one slot), every call answered by the session's server (a 400 ms
+    deadline it always meets, so no event falls back). The fallback, slot and replay tests
+    compare their decisions with it event by event; they only read it."""
+    from farm.supervisor import run_farm
+    from tests.integration.test_farm_run import REFERENCE_EVENTS, config
 
-
-@pytest.fixture(scope="session")
-def slow_triton_server():
-    """A real tritonserver whose jet_tagger answers only after 50 ms (same weights)."""
-    server = TritonServer(SLOW_MODEL_REPOSITORY, start_timeout_s=90)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return run_farm(config(inference={"triton_url": triton_server.grpc_url, "timeout_ms": 400.0}),
+                    n_events=REFERENCE_EVENTS, output_dir=None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from farm.supervisor import FarmHooks, run_farm
-from tests.integration.test_farm_run import check_accounting, config
+from tests.integration.test_farm_run import REFERENCE_EVENTS, check_accounting, config
 from trigger_sim.hlt.sequence import SLOT_WAIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -44,13 +44,14 @@ def test_four_slots_decide_as_one_and_overlap_a_slow_server(slow_triton_server):
     assert speedup >= 1.5, (one["throughput"], four["throughput"])
 
 
-def test_slots_with_both_models_served_and_shared_memory(triton_server, tmp_path):
+def test_slots_with_both_models_served_and_shared_memory(triton_server, reference_run, tmp_path):
     """Two workers of four slots on the farm's usual server: every call answered by Triton
     (graphs through shared memory, a region per request in flight), the same decisions as one
-    slot, the per-event table has the waits, and no region is left behind."""
-    n = 150
+    slot (the session's reference run: the same configuration with one slot), the per-event
+    table has the waits, and no region is left behind."""
+    n = REFERENCE_EVENTS
     base = dict(inference={"triton_url": triton_server.grpc_url, "timeout_ms": 400.0})
-    one = run_farm(config(**base), n_events=n, output_dir=None)
+    one = reference_run
     table = tmp_path / "events.parquet"
     four = run_farm(config(worker={"count": 2, "slots": 4}, **base), n_events=n, output_dir=None, events_table=table)
     for summary in (one, four):

@@ -17,6 +17,7 @@ from trigger_sim.menu import load_menu
 from trigger_sim.recording import RecordReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+REFERENCE_EVENTS = 200  # the session's reference run (tests/integration/conftest.py)
 
 
 def config(**sections):
@@ -56,12 +57,13 @@ def test_farm_with_local_triton_writes_streams(tmp_path):
         assert all(stream in r.meta["streams"] and len(r.fragments) == 4 for r in records)
 
 
-def test_fallback_gives_the_same_decisions_as_triton(triton_server, slow_triton_server):
+def test_fallback_gives_the_same_decisions_as_triton(reference_run, slow_triton_server):
     """Same events through Triton and through a server slower than the deadline: same decisions."""
-    n = 200
-    # a deadline the server always meets (the soft timeout, 0.8 x the 500 ms budget, caps it):
-    # this side must be Triton's decisions only, or the comparison may be the fallback's with itself
-    via_triton = run_farm(config(inference={"triton_url": triton_server.grpc_url, "timeout_ms": 400.0}), n_events=n, output_dir=None)
+    n = REFERENCE_EVENTS
+    # the session's reference run has a deadline the server always
+    # meets (the soft timeout, 0.8 x the 500 ms budget, caps it): this side must be Triton's
+    # decisions only, or the comparison may be the fallback's with itself
+    via_triton = reference_run
     # the slow repository serves the jet tagger only: the edge classifier runs in the workers
     too_slow = run_farm(config(inference={"triton_url": slow_triton_server.grpc_url, "timeout_ms": 10.0, "models": ("jet_tagger",)}),
                         n_events=n, output_dir=None)

@@ -55,8 +55,13 @@ def slow_server(tmp_path_factory):
     (repository / JET_TAGGER / "1").mkdir(parents=True)
     (repository / JET_TAGGER / "config.pbtxt").write_text(CONFIG)
     (repository / JET_TAGGER / "1" / "model.py").write_text(MODEL_PY)
-    with TritonServer(Path(repository), start_timeout_s=90) as server:
+    server = TritonServer(Path(repository), start_timeout_s=90).start()
+    try:
         yield server
+    finally:
+        # after its stub was killed and the model reloaded, this server outwaits a SIGTERM:
+        # 2 s, not the default 10 s, before the SIGKILL (its shm files are removed either way)
+        server.stop(grace_s=2.0)
 
 
 def client(server: TritonServer) -> TritonBackend:

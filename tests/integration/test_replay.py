@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from farm.supervisor import run_farm
+from tests.integration.test_farm_run import REFERENCE_EVENTS
 from trigger_sim.config import REPO_ROOT, as_dict, load_config, with_overrides
 from trigger_sim.recording import RecordReader, RecordWriter
 from trigger_sim.simulation import event_fragments
@@ -36,11 +37,11 @@ def chains_by_id(folder: Path) -> dict[int, tuple[str, ...]]:
     return out
 
 
-def test_replay_decides_like_the_live_run_and_streams_replay_identically(tmp_path, triton_server):
-    n = 150
+def test_replay_decides_like_the_live_run_and_streams_replay_identically(tmp_path, triton_server, reference_run):
+    n = REFERENCE_EVENTS
     record(tmp_path / "events.tsrec", n)
     url = {"triton_url": triton_server.grpc_url}
-    live = run_farm(config(inference=url), n_events=n, output_dir=None)
+    live = reference_run  # the session's live run of the same events (the same configuration, a 400 ms deadline)
     first = run_farm(config(inference=url), replay=tmp_path / "events.tsrec", output_dir=tmp_path / "out1")
     assert first["events"]["l1_accepted"] == n and first["events"]["lost"] == 0
     assert first["events"]["decision_digest"] == live["events"]["decision_digest"]

@@ -63,6 +63,10 @@ def test_a_four_host_farm_loads_with_its_roles(tmp_path):
     (GOOD.replace("readout = true", ""), ["readout"]),
     (GOOD.replace("[hosts.node1]", "[hosts.node1]\nreadout = true"), ["readout = true on"]),
     (GOOD.replace("[hosts.node1]", "[hosts.node1]\nname = 'x'"), ["hosts.node1.name"]),
+    (GOOD.replace("control_port = 5600", 'control_port = 5600\ntriton_urls = ["h:1"]'), ["farm.triton_urls", "triton_grpc_port"]),
+    (GOOD.replace("triton_grpc_port = 8001", "").replace("control_port = 5600", 'control_port = 5600\ntriton_urls = ["h1"]'),
+     ["farm.triton_urls", "'h1'", "host:port"]),
+    (GOOD.replace("triton_grpc_port = 8001", "triton_grpc_port = 8001\ntriton_servers = 0"), ["hosts.gpu.triton_servers"]),
 ])
 def test_bad_topologies_are_refused_naming_file_and_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as err:
@@ -108,3 +112,26 @@ def test_each_host_binds_its_own_address_with_curve_and_uses_the_triton_host(tmp
 def test_heartbeat_timeout_below_several_heartbeats_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="farm.heartbeat_timeout_s"):
         load_topology(write(tmp_path, GOOD.replace("control_port = 5600", "control_port = 5600\nheartbeat_timeout_s = 0.5")))
+
+
+def test_a_triton_host_with_several_servers_is_a_pool_on_consecutive_ports(tmp_path):
+    from trigger_sim.config import FarmConfig
+    from trigger_sim.topology import config_for_host
+
+    topo = load_topology(write(tmp_path, GOOD.replace("triton_grpc_port = 8001", "triton_grpc_port = 8001\ntriton_servers = 3")))
+    assert topo.host("gpu").triton_ports == (8001, 8002, 8003)
+    assert topo.triton_url == "10.1.0.4:8001,10.1.0.4:8002,10.1.0.4:8003"
+    c = config_for_host(FarmConfig(), topo, "node1")
+    assert c.inference.server_addresses == ("10.1.0.4:8001", "10.1.0.4:8002", "10.1.0.4:8003")
+
+
+def test_servers_outside_the_topology_are_reached_by_url(tmp_path):
+    from trigger_sim.config import FarmConfig
+    from trigger_sim.topology import config_for_host
+
+    text = GOOD.replace("triton_grpc_port = 8001", "").replace(
+        "control_port = 5600", 'control_port = 5600\ntriton_urls = ["10.2.0.1:8001", "10.2.0.2:8001"]')
+    topo = load_topology(write(tmp_path, text))
+    assert topo.triton_host is None and topo.triton_url == "10.2.0.1:8001,10.2.0.2:8001"
+    c = config_for_host(FarmConfig(), topo, "node2")
+    assert c.inference.server_addresses == ("10.2.0.1:8001", "10.2.0.2:8001") and c.inference.models

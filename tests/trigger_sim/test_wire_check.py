@@ -118,3 +118,24 @@ def test_duplicate_names_are_refused_on_the_fast_path_too() -> None:
     same_verdict(frames)
     with pytest.raises(MalformedDescriptor, match="duplicate"):
         wire.check_fragment(frames)
+
+
+@FAST
+@given(fragments, st.sampled_from(["frames", "received", "arrays", "bytearrays"]), st.booleans())
+def test_every_kind_of_frame_gets_the_same_verdict(fragment: Fragment, kind: str, damaged: bool) -> None:
+    """As the builder receives them (header bytes, payloads zmq.Frame), all zmq.Frame, the
+    encoder's own views (typed arrays go the long way) or bytearrays: the same verdict, good or
+    with a payload byte flipped."""
+    frames = [bytes(f) for f in wire.encode_fragment(fragment)]
+    same_verdict(frames)  # the array kinds are known from here on
+    if damaged and len(frames) > 1 and frames[1]:
+        frames[1] = bytes([frames[1][0] ^ 1]) + frames[1][1:]
+    if kind == "frames":
+        frames = [zmq.Frame(f) for f in frames]
+    elif kind == "received":
+        frames = [frames[0], *(zmq.Frame(f) for f in frames[1:])]
+    elif kind == "arrays":
+        frames = [frames[0], *(memoryview(a) for a in fragment.arrays.values())] if not damaged else frames
+    else:
+        frames = [bytearray(f) for f in frames]
+    same_verdict(frames)
