@@ -146,7 +146,8 @@ class NodeAgent:
         while not self.exit:
             now = time.monotonic()
             if now >= next_beat:
-                self.send(cm.HEARTBEAT, {"host": self.spec.name, "roles": list(self.spec.roles), "state": self.state.state})
+                self.send(cm.HEARTBEAT, {"host": self.spec.name, "roles": list(self.spec.roles), "state": self.state.state,
+                                         "restarts": self.roles.restarts})
                 next_beat = now + HEARTBEAT_S
             if self.control.poll(POLL_MS):
                 frames = self.control.recv_multipart()
@@ -157,7 +158,8 @@ class NodeAgent:
                     self.problems.append(f"a control message of {len(frames)} frames that does not decode: dropped")
                     continue
                 self.handle(kind, body)
-            self.roles.restart_dead_workers()
+            if self.roles.restart_dead_workers():
+                next_beat = 0.0  # run control counts the restart now, not at the next heartbeat
             self.report_dead_roles()
 
     def report_dead_roles(self) -> None:

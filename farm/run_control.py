@@ -76,6 +76,7 @@ class Host:
     results: zmq.Socket | None = None  # a node's outcomes
     results_endpoint: str = ""
     builder_stats: dict[str, Any] = field(default_factory=dict)
+    restarts_counted: int = 0  # the host's worker restarts already added to the run's metrics
 
     @property
     def offset(self) -> Offset | None:
@@ -194,8 +195,20 @@ class RunControl:
                 host.failed = str(meta.get("problem", "failed"))
             elif kind == cm.STOPPED:
                 host.stopped = meta
+                self._count_restarts(host, meta.get("restarts"))
+            elif kind == cm.HEARTBEAT:
+                self._count_restarts(host, meta.get("restarts"))
             elif kind == cm.ROLE_DIED:
                 self._role_died(host, str(meta.get("role", "")), meta.get("exit_code"))
+
+    def _count_restarts(self, host: Host, restarts: Any) -> None:
+        """Add a host's new worker restarts (its running total, from a heartbeat or STOPPED)
+        to the run's metrics."""
+        metrics = self.collector.metrics
+        if metrics is None or not isinstance(restarts, int) or restarts <= host.restarts_counted:
+            return
+        metrics.restarts.inc(restarts - host.restarts_counted)
+        host.restarts_counted = restarts
 
     def _read_accepts(self) -> None:
         for _ in range(1000):
