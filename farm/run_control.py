@@ -108,6 +108,9 @@ class RunControl:
             if host.spec.is_node:
                 host.results = make_socket(self.ctx, zmq.PULL, hwm=1000)
                 host.results_endpoint = bind(host.results, rc_host.address, self.curve)
+        self.poller = zmq.Poller()  # every socket run control reads, registered once (pump runs per message)
+        for sock in [self.control, self.assign, self.collector.sock] + [h.results for h in self.hosts.values() if h.results]:
+            self.poller.register(sock, zmq.POLLIN)
         self.service = AssignmentService(max_waiting=self.config.readout.buffer_events)
         self.liveness = RoleLiveness(int(topology.heartbeat_timeout_s * clock.NS_PER_S))
         self.accepted: set[int] = set()
@@ -138,11 +141,7 @@ class RunControl:
     # -- receiving ---------------------------------------------------------------------
     def pump(self, timeout_ms: int = POLL_MS) -> None:
         """Handle whatever arrives within `timeout_ms`, then run the assignment service."""
-        poller = zmq.Poller()
-        socks = [self.control, self.assign, self.collector.sock] + [h.results for h in self.hosts.values() if h.results]
-        for sock in socks:
-            poller.register(sock, zmq.POLLIN)
-        ready = dict(poller.poll(timeout_ms))
+        ready = dict(self.poller.poll(timeout_ms))
         if self.control in ready:
             self._read_control()
         if self.assign in ready:
