@@ -162,14 +162,17 @@ class ReadoutFeed:
                         slot = pacer.next_ns()
                         continue
                     if len(self.buffer) >= rc.buffer_events:  # Level-1 busy: the buffer frees as events are decided
+                        self.metrics.blocked.set(1)
                         if now >= slot:
                             self.vetoed_busy += 1
                             self.busy_ns += min(now - slot, max_lag_ns)
                             self.metrics.vetoed.labels("busy").inc()
+                            self.metrics.blocked_seconds.inc(min(now - slot, max_lag_ns) / clock.NS_PER_S)
                             slot = pacer.next_ns()
                         else:
                             self._wait(slot - now)
                         continue
+                    self.metrics.blocked.set(0)
                     # prepared before its slot, so the emulator's own cost is not event latency
                     prepared = source.next_event(slot)
                     if prepared is None:  # a replayed file ended
