@@ -94,7 +94,7 @@ def _run_with_progress(config: FarmConfig, events: int | None, duration: float |
     """Run the farm with a progress bar, print the summary tables, write the JSON; exit 1
     unless the run is known complete (`incomplete_reasons`). `events_table`: the per-event
     table's path (None: events.parquet in the output folder, if there is one)."""
-    from farm.supervisor import run_farm
+    from farm.one_host import run_farm
 
     run = functools.partial(run_farm, config, events, duration, output_dir=output_dir or "auto",
                             events_table=events_table or "auto", **kwargs)

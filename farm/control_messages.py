@@ -1,7 +1,8 @@
 """Messages of the farm across hosts: run control <-> node agents, and the assignment
 service <-> the readout. A kind frame, then a msgpack metadata frame (`farm.messages`).
 
-    HEARTBEAT  agent -> run control   meta: host, roles, state; every HEARTBEAT_S (also its hello)
+    HEARTBEAT  agent -> run control   meta: host, roles, state, restarts (of workers, so far); every HEARTBEAT_S
+                                      (also its hello), and at once after a worker restart
     CONFIGURE  run control -> agent   meta: run number, collector endpoint, Triton URL, nodes' endpoints
     CONFIGURED agent -> run control   meta: what the roles bound (a node's fragment endpoint, its slots)
     START      run control -> agent   meta: events or duration_s, replay (the readout)

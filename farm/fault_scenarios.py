@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm.supervisor import Farm, FarmHooks, run_farm
+from farm.one_host import Farm, FarmHooks, run_farm
 from farm.triton_server import TritonServer
 from farm.readout import RANGES_PER_MESSAGE
 from trigger_sim.recording import RecordReader, RecordWriter

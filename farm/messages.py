@@ -14,7 +14,7 @@ fragments' wire frames (passed through untouched, without copies).
     END       readout -> collector  meta: how many Level-1 accepts were sent (and in how many
                                     L1_IDS chunks), dead time
     STATS     any -> collector      meta: role, counters (workers: every second and at the end)
-    WORKER_DIED supervisor -> builder  meta: identity of a worker process that exited
+    WORKER_DIED host roles -> builder meta: identity of a worker process that exited
 
 A worker's result and its release travel together, to the builder: the builder keeps the
 event until the result is in, and forwards it; a worker killed before the result left has

@@ -70,14 +70,21 @@ class NodeAgent:
         self.run_params: dict[str, Any] = {}
         self.problems: list[str] = []
         self.reported_dead: set[str] = set()  # roles whose death run control was told of this run
+        self.restarts_before_run = 0  # worker restarts of earlier runs (run control counts this run's)
         self.exit = False
 
     def send(self, kind: bytes, meta: dict[str, Any]) -> None:
         self.control.send_multipart([kind, messages.pack_meta(meta)])
 
     # -- roles -------------------------------------------------------------------------
+    @property
+    def run_restarts(self) -> int:
+        """Worker restarts since this run was configured."""
+        return self.roles.restarts - self.restarts_before_run
+
     def configure(self, params: dict[str, Any]) -> dict[str, Any]:
         self.run_params = params
+        self.restarts_before_run = self.roles.restarts
         out: dict[str, Any] = {}
         if self.spec.triton_grpc_port and self.servers is None:
             servers = ServerRoles(self.config, [local_server(self.config, grpc_address=self.spec.address, grpc_port=port)
@@ -129,11 +136,12 @@ class NodeAgent:
             self.roles.stop()
             self.state.apply("stop")
             servers = self.servers
-            self.send(cm.STOPPED, {"restarts": self.roles.restarts, "problems": self.problems + self.roles.problems +
+            self.send(cm.STOPPED, {"restarts": self.run_restarts, "problems": self.problems + self.roles.problems +
                                    (list(servers.keeper.problems) if servers and servers.keeper else []),
                                    "server_restarts": servers.restarts if servers else {},
                                    "model_reloads": servers.model_reloads if servers else 0,
                                    "monitor_probe_failures": servers.probe_failures if servers else []})
+            self.restarts_before_run = self.roles.restarts  # none until the next run is configured
         elif kind == cm.END_INPUT:
             self.roles.end_input.set()
         elif kind == cm.KILL:
@@ -146,7 +154,8 @@ class NodeAgent:
         while not self.exit:
             now = time.monotonic()
             if now >= next_beat:
-                self.send(cm.HEARTBEAT, {"host": self.spec.name, "roles": list(self.spec.roles), "state": self.state.state})
+                self.send(cm.HEARTBEAT, {"host": self.spec.name, "roles": list(self.spec.roles), "state": self.state.state,
+                                         "restarts": self.run_restarts})
                 next_beat = now + HEARTBEAT_S
             if self.control.poll(POLL_MS):
                 frames = self.control.recv_multipart()
@@ -157,7 +166,8 @@ class NodeAgent:
                     self.problems.append(f"a control message of {len(frames)} frames that does not decode: dropped")
                     continue
                 self.handle(kind, body)
-            self.roles.restart_dead_workers()
+            if self.roles.restart_dead_workers():
+                next_beat = 0.0  # run control counts the restart now, not at the next heartbeat
             self.report_dead_roles()
 
     def report_dead_roles(self) -> None:

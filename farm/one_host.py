@@ -1,55 +1,135 @@
-"""The farm on one host run as a farm across hosts: the built-in one-host topology, its node
-agent in a thread of this process, and run control here.
+"""The farm on one host (`trigger-sim run`): the built-in one-host topology, its node agent in
+a thread of this process, and run control here.
 
 The roles are the same processes as on every node (`farm.host_roles`), started and
 restarted by the same agent; events take the same path as across hosts: the readout feed
 asks the assignment service for a node, sends each event's fragments to that node's
-builder, and run control's collector counts the outcomes.
+builder, and run control's collector counts the outcomes. Start order: the Triton servers
+(local ones, the configured addresses, or none), the node's builder and workers (each warms
+its kernels and models before asking for work), then the readout. A worker that exits is
+replaced by the agent and its event retried; a dead builder or readout is reported and the
+run drains what it can (whatever is not decided is reported lost, by Level-1 id). The first
+SIGINT or SIGTERM drains the run, a second stops it (`farm.run_watch`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from farm.collector import Collector
+from farm.host_roles import HostRoles
+from farm.metrics_http import check_ports_free
 from farm.node_agent import NodeAgent, slots_for
 from farm.run_control import RunControl, run_topology
-from farm.run_watch import Progress
+from farm.run_watch import Progress, run_input
+from farm.security import Curve, check_triton_tls_files
+from farm.server_keeper import ServerKeeper
+from farm.server_monitor import ModelMonitor
 from farm.server_roles import one_host_servers, server_urls
-from farm.supervisor import Farm, FarmHooks
-from farm.triton_server import free_port
+from farm.triton_server import TritonServer, free_port
+from trigger_sim import simulation
 from trigger_sim.config import FarmConfig, with_overrides
+from trigger_sim.event_table_io import check_writable
+from trigger_sim.kernels import warm_up
+from trigger_sim.menu import load_menu
+from trigger_sim.metrics import process_ports
 from trigger_sim.topology import ONE_HOST, HostSpec, one_host_topology
 
 AGENT_JOIN_S = 30.0
 
 
+@dataclass
+class FarmHooks:
+    """Callbacks for tests and fault injection: called from run control's loop."""
+
+    on_started: Callable[["Farm"], None] | None = None
+    on_tick: Callable[["Farm"], None] | None = None
+    server: TritonServer | None = None  # the caller's local server at inference.triton_url, to watch and repair
+
+
+@dataclass
+class Farm:
+    """The running farm, as run control sees it (handed to hooks)."""
+
+    config: FarmConfig
+    triton_url: str | None
+    collector: Collector
+    roles: HostRoles  # the readout, builder and worker processes
+    problems: list[str] = field(default_factory=list)
+    server: TritonServer | None = None  # the first watched server (a local one, or the caller's)
+    monitor: "ModelMonitor | None" = None
+    local_servers: list[TritonServer] = field(default_factory=list)  # those the farm started (and restarts)
+    keeper: "ServerKeeper | None" = None
+
+    @property
+    def workers(self) -> dict[int, multiprocessing.Process]:
+        return self.roles.workers
+
+    @property
+    def identities(self) -> dict[int, str]:
+        return self.roles.identities
+
+    @property
+    def builder(self) -> multiprocessing.Process | None:
+        return self.roles.builder
+
+    @property
+    def readout(self) -> multiprocessing.Process | None:
+        return self.roles.readout
+
+
 def one_host_buffer(config: FarmConfig) -> FarmConfig:
     """`config` with the readout's buffer no larger than what a one-host farm's builder holds:
     the node's event slots and the builder's queue of complete events (`builder.max_waiting`).
-    On one host the readout and the builder share the machine; as with the one-host readout,
-    which blocks once the builder stops reading, Level-1 busy (dead time) then starts when
-    the node is full, not after thousands of events have queued in the readout."""
+    On one host the readout and the builder share the machine; as with a readout that blocks
+    once the builder stops reading, Level-1 busy (dead time) then starts when the node is
+    full, not after thousands of events have queued in the readout."""
     spec = HostSpec(ONE_HOST, "127.0.0.1", workers=config.worker.resolved_count)
     cap = slots_for(config, spec) + config.builder.max_waiting
     return with_overrides(config, readout={"buffer_events": min(config.readout.buffer_events, cap)})
 
 
-def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
-                 progress: Progress | None = None, output_dir: str | Path | None = "auto",
-                 events_table: str | Path | None = "auto", replay: str | Path | None = None, loop: bool = False,
-                 timeout_s: float | None = None, on_agent: Callable[[NodeAgent], None] | None = None,
-                 hooks: FarmHooks | None = None) -> dict[str, Any]:
-    """Run the farm on this host through run control and a node agent; return the summary
-    (that of `farm.run_control.run_topology`, with one host). The Triton servers are those
-    of a one-host run (`farm.server_roles.one_host_servers`: none, the configured addresses,
-    or local ones started and kept here). `on_agent` is given the agent before the run
-    starts (fault tests reach its roles through it); `hooks` are called as in the
-    supervisor's run (`farm.supervisor.FarmHooks`), with the same `Farm` view of the run."""
+def check_before_start(config: FarmConfig, n_events: int | None, duration_s: float | None, replay: str | Path | None,
+                       loop: bool, events_table: str | Path | None) -> list[int]:
+    """Fail now, with the file, key or port named, what would otherwise fail in every worker
+    or silently in a process: the run's input, the menu, CURVE keys and TLS files, the
+    table's writer, the metrics ports. Returns the metrics ports (`process_ports`)."""
+    run_input(config, n_events, duration_s, replay, loop)
+    load_menu(config.menu)
+    Curve.from_config(config.network)  # the key files are read here (the authenticator starts with a server socket)
+    check_triton_tls_files(config.network)
+    if events_table not in (None, "auto"):
+        check_writable(events_table)  # a .root name without uproot fails now, not after the run
+    ports = process_ports(config.monitoring.base_port, config.worker.resolved_count)
+    check_ports_free(config.monitoring, ports)
+    return ports
+
+
+def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float | None = None,
+             progress: Progress | None = None, output_dir: str | Path | None = "auto",
+             hooks: FarmHooks | None = None, replay: str | Path | None = None, loop: bool = False,
+             events_table: str | Path | None = "auto", timeout_s: float | None = None,
+             on_agent: Callable[[NodeAgent], None] | None = None) -> dict[str, Any]:
+    """Run the farm on this host and return its summary (that of
+    `farm.run_control.run_topology` with one host, plus `monitoring`).
+
+    `replay` pushes a recording's events through the farm instead of simulated ones (with
+    the detector geometry it was recorded with); without `loop` it ends with the file.
+    `events_table`: where the per-event table goes (Parquet, or ROOT for a .root name);
+    "auto": events.parquet in the output folder, none without one; None: no table.
+    `hooks` are given the `Farm` view once the run started and at every poll; `on_agent` is
+    given the node agent before the run starts; `timeout_s` bounds the run (None: none)."""
     hooks = hooks or FarmHooks()
+    metrics_ports = check_before_start(config, n_events, duration_s, replay, loop, events_table)
+    warm_up()  # compile (or load) the kernels once here, so workers find them cached
+    if replay is None:
+        simulation.warm_up(config)  # likewise the readout's simulation kernels
     config = one_host_buffer(config)
     with contextlib.ExitStack() as cleanup:
         servers, mode = one_host_servers(config, [hooks.server] if hooks.server is not None else None)
@@ -90,4 +170,11 @@ def run_one_host(config: FarmConfig, n_events: int | None = None, duration_s: fl
                                     local_server_restarts=servers.restarts, client_shm_prefix=agent.shm_prefix,
                                     server_shm_prefix=",".join(s.shm_prefix for s in servers.servers),
                                     server_model_config=(watched.model_config_name or "cpu") if watched is not None else "unknown")
+        collector = farms[0].collector if farms else None
+        summary["monitoring"] = {"address": config.monitoring.address, "ports": metrics_ports,
+                                 "metrics_errors": collector.metrics_errors if collector else 0,
+                                 "metrics_error_text": collector.metrics_error_text if collector else "",
+                                 # Triton's own /metrics (nv_inference_*), for the scrape configuration's triton job
+                                 "triton_metrics": ",".join(f"127.0.0.1:{s.metrics_port}" for s in (servers.servers or [watched])
+                                                            if s is not None and s.metrics_port)}
         return summary

@@ -38,6 +38,8 @@ from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
 POLL_MS = 20
+ASSIGN_WAIT_MS = 5  # after a Level-1 accept, how long the feed waits for its node before preparing the next event
+BATCH_ACCEPTS = 32  # accepts asked for in one message while the feed is behind its slots
 
 
 class ReadoutFeed:
@@ -160,14 +162,17 @@ class ReadoutFeed:
                         slot = pacer.next_ns()
                         continue
                     if len(self.buffer) >= rc.buffer_events:  # Level-1 busy: the buffer frees as events are decided
+                        self.metrics.blocked.set(1)
                         if now >= slot:
                             self.vetoed_busy += 1
                             self.busy_ns += min(now - slot, max_lag_ns)
                             self.metrics.vetoed.labels("busy").inc()
+                            self.metrics.blocked_seconds.inc(min(now - slot, max_lag_ns) / clock.NS_PER_S)
                             slot = pacer.next_ns()
                         else:
                             self._wait(slot - now)
                         continue
+                    self.metrics.blocked.set(0)
                     # prepared before its slot, so the emulator's own cost is not event latency
                     prepared = source.next_event(slot)
                     if prepared is None:  # a replayed file ended
@@ -188,9 +193,10 @@ class ReadoutFeed:
                 self.n_sent += 1
                 self.metrics.accepts.inc()
                 prepared = None
-                if len(self.to_ask) >= 32:
-                    self.flush()
                 slot = pacer.next_ns()
+                if len(self.to_ask) >= BATCH_ACCEPTS or clock.now_ns() < slot:  # batched only while behind
+                    self.flush()
+                    self._await_assignment(l1_id, slot)
                 continue
             if not ended:
                 self.flush()
@@ -201,6 +207,19 @@ class ReadoutFeed:
         if not ended:
             self.flush()
             self._end(clock.now_ns() - start, injector)
+
+    def _await_assignment(self, l1_id: int, next_slot_ns: int) -> None:
+        """Send `l1_id`'s fragments as soon as its node is known, before preparing the next
+        event: that takes milliseconds of simulation, which the event would otherwise wait
+        for. Bounded by ASSIGN_WAIT_MS and half the time to the next slot (the other half is
+        for preparing it)."""
+        now = clock.now_ns()
+        deadline = now + min(ASSIGN_WAIT_MS * clock.NS_PER_MS, (next_slot_ns - now) // 2)
+        while l1_id in self.buffer and l1_id not in self.assigned:
+            left_ms = (deadline - clock.now_ns()) // clock.NS_PER_MS
+            if left_ms < 1:
+                return
+            self.read_feed(int(left_ms))
 
     def _wait(self, ns: int) -> None:
         """Until the next slot: send what waits, read assignments."""

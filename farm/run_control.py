@@ -76,6 +76,7 @@ class Host:
     results: zmq.Socket | None = None  # a node's outcomes
     results_endpoint: str = ""
     builder_stats: dict[str, Any] = field(default_factory=dict)
+    restarts_counted: int = 0  # the host's worker restarts already added to the run's metrics
 
     @property
     def offset(self) -> Offset | None:
@@ -107,6 +108,9 @@ class RunControl:
             if host.spec.is_node:
                 host.results = make_socket(self.ctx, zmq.PULL, hwm=1000)
                 host.results_endpoint = bind(host.results, rc_host.address, self.curve)
+        self.poller = zmq.Poller()  # every socket run control reads, registered once (pump runs per message)
+        for sock in [self.control, self.assign, self.collector.sock] + [h.results for h in self.hosts.values() if h.results]:
+            self.poller.register(sock, zmq.POLLIN)
         self.service = AssignmentService(max_waiting=self.config.readout.buffer_events)
         self.liveness = RoleLiveness(int(topology.heartbeat_timeout_s * clock.NS_PER_S))
         self.accepted: set[int] = set()
@@ -137,11 +141,7 @@ class RunControl:
     # -- receiving ---------------------------------------------------------------------
     def pump(self, timeout_ms: int = POLL_MS) -> None:
         """Handle whatever arrives within `timeout_ms`, then run the assignment service."""
-        poller = zmq.Poller()
-        socks = [self.control, self.assign, self.collector.sock] + [h.results for h in self.hosts.values() if h.results]
-        for sock in socks:
-            poller.register(sock, zmq.POLLIN)
-        ready = dict(poller.poll(timeout_ms))
+        ready = dict(self.poller.poll(timeout_ms))
         if self.control in ready:
             self._read_control()
         if self.assign in ready:
@@ -194,8 +194,20 @@ class RunControl:
                 host.failed = str(meta.get("problem", "failed"))
             elif kind == cm.STOPPED:
                 host.stopped = meta
+                self._count_restarts(host, meta.get("restarts"))
+            elif kind == cm.HEARTBEAT:
+                self._count_restarts(host, meta.get("restarts"))
             elif kind == cm.ROLE_DIED:
                 self._role_died(host, str(meta.get("role", "")), meta.get("exit_code"))
+
+    def _count_restarts(self, host: Host, restarts: Any) -> None:
+        """Add a host's new worker restarts (its running total, from a heartbeat or STOPPED)
+        to the run's metrics."""
+        metrics = self.collector.metrics
+        if metrics is None or not isinstance(restarts, int) or restarts <= host.restarts_counted:
+            return
+        metrics.restarts.inc(restarts - host.restarts_counted)
+        host.restarts_counted = restarts
 
     def _read_accepts(self) -> None:
         for _ in range(1000):

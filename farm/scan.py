@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.summary import WINDOW_S
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 from farm.server_device import local_server
 from trigger_sim import sustained as definition
 from trigger_sim.config import FarmConfig, with_overrides

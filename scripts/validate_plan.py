@@ -57,7 +57,7 @@ from bench_cases.overlap_case import START_TIMEOUT_S, sleep_repository  # noqa: 
 from farm.fault_scenarios import base_config, local_server_killed  # noqa: E402
 from farm.scan import RUN_OVERHEAD_S, run_scan  # noqa: E402
 from farm.server_device import local_server  # noqa: E402
-from farm.supervisor import run_farm  # noqa: E402
+from farm.one_host import run_farm  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402

@@ -121,11 +121,10 @@ class ReadoutConfig:
     pattern: str = "poisson"  # "constant", "poisson" or "burst"
     burst_factor: float = 10.0  # burst pattern: rate inside a burst / mean rate
     burst_events: int = 50  # burst pattern: events per burst
-    send_timeout_ms: float = 100.0  # a blocked send is retried, the blocked time counted as busy
-    buffer_events: int = 2048  # farm across hosts: events whose fragments the readout keeps until decided; beyond it Level-1 busy
+    buffer_events: int = 2048  # events whose fragments the readout keeps until decided; beyond it Level-1 busy (one host: at most what the node holds)
 
     def __post_init__(self) -> None:
-        _positive(self, "rate_hz", "send_timeout_ms", "buffer_events")
+        _positive(self, "rate_hz", "buffer_events")
         if self.pattern not in ("constant", "poisson", "burst"):
             raise ValueError(f"readout.pattern must be 'constant', 'poisson' or 'burst', not {self.pattern!r}")
         if not self.burst_factor >= 1 or self.burst_events < 1:

@@ -84,7 +84,7 @@ class _Grower:
 
 class SupervisorMetrics:
     """What the collector sees (every outcome, so the figures agree with the summary) and
-    the supervisor's own restarts."""
+    the worker restarts the node agents report."""
 
     def __init__(self, budget_ms: float, server: str, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()

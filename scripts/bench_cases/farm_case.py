@@ -1,6 +1,6 @@
 """Cases d and e: the whole farm's sustainable rate against the ideal one, and builder memory.
 
-d) The farm (`farm.supervisor.run_farm`, no output files, default configuration: Poisson
+d) The farm (`farm.one_host.run_farm`, no output files, default configuration: Poisson
    Level-1, pile-up 20, one worker per core) runs against one local tritonserver started
    here for all runs (so its start-up is not in every run). The CPU an event costs the HLT
    is its worker's and the inference server's (the GNN runs there), read from /proc. (A
@@ -47,7 +47,7 @@ from typing import Any
 from bench_cases.common import CaseResult, CpuMeter, Target, descendants, fmt, log, machine_cpu_s, stats
 from farm.procfs import peak_rss_mb
 from farm.scan import RUN_OVERHEAD_S
-from farm.supervisor import Farm, FarmHooks, run_farm
+from farm.one_host import Farm, FarmHooks, run_farm
 from farm.server_device import local_server
 from farm.triton_server import TritonServer
 from trigger_sim import sustained as definition

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_cases.common import REPO_ROOT, CaseResult, Target, fmt, log, stats
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 from farm.triton_server import TritonServer
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.hlt.sequence import STEPS

@@ -1,5 +1,6 @@
 """NodeAgent: a Triton host whose server failed to start starts it again at the next
-CONFIGURE (the agent stays up after a failed one), with stand-in servers."""
+CONFIGURE (the agent stays up after a failed one), with stand-in servers; a role that dies
+is told to run control once; worker restarts are reported per run and counted once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 import farm.node_agent
 from farm.node_agent import NodeAgent
+from farm.triton_server import free_port
 from trigger_sim.config import load_config
 from trigger_sim.errors import TritonStartError
 from trigger_sim.topology import HostSpec, Topology
@@ -89,4 +91,33 @@ def test_a_role_stopped_by_its_host_is_no_death() -> None:
         assert sent == []
     finally:
         agent.roles.readout = None
+        agent.close()
+
+
+def test_worker_restarts_are_reported_per_run_and_counted_once_by_run_control() -> None:
+    """The agent reports the restarts of this run (in every heartbeat and in STOPPED), none
+    of an earlier run's; run control adds each new restart to worker_restarts_total once."""
+    from farm.run_control import RunControl
+    from trigger_sim.metrics import SupervisorMetrics
+
+    topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),), control_port=free_port())
+    config = load_config()
+    agent = NodeAgent(topology, "node1", config)
+    sent: list[tuple[bytes, dict]] = []
+    agent.send = lambda kind, meta: sent.append((kind, meta))
+    metrics = SupervisorMetrics(config.worker.budget_ms, "none")
+    rc = RunControl(topology, config, None, metrics=metrics)
+    try:
+        for event in ("configure", "start"):
+            agent.state.apply(event)
+        agent.roles.restarts = 2  # an earlier run's
+        agent.handle(b"STOP", {})
+        assert sent[-1][0] == b"STOPPED" and agent.run_restarts == 0
+        agent.roles.restarts = 5  # three in this run
+        host = rc.hosts["node1"]
+        for reported in (1, 1, agent.run_restarts, 2):
+            rc._count_restarts(host, reported)
+        assert metrics.registry.get_sample_value("trigger_sim_worker_restarts_total") == 3
+    finally:
+        rc.close()
         agent.close()

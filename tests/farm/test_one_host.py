@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from farm.one_host import one_host_buffer, run_one_host
+from farm.one_host import one_host_buffer, run_farm
 from trigger_sim.config import load_config, with_overrides
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,7 +35,7 @@ def check_lost_0(summary: dict, n: int | None = None) -> None:
 @pytest.mark.integration
 def test_every_accept_is_decided_once_and_the_progress_display_is_fed():
     readings: list[dict] = []
-    summary = run_one_host(small_farm(), n_events=120, output_dir=None, events_table=None, progress=readings.append,
+    summary = run_farm(small_farm(), n_events=120, output_dir=None, events_table=None, progress=readings.append,
                            timeout_s=90)
     check_lost_0(summary, 120)
     assert summary["problems"] == [], summary["problems"]
@@ -55,7 +55,7 @@ def test_a_first_sigint_drains_the_run():
             os.kill(os.getpid(), signal.SIGINT)
 
     started = time.monotonic()
-    summary = run_one_host(small_farm(), duration_s=60.0, output_dir=None, events_table=None,
+    summary = run_farm(small_farm(), duration_s=60.0, output_dir=None, events_table=None,
                            progress=interrupt_once_running, timeout_s=90)
     assert sent and time.monotonic() - started < 45, "the signal did not end the input"
     assert summary["interrupted_by"] == "SIGINT"
@@ -77,7 +77,7 @@ def test_a_role_that_dies_mid_run_is_reported_and_every_accept_still_has_its_out
             process.kill()
 
     started = time.monotonic()
-    summary = run_one_host(small_farm(), duration_s=60.0, output_dir=None, events_table=None,
+    summary = run_farm(small_farm(), duration_s=60.0, output_dir=None, events_table=None,
                            progress=kill_once_running, timeout_s=90, on_agent=agents.append)
     assert killed and time.monotonic() - started < 60
     assert any(f"{role} on localhost died" in p for p in summary["problems"]), summary["problems"]

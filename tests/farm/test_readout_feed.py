@@ -152,3 +152,28 @@ def test_the_running_counters_reach_the_collector(harness_for):
     stats = [meta for kind, meta in h.collected if kind == messages.STATS]
     assert stats and all(s["role"] == "readout" for s in stats)
     assert {"l1_accepted", "vetoed_busy", "vetoed_slow", "busy_s"} <= set(stats[-1]["counters"])
+
+
+def test_an_event_is_sent_to_its_node_before_the_next_one_is_prepared(harness_for, monkeypatch):
+    """Preparing an event takes milliseconds of simulation: the accepted event's fragments
+    must not wait for it. With the next slot far off, the feed sends an event as soon as its
+    node is known, and only then prepares the next one."""
+    import farm.readout_feed as feed_module
+
+    monkeypatch.setattr(feed_module, "ASSIGN_WAIT_MS", 2000)  # bounded by half the slot gap instead
+    sent_before: list[int] = []  # events given to their node when each event was prepared
+
+    class Recording(feed_module.SimulatedSource):
+        def next_event(self, slot_ns):
+            sent_before.append(len(h.feed.assigned) - sum(len(q) for q in h.feed.pending.values()))
+            return super().next_event(slot_ns)
+
+    monkeypatch.setattr(feed_module, "SimulatedSource", Recording)
+    h = harness_for(readout={"rate_hz": 2.0, "pattern": "constant"})  # slots 500 ms apart
+    h.start(n_events=3)
+    for _ in range(3):
+        (l1_id,) = h.accepts()
+        h.send(cm.ASSIGN, {"pairs": [[l1_id, "node1"]]})
+        h.fragments(len(source_ids(h.feed.config)))
+    assert h.until_end()["l1_accepted"] == 3
+    assert sent_before[:3] == [0, 1, 2], sent_before

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from farm import fault_scenarios as fs
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.supervisor import FarmHooks, run_farm
+from farm.one_host import FarmHooks, run_farm
 from tests.integration.test_farm_run import REFERENCE_EVENTS, check_accounting, config
 from trigger_sim.hlt.sequence import SLOT_WAIT
 

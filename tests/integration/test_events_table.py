@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from farm.summary import LATENCY_ORDER
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.event_table_io import LIST_SEPARATOR
 from trigger_sim.latency import PERCENTILES

@@ -9,7 +9,7 @@ import zmq
 
 from farm.security import Curve, make_keys
 from farm.sockets import make_socket
-from farm.supervisor import Farm, FarmHooks, run_farm
+from farm.one_host import Farm, FarmHooks, run_farm
 from trigger_sim.config import load_config, with_overrides
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from farm.server_device import probe_gpus
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 from farm.triton_server import free_port
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.menu import load_menu

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm.supervisor import FarmHooks, run_farm
+from farm.one_host import FarmHooks, run_farm
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.metrics import PREFIX, TRITON_METRICS, process_ports
 

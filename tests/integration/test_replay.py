@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.supervisor import run_farm
+from farm.one_host import run_farm
 from tests.integration.test_farm_run import REFERENCE_EVENTS
 from trigger_sim.config import REPO_ROOT, as_dict, load_config, with_overrides
 from trigger_sim.recording import RecordReader, RecordWriter

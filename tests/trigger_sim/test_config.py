@@ -195,7 +195,7 @@ def test_with_overrides():
     assert cfg.worker.budget_ms == 1e-6
     assert cfg.worker.count == base.worker.count
     assert (cfg.readout.rate_hz, cfg.readout.pattern) == (7.0, "constant")
-    assert cfg.readout.send_timeout_ms == base.readout.send_timeout_ms
+    assert cfg.readout.buffer_events == base.readout.buffer_events
     assert cfg.calo == base.calo and cfg.builder == base.builder and cfg.menu == base.menu
     assert base == FarmConfig()  # the original is untouched
     assert with_overrides(base) == base
