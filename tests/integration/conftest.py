@@ -11,7 +11,7 @@ def reference_run(triton_server) -> dict:
     60 Hz, two workers of one slot), every call answered by the session's server (a 400 ms
     deadline it always meets, so no event falls back). The fallback, slot and replay tests
     compare their decisions with it event by event; they only read it."""
-    from farm.supervisor import run_farm
+    from farm.one_host import run_farm
     from tests.integration.test_farm_run import REFERENCE_EVENTS, config
 
     return run_farm(config(inference={"triton_url": triton_server.grpc_url, "timeout_ms": 400.0}),
