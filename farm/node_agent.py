@@ -112,7 +112,7 @@ class NodeAgent:
         agent stays up for the next."""
         try:
             self._handle(kind, meta)
-        except (TriggerSimError, KeyError, TypeError, ValueError) as err:
+        except (TriggerSimError, KeyError, TypeError, ValueError, OSError, zmq.ZMQError) as err:
             self.send(cm.FAILED, {"problem": f"{self.spec.name}: {kind.decode(errors='replace')}: {type(err).__name__}: {err}"[:500]})
 
     def _handle(self, kind: bytes, meta: dict[str, Any]) -> None:
@@ -166,9 +166,12 @@ class NodeAgent:
                     self.problems.append(f"a control message of {len(frames)} frames that does not decode: dropped")
                     continue
                 self.handle(kind, body)
-            if self.roles.restart_dead_workers():
-                next_beat = 0.0  # run control counts the restart now, not at the next heartbeat
-            self.report_dead_roles()
+            try:
+                if self.roles.restart_dead_workers():
+                    next_beat = 0.0  # run control counts the restart now, not at the next heartbeat
+                self.report_dead_roles()
+            except (OSError, zmq.ZMQError) as err:  # a restart that cannot start: said, and the agent stays up
+                self.problems.append(f"{self.spec.name}: restarting a role failed: {type(err).__name__}: {err}"[:500])
 
     def report_dead_roles(self) -> None:
         """While running, a builder or readout that exits is told to run control, once each

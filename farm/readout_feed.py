@@ -234,6 +234,7 @@ class ReadoutFeed:
 
     def _end(self, elapsed_ns: int, injector: FaultInjector | None) -> None:
         """The Level-1 count and ids to the collector (as the one-host readout sends them)."""
+        self.metrics.blocked.set(0)  # no more input: Level-1 is not busy from here on
         send_end(self.collector, self.n_sent, self.sent_ids, {
             "vetoed_busy": self.vetoed_busy, "vetoed_slow": self.vetoed_slow, "busy_s": self.busy_ns / clock.NS_PER_S,
             "elapsed_s": elapsed_ns / clock.NS_PER_S, "faults_injected": dict(injector.injected) if injector else {},
@@ -241,7 +242,8 @@ class ReadoutFeed:
             "bad_assignment_messages": self.bad_messages})
 
     def close(self) -> None:
-        for sock in (self.feed, *self.nodes.values()):
+        self.feed.close(linger=1000)  # the last ACCEPT leaves: END counted its ids, run control must see them
+        for sock in self.nodes.values():
             sock.close(linger=0)
         self.collector.close(linger=1000)
         if self.curve is not None:

@@ -117,6 +117,7 @@ class RunControl:
         self.to_clear: list[int] = []
         self.problems: list[str] = []
         self.stale_outcomes = 0
+        self.stopping: set[str] = set()  # hosts sent STOP: their agent stops its roles and heartbeats no more meanwhile
         self.bad_control = 0  # control or ACCEPT messages that do not decode: counted, dropped
         self.running = False
         self.builders_dead: set[str] = set()  # nodes whose event builder died: they build nothing more this run
@@ -305,6 +306,8 @@ class RunControl:
         if not self.running:
             return
         for name, silent_ns in self.liveness.silent(clock.now_ns()):
+            if name in self.stopping:  # stopping its roles (seconds, no heartbeats meanwhile): not dead
+                continue
             host = self.hosts[name]
             host.lost = True
             host.state.apply("fail", f"silent for {silent_ns / clock.NS_PER_S:.1f} s")
@@ -482,6 +485,7 @@ class RunControl:
         groups = [[readout], [name for name in self.hosts if name != readout]]
         for names in groups:
             names = [n for n in names if not self.hosts[n].lost]
+            self.stopping.update(names)
             for name in names:
                 self.send(name, cm.STOP)
             try:

@@ -121,3 +121,25 @@ def test_worker_restarts_are_reported_per_run_and_counted_once_by_run_control() 
     finally:
         rc.close()
         agent.close()
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+def test_a_host_silent_while_it_stops_its_roles_is_not_declared_dead(stopping) -> None:
+    """An agent stopping its roles (seconds of joins) sends no heartbeat meanwhile: run control,
+    having sent it STOP, must not declare it dead (its events would go to MissingData and its
+    real outcomes be dropped as stale); a host silent while running is declared dead."""
+    from farm.run_control import RunControl
+    from trigger_sim import clock
+
+    topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),), control_port=free_port())
+    rc = RunControl(topology, load_config(), None)
+    try:
+        rc.running = True
+        rc.liveness.heard("node1", clock.now_ns() - int(3600 * clock.NS_PER_S))  # silent for an hour
+        if stopping:
+            rc.stopping.add("node1")
+        rc._check_liveness()
+        assert rc.hosts["node1"].lost is (not stopping)
+        assert any("declared dead" in p for p in rc.problems) is (not stopping)
+    finally:
+        rc.close()
