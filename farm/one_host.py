@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from trigger_sim.metrics import process_ports
 from trigger_sim.topology import ONE_HOST, HostSpec, one_host_topology
 
 AGENT_JOIN_S = 30.0
+READOUT_START_S = 30.0  # START to the readout process running, before the hooks are given the farm
 
 
 @dataclass
@@ -146,6 +148,10 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         farms: list[Farm] = []
 
         def started(rc: RunControl) -> None:
+            # the agent's thread starts the readout on START: hooks see every role running (its pid)
+            deadline = time.monotonic() + READOUT_START_S
+            while (agent.roles.readout is None or agent.roles.readout.pid is None) and time.monotonic() < deadline:
+                rc.pump(5)
             farms.append(Farm(config, topology.triton_url or None, rc.collector, agent.roles, rc.problems,
                               server=servers.watched[0] if servers.watched else None,
                               monitor=servers.monitors[0] if servers.monitors else None,
