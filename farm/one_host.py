@@ -166,15 +166,12 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         try:
             summary = run_topology(topology, config, n_events, output_dir, timeout_s=timeout_s, events_table=events_table,
                                    duration_s=duration_s, progress=progress, replay=replay, loop=loop,
-                                   on_started=started, on_tick=tick)
+                                   on_started=started, on_tick=tick,
+                                   server_restarts=servers.restarts)  # its servers are kept here, not by the agent
         finally:
             agent.exit = True  # run control has said EXIT already, unless it failed before
             thread.join(AGENT_JOIN_S)
         summary["problems"] = sorted(set(summary["problems"] + servers.stop_keeping()))
-        per_server = summary["inference"].setdefault("servers", {})
-        for address, n in servers.restarts.items():  # the one-host servers are kept here, not by the agent
-            per_server.setdefault(address, {"calls": 0, "failures": 0, "p50_ms": None, "p99_ms": None, "answered": 0,
-                                            "restarts": 0})["restarts"] = int(n)
         watched = servers.watched[0] if servers.watched else None
         summary["inference"].update(server_mode=mode, model_reloads=summary["inference"]["model_reloads"] + servers.model_reloads,
                                     local_server_restarts=servers.restarts, client_shm_prefix=agent.shm_prefix,

@@ -502,7 +502,9 @@ class RunControl:
             if host.stopped is not None and host.state.state == "RUNNING":
                 host.state.apply("stop")
 
-    def summary(self, wall_s: float, output_dir: Path | None) -> dict[str, Any]:
+    def summary(self, wall_s: float, output_dir: Path | None, server_restarts: dict[str, int] | None = None) -> dict[str, Any]:
+        """The run's summary; `server_restarts`: restarts of servers kept outside the topology's
+        agents (a one-host run keeps its own), added to those the hosts reported."""
         restarts = sum(int((h.stopped or {}).get("restarts", 0)) for h in self.hosts.values())
         for h in self.hosts.values():
             self.problems += [f"{h.spec.name}: {p}" for p in (h.stopped or {}).get("problems", [])]
@@ -513,7 +515,8 @@ class RunControl:
                         wall_s, str(output_dir) if output_dir is not None and self.collector.writers else None,
                         self.problems, restarts=restarts, model_reloads=sum(int(s.get("model_reloads", 0)) for s in stopped),
                         monitor_probe_failures=[f for s in stopped for f in s.get("monitor_probe_failures", [])],
-                        server_restarts={url: n for s in stopped for url, n in s.get("server_restarts", {}).items()},
+                        server_restarts={**{url: n for s in stopped for url, n in s.get("server_restarts", {}).items()},
+                                         **(server_restarts or {})},
                         deadlines_ms={m: 1e3 * self.config.inference.deadline_s(m) for m in self.config.inference.models},
                         events_table=table_written)
         decided_on = {name: 0 for name in self.hosts}
@@ -552,7 +555,8 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = 
                  events_table: str | Path | None = "auto", duration_s: float | None = None,
                  progress: Progress | None = None, replay: str | Path | None = None, loop: bool = False,
                  on_started: Callable[[RunControl], None] | None = None,
-                 on_tick: Callable[[RunControl], None] | None = None) -> dict[str, Any]:
+                 on_tick: Callable[[RunControl], None] | None = None,
+                 server_restarts: dict[str, int] | None = None) -> dict[str, Any]:
     """Run `n_events` Level-1 accepts (or for `duration_s`, or the events of the recording
     `replay`, on the readout host, `loop`ed or until it ends) on the farm the topology
     describes (its node agents must be running, or start within HOSTS_TIMEOUT_S); return
@@ -585,7 +589,7 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = 
                 if rc.running:
                     rc.stop()
                     say("STOPPED")
-            summary = rc.summary(time.monotonic() - wall_start, out_dir)
+            summary = rc.summary(time.monotonic() - wall_start, out_dir, server_restarts)
             summary["interrupted_by"] = interrupts.first
             if endpoint is not None:  # the final values stay up for a last scrape
                 interrupts.linger(config.monitoring.linger_s)
