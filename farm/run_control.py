@@ -57,6 +57,7 @@ CLOCK_PERIOD_S = 1.0
 HOSTS_TIMEOUT_S = 60.0  # for every agent to say hello
 CONFIGURE_TIMEOUT_S = 180.0  # a Triton server and every worker warming up
 STOP_TIMEOUT_S = 30.0
+STOP_LATE_S = 0.5  # after every host stopped: how long late results and acknowledgements may still arrive
 READOUT_END_GRACE_S = 1.0  # a dead readout's END may be behind its last messages: wait this long for it
 
 
@@ -493,14 +494,21 @@ class RunControl:
             except TriggerSimError as err:
                 self.problems.append(str(err))
         self.running = False
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + STOP_LATE_S
+        while time.monotonic() < deadline and not self.all_answered():
             self.pump()
         for o in self.service.drain("farm stopped before a node answered for the event"):
             self._outcome(o)
         for host in self.hosts.values():
             if host.stopped is not None and host.state.state == "RUNNING":
                 host.state.apply("stop")
+
+    def all_answered(self) -> bool:
+        """Nothing more can arrive that counts: the readout's END is in, every Level-1 accept
+        it announced has its decision, and no assignment waits or is held by a node."""
+        ids = self.collector.expected_ids()
+        return (ids is not None and self.collector.ledger.lost_in_ranges(ids.ranges) == 0
+                and self.service.n_waiting == 0 and self.service.n_in_flight == 0)
 
     def summary(self, wall_s: float, output_dir: Path | None, server_restarts: dict[str, int] | None = None) -> dict[str, Any]:
         """The run's summary; `server_restarts`: restarts of servers kept outside the topology's
