@@ -97,7 +97,15 @@ class RunControl:
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 0)
         if self.curve is not None:
             self.curve.secure_server(self.control)
-        self.control.bind(topology.control_endpoint)
+        try:
+            self.control.bind(topology.control_endpoint)
+        except zmq.ZMQError as err:
+            self.control.close(linger=0)
+            self.ctx.term()
+            raise TriggerSimError(
+                f"run control cannot listen on {topology.control_endpoint}: {err}. Another process holds the port, "
+                f"or {topology.run_control_host.address} is not an address of this host: free the port or set another "
+                "[farm] control_port in the topology (a one-host run picks a free port: run it again)") from None
         self.assign = make_socket(self.ctx, zmq.ROUTER, hwm=100_000)
         self.assign_endpoint = bind(self.assign, rc_host.address, self.curve)
         self.table_path = table_path  # the per-event table, written with the summary (None: none)
