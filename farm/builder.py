@@ -6,7 +6,7 @@ event. Complete events go to workers over a ROUTER socket, one per credit (worke
 READY when free); the event's bytes go through a shared-memory ring on this node
 (`farm.event_handoff`), the message carries only where they are (inside the message when
 the ring is off or full). The builder keeps every event a worker holds until the worker reports it
-done: if the supervisor reports the worker dead, the event is retried once on another
+done: if the node agent reports the worker dead, the event is retried once on another
 worker, then sent to HltError. Incomplete events go to MissingData after the build
 timeout. When the queue of complete events is full the builder stops reading fragments, so
 back-pressure reaches the readout (Level-1 busy) instead of growing memory here.
@@ -150,7 +150,7 @@ class Builder:
         try:  # copy=False only for the fragments' frames: small parts are cheaper copied
             send_parts(self.work, [worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames],
                        copy=not frames)
-        except zmq.ZMQError:  # unreachable: its events go back in the queue; the supervisor replaces it
+        except zmq.ZMQError:  # unreachable: its events go back in the queue; the node agent replaces it
             self._release(event)
             self._worker_gone(worker, "unreachable")
             self._report_stalled(worker, 0, "unreachable")
@@ -318,7 +318,7 @@ class Builder:
 
     def _report_silent(self) -> None:
         """Workers silent past their hard budget plus the margin: their events are retried
-        now (later messages from them are stale) and the supervisor kills them."""
+        now (later messages from them are stale) and the node agent kills them."""
         for worker, silent_ns in self.liveness.silent(clock.now_ns()):
             self._worker_gone(worker, "silent")
             self._report_stalled(worker, silent_ns, "silent")

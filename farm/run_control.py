@@ -581,7 +581,7 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = 
     given run control once the run started and at every poll (tests, fault injection). `events_table`: the per-event
     table, as for the one-host run ("auto": events.parquet in the output folder). The first
     SIGINT or SIGTERM drains the run, a second stops it; with monitoring on, run control
-    serves the run's metrics on the supervisor's port and keeps them up for a last scrape."""
+    serves the run's metrics on the metrics port of role `supervisor` (base_port) and keeps them up for a last scrape."""
     config, replay_spec = run_input(config, n_events, duration_s, replay, loop)
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()
