@@ -186,11 +186,16 @@ class NodeAgent:
             self.reported_dead.add(role)
             self.send(cm.ROLE_DIED, {"role": role, "exit_code": process.exitcode})
 
-    def close(self) -> None:
+    def close(self, sockets: bool = True) -> None:
+        """Stop the roles and servers, remove the shared memory; close the agent's socket
+        unless `sockets` is False (its loop still runs in another thread: closing a ZeroMQ
+        socket from a second thread is unsafe, and terminating its context would block)."""
         self.roles.stop()
         remove_regions(self.shm_prefix)
         if self.servers is not None:
             self.servers.stop()
+        if not sockets:
+            return
         self.control.close(linger=500)
         if self.curve is not None:
             self.curve.close()

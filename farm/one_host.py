@@ -140,10 +140,10 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         topology = one_host_topology(config.worker.resolved_count, control_port=free_port(),
                                      triton_urls=server_urls(config, servers, mode))
         agent = NodeAgent(topology, ONE_HOST, config, role_prefix="")  # workers named as in any one-host run
-        cleanup.callback(agent.close)
+        thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
+        cleanup.callback(lambda: agent.close(sockets=not thread.is_alive()))
         if on_agent is not None:
             on_agent(agent)
-        thread = threading.Thread(target=agent.run, name="node-agent", daemon=True)
         thread.start()
         farms: list[Farm] = []
 
@@ -171,7 +171,9 @@ def run_farm(config: FarmConfig, n_events: int | None = None, duration_s: float 
         finally:
             agent.exit = True  # run control has said EXIT already, unless it failed before
             thread.join(AGENT_JOIN_S)
-        summary["problems"] = sorted(set(summary["problems"] + servers.stop_keeping()))
+        stuck = [f"the node agent's thread did not end within {AGENT_JOIN_S:g} s: its roles were stopped, its socket "
+                 "left open"] if thread.is_alive() else []
+        summary["problems"] = sorted(set(summary["problems"] + servers.stop_keeping() + stuck))
         watched = servers.watched[0] if servers.watched else None
         summary["inference"].update(server_mode=mode, model_reloads=summary["inference"]["model_reloads"] + servers.model_reloads,
                                     local_server_restarts=servers.restarts, client_shm_prefix=agent.shm_prefix,

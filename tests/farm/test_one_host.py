@@ -95,3 +95,38 @@ def test_the_one_host_readout_buffers_what_the_node_holds(workers, slots, max_wa
     config = with_overrides(load_config(), worker={"count": workers, "slots": slots}, builder={"max_waiting": max_waiting},
                             readout={"buffer_events": configured})
     assert one_host_buffer(config).readout.buffer_events == expected
+
+
+@pytest.mark.integration
+def test_an_agent_thread_that_outlives_the_run_is_reported_and_its_socket_not_closed_under_it(monkeypatch):
+    """Closing a ZeroMQ socket from another thread than the one using it is unsafe (and the
+    context's term would block): a node agent still running after the join's timeout keeps
+    its socket, the run ends and says so."""
+    import threading
+
+    import farm.one_host
+    from farm.node_agent import NodeAgent
+
+    monkeypatch.setattr(farm.one_host, "AGENT_JOIN_S", 0.2)
+    release = threading.Event()
+    real_run = NodeAgent.run
+    agents: list[NodeAgent] = []
+
+    def run_then_linger(self) -> None:
+        real_run(self)
+        release.wait(30)  # still in the agent's thread after run control's EXIT
+
+    monkeypatch.setattr(NodeAgent, "run", run_then_linger)
+    try:
+        summary = run_farm(small_farm(), n_events=30, output_dir=None, events_table=None, timeout_s=90,
+                           on_agent=agents.append)
+        check_lost_0(summary, 30)
+        assert any("did not end within 0.2 s" in p for p in summary["problems"]), summary["problems"]
+        assert not agents[0].control.closed and not agents[0].ctx.closed
+    finally:
+        release.set()
+    for thread in threading.enumerate():
+        if thread.name == "node-agent":
+            thread.join(10)
+    agents[0].control.close(linger=0)
+    agents[0].ctx.term()
