@@ -49,8 +49,7 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     if "error" in case or "skipped" in case:
         return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
     if "real_saturation_hz" in case:
-        lines += [f"Saturation: real {_hz(case['real_saturation_hz'])} ({case.get('real_search', '')}), model "
-                  f"{_hz(case.get('model_saturation_hz'))}: {_mark(case['saturation_ok'])} 10 %.", ""]
+        lines += [_saturation_line(case), ""]
     else:
         lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
     calibration = case.get("calibration") or {}
@@ -73,6 +72,23 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
                                      "values by the model's own distribution)" if approximate else "bootstrap over the run's events")
              + "; \"in interval\": outside 15 % but inside the real figure's own interval (no model error shown).", ""]
     return lines + table(header, rows) + ([""] + notes if any("real_p99_interval_ms" in r for r in case["rates"]) else [])
+
+
+def _saturation_line(case: dict[str, Any]) -> str:
+    """The model's saturation against the real search's bracket (sustained, failed), where the
+    case records one (`saturation_verdict`: within 10 % of every rate in it, of some, of none)."""
+    real, model = case["real_saturation_hz"], case.get("model_saturation_hz")
+    verdict = case.get("saturation_verdict")
+    if verdict is None:
+        return (f"Saturation: real {_hz(real)} ({case.get('real_search', '')}), model {_hz(model)}: "
+                f"{_mark(case['saturation_ok'])} 10 %.")
+    top = case.get("real_failed_hz")
+    bracket = (f"sustained at {_hz(real)}, failed at {_hz(top)}" if top else
+               f"sustained at {_hz(real)} and at every rate tried above it (a lower bound)")
+    said = {"within": "within 10 % of every rate in the bracket",
+            "undecided": "within 10 % of part of the bracket only: **undecided** (a finer real search would decide)",
+            "not within": "**not within** 10 % of any rate in the bracket"}[verdict]
+    return f"Saturation: real {bracket} ({case.get('real_search', '')}); model {_hz(model)}: {said}."
 
 
 def _with_interval(row: dict[str, Any], q: int) -> str:

@@ -109,3 +109,14 @@ def test_rows_show_the_real_intervals_and_a_model_inside_one_is_told_apart():
                        "real_interval_method": "bootstrap over the run's 1231 events"}]}
     text = "\n".join(plan_validation._case_lines(case, report._table))
     assert "81.7 (66.0-92.0)" in text and "in interval" in text and "bootstrap" in text
+
+
+def test_the_saturation_line_shows_the_real_bracket_and_an_undecided_verdict():
+    """A model within 10 % of the bracket's bottom only is shown undecided, with both ends of the bracket."""
+    case = {"case": "default farm", "real_saturation_hz": 61.7, "real_failed_hz": 67.3, "model_saturation_hz": 58.4,
+            "saturation_ok": False, "saturation_verdict": "undecided", "real_search": "probe limit (6) reached", "rates": []}
+    text = "\n".join(plan_validation._case_lines(case, report._table))
+    assert "sustained at 61.7 Hz, failed at 67.3 Hz" in text and "model 58.4 Hz" in text and "**undecided**" in text
+    open_above = {**case, "real_failed_hz": None, "saturation_verdict": "not within"}
+    text = "\n".join(plan_validation._case_lines(open_above, report._table))
+    assert "(a lower bound)" in text and "**not within** 10 % of any rate" in text
