@@ -239,6 +239,24 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
             "at": at}
 
 
+def real_repeat(case: dict) -> dict | None:
+    """The real farm against itself: where the calibration run's rate is one of the three
+    rates, two real runs at the same rate (the calibration run and the later run at that
+    rate), with their total p50/p99, the model's at that rate, and how far the calibration run
+    is from the later one (%): a spread the model, calibrated on the first, cannot be expected
+    to beat against the second."""
+    cal = case.get("calibration") or {}
+    row = next((r for r in case.get("rates", []) if r.get("rate_hz") == cal.get("rate_hz")), None)
+    if row is None or not cal.get("total_p50_ms") or not cal.get("total_p99_ms"):
+        return None
+    first, later = (cal["total_p50_ms"], cal["total_p99_ms"]), (row["real_p50_ms"], row["real_p99_ms"])
+    return {"rate_hz": row["rate_hz"], "calibration_run_p50_p99_ms": list(first), "rates_run_p50_p99_ms": list(later),
+            "calibration_run_vs_rates_run_pct": [round(100 * (a - b) / b, 1) for a, b in zip(first, later)],
+            "model_p50_p99_ms": [row.get("model_p50_ms"), row.get("model_p99_ms")],
+            "model_vs_calibration_run_pct": [round(100 * (m - a) / a, 1) if m is not None else None
+                                             for m, a in zip((row.get("model_p50_ms"), row.get("model_p99_ms")), first)]}
+
+
 def put_model(out: dict, model: dict) -> dict:
     """A case's model figures (from `model_side`) beside its real ones."""
     out["calibration"]["model_total_p50_p99_ms"] = model["model_total_p50_p99_ms"]
@@ -253,6 +271,7 @@ def put_model(out: dict, model: dict) -> dict:
         m = model["at"][row["rate_hz"]]
         steps = row.get("real_steps_p50_ms", {})
         row.update(judge_row(row, m["p50"], m["p99"], m["totals"]), model_steps_p50_ms={k: m["steps_p50"].get(k) for k in steps})
+    out["real_repeat"] = real_repeat(out)
     return out
 
 
@@ -681,6 +700,14 @@ def print_report(cases: list[dict]) -> None:
             real = f"{c['real_saturation_hz']:.1f}-{top:.1f}" if top else f">= {c['real_saturation_hz']:.1f}"
             print(f"- {c['case']}: saturation real {real} Hz (sustained-failed), model {c['model_saturation_hz'] or 0:.1f} Hz "
                   f"({c.get('saturation_verdict', 'within' if c['saturation_ok'] else 'NOT within')} {SATURATION_TOLERANCE:.0%})")
+        rep = c.get("real_repeat")
+        if rep:
+            print(f"  two real runs at {rep['rate_hz']:g} Hz: calibration run p50/p99 {rep['calibration_run_p50_p99_ms'][0]:.1f}/"
+                  f"{rep['calibration_run_p50_p99_ms'][1]:.1f}, later run {rep['rates_run_p50_p99_ms'][0]:.1f}/"
+                  f"{rep['rates_run_p50_p99_ms'][1]:.1f} ({rep['calibration_run_vs_rates_run_pct'][0]:+.0f} % / "
+                  f"{rep['calibration_run_vs_rates_run_pct'][1]:+.0f} %); the model is "
+                  f"{rep['model_vs_calibration_run_pct'][0]:+.0f} % / {rep['model_vs_calibration_run_pct'][1]:+.0f} % "
+                  "from the calibration run")
         else:
             print(f"- {c['case']}: saturation {c['saturation']}")
         print(f"  {'rate Hz':>8} {'real p50':>9} {'95% interval':>13} {'model':>6} {'':>3}  {'real p99':>8} "

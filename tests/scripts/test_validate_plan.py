@@ -145,3 +145,17 @@ def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_cas
     out = tmp_path / "latencies.json"
     script.keep_real_latencies(out, "kill")
     assert len(json.loads(out.read_text())["cases"]["kill"]["12"]) == 400
+
+
+def test_two_real_runs_at_the_calibration_rate_are_set_side_by_side():
+    """The default farm of 2026-12-05: the calibration run and the later run at 49.4 Hz gave
+    40.4/180.1 and 32.2/100.5 ms; the model (43.6/167.0) is compared with both. No row at the
+    calibration rate (the slots case, calibrated at 10 Hz): nothing to compare."""
+    script = _script()
+    case = {"calibration": {"rate_hz": 49.4, "total_p50_ms": 40.4, "total_p99_ms": 180.1},
+            "rates": [{"rate_hz": 18.5, "real_p50_ms": 26.9, "real_p99_ms": 55.3},
+                      {"rate_hz": 49.4, "real_p50_ms": 32.2, "real_p99_ms": 100.5, "model_p50_ms": 43.6, "model_p99_ms": 167.0}]}
+    rep = script.real_repeat(case)
+    assert rep["rate_hz"] == 49.4 and rep["calibration_run_vs_rates_run_pct"] == [25.5, 79.2]
+    assert rep["model_vs_calibration_run_pct"] == [7.9, -7.3]
+    assert script.real_repeat({**case, "calibration": {"rate_hz": 10.0, "total_p50_ms": 63.7, "total_p99_ms": 117.7}}) is None
