@@ -700,6 +700,8 @@ def print_report(cases: list[dict]) -> None:
             real = f"{c['real_saturation_hz']:.1f}-{top:.1f}" if top else f">= {c['real_saturation_hz']:.1f}"
             print(f"- {c['case']}: saturation real {real} Hz (sustained-failed), model {c['model_saturation_hz'] or 0:.1f} Hz "
                   f"({c.get('saturation_verdict', 'within' if c['saturation_ok'] else 'NOT within')} {SATURATION_TOLERANCE:.0%})")
+        else:
+            print(f"- {c['case']}: saturation {c['saturation']}")
         rep = c.get("real_repeat")
         if rep:
             print(f"  two real runs at {rep['rate_hz']:g} Hz: calibration run p50/p99 {rep['calibration_run_p50_p99_ms'][0]:.1f}/"
@@ -708,8 +710,6 @@ def print_report(cases: list[dict]) -> None:
                   f"{rep['calibration_run_vs_rates_run_pct'][1]:+.0f} %); the model is "
                   f"{rep['model_vs_calibration_run_pct'][0]:+.0f} % / {rep['model_vs_calibration_run_pct'][1]:+.0f} % "
                   "from the calibration run")
-        else:
-            print(f"- {c['case']}: saturation {c['saturation']}")
         print(f"  {'rate Hz':>8} {'real p50':>9} {'95% interval':>13} {'model':>6} {'':>3}  {'real p99':>8} "
               f"{'95% interval':>13} {'n':>5} {'>p99':>4} {'model':>6}")
         for r in c["rates"]:

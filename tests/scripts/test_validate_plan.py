@@ -159,3 +159,15 @@ def test_two_real_runs_at_the_calibration_rate_are_set_side_by_side():
     assert rep["rate_hz"] == 49.4 and rep["calibration_run_vs_rates_run_pct"] == [25.5, 79.2]
     assert rep["model_vs_calibration_run_pct"] == [7.9, -7.3]
     assert script.real_repeat({**case, "calibration": {"rate_hz": 10.0, "total_p50_ms": 63.7, "total_p99_ms": 117.7}}) is None
+
+
+def test_the_report_prints_cases_with_and_without_a_saturation(capsys):
+    """A kill case has no saturation search: the report says so instead of failing on it."""
+    row = {"rate_hz": 18.5, "real_p50_ms": 29.2, "model_p50_ms": 28.8, "p50_ok": True, "real_p99_ms": 65.2, "model_p99_ms": 68.8,
+           "p99_ok": True}
+    cases = [{"case": "default farm", "real_saturation_hz": 61.7, "real_failed_hz": 67.3, "model_saturation_hz": 59.7,
+              "saturation_ok": False, "saturation_verdict": "undecided", "rates": [row]},
+             {"case": "two servers, one killed", "saturation": "not searched", "rates": [row]}]
+    _script().print_report(cases)
+    out = capsys.readouterr().out
+    assert "saturation real 61.7-67.3 Hz" in out and "(undecided 10%)" in out and "saturation not searched" in out
