@@ -760,8 +760,9 @@ def main() -> int:
     ap.add_argument("--deflate-contention", action=argparse.BooleanOptionalAction, default=True,
                     help="divide the calibration's steps by the core contention the model adds at the calibration "
                          "rate (calibrate.deflate_contention; the kill case uses the default farm's). On by default: "
-                         "on the runs of 2026-12-05 19:22-19:56 it brings 7 of 9 p50s and 4 of 9 p99s within 15 %% "
-                         "(3 and 3 without) and the default farm's saturation within 10 %% (README)")
+                         "on the runs of 2026-12-05 19:22-19:56 (model re-run 21:54, the credit round trip corrected) "
+                         "8 of 9 p50s and 4 of 9 p99s are within 15 %% with it; without it, before that correction, 3 "
+                         "and 3 (README)")
     ap.add_argument("--farm-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model farm key for every case (e.g. cpu_slice_ms=0 to switch processor sharing off)")
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),
