@@ -49,13 +49,20 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     if "error" in case or "skipped" in case:
         return lines + [f"Not measured: {case.get('error') or case.get('skipped')}", ""]
     if "real_saturation_hz" in case:
-        lines += [f"Saturation: real {_hz(case['real_saturation_hz'])} ({case.get('real_search', '')}), model "
-                  f"{_hz(case.get('model_saturation_hz'))}: {_mark(case['saturation_ok'])} 10 %.", ""]
+        lines += [_saturation_line(case), ""]
     else:
         lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
     calibration = case.get("calibration") or {}
     if isinstance(calibration.get("rate_hz"), (int, float)):
         lines += [f"Calibration run: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
+    rep = case.get("real_repeat")
+    if rep:
+        (c50, c99), (r50, r99) = rep["calibration_run_p50_p99_ms"], rep["rates_run_p50_p99_ms"]
+        d50, d99 = rep["calibration_run_vs_rates_run_pct"]
+        m50, m99 = rep["model_vs_calibration_run_pct"]
+        lines += [f"Two real runs at {rep['rate_hz']:g} Hz: the calibration run's total p50/p99 {c50:.1f}/{c99:.1f} ms, the "
+                  f"later run's {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
+                  "from the calibration run.", ""]
     lines += _sample_line(case["rates"])
     fallback = any("real_fallback_fraction" in r for r in case["rates"])
     header = ["rate Hz", "real p50 ms (95 % interval)", "model p50 ms", "p50", "real p99 ms (95 % interval)", "model p99 ms", "p99"]
@@ -73,6 +80,23 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
                                      "values by the model's own distribution)" if approximate else "bootstrap over the run's events")
              + "; \"in interval\": outside 15 % but inside the real figure's own interval (no model error shown).", ""]
     return lines + table(header, rows) + ([""] + notes if any("real_p99_interval_ms" in r for r in case["rates"]) else [])
+
+
+def _saturation_line(case: dict[str, Any]) -> str:
+    """The model's saturation against the real search's bracket (sustained, failed), where the
+    case records one (`saturation_verdict`: within 10 % of every rate in it, of some, of none)."""
+    real, model = case["real_saturation_hz"], case.get("model_saturation_hz")
+    verdict = case.get("saturation_verdict")
+    if verdict is None:
+        return (f"Saturation: real {_hz(real)} ({case.get('real_search', '')}), model {_hz(model)}: "
+                f"{_mark(case['saturation_ok'])} 10 %.")
+    top = case.get("real_failed_hz")
+    bracket = (f"sustained at {_hz(real)}, failed at {_hz(top)}" if top else
+               f"sustained at {_hz(real)} and at every rate tried above it (a lower bound)")
+    said = {"within": "within 10 % of every rate in the bracket",
+            "undecided": "within 10 % of part of the bracket only: **undecided** (a finer real search would decide)",
+            "not within": "**not within** 10 % of any rate in the bracket"}[verdict]
+    return f"Saturation: real {bracket} ({case.get('real_search', '')}); model {_hz(model)}: {said}."
 
 
 def _with_interval(row: dict[str, Any], q: int) -> str:

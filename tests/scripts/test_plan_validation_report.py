@@ -109,3 +109,24 @@ def test_rows_show_the_real_intervals_and_a_model_inside_one_is_told_apart():
                        "real_interval_method": "bootstrap over the run's 1231 events"}]}
     text = "\n".join(plan_validation._case_lines(case, report._table))
     assert "81.7 (66.0-92.0)" in text and "in interval" in text and "bootstrap" in text
+
+
+def test_the_saturation_line_shows_the_real_bracket_and_an_undecided_verdict():
+    """A model within 10 % of the bracket's bottom only is shown undecided, with both ends of the bracket."""
+    case = {"case": "default farm", "real_saturation_hz": 61.7, "real_failed_hz": 67.3, "model_saturation_hz": 58.4,
+            "saturation_ok": False, "saturation_verdict": "undecided", "real_search": "probe limit (6) reached", "rates": []}
+    text = "\n".join(plan_validation._case_lines(case, report._table))
+    assert "sustained at 61.7 Hz, failed at 67.3 Hz" in text and "model 58.4 Hz" in text and "**undecided**" in text
+    open_above = {**case, "real_failed_hz": None, "saturation_verdict": "not within"}
+    text = "\n".join(plan_validation._case_lines(open_above, report._table))
+    assert "(a lower bound)" in text and "**not within** 10 % of any rate" in text
+
+
+def test_two_real_runs_at_one_rate_are_shown_beside_the_model():
+    case = {"case": "default farm", "real_saturation_hz": 61.7, "model_saturation_hz": 59.7, "saturation_ok": False,
+            "calibration": {"rate_hz": 49.4, "events": 1202}, "rates": [],
+            "real_repeat": {"rate_hz": 49.4, "calibration_run_p50_p99_ms": [40.4, 180.1], "rates_run_p50_p99_ms": [32.2, 100.5],
+                            "calibration_run_vs_rates_run_pct": [25.5, 79.2], "model_vs_calibration_run_pct": [4.7, -11.0]}}
+    text = "\n".join(plan_validation._case_lines(case, report._table))
+    assert "Two real runs at 49.4 Hz" in text and "40.4/180.1 ms" in text and "32.2/100.5 ms (+26 % / +79 %)" in text
+    assert "the model is +5 % / -11 % from the calibration run" in text

@@ -207,3 +207,28 @@ def test_deflating_for_contention_makes_the_model_reproduce_the_calibrated_step_
     assert worker_mean(deflated) == pytest.approx(6.0, rel=0.08)
     assert deflated.host["contention_stretch"] > 1.15 and "contention_deflation" in deflated.provenance
     assert deflate_contention(cal, FarmSpec(), rate) is cal  # no shared host: nothing to deflate
+
+
+def test_a_gap_before_an_event_that_did_not_exist_yet_is_no_credit_round_trip(tmp_path):
+    """A worker idle for 30 ms before its next event was complete, which then waited 0.6 ms in
+    the builder (for the builder, not for a credit): that gap is idle time, not the round trip.
+    Counted, these 15 gaps of 32.1 ms would raise the mean from 1.5 ms to ~5 ms."""
+    n = 150
+    cols = write_run_table(tmp_path / "run", n=n)
+    l1_ns, queue = [], []
+    t = 1.0  # when event k is sent
+    for k in range(n):
+        if k % 10 == 5:  # complete 31.5 ms after the worker ended (Level-1 time + 1 ms of building), sent 0.6 ms later
+            t += 30.6
+            l1_ns.append(int((t - 0.6 - 1.0) * 1e6))
+            queue.append(0.6)
+        else:  # complete at 1 ms, waiting for the credit: sent 1.5 ms after the worker ended
+            l1_ns.append(0)
+            queue.append(t - 1.0)
+        t += 10.5 + 1.5
+    cols.update(worker=["w0"] * n, l1_time_ns=l1_ns, build_ms=[1.0] * n, transfer_ms=[0.5] * n,
+                worker_total_ms=[10.0] * n, queue_ms=queue, outcome=["rejected"] * n)
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run")
+    assert cal.host["dispatch_ms"] == pytest.approx(1.5)
+    assert "134 gaps" in cal.provenance["dispatch_ms"]
