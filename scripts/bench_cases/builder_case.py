@@ -138,21 +138,22 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, meta_frame, *frames = recv_parts(sock, copy=False)  # as the worker receives events
+        kind, *parts = recv_parts(sock, copy=False)  # as the worker receives events (one or more a message)
         if kind.bytes != messages.EVENT:
             continue
-        meta = messages.unpack_meta(meta_frame)
-        if "ring" in meta:
-            frames = reader.read(meta["ring"])
-        if not frames:
-            raise RuntimeError(f"event {messages.unpack_id(id_frame)} came without its bytes")
+        decisions = []
+        for event in messages.read_event_message(parts):
+            frames = reader.read(event.meta["ring"]) if "ring" in event.meta else event.inline
+            if not frames:
+                raise RuntimeError(f"event {event.l1_id} came without its bytes")
+            now = clock.now_ns()
+            decisions.append(messages.pack_meta({
+                "l1_id": event.l1_id, "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
+                "received_ns": now, "decided_ns": now, "worker": "bench-worker"}))
         if t_first is None:
             t_first = clock.now_ns()
-        n += 1
-        now = clock.now_ns()
-        send_parts(sock, [messages.RESULT, messages.pack_meta({
-            "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
-            "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
+        n += len(decisions)
+        send_parts(sock, [messages.RESULT, *decisions])  # the decisions of one message, answered together
     out.put(("done", n, t_first, clock.now_ns()))
     reader.close()
     sock.close(linger=1000)

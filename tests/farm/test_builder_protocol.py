@@ -60,10 +60,26 @@ class Harness:
     def receive(self, sock: zmq.Socket, timeout_ms: int = 10_000) -> list[bytes] | None:
         return sock.recv_multipart() if sock.poll(timeout_ms) else None
 
+    def receive_events(self, sock: zmq.Socket, n: int) -> list[messages.ReceivedEvent]:
+        """`n` events, from however many EVENT messages they come in."""
+        out: list[messages.ReceivedEvent] = []
+        while len(out) < n:
+            msg = self.receive(sock)
+            assert msg is not None and msg[0] == messages.EVENT, f"{len(out)} of {n} events came"
+            out += messages.read_event_message(msg[1:])
+        return out
+
     def collected(self, timeout_ms: int = 3000) -> list[list[bytes]]:
+        """What reached the collector, a message per event (a RESULT with several split)."""
         out = []
         while self.collector.poll(timeout_ms):
-            out.append(self.collector.recv_multipart())
+            msg = self.collector.recv_multipart()
+            if msg[0] == messages.RESULT:
+                one_each, problem = messages.split_results(msg)
+                assert not problem
+                out += one_each
+            else:
+                out.append(msg)
             timeout_ms = 200
         return out
 
@@ -122,7 +138,7 @@ def test_an_event_is_released_only_with_its_result_and_retried_after_the_worker_
     ready(b)
     again = harness.receive(b)
     assert again is not None and messages.unpack_id(again[1]) == 0
-    assert messages.unpack_meta(again[2])["attempt"] == 2
+    assert event_meta(again)["attempt"] == 2
     result(b, 0, "accepted")
     out = harness.collected()
     assert kinds(out) == [messages.RESULT]
@@ -145,7 +161,7 @@ def test_a_dead_workers_late_credit_and_result_create_nothing(harness):
     assert harness.receive(a, 1000) is None, "an event was sent to a worker reported dead"
     b = harness.worker("worker-b.0")
     ready(b, 2)
-    got = sorted(messages.unpack_id(harness.receive(b)[1]) for _ in range(2))
+    got = sorted(e.l1_id for e in harness.receive_events(b, 2))
     assert got == [0, 1]
     result(b, 0)
     result(b, 1)
@@ -244,9 +260,9 @@ def test_an_idle_worker_that_received_everything_has_its_orphaned_event_retried(
     assert messages.unpack_id(harness.receive(a)[1]) == 1
     heartbeat(a, 2)  # idle, both received, neither answered: both are orphaned
     ready(a, 2)
-    again = [harness.receive(a) for _ in range(2)]
-    assert sorted(messages.unpack_id(m[1]) for m in again) == [0, 1]
-    assert all(messages.unpack_meta(m[2])["attempt"] == 2 for m in again)
+    again = harness.receive_events(a, 2)
+    assert sorted(e.l1_id for e in again) == [0, 1]
+    assert all(e.meta["attempt"] == 2 for e in again)
     result(a, 0)
     result(a, 1)
     out = harness.close()
@@ -276,10 +292,16 @@ def test_at_shutdown_a_late_result_is_forwarded_and_the_event_not_also_not_proce
     assert [m[0] for m in out if m[0] in (messages.RESULT, messages.MISSING)] == [messages.RESULT]
 
 
+def event_meta(event: list[bytes]) -> dict:
+    """The metadata of the one event in an EVENT message."""
+    (received,) = messages.read_event_message(event[1:])
+    return received.meta
+
+
 def event_bytes(harness: Harness, event: list[bytes], reader: RingReader) -> list[bytes]:
-    """The frames of an EVENT message: from the builder's ring, or inside the message."""
-    meta = messages.unpack_meta(event[2])
-    return [bytes(f) for f in reader.read(meta["ring"])] if "ring" in meta else event[3:]
+    """The frames of an EVENT message with one event: from the builder's ring, or inside the message."""
+    (received,) = messages.read_event_message(event[1:])
+    return [bytes(f) for f in reader.read(received.meta["ring"])] if "ring" in received.meta else received.inline
 
 
 @pytest.mark.parametrize("ring_mb", [32.0, 0.0])
@@ -291,7 +313,7 @@ def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float)
         ready(a)
         harness.send_event(0)
         event = harness.receive(a)
-        meta = messages.unpack_meta(event[2])
+        meta = event_meta(event)
         assert ("ring" in meta) == (ring_mb > 0) and len(event) == (3 if ring_mb else 3 + sum(meta["frames_per_fragment"]))
         sent = [[bytes(memoryview(f).cast("B")) for f in encode_fragment(frag)] for frag in event_fragments(harness.config, 0, 0)]
         got = messages.split(meta["frames_per_fragment"], event_bytes(harness, event, reader))
@@ -303,7 +325,7 @@ def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float)
         b = harness.worker("worker-b.0")
         ready(b)
         again = harness.receive(b)
-        assert messages.split(messages.unpack_meta(again[2])["frames_per_fragment"], event_bytes(harness, again, reader)) == got
+        assert messages.split(event_meta(again)["frames_per_fragment"], event_bytes(harness, again, reader)) == got
         result(b, 0, "accepted")
         out = harness.collected()
         assert kinds(out) == [messages.RESULT] and len(out[0]) == 3 + sum(meta["frames_per_fragment"])
