@@ -78,6 +78,8 @@ class Builder:
         self.results_out: list = []  # decisions read in this pass, forwarded together (`_flush_results`)
         self.results_out_n = 0
         self.results_out_frames = 0  # how many of them carry their fragments
+        self.event_messages = 0  # EVENT messages sent to workers (each with one or more events)
+        self.result_messages = 0  # RESULT messages sent to the collector (each with one or more decisions)
         self.orphaned = 0
         self.stalled: list[str] = []  # workers reported silent
         wc = config.worker
@@ -172,6 +174,7 @@ class Builder:
             self._worker_gone(worker, "unreachable")
             self._report_stalled(worker, 0, "unreachable")
             return False
+        self.event_messages += 1
         for _, event in batch:
             event.attempts += 1  # deliveries, not tries to send
             event.dispatched_ns = now
@@ -236,6 +239,7 @@ class Builder:
         """The decisions forwarded in this pass, to the collector as one message."""
         if self.results_out_n:
             send_parts(self.out, [messages.RESULT, *self.results_out], copy=not self.results_out_frames)
+            self.result_messages += 1
             self.results_out, self.results_out_n, self.results_out_frames = [], 0, 0
 
     # -- input ----------------------------------------------------------------------------
@@ -440,6 +444,7 @@ class Builder:
             "fragments_in": c.fragments_in, "bytes_in": self.bytes_in, "events_complete": c.events_complete,
             "events_incomplete": c.events_incomplete, "evicted_for_space": c.evicted_for_space,
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
+            "event_messages": self.event_messages, "result_messages": self.result_messages,
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "bad_results": self.bad_results,
             "stale_results_dropped": self.dispatcher.stale_results, "late_results_dropped": self.dispatcher.late_results,

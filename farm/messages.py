@@ -163,6 +163,17 @@ def read_event_message(parts: Sequence[Any]) -> list[ReceivedEvent]:
     return out
 
 
+def count_events(parts: Sequence[Any]) -> int:
+    """How many events an EVENT message whose ids cannot be read says it carries (its
+    metadata's count; 1 when that cannot be read either), so a worker can count them as
+    received and ask for as many again."""
+    try:
+        metas = unpack_meta(parts[1])["events"]
+        return len(metas) if isinstance(metas, list) and metas else 1
+    except (ValueError, TypeError, KeyError, IndexError):
+        return 1
+
+
 def split_results(frames: Sequence[Any]) -> tuple[list[list[Any]], str]:
     """A builder's RESULT message as one message per event, each ``[kind, worker meta,
     builder meta, *fragments]`` (the kind frame as received), and what stopped the split

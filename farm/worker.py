@@ -240,11 +240,12 @@ class _EventLoop:
         try:
             received = messages.read_event_message(parts)
         except ValueError:
-            # Cannot even name the events: ask for another; the next heartbeat (this
+            # Cannot even name the events: ask for as many others; the next heartbeat (this
             # worker idle, every event received) has the builder retry them elsewhere.
-            self.counts["received"] += 1
-            self.counts["unreadable_events"] += 1
-            self.builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
+            n = messages.count_events(parts)
+            self.counts["received"] += n
+            self.counts["unreadable_events"] += n
+            self.builder.send_multipart([messages.READY, messages.pack_meta({"credits": n})])
             return
         self.counts["received"] += len(received)
         self.queued.extend(received)
