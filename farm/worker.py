@@ -234,6 +234,7 @@ class _EventLoop:
         the rest wait here for a slot, in order (as they would in the socket). Events that
         cannot be read are answered at once (HltError), together."""
         kind, *parts = recv_parts(self.builder, copy=False)
+        arrived_ns = clock.now_ns()
         if kind.bytes != messages.EVENT:
             self.counts["bad_messages"] += 1
             return
@@ -249,13 +250,15 @@ class _EventLoop:
             return
         self.counts["received"] += len(received)
         self.queued.extend(received)
-        self._admit_queued()
+        self._admit_queued(arrived_ns)
 
-    def _admit_queued(self) -> None:
+    def _admit_queued(self, arrived_ns: int | None = None) -> None:
+        """Queued events into free slots, oldest first. An event's received time is when its
+        message arrived (`arrived_ns`) if a slot takes it at once, else when a slot does."""
         unreadable = []
         while self.queued and self.slots.free > 0:
             event = self.queued.popleft()
-            received = clock.now_ns()
+            received = arrived_ns or clock.now_ns()
             l1_id = event.l1_id
             try:
                 if event.error is not None:

@@ -114,12 +114,16 @@ def ready(sock: zmq.Socket, credits: int = 1) -> None:
     sock.send_multipart([messages.READY, messages.pack_meta({"credits": credits})])
 
 
-def result(sock: zmq.Socket, l1_id: int, outcome: str = "rejected", forced: bool = False) -> None:
+def decision(l1_id: int, outcome: str = "rejected", forced: bool = False) -> bytes:
     meta = {"l1_id": l1_id, "outcome": outcome, "streams": ["HltTimeout"] if outcome == "debug" else [], "chains": [],
             "steps_ms": {}, "received_ns": 1, "decided_ns": 2, "worker": "w"}
     if forced:
         meta["forced"] = True
-    sock.send_multipart([messages.RESULT, messages.pack_meta(meta)])
+    return messages.pack_meta(meta)
+
+
+def result(sock: zmq.Socket, l1_id: int, outcome: str = "rejected", forced: bool = False) -> None:
+    sock.send_multipart([messages.RESULT, decision(l1_id, outcome, forced)])
 
 
 def kinds(msgs: list[list[bytes]]) -> list[bytes]:
@@ -146,6 +150,38 @@ def test_an_event_is_released_only_with_its_result_and_retried_after_the_worker_
     assert ours["attempt"] == 2 and ours["frames_per_fragment"], "an accepted event leaves with its fragments"
     stats = [m for m in harness.close() if m[0] == messages.STATS]
     assert msgpack.unpackb(stats[0][1])["counters"]["retried_after_worker_loss"] == 1
+
+
+def test_a_batch_held_by_a_dying_worker_is_retried_event_by_event_then_sent_to_hlt_error(harness):
+    """Events that wait for credits leave together, one message, each with its own ring
+    block; the worker holding the batch dies: each is retried once on another worker; that
+    one answers two in one message and dies too: those two count, the other two go to
+    HltError, each event once."""
+    for l1_id in range(4):
+        harness.send_event(l1_id)
+    time.sleep(0.5)  # built and waiting for a worker
+    a = harness.worker("worker-a.0")
+    ready(a, 4)
+    batch = harness.receive(a)
+    assert batch[0] == messages.EVENT and messages.unpack_ids(batch[1]) == [0, 1, 2, 3], "one message, oldest first"
+    first = messages.read_event_message(batch[1:])
+    assert len({e.meta["ring"]["offset"] for e in first}) == 4 and {e.meta["attempt"] for e in first} == {1}
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-a.0"})])
+    b = harness.worker("worker-b.0")
+    ready(b, 4)
+    again = harness.receive_events(b, 4)
+    assert sorted(e.l1_id for e in again) == [0, 1, 2, 3] and {e.meta["attempt"] for e in again} == {2}
+    b.send_multipart([messages.RESULT, decision(0, "accepted"), decision(2)])  # two decisions, one message
+    time.sleep(0.3)
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-b.0"})])
+    out = harness.collected() + harness.close()
+    decided = {messages.unpack_meta(m[1])["l1_id"]: m for m in out if m[0] == messages.RESULT}
+    failed = {messages.unpack_meta(m[1])["l1_id"]: messages.unpack_meta(m[1]) for m in out if m[0] == messages.MISSING}
+    assert sorted(decided) == [0, 2] and sorted(failed) == [1, 3]
+    assert all(f["stream"] == "HltError" and "after 2 attempts" in f["reason"] for f in failed.values())
+    assert messages.unpack_meta(decided[0][2])["frames_per_fragment"], "the accepted one leaves with its fragments"
+    times = {l1_id: messages.unpack_meta(m[2])["complete_ns"] for l1_id, m in decided.items()}
+    assert times[0] != times[2], "each event keeps its own stamps"
 
 
 def test_a_dead_workers_late_credit_and_result_create_nothing(harness):
