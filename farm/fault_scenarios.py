@@ -35,9 +35,12 @@ class ScenarioResult:
     notes: dict[str, Any]
 
 
-def base_config(**sections: dict[str, Any]) -> FarmConfig:
+def base_config(triton_url: str | None = None, **sections: dict[str, Any]) -> FarmConfig:
+    """The scenarios' farm; `triton_url`: a running server to use (None: the run starts its own)."""
     cfg = with_overrides(load_config(), readout={"rate_hz": 60.0}, worker={"count": 2},
                          builder={"build_timeout_ms": 300.0}, inference={"breaker_open_ms": 200.0})
+    if triton_url:
+        cfg = with_overrides(cfg, inference={"triton_url": triton_url})
     return with_overrides(cfg, **sections)
 
 
@@ -94,7 +97,8 @@ def worker_killed(n_events: int, kills: int = 2, slow_server_url: str | None = N
 
 
 def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: float = 0.5, seed: int = 1,
-                        output_dir: Path | None = None, min_age_s: float = 1.5) -> ScenarioResult:
+                        output_dir: Path | None = None, min_age_s: float = 1.5,
+                        triton_url: str | None = None) -> ScenarioResult:
     """SIGKILL a random worker at random moments (exponential intervals, from a thread of
     its own, so kills land anywhere in a worker's cycle: mid-step, between its result and
     its next request, while it reports) for the whole run. Only workers ready for at least
@@ -126,7 +130,7 @@ def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: f
         thread.append(threading.Thread(target=killer, args=(farm,), name="killer", daemon=True))
         thread[0].start()
 
-    cfg = base_config(readout={"rate_hz": rate_hz}, run={"seed": seed})
+    cfg = base_config(triton_url, readout={"rate_hz": rate_hz}, run={"seed": seed})
     try:
         summary = run_farm(cfg, n_events, output_dir=output_dir, hooks=FarmHooks(on_started=started))
     finally:
@@ -139,7 +143,7 @@ def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: f
     return ScenarioResult(f"random worker SIGKILLs at {rate_hz:g} Hz", len(killed), summary, notes)
 
 
-def worker_stalled(n_events: int) -> ScenarioResult:
+def worker_stalled(n_events: int, triton_url: str | None = None) -> ScenarioResult:
     """SIGSTOP a worker mid-run: alive but silent. The builder reports it once it has been
     silent past its budget plus the margin; the supervisor kills it; it is replaced and the
     event it held is retried."""
@@ -150,7 +154,7 @@ def worker_stalled(n_events: int) -> ScenarioResult:
         os.kill(proc.pid, signal.SIGSTOP)
         state.update(stopped=farm.identities[0], at=time.monotonic())
 
-    cfg = base_config(worker={"stall_margin_ms": 1500.0})
+    cfg = base_config(triton_url, worker={"stall_margin_ms": 1500.0})
     summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(n_events // 4, stall)))
     return ScenarioResult("worker SIGSTOP (stalled)", int("stopped" in state), summary, state)
 
@@ -249,26 +253,26 @@ def stub_killed(n_events: int) -> ScenarioResult:
     return ScenarioResult("model stub SIGKILL", state.get("stubs_killed", 0), summary, state)
 
 
-def readout_faults(n_events: int, fraction: float = 0.03) -> ScenarioResult:
+def readout_faults(n_events: int, fraction: float = 0.03, triton_url: str | None = None) -> ScenarioResult:
     """Corrupted, truncated, duplicated and foreign fragments from the readout."""
-    cfg = base_config(faults={"corrupt_fraction": fraction, "truncate_fraction": fraction,
+    cfg = base_config(triton_url, faults={"corrupt_fraction": fraction, "truncate_fraction": fraction,
                               "duplicate_fraction": fraction, "foreign_fraction": fraction})
     summary = run_farm(cfg, n_events, output_dir=None)
     injected = summary["level1"]["faults_injected"]
     return ScenarioResult("bad fragments", sum(injected.values()), summary, injected)
 
 
-def silent_source(n_events: int) -> ScenarioResult:
+def silent_source(n_events: int, triton_url: str | None = None) -> ScenarioResult:
     """A readout source stops sending halfway: its events go to MissingData."""
     after = n_events // 2
-    cfg = base_config(faults={"silent_source": 1, "silent_after_events": after})
+    cfg = base_config(triton_url, faults={"silent_source": 1, "silent_after_events": after})
     summary = run_farm(cfg, n_events, output_dir=None)
     return ScenarioResult("silent readout source", n_events - after, summary, {"silent_after": after})
 
 
-def overload(n_events: int, rate_hz: float = 3000.0) -> ScenarioResult:
+def overload(n_events: int, rate_hz: float = 3000.0, triton_url: str | None = None) -> ScenarioResult:
     """Input far above saturation: dead time grows, memory stays bounded, nothing is lost."""
-    cfg = base_config(readout={"rate_hz": rate_hz})
+    cfg = base_config(triton_url, readout={"rate_hz": rate_hz})
     summary = run_farm(cfg, n_events, output_dir=None)
     return ScenarioResult(f"overload at {rate_hz:g} Hz", summary["level1"]["vetoed_busy"], summary, {})
 

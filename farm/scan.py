@@ -41,23 +41,24 @@ class Point:
     summary: dict[str, Any]
     seed: int
     budget_ms: float
+    criteria: definition.Criteria = definition.CRITERIA
     reasons: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reasons = definition.verdict(self.summary, self.budget_ms)[1]
+        self.reasons = definition.verdict(self.summary, self.budget_ms, self.criteria)[1]
 
     @property
     def windows(self) -> list[dict[str, float]]:
         """Measurement windows of at least `min_window_events` events."""
-        return definition.windows(self.summary)
+        return definition.windows(self.summary, self.criteria)
 
     @property
     def stable(self) -> bool:
-        return definition.is_stable(self.summary)
+        return definition.is_stable(self.summary, self.criteria)
 
     @property
     def throughput_hz(self) -> float:
-        return definition.throughput_hz(self.summary)
+        return definition.throughput_hz(self.summary, self.criteria)
 
     @property
     def sustained(self) -> bool:
@@ -82,11 +83,13 @@ class Point:
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
              min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
              on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1,
-             events_tables: str | Path | None = None, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             events_tables: str | Path | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+             criteria: definition.Criteria = definition.CRITERIA) -> dict[str, Any]:
     """Run every rate in `rates` (`repeats` runs each), or search for the highest sustained
     rate (at most `search_steps` rates, `repeats` runs at each); return the scan result.
 
-    `duration_s` is each run's minimum: a run lasts as long as its 1,000 events need.
+    `duration_s` is each run's minimum: a run lasts as long as the events of its p99 and of its
+    stability windows need (`criteria`: the sustained definition's, 1,000 events; smaller in tests).
     `events_tables`: each run's per-event table goes beside this name, one file per point
     (`point_table_path`); None: no tables. `progress`: each run's progress readings (the live view)."""
     budget_ms = config.worker.budget_ms
@@ -100,10 +103,10 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
         def measure(rate: float) -> Point:
             seed = definition.repeat_seed(config.run.seed, len(points))
             cfg = with_overrides(base, readout={"rate_hz": rate}, run={"seed": seed})
-            seconds = max(duration_s, definition.run_seconds(rate, RUN_OVERHEAD_S))
+            seconds = max(duration_s, definition.run_seconds(rate, RUN_OVERHEAD_S, criteria))
             table = point_table_path(events_tables, rate, seed) if events_tables is not None else None
             point = Point(rate, run_farm(cfg, None, seconds, output_dir=None, replay=replay, loop=replay is not None,
-                                         events_table=table, progress=progress), seed, budget_ms)
+                                         events_table=table, progress=progress), seed, budget_ms, criteria)
             points.append(point)
             if on_point:
                 on_point(point, len(points) - 1, total)
@@ -126,7 +129,7 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
             saturation, stopped, resolution = found.sustained_hz, found.stopped, found.resolution
     ordered = sorted(points, key=lambda p: (p.rate_hz, p.seed))
     return {"budget_ms": budget_ms, "duration_s": duration_s, "repeats": repeats,
-            "criteria": asdict(definition.CRITERIA), "saturation_rate_hz": saturation, "search_stopped": stopped,
+            "criteria": asdict(criteria), "saturation_rate_hz": saturation, "search_stopped": stopped,
             "search_resolution": resolution, "seeds": [p.seed for p in points],
             "points": [p.row() for p in ordered],
             "windows": {f"{p.rate_hz:g} Hz, seed {p.seed}": p.summary["windows"] for p in ordered}}

@@ -67,8 +67,11 @@ QUICK = {
     "kernels": kernels_case.Settings(repetitions=1),
     "inference": inference_case.Settings(repetitions=2, calls_per_block=50, graph_calls_per_block=10,
                                          batching_seconds=0.5, warm_up_calls=10, edge_calls_per_block=2),
+    # a probe of 240 events (p99 from >= 200, windows of 60) instead of 1,300: the smoke checks the search runs
     "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
-                               overload_runs=1, replay_events=100),
+                               overload_runs=1, replay_events=100,
+                               criteria=dataclasses.replace(farm_case.definition.CRITERIA, min_events=200,
+                                                            min_window_events=60)),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
     "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
                                        overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),

@@ -71,6 +71,9 @@ class Settings:
     warm_up_seconds: float = 0.0  # 0: no warm-up run
     overload_factor: float = 10.0
     replay_events: int = 0  # > 0: the same search again, replaying a recording of this many events in a loop
+    # the sustained definition's thresholds; a smoke run scales its event counts down (its verdicts then say
+    # nothing about the farm, only that the search runs)
+    criteria: definition.Criteria = definition.CRITERIA
 
 
 @dataclass
@@ -242,7 +245,8 @@ def seeds(config: FarmConfig) -> Iterator[int]:
 
 
 def farm_run(config: FarmConfig, server: TritonServer, rate_hz: float, seconds: float, seed: int,
-             replay: Path | None = None, judged: bool = False, events_table: Path | None = None) -> FarmRun:
+             replay: Path | None = None, judged: bool = False, events_table: Path | None = None,
+             criteria: definition.Criteria = definition.CRITERIA) -> FarmRun:
     """One farm run at `rate_hz` for `seconds` with `seed` (replaying `replay` in a loop if
     given), with every process's CPU time; judged by the sustained definition if `judged`;
     its per-event table written to `events_table` if given (a calibration of the capacity model)."""
@@ -252,7 +256,7 @@ def farm_run(config: FarmConfig, server: TritonServer, rate_hz: float, seconds: 
     summary = run_farm(cfg, duration_s=seconds, output_dir=None, replay=replay, loop=replay is not None,
                        hooks=FarmHooks(on_started=probe.on_started, on_tick=probe.on_tick), events_table=events_table)
     cpu, window_events = probe.cpu()
-    failures = definition.verdict(summary, cfg.worker.budget_ms)[1] if judged else []
+    failures = definition.verdict(summary, cfg.worker.budget_ms, criteria)[1] if judged else []
     run = FarmRun(rate_hz, seed, summary, cpu, window_events, probe.builder_vmhwm_mb, probe.elsewhere(), judged,
                   failures)
     log(f"  farm{' (replay)' if replay else ''}: {run.line()}")
@@ -264,7 +268,7 @@ def search(config: FarmConfig, server: TritonServer, settings: Settings, seed: I
     """Low-rate runs (the lenient ideal, which places the search), then the search of
     `definition.search`: every run long enough for its p99, with its own seed."""
     def one(rate: float, seconds: float, judged: bool) -> FarmRun:
-        return farm_run(config, server, rate, seconds, next(seed), replay, judged)
+        return farm_run(config, server, rate, seconds, next(seed), replay, judged, criteria=settings.criteria)
 
     if settings.warm_up_seconds:
         one(settings.low_rate_hz, settings.warm_up_seconds, False)  # warm-up, not counted
@@ -278,9 +282,9 @@ def search(config: FarmConfig, server: TritonServer, settings: Settings, seed: I
     later: list[FarmRun] = []
 
     def judged(rate: float, repeat: int) -> tuple[bool, float]:
-        seconds = max(settings.run_seconds, definition.run_seconds(rate, RUN_OVERHEAD_S))
+        seconds = max(settings.run_seconds, definition.run_seconds(rate, RUN_OVERHEAD_S, settings.criteria))
         later.append(one(rate, seconds, True))
-        return later[-1].passed, definition.throughput_hz(later[-1].summary)
+        return later[-1].passed, definition.throughput_hz(later[-1].summary, settings.criteria)
 
     result = definition.search(judged, FIRST_PROBE * lenient_ideal, settings.low_rate_hz, CEILING * lenient_ideal,
                                settings.repeats, settings.max_probes)
@@ -392,7 +396,7 @@ def farm_result(config: FarmConfig, settings: Settings, sim: Found, replay: Foun
     res.diagnostics = {
         "workers": n_workers, "cores": cores, "run_seconds_min": settings.run_seconds,
         "budget_ms": config.worker.budget_ms, "pile_up": config.physics.pileup_mean, "pattern": config.readout.pattern,
-        "criteria": asdict(definition.CRITERIA), "repeats": settings.repeats, "max_probes": settings.max_probes,
+        "criteria": asdict(settings.criteria), "repeats": settings.repeats, "max_probes": settings.max_probes,
         "simulated": _search_record(sim),
     }
     if replay is not None:
@@ -431,7 +435,7 @@ def farm_result(config: FarmConfig, settings: Settings, sim: Found, replay: Foun
                        [[g, *(fmt(mm[f"{prefix}.{g}"]) for _, prefix, mm in cpu_cols)] for g in groups]))
     if not res.targets[-1].met:
         res.limits.append(farm_limits(m, sim, cores, replay))
-    c = definition.CRITERIA
+    c = settings.criteria
     res.notes.append(
         f"{config.readout.pattern} Level-1, pile-up {config.physics.pileup_mean:g}, {n_workers} workers, worker budget "
         f"{config.worker.budget_ms:g} ms; one local tritonserver for all runs. Every run has its own seed (new Poisson "

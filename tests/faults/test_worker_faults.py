@@ -14,9 +14,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.mark.parametrize("n, rate_hz, seed", [(400, 30.0, 11), (900, 150.0, 12)], ids=["below-saturation", "above-saturation"])
-def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, n, rate_hz, seed):
+def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, triton_server, n, rate_hz, seed):
     # above saturation the farm decides ~100 events/s here: 900 events give the killer ~9 s
-    r = fs.random_worker_kills(n, rate_hz=rate_hz, mean_interval_s=0.3, seed=seed, output_dir=tmp_path / "out", min_age_s=1.0)
+    r = fs.random_worker_kills(n, rate_hz=rate_hz, mean_interval_s=0.3, seed=seed, output_dir=tmp_path / "out", min_age_s=1.0,
+                               triton_url=triton_server.grpc_url)
     s, ev = r.summary, r.summary["events"]
     diagnosis = (s["problems"][:5], s["builder"], s["collector"])
     assert r.injected >= 2, "the killer should have fired several times"
@@ -34,8 +35,8 @@ def test_random_kills_lose_nothing_and_write_each_event_once(tmp_path, n, rate_h
         assert s["builder"]["retried_after_worker_loss"] >= 1, diagnosis
 
 
-def test_a_stalled_worker_is_killed_replaced_and_its_event_retried():
-    r = fs.worker_stalled(300)
+def test_a_stalled_worker_is_killed_replaced_and_its_event_retried(triton_server):
+    r = fs.worker_stalled(300, triton_url=triton_server.grpc_url)
     s = r.summary
     assert r.injected == 1
     assert s["events"]["lost"] == 0 and s["events"]["l1_accepted"] == 300
