@@ -344,15 +344,21 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     floor_total = sender_b + io + worker
     pipe_main = receiver - pipe_io
     per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "check", "build")))
+    check = sum(v for k, v in breakdown.items() if k.startswith("check"))
     fragment_floor = sender_b + per_fragment_loop + pipe_io  # nothing per event: no worker, no event messages
     per_event = builder_total - fragment_floor  # dispatch, results, the I/O thread beyond the pipe's, the worker
     events_per_fragment = max(builder_runs[0]["events"], 1) / n_fragments
     per_message = statistics.median(r["events"] / max(r["event_messages"], 1) for r in builder_runs)
     per_result = statistics.median(r["events"] / max(r["result_messages"], 1) for r in builder_runs)
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
+    pipe_busy, builder_busy = pipe_total * pipe_rate / 1e6, builder_total * builder_rate / 1e6
+    lead = (f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed "
+            f"over every process." if builder_busy >= 0.9 * cores else
+            f"CPU, and waiting. Throughput is at most {cores} cores / CPU per fragment summed over every process; the "
+            f"pipe keeps {pipe_busy:.2f} of the {cores} cores busy, the builder set-up {builder_busy:.2f} (the rest of "
+            f"the time its processes wait for one another; for what exactly was not measured).")
     return (
-        f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed over "
-        f"every process. Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
+        f"{lead} Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
         f"a cap of {cores * 1e6 / pipe_total:,.0f} fragments/s (measured {pipe_rate:,.0f}). Builder: sender "
         f"{sender_b:.0f} + builder {builder:.0f} (event loop {main:.0f}, ZeroMQ I/O thread {io:.0f}) + fake worker "
         f"{worker:.0f} = {builder_total:.0f} µs, a cap of {cores * 1e6 / builder_total:,.0f} fragments/s (measured "
@@ -378,8 +384,8 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"beyond the pipe's, the fake worker) is {per_event:.0f} µs per fragment, {per_event / events_per_fragment:.0f} µs "
         f"per event, now mostly work each event needs whatever the batching: its copy into the ring and out of it, its "
         f"metadata packed and read, its decision checked. The per-fragment part is the rest of the gap: "
-        f"{per_fragment_loop:.0f} µs of event loop against the pipe receiver's {pipe_main:.0f}, most of it the check's "
-        f"pass over bytes it meets for the first time.")
+        f"{per_fragment_loop:.0f} µs of event loop against the pipe receiver's {pipe_main:.0f}, {check:.0f} of it the "
+        f"check's pass over bytes it meets for the first time.")
 
 
 # -- the case ---------------------------------------------------------------------------------
