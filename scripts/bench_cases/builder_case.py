@@ -352,11 +352,9 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     per_result = statistics.median(r["events"] / max(r["result_messages"], 1) for r in builder_runs)
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
     pipe_busy, builder_busy = pipe_total * pipe_rate / 1e6, builder_total * builder_rate / 1e6
-    lead = (f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed "
-            f"over every process." if builder_busy >= 0.9 * cores else
-            f"CPU, and waiting. Throughput is at most {cores} cores / CPU per fragment summed over every process; the "
-            f"pipe keeps {pipe_busy:.2f} of the {cores} cores busy, the builder set-up {builder_busy:.2f} (the rest of "
-            f"the time its processes wait for one another; for what exactly was not measured).")
+    lead = (f"CPU. Throughput is at most {cores} cores / CPU per fragment summed over every process; the pipe keeps "
+            f"{pipe_busy:.2f} of the {cores} cores busy, the builder set-up {builder_busy:.2f} (the rest of the time "
+            f"their processes wait for one another).")
     return (
         f"{lead} Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
         f"a cap of {cores * 1e6 / pipe_total:,.0f} fragments/s (measured {pipe_rate:,.0f}). Builder: sender "
