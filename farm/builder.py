@@ -9,7 +9,7 @@ the ring is off or full). The events paired with one worker's credits in one pas
 loop go in one EVENT message, and the decisions read in one pass go to the collector in
 one RESULT message: nothing waits to fill a batch, so a lone event still leaves at once.
 The builder keeps every event a worker holds until the worker reports it
-done: if the supervisor reports the worker dead, the event is retried once on another
+done: if the node agent reports the worker dead, the event is retried once on another
 worker, then sent to HltError. Incomplete events go to MissingData after the build
 timeout. When the queue of complete events is full the builder stops reading fragments, so
 back-pressure reaches the readout (Level-1 busy) instead of growing memory here.
@@ -168,7 +168,7 @@ class Builder:
         parts = messages.event_message(l1_ids, metas, inline)
         try:  # copy=False only for the fragments' frames: small parts are cheaper copied
             send_parts(self.work, [worker, *parts], copy=len(parts) == 3)
-        except zmq.ZMQError:  # unreachable: its events go back in the queue; the supervisor replaces it
+        except zmq.ZMQError:  # unreachable: its events go back in the queue; the node agent replaces it
             for _, event in batch:
                 self._release(event)
             self._worker_gone(worker, "unreachable")
@@ -359,7 +359,7 @@ class Builder:
 
     def _report_silent(self) -> None:
         """Workers silent past their hard budget plus the margin: their events are retried
-        now (later messages from them are stale) and the supervisor kills them."""
+        now (later messages from them are stale) and the node agent kills them."""
         for worker, silent_ns in self.liveness.silent(clock.now_ns()):
             self._worker_gone(worker, "silent")
             self._report_stalled(worker, silent_ns, "silent")

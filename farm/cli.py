@@ -44,7 +44,7 @@ def farm_options(func: Callable) -> Callable:
                      help="Per-event table: Parquet, or ROOT (a flat TTree) for a .root name (default: events.parquet in the output folder)."),
         click.option("--quiet", is_flag=True, help="No progress display and no tables."),
         click.option("--metrics-port", type=click.IntRange(min=1, max=65532),
-                     help="Serve Prometheus metrics: the supervisor on this port, the builder on +1, the readout on +2, "
+                     help="Serve Prometheus metrics: run control (metrics role `supervisor`) on this port, the builder on +1, the readout on +2, "
                           "worker i on +3+i (monitoring/prometheus.yml scrapes 9400...)."),
     ]
     for option in reversed(options):

@@ -1,6 +1,6 @@
 """Collector: receives every outcome, keeps the ledger, writes the output streams.
 
-Runs inside the supervisor process. Every Level-1-accepted event reaches it exactly once
+Runs inside run control's process. Every Level-1-accepted event reaches it exactly once
 as far as the ledger is concerned: a RESULT from a worker (accepted, rejected or a debug
 stream) or a MISSING from the builder (MissingData, NotProcessed, HltError); a second
 outcome for the same event is refused and counted. Accepted events are written to each of
@@ -97,7 +97,7 @@ class Collector:
 
     def poll(self, timeout_ms: int, max_messages: int = MAX_PER_POLL) -> int:
         """Handle what arrives within `timeout_ms`, then what is queued, up to `max_messages`
-        (so the supervisor's own checks still run under a flood); return the count."""
+        (so run control's own checks still run under a flood); return the count."""
         handled = 0
         if not self.sock.poll(timeout_ms):
             return 0

@@ -13,7 +13,7 @@ from typing import Any
 from trigger_sim.accounting import DEBUG
 from trigger_sim.event_table import INT64_MAX, INT64_MIN, SIZES, UNKNOWN, EventRow
 
-LOCAL_HOST = socket.gethostname()  # the workers run on the supervisor's host (a worker may name its own: "host")
+LOCAL_HOST = socket.gethostname()  # the workers run on run control's host (a worker may name its own: "host")
 
 
 def result_row(meta: dict[str, Any], ours: dict[str, Any], steps_ms: dict[str, float], debug_reason: str) -> EventRow:

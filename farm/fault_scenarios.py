@@ -145,7 +145,7 @@ def random_worker_kills(n_events: int, rate_hz: float = 30.0, mean_interval_s: f
 
 def worker_stalled(n_events: int, triton_url: str | None = None) -> ScenarioResult:
     """SIGSTOP a worker mid-run: alive but silent. The builder reports it once it has been
-    silent past its budget plus the margin; the supervisor kills it; it is replaced and the
+    silent past its budget plus the margin; the node agent kills it; it is replaced and the
     event it held is retried."""
     state: dict[str, Any] = {}
 

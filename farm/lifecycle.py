@@ -25,6 +25,6 @@ def new_session_dying_with_parent() -> None:
 
 
 def ignore_interrupts() -> None:
-    """Children ignore Ctrl-C (sent to the whole terminal process group): the supervisor
+    """Children ignore Ctrl-C (sent to the whole terminal process group): run control
     alone decides how the farm stops, so in-flight events are drained, not dropped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

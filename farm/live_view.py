@@ -2,7 +2,7 @@
 figures (rate in and out, latency p50/p99, fallback fraction, dead time, calls per server).
 
 The figures come from `trigger_sim.live_window.LiveWindow` (plain code, tested); this module
-only feeds it the supervisor's progress readings and draws them with rich.
+only feeds it run control's progress readings and draws them with rich.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class LiveProgress(Progress):
         yield figures_table(self.figures, self.window_s)
 
     def reading(self, p: dict[str, Any]) -> None:
-        """One progress reading of the supervisor (`farm.run_watch.progress_reading`)."""
+        """One progress reading of run control (`farm.run_watch.progress_reading`)."""
         now = clock.now_ns()
         if now < self._next_ns:
             return

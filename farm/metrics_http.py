@@ -1,7 +1,7 @@
 """Serve one process's Prometheus registry on its port (`trigger_sim.metrics` defines them).
 
 Each farm process calls `serve` itself, after it has started: the processes are spawned by
-multiprocessing, so a server started by the supervisor would not exist in them. The HTTP
+multiprocessing, so a server started by run control would not exist in them. The HTTP
 server runs in a daemon thread of that process and ends with it.
 """
 

@@ -57,6 +57,7 @@ CLOCK_PERIOD_S = 1.0
 HOSTS_TIMEOUT_S = 60.0  # for every agent to say hello
 CONFIGURE_TIMEOUT_S = 180.0  # a Triton server and every worker warming up
 STOP_TIMEOUT_S = 30.0
+STOP_LATE_S = 0.5  # after every host stopped: how long late results and acknowledgements may still arrive
 READOUT_END_GRACE_S = 1.0  # a dead readout's END may be behind its last messages: wait this long for it
 
 
@@ -96,7 +97,15 @@ class RunControl:
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 0)
         if self.curve is not None:
             self.curve.secure_server(self.control)
-        self.control.bind(topology.control_endpoint)
+        try:
+            self.control.bind(topology.control_endpoint)
+        except zmq.ZMQError as err:
+            self.control.close(linger=0)
+            self.ctx.term()
+            raise TriggerSimError(
+                f"run control cannot listen on {topology.control_endpoint}: {err}. Another process holds the port, "
+                f"or {topology.run_control_host.address} is not an address of this host: free the port or set another "
+                "[farm] control_port in the topology (a one-host run picks a free port: run it again)") from None
         self.assign = make_socket(self.ctx, zmq.ROUTER, hwm=100_000)
         self.assign_endpoint = bind(self.assign, rc_host.address, self.curve)
         self.table_path = table_path  # the per-event table, written with the summary (None: none)
@@ -490,14 +499,21 @@ class RunControl:
             except TriggerSimError as err:
                 self.problems.append(str(err))
         self.running = False
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + STOP_LATE_S
+        while time.monotonic() < deadline and not self.all_answered():
             self.pump()
         for o in self.service.drain("farm stopped before a node answered for the event"):
             self._outcome(o)
         for host in self.hosts.values():
             if host.stopped is not None and host.state.state == "RUNNING":
                 host.state.apply("stop")
+
+    def all_answered(self) -> bool:
+        """Nothing more can arrive that counts: the readout's END is in, every Level-1 accept
+        it announced has its decision, and no assignment waits or is held by a node."""
+        ids = self.collector.expected_ids()
+        return (ids is not None and self.collector.ledger.lost_in_ranges(ids.ranges) == 0
+                and self.service.n_waiting == 0 and self.service.n_in_flight == 0)
 
     def summary(self, wall_s: float, output_dir: Path | None, server_restarts: dict[str, int] | None = None) -> dict[str, Any]:
         """The run's summary; `server_restarts`: restarts of servers kept outside the topology's
@@ -562,7 +578,7 @@ def run_topology(topology: Topology, config: FarmConfig, n_events: int | None = 
     given run control once the run started and at every poll (tests, fault injection). `events_table`: the per-event
     table, as for the one-host run ("auto": events.parquet in the output folder). The first
     SIGINT or SIGTERM drains the run, a second stops it; with monitoring on, run control
-    serves the run's metrics on the supervisor's port and keeps them up for a last scrape."""
+    serves the run's metrics on the metrics port of role `supervisor` (base_port) and keeps them up for a last scrape."""
     config, replay_spec = run_input(config, n_events, duration_s, replay, loop)
     say = on_state or (lambda state: None)
     wall_start = time.monotonic()

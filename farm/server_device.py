@@ -8,7 +8,7 @@
   CPU one.
 
 The probe imports torch in a child process (it takes seconds and hundreds of MB that the
-supervisor has no use for). For "auto" it runs only when torch is installed and an NVIDIA
+run control has no use for). For "auto" it runs only when torch is installed and an NVIDIA
 device node exists, so a host without a GPU pays nothing for it; "gpu" always asks torch
 (some hosts, WSL2 for one, have no /dev/nvidia* node). A server loading the GPU
 configuration gets at least `GPU_START_TIMEOUT_S` to start: each model instance imports

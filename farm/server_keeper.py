@@ -1,14 +1,14 @@
 """Restarts the local Triton servers the farm started when one dies, on the same ports.
 
-As the supervisor restarts a worker that exits, this thread restarts a local server whose
+As the node agent restarts a worker that exits, this thread restarts a local server whose
 process is gone (killed, crashed): same gRPC, HTTP and metrics ports, so every worker's
 pool finds it again after a successful probe. Each restart is counted per address. A
 restart that fails (the server does not become ready) is a problem of the run and is tried
 again after `retry_s`; the workers meanwhile use the other servers or their fallback.
-Restarting runs in this thread, not in the supervisor's loop: a start takes seconds, and
+Restarting runs in this thread, not in run control's loop: a start takes seconds, and
 the collector must keep reading meanwhile. A server dies with the thread that started it
 (`TritonServer.launch`): a restarted one lives as long as this thread, which the
-supervisor stops only when the servers are stopped.
+run stops only when the servers are stopped.
 """
 
 from __future__ import annotations

@@ -65,9 +65,13 @@ _SNDMORE = int(zmq.SNDMORE)
 def send_parts(sock: zmq.Socket, parts: list, flags: int = 0, copy: bool = True) -> None:
     """`sock.send_multipart(parts, flags, copy)` without the per-part flag arithmetic.
 
-    Parts are bytes, zmq.Frame or buffers, as for send_multipart; a part of another type
-    raises TypeError from the send itself.
+    Parts are bytes, zmq.Frame or buffers, as for send_multipart. Every part is checked
+    before the first is sent: a part of another type raises TypeError with nothing sent,
+    never half a message (whose missing end would join the socket's next message).
     """
+    for part in parts:
+        if type(part) is not bytes and not isinstance(part, zmq.Frame):
+            memoryview(part)  # TypeError unless it is a buffer
     send, flags = sock.send, int(flags)
     more = flags | _SNDMORE
     for part in parts[:-1]:

@@ -118,7 +118,7 @@ class _Periodic:
 
 def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builder_endpoint: str, collector_endpoint: str,
                ready: multiprocessing.Queue, stop: multiprocessing.synchronize.Event, shm_prefix: str | None = None) -> None:
-    """`shm_prefix`: the run's prefix for shared-memory regions (the supervisor removes what
+    """`shm_prefix`: the run's prefix for shared-memory regions (the node agent removes what
     a killed worker leaves under it)."""
     die_with_parent()
     ignore_interrupts()

@@ -347,9 +347,9 @@ class OutputConfig:
 class MonitoringConfig:
     """Prometheus metrics: one HTTP endpoint (/metrics) per farm process."""
 
-    base_port: int = 0  # 0: off; else supervisor = base, builder = base + 1, readout = base + 2, worker i = base + 3 + i
+    base_port: int = 0  # 0: off; else run control (role `supervisor`) = base, builder = base + 1, readout = base + 2, worker i = base + 3 + i
     address: str = "127.0.0.1"  # where the endpoints listen ("0.0.0.0": every interface)
-    linger_s: float = 2.0  # the supervisor's endpoint stays up this long after the run, so a last scrape sees the final values
+    linger_s: float = 2.0  # run control's endpoint stays up this long after the run, so a last scrape sees the final values
     # with base_port set, the farm's local Triton server i serves its own metrics (nv_inference_*)
     # on triton_base_port + i, where the shipped scrape configuration looks; 0: free ports
     triton_base_port: int = 8002

@@ -22,7 +22,7 @@ d) The farm (`farm.one_host.run_farm`, no output files, default configuration: P
    ideal) is reported beside it, labelled as such.
 
    Every farm process's CPU time is read from /proc during each run (readout, builder,
-   workers, tritonserver with its Python stubs, and this process: supervisor + collector),
+   workers, tritonserver with its Python stubs, and this process: run control + collector + node agent),
    which shows what the 2 cores are spent on: on this machine the readout emulator, the
    builder, Triton and the collector share them with the workers. The same search is then
    repeated with recorded events replayed in a loop (`run_farm(replay=...)`), so the

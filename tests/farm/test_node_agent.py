@@ -1,6 +1,7 @@
 """NodeAgent: a Triton host whose server failed to start starts it again at the next
 CONFIGURE (the agent stays up after a failed one), with stand-in servers; a role that dies
-is told to run control once; worker restarts are reported per run and counted once."""
+is told to run control once; worker restarts are reported per run and counted once; run
+control on a port another process holds fails with the port named."""
 
 from __future__ import annotations
 
@@ -143,3 +144,21 @@ def test_a_host_silent_while_it_stops_its_roles_is_not_declared_dead(stopping) -
         assert any("declared dead" in p for p in rc.problems) is (not stopping)
     finally:
         rc.close()
+
+
+def test_run_control_on_a_port_already_taken_says_which_and_what_to_do() -> None:
+    import zmq
+
+    from farm.run_control import RunControl
+    from trigger_sim.errors import TriggerSimError
+
+    ctx = zmq.Context()
+    holder = ctx.socket(zmq.ROUTER)
+    port = holder.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),), control_port=port)
+        with pytest.raises(TriggerSimError, match=rf"cannot listen on tcp://127.0.0.1:{port}.*control_port"):
+            RunControl(topology, load_config(), None)
+    finally:
+        holder.close(linger=0)
+        ctx.term()

@@ -55,6 +55,17 @@ def test_send_parts_raises_what_send_raises(pair):
         send_parts(push, [])
 
 
+@pytest.mark.parametrize("bad_at", [0, 1, 2])
+def test_a_bad_part_sends_nothing_and_the_next_message_arrives_whole(pair, bad_at):
+    push, pull = pair
+    parts: list = [b"a", b"b", b"c"]
+    parts[bad_at] = "text is not a frame"
+    with pytest.raises(TypeError):
+        send_parts(push, parts)
+    send_parts(push, [b"next", b"message"])
+    assert recv_parts(pull) == [b"next", b"message"]
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the pair only carries messages
 @given(parts=parts_strategy, copy=st.booleans())
 def test_recv_parts_receives_what_recv_multipart_receives(pair, parts, copy):

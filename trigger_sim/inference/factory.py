@@ -23,7 +23,7 @@ def client_shm_prefix() -> str:
 
 def server_addresses(triton_url: str | Sequence[str] | None) -> list[str]:
     """The servers' addresses: a list, or one string of addresses separated by commas
-    (how the supervisor hands a pool to its workers), or None / '' for none."""
+    (how the node agent hands a pool to its workers), or None / '' for none."""
     if not triton_url:
         return []
     items = triton_url.split(",") if isinstance(triton_url, str) else list(triton_url)
@@ -104,6 +104,6 @@ def prepare_inference(inference: dict[str, InferenceService]) -> str:
         try:
             service.remote.check_model()
             service.remote.warm_up(probe, timeout_s=10.0)
-        except Exception as err:  # the farm still runs, on the fallback; the supervisor reports it
+        except Exception as err:  # the farm still runs, on the fallback; run control reports it
             problems.append(str(err))
     return "; ".join(problems)

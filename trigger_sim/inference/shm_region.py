@@ -4,7 +4,7 @@ Why not `multiprocessing.shared_memory` (which tritonclient's helpers use): ever
 creates is registered with multiprocessing's resource tracker, which prints "leaked
 shared_memory objects" warnings (and unlinks the files itself) when a worker is killed
 before removing its regions. The farm already owns that cleanup: a worker's regions carry
-its run's prefix and the supervisor removes them (`triton_shm.remove_regions`). Python 3.11
+its run's prefix and the node agent removes them (`triton_shm.remove_regions`). Python 3.11
 has no `SharedMemory(track=False)`, and unregistering after the fact makes the tracker
 complain about an unknown name at the normal unlink; a plain file under /dev/shm is what
 `shm_open` makes on Linux, and is what the Triton server opens by the key `/<name>`.
