@@ -5,7 +5,10 @@ sizes, CRC) before it counts, and rejected fragments are counted per kind and fl
 event. Complete events go to workers over a ROUTER socket, one per credit (workers say
 READY when free); the event's bytes go through a shared-memory ring on this node
 (`farm.event_handoff`), the message carries only where they are (inside the message when
-the ring is off or full). The builder keeps every event a worker holds until the worker reports it
+the ring is off or full). The events paired with one worker's credits in one pass of the
+loop go in one EVENT message, and the decisions read in one pass go to the collector in
+one RESULT message: nothing waits to fill a batch, so a lone event still leaves at once.
+The builder keeps every event a worker holds until the worker reports it
 done: if the node agent reports the worker dead, the event is retried once on another
 worker, then sent to HltError. Incomplete events go to MissingData after the build
 timeout. When the queue of complete events is full the builder stops reading fragments, so
@@ -40,6 +43,7 @@ from trigger_sim.partition import source_ids
 from trigger_sim.wire import check_fragment
 
 POLL_MS = 20
+MAX_EVENTS_PER_MESSAGE = 64  # events in one EVENT message to a worker, decisions in one RESULT to the collector
 MAX_ATTEMPTS = 2  # a worker dying with the event: retried once, then HltError
 METRICS_PERIOD_NS = 250 * clock.NS_PER_MS  # the Prometheus gauges and counters follow the state this often
 _WATCHDOG = messages.WATCHDOG_SUFFIX.encode()
@@ -70,7 +74,12 @@ class Builder:
         self.rejected_notes: OrderedDict[int, list[str]] = OrderedDict()  # for events not yet pending
         self.bad_control = 0
         self.bad_results = 0
-        self.delivered: dict[bytes, int] = {}  # EVENT messages sent to each worker
+        self.delivered: dict[bytes, int] = {}  # events sent to each worker
+        self.results_out: list = []  # decisions read in this pass, forwarded together (`_flush_results`)
+        self.results_out_n = 0
+        self.results_out_frames = 0  # how many of them carry their fragments
+        self.event_messages = 0  # EVENT messages sent to workers (each with one or more events)
+        self.result_messages = 0  # RESULT messages sent to the collector (each with one or more decisions)
         self.orphaned = 0
         self.stalled: list[str] = []  # workers reported silent
         wc = config.worker
@@ -139,25 +148,37 @@ class Builder:
                 "done_ns": clock.now_ns()}
         self.out.send_multipart([messages.MISSING, messages.pack_meta(meta), *frames], copy=False)
 
-    def _send_to_worker(self, worker: bytes, l1_id: int, event: PendingEvent) -> bool:
-        counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources])
-        meta = {"l1_id": l1_id, "l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns,
-                "dispatched_ns": clock.now_ns(), "frames_per_fragment": counts, "attempt": event.attempts + 1}
-        placed = self.ring.put(frames) if self.ring is not None else None
-        if placed is not None:  # the bytes are in the ring: the message says where
-            event.handoff, meta["ring"] = placed
-            frames = []
+    def _send_to_worker(self, worker: bytes, batch: list[tuple[int, PendingEvent]]) -> bool:
+        """One EVENT message with every event of `batch` (each with its own metadata and
+        its own block in the ring, released on its own)."""
+        sources, ring = self.state.sources, self.ring
+        now = clock.now_ns()  # the message leaves now: every event in it is dispatched now
+        l1_ids, metas, inline = [], [], []
+        for l1_id, event in batch:
+            counts, frames = messages.flatten([event.fragments[s] for s in sources])
+            meta = {"l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": now,
+                    "frames_per_fragment": counts, "attempt": event.attempts + 1}
+            placed = ring.put(frames) if ring is not None else None
+            if placed is not None:  # the bytes are in the ring: the message says where
+                event.handoff, meta["ring"] = placed
+                frames = []
+            l1_ids.append(l1_id)
+            metas.append(meta)
+            inline.append(frames)
+        parts = messages.event_message(l1_ids, metas, inline)
         try:  # copy=False only for the fragments' frames: small parts are cheaper copied
-            send_parts(self.work, [worker, messages.EVENT, messages.pack_id(l1_id), messages.pack_meta(meta), *frames],
-                       copy=not frames)
+            send_parts(self.work, [worker, *parts], copy=len(parts) == 3)
         except zmq.ZMQError:  # unreachable: its events go back in the queue; the node agent replaces it
-            self._release(event)
+            for _, event in batch:
+                self._release(event)
             self._worker_gone(worker, "unreachable")
             self._report_stalled(worker, 0, "unreachable")
             return False
-        event.attempts += 1  # deliveries, not tries to send
-        self.delivered[worker] = self.delivered.get(worker, 0) + 1
-        event.dispatched_ns = meta["dispatched_ns"]
+        self.event_messages += 1
+        for _, event in batch:
+            event.attempts += 1  # deliveries, not tries to send
+            event.dispatched_ns = now
+        self.delivered[worker] = self.delivered.get(worker, 0) + len(batch)
         return True
 
     def _worker_gone(self, worker: bytes, why: str) -> None:
@@ -208,7 +229,18 @@ class Builder:
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources]) if keep else ([], [])
         ours = {"l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": event.dispatched_ns,
                 "attempt": event.attempts, "frames_per_fragment": counts}
-        send_parts(self.out, [messages.RESULT, meta_frame, messages.pack_meta(ours), *frames], copy=not frames)
+        self.results_out += [meta_frame, messages.pack_meta(ours), *frames]
+        self.results_out_n += 1
+        self.results_out_frames += bool(frames)
+        if self.results_out_n >= MAX_EVENTS_PER_MESSAGE:
+            self._flush_results()
+
+    def _flush_results(self) -> None:
+        """The decisions forwarded in this pass, to the collector as one message."""
+        if self.results_out_n:
+            send_parts(self.out, [messages.RESULT, *self.results_out], copy=not self.results_out_frames)
+            self.result_messages += 1
+            self.results_out, self.results_out_n, self.results_out_frames = [], 0, 0
 
     # -- input ----------------------------------------------------------------------------
     def _reject(self, kind: str, l1_id: int | None, source_id: int | None) -> None:
@@ -262,28 +294,37 @@ class Builder:
         return n > 0
 
     def _read_work(self) -> None:
+        try:
+            self._read_work_messages()
+        finally:
+            self._flush_results()
+
+    def _read_work_messages(self) -> None:
         for _ in range(1000):  # bounded: fragments and timeouts are served between batches
             try:
                 msg = recv_parts(self.work, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(msg) != 3:
+            if len(msg) != 3 and not (len(msg) > 3 and msg[1] == messages.RESULT):
                 self.bad_control += 1
                 continue
-            sender, kind, meta_frame = msg
+            sender, kind, meta_frame = msg[:3]
             if sender.endswith(_WATCHDOG):
                 if kind == messages.RESULT:
-                    self._forward_result(sender, meta_frame)
+                    for frame in msg[2:]:
+                        self._forward_result(sender, frame)
                 else:
                     self.bad_control += 1  # a watchdog sends forced decisions only
                 continue
             if self.dispatcher.is_gone(sender):
                 if kind == messages.RESULT:
-                    self._forward_result(sender, meta_frame)  # stale: counted and dropped
+                    for frame in msg[2:]:
+                        self._forward_result(sender, frame)  # stale: counted and dropped
                 continue  # a dead or replaced worker's late messages revive nothing
             self.liveness.heard(sender, clock.now_ns())
             if kind == messages.RESULT:
-                self._forward_result(sender, meta_frame)
+                for frame in msg[2:]:  # one decision per frame
+                    self._forward_result(sender, frame)
             elif kind == messages.READY:
                 try:
                     credits = messages.unpack_meta(meta_frame).get("credits", 1)
@@ -364,8 +405,9 @@ class Builder:
                 self._read_fragments()
             if self.work in events:
                 self._read_work()
-            for worker, l1_id, event in self.dispatcher.assignments():
-                self._send_to_worker(worker, l1_id, event)
+            for worker, batch in self.dispatcher.assignment_batches(MAX_EVENTS_PER_MESSAGE):
+                if not self.dispatcher.is_gone(worker):  # unreachable at an earlier batch: these are queued again
+                    self._send_to_worker(worker, batch)
             self._report_silent()
             self._update_metrics(clock.now_ns())
             for event in self.state.expire(self.active_ns()):
@@ -402,6 +444,7 @@ class Builder:
             "fragments_in": c.fragments_in, "bytes_in": self.bytes_in, "events_complete": c.events_complete,
             "events_incomplete": c.events_incomplete, "evicted_for_space": c.evicted_for_space,
             "rejected_fragments": dict(self.rejected), "dispatched": self.dispatcher.dispatched,
+            "event_messages": self.event_messages, "result_messages": self.result_messages,
             "retried_after_worker_loss": self.retried, "workers_lost": len(self.workers_lost),
             "bad_control_messages": self.bad_control, "bad_results": self.bad_results,
             "stale_results_dropped": self.dispatcher.stale_results, "late_results_dropped": self.dispatcher.late_results,

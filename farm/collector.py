@@ -43,6 +43,10 @@ class BadMessage(ValueError):
     pass
 
 
+def _kind(frame: Any) -> bytes:
+    return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
+
+
 class Collector:
     def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None,
                  events: EventTable | None = None, metrics: SupervisorMetrics | None = None):
@@ -102,13 +106,29 @@ class Collector:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return handled
-            try:
-                self.handle(frames)
-            except Exception as err:  # any malformed message is counted and dropped, never fatal
-                self.bad_messages += 1
-                self.bad_message_kinds[f"{type(err).__name__}: {str(err)[:80]}"] += 1
+            self.handle_each(frames)
             handled += 1
         return handled
+
+    def handle_each(self, frames: list, handle: Callable[[list], None] | None = None) -> None:
+        """One message, a builder's RESULT with several events one event at a time
+        (`handle`, default `self.handle`): a malformed event is counted and dropped, never
+        fatal, and the other events of its message still count."""
+        handle = handle or self.handle
+        one_each, problem = [frames], ""
+        if len(frames) > 3 and _kind(frames[0]) == messages.RESULT:
+            one_each, problem = messages.split_results(frames)
+        for one in one_each:
+            try:
+                handle(one)
+            except Exception as err:  # any malformed message is counted and dropped, never fatal
+                self.count_bad(err)
+        if problem:
+            self.count_bad(BadMessage(problem))
+
+    def count_bad(self, err: Exception) -> None:
+        self.bad_messages += 1
+        self.bad_message_kinds[f"{type(err).__name__}: {str(err)[:80]}"] += 1
 
     def handle(self, frames: list) -> None:
         if len(frames) < 2:

@@ -19,7 +19,7 @@ import multiprocessing
 import multiprocessing.synchronize
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import zmq
@@ -81,14 +81,19 @@ def shared_memory_counters(service: InferenceService) -> dict[str, int]:
             "shared_memory_none_free": transport.pool.none_free, "shared_memory_off": transport.disabled}
 
 
-def result_message(result: EventResult, received_ns: int, decided_ns: int, worker: str, forced: bool = False) -> list:
-    """The RESULT message to the builder: the decision and the worker's own times. The
-    builder adds the event's times and fragments when it forwards it to the collector."""
+def decision_meta(result: EventResult, received_ns: int, decided_ns: int, worker: str, forced: bool = False) -> bytes:
+    """One decision of a RESULT message to the builder: the result and the worker's own
+    times. The builder adds the event's times and fragments when it forwards it."""
     out = result.to_message()
     out.update(received_ns=received_ns, decided_ns=decided_ns, worker=worker)
     if forced:
         out["forced"] = True
-    return [messages.RESULT, messages.pack_meta(out)]
+    return messages.pack_meta(out)
+
+
+def result_message(result: EventResult, received_ns: int, decided_ns: int, worker: str, forced: bool = False) -> list:
+    """The RESULT message to the builder with one decision."""
+    return [messages.RESULT, decision_meta(result, received_ns, decided_ns, worker, forced)]
 
 
 def unreadable_event(l1_id: int, err: Exception) -> EventResult:
@@ -198,6 +203,7 @@ class _EventLoop:
         self.wakeup = Wakeup()
         self.ring = RingReader()  # the builder's shared-memory ring, mapped at the first event through it
         self.held: dict[int, tuple[int, int]] = {}  # token -> (Level-1 id, when the event was received)
+        self.queued: deque[messages.ReceivedEvent] = deque()  # received in a batch, waiting for a free slot
         self.counts: Counter = Counter()
         self.heartbeat = _Periodic(HEARTBEAT_S)
         self.poll_all, self.poll_answers = zmq.Poller(), zmq.Poller()
@@ -206,6 +212,8 @@ class _EventLoop:
             poller.register(self.wakeup.fd, zmq.POLLIN)
 
     def once(self, admit: bool) -> None:
+        if admit:
+            self._admit_queued()
         ready = self.slots.next_ready() is not None
         can_admit = admit and self.slots.free > 0
         poller = self.poll_all if can_admit else self.poll_answers
@@ -222,33 +230,52 @@ class _EventLoop:
             self._run(token)
 
     def _receive(self) -> None:
-        """Read one EVENT and take it into a free slot (an unreadable one is answered at once)."""
-        kind, *frames = recv_parts(self.builder, copy=False)
+        """Read one EVENT message (one or more events) and take its events into free slots;
+        the rest wait here for a slot, in order (as they would in the socket). Events that
+        cannot be read are answered at once (HltError), together."""
+        kind, *parts = recv_parts(self.builder, copy=False)
+        arrived_ns = clock.now_ns()
         if kind.bytes != messages.EVENT:
             self.counts["bad_messages"] += 1
             return
-        self.counts["received"] += 1
-        received = clock.now_ns()
         try:
-            l1_id = messages.unpack_id(frames[0])
-        except (ValueError, IndexError):
-            # Cannot even name the event: ask for another; the next heartbeat (this
-            # worker idle, every event received) has the builder retry it elsewhere.
-            self.counts["unreadable_events"] += 1
-            self.builder.send_multipart([messages.READY, messages.pack_meta({"credits": 1})])
+            received = messages.read_event_message(parts)
+        except ValueError:
+            # Cannot even name the events: ask for as many others; the next heartbeat (this
+            # worker idle, every event received) has the builder retry them elsewhere.
+            n = messages.count_events(parts)
+            self.counts["received"] += n
+            self.counts["unreadable_events"] += n
+            self.builder.send_multipart([messages.READY, messages.pack_meta({"credits": n})])
             return
-        try:
-            meta = messages.unpack_meta(frames[1])
-            payload = self.ring.read(meta["ring"]) if "ring" in meta else frames[2:]  # copied out of the ring
-            fragments = messages.split(meta["frames_per_fragment"], payload)
-        except (ValueError, KeyError, TypeError, IndexError, OSError) as err:
-            self.counts["unreadable_events"] += 1
-            self.builder.send_multipart(result_message(unreadable_event(l1_id, err), received, clock.now_ns(), self.identity))
-            return
-        self.watch.start(l1_id, received, received)
-        run = self.sequence.run(l1_id, fragments, stop_requested=lambda: self.watch.soft_expired(l1_id), start_ns=received,
-                                asynchronous=self.asynchronous)
-        self.held[self.slots.admit(l1_id, run)] = (l1_id, received)
+        self.counts["received"] += len(received)
+        self.queued.extend(received)
+        self._admit_queued(arrived_ns)
+
+    def _admit_queued(self, arrived_ns: int | None = None) -> None:
+        """Queued events into free slots, oldest first. An event's received time is when its
+        message arrived (`arrived_ns`) if a slot takes it at once, else when a slot does."""
+        unreadable = []
+        while self.queued and self.slots.free > 0:
+            event = self.queued.popleft()
+            received = arrived_ns or clock.now_ns()
+            l1_id = event.l1_id
+            try:
+                if event.error is not None:
+                    raise event.error
+                meta = event.meta
+                payload = self.ring.read(meta["ring"]) if "ring" in meta else event.inline  # copied out of the ring
+                fragments = messages.split(meta["frames_per_fragment"], payload)
+            except (ValueError, KeyError, TypeError, IndexError, OSError) as err:
+                self.counts["unreadable_events"] += 1
+                unreadable.append(decision_meta(unreadable_event(l1_id, err), received, clock.now_ns(), self.identity))
+                continue
+            self.watch.start(l1_id, received, received)
+            run = self.sequence.run(l1_id, fragments, stop_requested=lambda i=l1_id: self.watch.soft_expired(i), start_ns=received,
+                                    asynchronous=self.asynchronous)
+            self.held[self.slots.admit(l1_id, run)] = (l1_id, received)
+        if unreadable:  # several decisions, one message
+            send_parts(self.builder, [messages.RESULT, *unreadable])
 
     def _run(self, token: int) -> None:
         """Run one event until it waits for the server or ends."""

@@ -90,6 +90,22 @@ class Dispatcher:
             out.append((worker, l1_id, event))
         return out
 
+    def assignment_batches(self, max_batch: int) -> list[tuple[bytes, list[tuple[int, Any]]]]:
+        """`assignments` grouped by worker, at most `max_batch` events a group, each group's
+        events oldest first: each group travels to its worker as one message. Nothing
+        waits to fill a group: it holds whatever was ready in this pass."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch {max_batch}: give at least 1")
+        out: list[tuple[bytes, list[tuple[int, Any]]]] = []
+        open_groups: dict[bytes, list[tuple[int, Any]]] = {}
+        for worker, l1_id, event in self.assignments():
+            group = open_groups.get(worker)
+            if group is None or len(group) >= max_batch:
+                group = open_groups[worker] = []
+                out.append((worker, group))
+            group.append((l1_id, event))
+        return out
+
     def result(self, worker: bytes, l1_id: int, forced: bool = False) -> tuple[str, Any]:
         """A decision for `l1_id` from `worker` (its main thread, or its watchdog if `forced`).
 

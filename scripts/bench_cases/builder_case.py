@@ -10,8 +10,9 @@ same high-water marks), `copy=False`:
 * builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
   defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
   events and dispatches each complete event to a fake worker (a DEALER that keeps credits
-  outstanding and rejects each EVENT at once, its RESULT releasing the event and returning the
-  credit). The event's bytes reach the fake worker as they reach a real one: the builder
+  outstanding and rejects each event at once, its RESULT releasing the event and returning the
+  credit; the events of one EVENT message are answered in one RESULT message, as a worker
+  answers the events it has ready together). The event's bytes reach the fake worker as they reach a real one: the builder
   copies them into its shared-memory ring and sends a descriptor, and the fake worker copies
   every byte out of the ring (`farm.event_handoff.RingReader`, as a real worker does, and as a
   socket receive copies the bytes out of the kernel); an event that finds the ring full
@@ -138,21 +139,22 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     n = 0
     t_first = None
     while n < n_events:
-        kind, id_frame, meta_frame, *frames = recv_parts(sock, copy=False)  # as the worker receives events
+        kind, *parts = recv_parts(sock, copy=False)  # as the worker receives events (one or more a message)
         if kind.bytes != messages.EVENT:
             continue
-        meta = messages.unpack_meta(meta_frame)
-        if "ring" in meta:
-            frames = reader.read(meta["ring"])
-        if not frames:
-            raise RuntimeError(f"event {messages.unpack_id(id_frame)} came without its bytes")
+        decisions = []
+        for event in messages.read_event_message(parts):
+            frames = reader.read(event.meta["ring"]) if "ring" in event.meta else event.inline
+            if not frames:
+                raise RuntimeError(f"event {event.l1_id} came without its bytes")
+            now = clock.now_ns()
+            decisions.append(messages.pack_meta({
+                "l1_id": event.l1_id, "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
+                "received_ns": now, "decided_ns": now, "worker": "bench-worker"}))
         if t_first is None:
             t_first = clock.now_ns()
-        n += 1
-        now = clock.now_ns()
-        send_parts(sock, [messages.RESULT, messages.pack_meta({
-            "l1_id": messages.unpack_id(id_frame), "outcome": "rejected", "streams": [], "chains": [], "steps_ms": {},
-            "received_ns": now, "decided_ns": now, "worker": "bench-worker"})])
+        n += len(decisions)
+        send_parts(sock, [messages.RESULT, *decisions])  # the decisions of one message, answered together
     out.put(("done", n, t_first, clock.now_ns()))
     reader.close()
     sock.close(linger=1000)
@@ -276,6 +278,7 @@ def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Con
             "through_ring": counters.get("events_through_ring", 0), "inline": counters.get("events_inline", 0),
             "ring_error": counters.get("event_ring_error", ""),
             "dispatched": counters.get("dispatched", 0), "rejected": counters.get("rejected_fragments", {}),
+            "event_messages": counters.get("event_messages", 0), "result_messages": counters.get("result_messages", 0),
             "builder_cpu_s": cpu["builder"], "builder_main_thread_cpu_s": cpu["builder_main_thread"],
             "fake_worker_cpu_s": cpu["fake_worker"], "sender_cpu_s": sender_cpu}
 
@@ -341,35 +344,46 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     floor_total = sender_b + io + worker
     pipe_main = receiver - pipe_io
     per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "check", "build")))
+    check = sum(v for k, v in breakdown.items() if k.startswith("check"))
     fragment_floor = sender_b + per_fragment_loop + pipe_io  # nothing per event: no worker, no event messages
     per_event = builder_total - fragment_floor  # dispatch, results, the I/O thread beyond the pipe's, the worker
     events_per_fragment = max(builder_runs[0]["events"], 1) / n_fragments
+    per_message = statistics.median(r["events"] / max(r["event_messages"], 1) for r in builder_runs)
+    per_result = statistics.median(r["events"] / max(r["result_messages"], 1) for r in builder_runs)
     steps = ", ".join(f"{k} {v:.1f}" for k, v in breakdown.items() if not k.startswith("ZeroMQ"))
+    pipe_busy, builder_busy = pipe_total * pipe_rate / 1e6, builder_total * builder_rate / 1e6
+    lead = (f"CPU. Throughput is at most {cores} cores / CPU per fragment summed over every process; the pipe keeps "
+            f"{pipe_busy:.2f} of the {cores} cores busy, the builder set-up {builder_busy:.2f} (the rest of the time "
+            f"their processes wait for one another).")
     return (
-        f"CPU. Both set-ups keep the {cores} cores busy, so throughput is {cores} cores / CPU per fragment summed over "
-        f"every process. Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
+        f"{lead} Bare pipe: sender {sender_p:.0f} + receiver {receiver:.0f} = {pipe_total:.0f} µs per fragment, "
         f"a cap of {cores * 1e6 / pipe_total:,.0f} fragments/s (measured {pipe_rate:,.0f}). Builder: sender "
         f"{sender_b:.0f} + builder {builder:.0f} (event loop {main:.0f}, ZeroMQ I/O thread {io:.0f}) + fake worker "
         f"{worker:.0f} = {builder_total:.0f} µs, a cap of {cores * 1e6 / builder_total:,.0f} fragments/s (measured "
         f"{builder_rate:,.0f}). A ratio of {TARGET_RATIO} needs at most {needed:.0f} µs in all, {builder_total - needed:.0f} "
         f"µs less than now. The event's bytes cross ZeroMQ once (readout -> builder) and reach the worker through the "
-        f"node's shared-memory ring; what is left beyond the pipe: (1) the builder's ZeroMQ I/O thread, {io:.0f} µs "
-        f"against the pipe receiver's {pipe_io:.0f} ({receiver:.0f} with its receive loop) (it also carries each event's "
-        f"descriptor to the worker, the worker's result back and the result on to the collector: three messages per "
-        f"event); (2) the fake worker, {worker:.0f} µs per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} "
-        f"µs per event (receive the descriptor, copy the event out of the ring, send the result); even with an event "
-        f"loop costing nothing, sender, I/O thread and worker ({floor_total:.0f} µs) would cap the ratio at "
-        f"{pipe_total / floor_total:.2f}; (3) the event loop, one Python thread, {main:.0f} µs per fragment; timed by "
-        f"step in an extra run (µs): {steps}. The check alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} "
-        f"µs (of which CRC {cost['crc32_us']:.1f}), against {cost['decode_fragment_us']:.1f} µs for the worker's full "
-        f"decode_fragment; in the builder it is its thread's first pass over bytes the I/O thread received, the likely "
-        f"reason it costs more there. By what it scales with: per fragment, the event loop receives, checks and builds "
-        f"in {per_fragment_loop:.0f} µs (the pipe receiver's loop: {pipe_main:.0f}) and the I/O thread carries the "
-        f"fragment, taken to cost what the pipe's does ({pipe_io:.0f}); with everything done once per event free, sender and "
-        f"that ({fragment_floor:.0f} µs) would cap the ratio at {pipe_total / fragment_floor:.2f}. Everything per event "
-        f"(dispatch, results, the builder's I/O thread beyond the pipe's, the fake worker) is {per_event:.0f} µs per "
-        f"fragment, {per_event / events_per_fragment:.0f} µs per event: the lever left is fewer messages per event "
-        f"(several events per EVENT message, several decisions per RESULT, one collector message per batch).")
+        f"node's shared-memory ring; the events a pass of the builder's loop pairs with a worker's credits travel in "
+        f"one EVENT message, the worker answers them in one RESULT message, and the decisions the builder reads in one "
+        f"pass go on to the collector in one message (here {per_message:.1f} events per EVENT message, {per_result:.1f} "
+        f"decisions per RESULT message to the collector, on average). What is left beyond the pipe: (1) the builder's "
+        f"ZeroMQ I/O thread, {io:.0f} µs against the pipe receiver's {pipe_io:.0f} ({receiver:.0f} with its receive loop) "
+        f"(it also carries the messages to and from the worker and to the collector); (2) the fake worker, {worker:.0f} µs "
+        f"per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} µs per event (receive the "
+        f"descriptors, copy each event out of the ring, answer); even with an event loop costing nothing, sender, I/O "
+        f"thread and worker ({floor_total:.0f} µs) would cap the ratio at {pipe_total / floor_total:.2f}; (3) the event "
+        f"loop, one Python thread, {main:.0f} µs per fragment; timed by step in an extra run (µs): {steps}. The check "
+        f"alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} µs (of which CRC {cost['crc32_us']:.1f}), "
+        f"against {cost['decode_fragment_us']:.1f} µs for the worker's full decode_fragment; in the builder it is its "
+        f"thread's first pass over bytes the I/O thread received, the likely reason it costs more there. By what it "
+        f"scales with: per fragment, the event loop receives, checks and builds in {per_fragment_loop:.0f} µs (the pipe "
+        f"receiver's loop: {pipe_main:.0f}) and the I/O thread carries the fragment, taken to cost what the pipe's does "
+        f"({pipe_io:.0f}); with everything done once per event free, sender and that ({fragment_floor:.0f} µs) would cap "
+        f"the ratio at {pipe_total / fragment_floor:.2f}. Everything per event (dispatch, results, the builder's I/O thread "
+        f"beyond the pipe's, the fake worker) is {per_event:.0f} µs per fragment, {per_event / events_per_fragment:.0f} µs "
+        f"per event, now mostly work each event needs whatever the batching: its copy into the ring and out of it, its "
+        f"metadata packed and read, its decision checked. The per-fragment part is the rest of the gap: "
+        f"{per_fragment_loop:.0f} µs of event loop against the pipe receiver's {pipe_main:.0f}, {check:.0f} of it the "
+        f"check's pass over bytes it meets for the first time.")
 
 
 # -- the case ---------------------------------------------------------------------------------
@@ -455,6 +469,8 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
                        "cores": cores, "builder_cpu_us_per_fragment_by_step": got.breakdown,
                        "instrumented_run_fragments_per_s": n / got.instrumented_seconds,
                        "events_through_ring": sum(r["through_ring"] for r in builder_runs),
+                       "events_per_event_message": sum(r["events"] for r in builder_runs) / max(sum(r["event_messages"] for r in builder_runs), 1),
+                       "decisions_per_result_message": sum(r["events"] for r in builder_runs) / max(sum(r["result_messages"] for r in builder_runs), 1),
                        "events_inline": sum(r["inline"] for r in builder_runs),
                        "event_ring_error": next((r["ring_error"] for r in builder_runs if r["ring_error"]), "")}
 
@@ -469,7 +485,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         ["  its main thread (the rest is its ZeroMQ I/O thread)", fmt(m["pipe_receiver_main_thread_cpu_us_per_fragment"])],
         ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
         ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
-        ["fake worker (receives each descriptor, copies the event out of the ring, sends its result)",
+        ["fake worker (receives the descriptors, copies each event out of the ring, answers each message's events in one)",
          fmt(m["fake_worker_cpu_us_per_fragment"])],
         ["the builder's check alone (check_fragment: header, sizes, CRC), warm data, one process", fmt(m["check_fragment_us"])],
         ["  crc32 (zlib-ng) over the frames alone", fmt(m["crc32_us"])],
@@ -490,7 +506,9 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         f"builder's shared-memory ring ({config.builder.event_ring_mb:g} MB): {res.diagnostics['events_through_ring']}, "
         f"inside the message (ring full"
         f"{' or off: ' + res.diagnostics['event_ring_error'] if res.diagnostics['event_ring_error'] else ''}): "
-        f"{res.diagnostics['events_inline']}. The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
+        f"{res.diagnostics['events_inline']}; events per EVENT message {res.diagnostics['events_per_event_message']:.1f}, "
+        f"decisions per RESULT message to the collector {res.diagnostics['decisions_per_result_message']:.1f} (batches "
+        f"are whatever one pass of the loop has ready). The builder's main thread (its event loop) is on a CPU {fmt(busy)} of the time while it runs"
         + (": it is CPU-bound." if busy["median"] > 0.85 else
            "; the rest of the time it waits, for input or for a core (the sender, the fake worker and the ZeroMQ "
            "I/O threads share the 2 cores with it)."))

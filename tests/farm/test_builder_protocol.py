@@ -60,10 +60,26 @@ class Harness:
     def receive(self, sock: zmq.Socket, timeout_ms: int = 10_000) -> list[bytes] | None:
         return sock.recv_multipart() if sock.poll(timeout_ms) else None
 
+    def receive_events(self, sock: zmq.Socket, n: int) -> list[messages.ReceivedEvent]:
+        """`n` events, from however many EVENT messages they come in."""
+        out: list[messages.ReceivedEvent] = []
+        while len(out) < n:
+            msg = self.receive(sock)
+            assert msg is not None and msg[0] == messages.EVENT, f"{len(out)} of {n} events came"
+            out += messages.read_event_message(msg[1:])
+        return out
+
     def collected(self, timeout_ms: int = 3000) -> list[list[bytes]]:
+        """What reached the collector, a message per event (a RESULT with several split)."""
         out = []
         while self.collector.poll(timeout_ms):
-            out.append(self.collector.recv_multipart())
+            msg = self.collector.recv_multipart()
+            if msg[0] == messages.RESULT:
+                one_each, problem = messages.split_results(msg)
+                assert not problem
+                out += one_each
+            else:
+                out.append(msg)
             timeout_ms = 200
         return out
 
@@ -98,12 +114,16 @@ def ready(sock: zmq.Socket, credits: int = 1) -> None:
     sock.send_multipart([messages.READY, messages.pack_meta({"credits": credits})])
 
 
-def result(sock: zmq.Socket, l1_id: int, outcome: str = "rejected", forced: bool = False) -> None:
+def decision(l1_id: int, outcome: str = "rejected", forced: bool = False) -> bytes:
     meta = {"l1_id": l1_id, "outcome": outcome, "streams": ["HltTimeout"] if outcome == "debug" else [], "chains": [],
             "steps_ms": {}, "received_ns": 1, "decided_ns": 2, "worker": "w"}
     if forced:
         meta["forced"] = True
-    sock.send_multipart([messages.RESULT, messages.pack_meta(meta)])
+    return messages.pack_meta(meta)
+
+
+def result(sock: zmq.Socket, l1_id: int, outcome: str = "rejected", forced: bool = False) -> None:
+    sock.send_multipart([messages.RESULT, decision(l1_id, outcome, forced)])
 
 
 def kinds(msgs: list[list[bytes]]) -> list[bytes]:
@@ -122,7 +142,7 @@ def test_an_event_is_released_only_with_its_result_and_retried_after_the_worker_
     ready(b)
     again = harness.receive(b)
     assert again is not None and messages.unpack_id(again[1]) == 0
-    assert messages.unpack_meta(again[2])["attempt"] == 2
+    assert event_meta(again)["attempt"] == 2
     result(b, 0, "accepted")
     out = harness.collected()
     assert kinds(out) == [messages.RESULT]
@@ -130,6 +150,38 @@ def test_an_event_is_released_only_with_its_result_and_retried_after_the_worker_
     assert ours["attempt"] == 2 and ours["frames_per_fragment"], "an accepted event leaves with its fragments"
     stats = [m for m in harness.close() if m[0] == messages.STATS]
     assert msgpack.unpackb(stats[0][1])["counters"]["retried_after_worker_loss"] == 1
+
+
+def test_a_batch_held_by_a_dying_worker_is_retried_event_by_event_then_sent_to_hlt_error(harness):
+    """Events that wait for credits leave together, one message, each with its own ring
+    block; the worker holding the batch dies: each is retried once on another worker; that
+    one answers two in one message and dies too: those two count, the other two go to
+    HltError, each event once."""
+    for l1_id in range(4):
+        harness.send_event(l1_id)
+    time.sleep(0.5)  # built and waiting for a worker
+    a = harness.worker("worker-a.0")
+    ready(a, 4)
+    batch = harness.receive(a)
+    assert batch[0] == messages.EVENT and messages.unpack_ids(batch[1]) == [0, 1, 2, 3], "one message, oldest first"
+    first = messages.read_event_message(batch[1:])
+    assert len({e.meta["ring"]["offset"] for e in first}) == 4 and {e.meta["attempt"] for e in first} == {1}
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-a.0"})])
+    b = harness.worker("worker-b.0")
+    ready(b, 4)
+    again = harness.receive_events(b, 4)
+    assert sorted(e.l1_id for e in again) == [0, 1, 2, 3] and {e.meta["attempt"] for e in again} == {2}
+    b.send_multipart([messages.RESULT, decision(0, "accepted"), decision(2)])  # two decisions, one message
+    time.sleep(0.3)
+    harness.control.send_multipart([messages.WORKER_DIED, messages.pack_meta({"identity": "worker-b.0"})])
+    out = harness.collected() + harness.close()
+    decided = {messages.unpack_meta(m[1])["l1_id"]: m for m in out if m[0] == messages.RESULT}
+    failed = {messages.unpack_meta(m[1])["l1_id"]: messages.unpack_meta(m[1]) for m in out if m[0] == messages.MISSING}
+    assert sorted(decided) == [0, 2] and sorted(failed) == [1, 3]
+    assert all(f["stream"] == "HltError" and "after 2 attempts" in f["reason"] for f in failed.values())
+    assert messages.unpack_meta(decided[0][2])["frames_per_fragment"], "the accepted one leaves with its fragments"
+    times = {l1_id: messages.unpack_meta(m[2])["complete_ns"] for l1_id, m in decided.items()}
+    assert times[0] != times[2], "each event keeps its own stamps"
 
 
 def test_a_dead_workers_late_credit_and_result_create_nothing(harness):
@@ -145,7 +197,7 @@ def test_a_dead_workers_late_credit_and_result_create_nothing(harness):
     assert harness.receive(a, 1000) is None, "an event was sent to a worker reported dead"
     b = harness.worker("worker-b.0")
     ready(b, 2)
-    got = sorted(messages.unpack_id(harness.receive(b)[1]) for _ in range(2))
+    got = sorted(e.l1_id for e in harness.receive_events(b, 2))
     assert got == [0, 1]
     result(b, 0)
     result(b, 1)
@@ -244,9 +296,9 @@ def test_an_idle_worker_that_received_everything_has_its_orphaned_event_retried(
     assert messages.unpack_id(harness.receive(a)[1]) == 1
     heartbeat(a, 2)  # idle, both received, neither answered: both are orphaned
     ready(a, 2)
-    again = [harness.receive(a) for _ in range(2)]
-    assert sorted(messages.unpack_id(m[1]) for m in again) == [0, 1]
-    assert all(messages.unpack_meta(m[2])["attempt"] == 2 for m in again)
+    again = harness.receive_events(a, 2)
+    assert sorted(e.l1_id for e in again) == [0, 1]
+    assert all(e.meta["attempt"] == 2 for e in again)
     result(a, 0)
     result(a, 1)
     out = harness.close()
@@ -276,10 +328,16 @@ def test_at_shutdown_a_late_result_is_forwarded_and_the_event_not_also_not_proce
     assert [m[0] for m in out if m[0] in (messages.RESULT, messages.MISSING)] == [messages.RESULT]
 
 
+def event_meta(event: list[bytes]) -> dict:
+    """The metadata of the one event in an EVENT message."""
+    (received,) = messages.read_event_message(event[1:])
+    return received.meta
+
+
 def event_bytes(harness: Harness, event: list[bytes], reader: RingReader) -> list[bytes]:
-    """The frames of an EVENT message: from the builder's ring, or inside the message."""
-    meta = messages.unpack_meta(event[2])
-    return [bytes(f) for f in reader.read(meta["ring"])] if "ring" in meta else event[3:]
+    """The frames of an EVENT message with one event: from the builder's ring, or inside the message."""
+    (received,) = messages.read_event_message(event[1:])
+    return [bytes(f) for f in reader.read(received.meta["ring"])] if "ring" in received.meta else received.inline
 
 
 @pytest.mark.parametrize("ring_mb", [32.0, 0.0])
@@ -291,7 +349,7 @@ def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float)
         ready(a)
         harness.send_event(0)
         event = harness.receive(a)
-        meta = messages.unpack_meta(event[2])
+        meta = event_meta(event)
         assert ("ring" in meta) == (ring_mb > 0) and len(event) == (3 if ring_mb else 3 + sum(meta["frames_per_fragment"]))
         sent = [[bytes(memoryview(f).cast("B")) for f in encode_fragment(frag)] for frag in event_fragments(harness.config, 0, 0)]
         got = messages.split(meta["frames_per_fragment"], event_bytes(harness, event, reader))
@@ -303,7 +361,7 @@ def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float)
         b = harness.worker("worker-b.0")
         ready(b)
         again = harness.receive(b)
-        assert messages.split(messages.unpack_meta(again[2])["frames_per_fragment"], event_bytes(harness, again, reader)) == got
+        assert messages.split(event_meta(again)["frames_per_fragment"], event_bytes(harness, again, reader)) == got
         result(b, 0, "accepted")
         out = harness.collected()
         assert kinds(out) == [messages.RESULT] and len(out[0]) == 3 + sum(meta["frames_per_fragment"])

@@ -235,3 +235,35 @@ def test_requeue_puts_a_dead_workers_event_first():
     d.add_credit(B)
     assert d.assignments() == [(B, 1, "e1")]
     assert d.n_in_flight == 1 and d.n_waiting == 1
+
+
+@given(st.lists(st.sampled_from([A, B, C]), max_size=40), st.integers(0, 40), st.integers(1, 8))
+@FAST
+def test_assignment_batches_hold_every_assignment_once_per_worker_oldest_first(credits, n_events, max_batch):
+    """Batches are the pass's assignments grouped by worker: every waiting event that met a
+    credit is in exactly one batch, of the worker whose credit it took, at most `max_batch`
+    a batch, oldest first within a worker; nothing else moves."""
+    d, twin = Dispatcher(max_waiting=100), Dispatcher(max_waiting=100)
+    for dispatcher in (d, twin):
+        for worker in credits:
+            dispatcher.add_credit(worker)
+        for i in range(n_events):
+            dispatcher.add_event(i, f"ev{i}")
+    batches = d.assignment_batches(max_batch)
+    expected = twin.assignments()  # the same pass, one event at a time
+    assert all(1 <= len(batch) <= max_batch for _, batch in batches)
+    assert sorted((w, l1, ev) for w, batch in batches for l1, ev in batch) == sorted(expected)
+    for worker in {A, B, C}:
+        ours = [l1 for w, batch in batches if w == worker for l1, _ in batch]
+        assert ours == [l1 for w, l1, _ in expected if w == worker]
+        assert len([1 for w, _ in batches if w == worker]) == -(-len(ours) // max_batch)  # no batch left short but the last
+    assert d.in_flight == twin.in_flight and d.n_waiting == twin.n_waiting and d.n_credits == twin.n_credits
+    assert d.dispatched == twin.dispatched == len(expected)
+
+
+def test_a_lone_event_travels_alone_at_once():
+    d = Dispatcher(max_waiting=4)
+    d.add_credit(A, 64)
+    d.add_event(1, "ev1")
+    assert d.assignment_batches(64) == [(A, [(1, "ev1")])]
+    assert d.assignment_batches(64) == []
