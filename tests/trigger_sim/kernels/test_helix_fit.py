@@ -69,21 +69,39 @@ def wrapped(dphi: np.ndarray) -> np.ndarray:
     return np.remainder(dphi + math.pi, 2.0 * math.pi) - math.pi
 
 
-def assert_same_fits(got: np.ndarray, want: np.ndarray, extent_mm: float) -> None:
+def assert_same_fits(got: np.ndarray, want: np.ndarray, extent_mm: float,
+                     turning: np.ndarray | None = None) -> None:
     """Same fits up to the order of floating-point operations. d0 and z0 are differences of
     coordinates up to extent_mm, extrapolated over that lever arm: they agree to 1e-10 of it
-    (1e-7 mm at a metre; the hits' resolution is 0.015 mm)."""
+    (1e-7 mm at a metre; the hits' resolution is 0.015 mm). Tracks marked `turning` have hits
+    near where their fitted helix turns back (r near 2R): the arc length s = 2R asin(r / 2R)
+    that eta, d0 and z0 rest on has a diverging derivative there, so the order of operations
+    moves them far more (2.6e-6 mm of z0 in a case hypothesis found): 1e-4 for those."""
     assert got.dtype == np.float64 and got.shape == want.shape
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     both = ~np.isnan(got[:, TRACK_PT])
     exact = [TRACK_N_HITS, TRACK_CHARGE]
     np.testing.assert_array_equal(got[:, exact], want[:, exact])
-    for col in (TRACK_PT, TRACK_ETA, TRACK_CHI2_NDF):
+    for col in (TRACK_PT, TRACK_CHI2_NDF):
         np.testing.assert_allclose(got[both, col], want[both, col], rtol=1e-9, atol=1e-9)
-    for col in (TRACK_D0, TRACK_Z0):
-        np.testing.assert_allclose(got[both, col], want[both, col], rtol=1e-9, atol=max(1e-9, 1e-10 * extent_mm))
+    turning = np.zeros(len(got), bool) if turning is None else turning
+    for rows, loose in ((both & ~turning, False), (both & turning, True)):
+        np.testing.assert_allclose(got[rows, TRACK_ETA], want[rows, TRACK_ETA], rtol=1e-9, atol=1e-4 if loose else 1e-9)
+        for col in (TRACK_D0, TRACK_Z0):
+            np.testing.assert_allclose(got[rows, col], want[rows, col], rtol=1e-9,
+                                       atol=1e-4 if loose else max(1e-9, 1e-10 * extent_mm))
     dphi = wrapped(got[both, TRACK_PHI] - want[both, TRACK_PHI])
     np.testing.assert_allclose(dphi, 0.0, atol=1e-9)
+
+
+def turning_tracks(fits: np.ndarray, event: dict, near: float = 0.95) -> np.ndarray:
+    """Tracks with a hit beyond `near` x 2R of their fitted helix (R from the fitted pT)."""
+    r_max = np.zeros(len(fits))
+    on_track = event["track_of_hit"] >= 0
+    np.maximum.at(r_max, event["track_of_hit"][on_track], np.asarray(event["r_mm"], np.float64)[on_track])
+    with np.errstate(invalid="ignore"):
+        radius_mm = fits[:, TRACK_PT] / (0.3 * event["field_t"]) * 1000.0
+        return r_max > near * 2.0 * radius_mm
 
 
 @st.composite
@@ -139,7 +157,8 @@ def test_numba_matches_reference(event: dict) -> None:
     got = fit_helices(**event)
     assert got.shape == (event["n_tracks"], N_TRACK_COLUMNS)
     extent_mm = max(np.abs(event["r_mm"]).max(initial=0.0), np.abs(event["z_mm"]).max(initial=0.0))
-    assert_same_fits(got, fit_helices_reference(**event), extent_mm)
+    want = fit_helices_reference(**event)
+    assert_same_fits(got, want, extent_mm, turning_tracks(want, event))
 
 
 def random_helices(n: int, rng: np.random.Generator, d0_max_mm: float) -> dict[str, np.ndarray]:
