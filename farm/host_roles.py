@@ -179,9 +179,11 @@ class HostRoles:
         return False
 
     # -- stopping ----------------------------------------------------------------------
-    def stop(self) -> None:
+    def stop(self, close_sockets: bool = True) -> None:
         """Input first, then workers (each finishes its event), then the builder (which then
-        sends what it still holds to a debug stream, and its statistics). Safe to repeat."""
+        sends what it still holds to a debug stream, and its statistics). Safe to repeat.
+        `close_sockets` False: the builder's control socket is left to the thread that uses
+        it (a ZeroMQ socket is closed by its own thread)."""
         self.stop_input.set()
         if self.readout is not None:
             stop_process(self.readout)
@@ -191,7 +193,7 @@ class HostRoles:
         self.stop_builder.set()
         if self.builder is not None:
             stop_process(self.builder)
-        if self.builder_control is not None:
+        if close_sockets and self.builder_control is not None:
             self.builder_control.close(linger=0)
             self.builder_control = None
 

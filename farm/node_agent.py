@@ -187,10 +187,10 @@ class NodeAgent:
             self.send(cm.ROLE_DIED, {"role": role, "exit_code": process.exitcode})
 
     def close(self, sockets: bool = True) -> None:
-        """Stop the roles and servers, remove the shared memory; close the agent's socket
+        """Stop the roles and servers, remove the shared memory; close the agent's sockets
         unless `sockets` is False (its loop still runs in another thread: closing a ZeroMQ
         socket from a second thread is unsafe, and terminating its context would block)."""
-        self.roles.stop()
+        self.roles.stop(close_sockets=sockets)
         remove_regions(self.shm_prefix)
         if self.servers is not None:
             self.servers.stop()

@@ -101,6 +101,8 @@ class RunControl:
             self.control.bind(topology.control_endpoint)
         except zmq.ZMQError as err:
             self.control.close(linger=0)
+            if self.curve is not None:
+                self.curve.close()  # its authenticator's sockets would keep term() waiting
             self.ctx.term()
             raise TriggerSimError(
                 f"run control cannot listen on {topology.control_endpoint}: {err}. Another process holds the port, "
@@ -510,10 +512,14 @@ class RunControl:
 
     def all_answered(self) -> bool:
         """Nothing more can arrive that counts: the readout's END is in, every Level-1 accept
-        it announced has its decision, and no assignment waits or is held by a node."""
+        it announced has its decision, no assignment waits or is held by a node, and every
+        node's builder has sent its statistics (its last message, on another connection than
+        its agent's STOPPED, so possibly still on its way)."""
         ids = self.collector.expected_ids()
+        builders_reported = all(h.builder_stats for name, h in self.hosts.items()
+                                if h.spec.is_node and not h.lost and name not in self.builders_dead)
         return (ids is not None and self.collector.ledger.lost_in_ranges(ids.ranges) == 0
-                and self.service.n_waiting == 0 and self.service.n_in_flight == 0)
+                and self.service.n_waiting == 0 and self.service.n_in_flight == 0 and builders_reported)
 
     def summary(self, wall_s: float, output_dir: Path | None, server_restarts: dict[str, int] | None = None) -> dict[str, Any]:
         """The run's summary; `server_restarts`: restarts of servers kept outside the topology's

@@ -162,3 +162,25 @@ def test_run_control_on_a_port_already_taken_says_which_and_what_to_do() -> None
     finally:
         holder.close(linger=0)
         ctx.term()
+
+
+def test_run_control_waits_for_each_nodes_builder_statistics_before_it_stops_reading() -> None:
+    """A builder's statistics are its last message, on another connection than its agent's
+    STOPPED: run control keeps reading after the stop until they are in, even with every
+    accept decided (else the summary's builder counters would be empty now and then)."""
+    from farm.run_control import RunControl
+    from trigger_sim.id_ranges import IdRanges
+
+    topology = Topology((HostSpec("node1", "127.0.0.1", run_control=True, readout=True, workers=1),), control_port=free_port())
+    rc = RunControl(topology, load_config(), None)
+    try:
+        assert not rc.all_answered()  # no END from the readout yet
+        rc.collector.l1_ids, rc.collector.end = IdRanges(), {"l1_accepted": 0}  # an END: no accepts, all decided
+        assert not rc.all_answered()  # the builder's statistics are still to come
+        rc.hosts["node1"].builder_stats = {"dispatched": 0}
+        assert rc.all_answered()
+        rc.hosts["node1"].builder_stats = {}
+        rc.builders_dead.add("node1")  # a dead builder sends nothing more: not waited for
+        assert rc.all_answered()
+    finally:
+        rc.close()
