@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from farm.lifecycle import new_session_dying_with_parent
+from farm.lifecycle import child_pids, new_session_dying_with_parent, reaping_orphans
 from trigger_sim.errors import TritonStartError
 
 SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
@@ -237,17 +237,20 @@ class TritonServer:
         (stubs that outlived the server too), remove the shm files."""
         if self.proc is not None:
             pgid = self.proc.pid
-            if grace_s > 0:
-                _signal_group(pgid, signal.SIGTERM)
+            # The server exits without waiting for its Python-backend stubs (EXIT_TIMEOUT_S):
+            # reaped here, their CPU counts as this process's children's, not as other load
+            with reaping_orphans(child_pids(pgid)):
+                if grace_s > 0:
+                    _signal_group(pgid, signal.SIGTERM)
+                    try:
+                        self.proc.wait(timeout=grace_s)
+                    except subprocess.TimeoutExpired:
+                        pass
+                _signal_group(pgid, signal.SIGKILL)
                 try:
-                    self.proc.wait(timeout=grace_s)
+                    self.proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
-            _signal_group(pgid, signal.SIGKILL)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             self.proc = None
             self._log.close()
         self._remove_shm()
