@@ -123,13 +123,11 @@ def test_an_agent_thread_that_outlives_the_run_is_reported_and_its_socket_not_cl
         check_lost_0(summary, 30)
         assert any("did not end within 0.2 s" in p for p in summary["problems"]), summary["problems"]
         assert not agents[0].control.closed and not agents[0].ctx.closed
-        control = agents[0].roles.builder_control  # the builder's control socket: the agent thread's too
-        assert control is not None and not control.closed
-    finally:
+    finally:  # whatever failed: a context left open would block the garbage collector's term() later
         release.set()
-    for thread in threading.enumerate():
-        if thread.name == "node-agent":
-            thread.join(10)
-    agents[0].roles.stop()  # now from the only thread left: closes the builder's control socket
-    agents[0].control.close(linger=0)
-    agents[0].ctx.term()
+        for thread in threading.enumerate():
+            if thread.name == "node-agent":
+                thread.join(10)
+        if agents and not agents[0].ctx.closed:
+            agents[0].control.close(linger=0)
+            agents[0].ctx.term()
