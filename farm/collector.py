@@ -43,10 +43,6 @@ class BadMessage(ValueError):
     pass
 
 
-def _kind(frame: Any) -> bytes:
-    return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
-
-
 class Collector:
     def __init__(self, ctx: zmq.Context, config: FarmConfig, output_dir: Path | None, curve: Curve | None = None,
                  events: EventTable | None = None, metrics: SupervisorMetrics | None = None):
@@ -116,7 +112,7 @@ class Collector:
         fatal, and the other events of its message still count."""
         handle = handle or self.handle
         one_each, problem = [frames], ""
-        if len(frames) > 3 and _kind(frames[0]) == messages.RESULT:
+        if len(frames) > 3 and messages.frame_bytes(frames[0]) == messages.RESULT:
             one_each, problem = messages.split_results(frames)
         for one in one_each:
             try:

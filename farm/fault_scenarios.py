@@ -44,18 +44,6 @@ def base_config(triton_url: str | None = None, **sections: dict[str, Any]) -> Fa
     return with_overrides(cfg, **sections)
 
 
-def _stub_pids(server: TritonServer) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != (server.proc.pid if server.proc else -1):
-            try:
-                if server.shm_prefix.encode() in (proc / "cmdline").read_bytes():
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
-
-
 def _after(n_decided: int, action: Callable[[Farm], None]) -> Callable[[Farm], None]:
     done = []
 
@@ -243,7 +231,7 @@ def stub_killed(n_events: int) -> ScenarioResult:
         state: dict[str, Any] = {}
 
         def kill_stub(farm: Farm) -> None:
-            pids = _stub_pids(server)
+            pids = server.stub_pids()
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             state.update(stubs_killed=len(pids), triton_before=farm.collector.inference_paths["triton"])

@@ -31,15 +31,16 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, from /proc (empty where there is none)."""
+def child_pids(pid: int, zombies: bool = True) -> list[int]:
+    """The processes whose parent is `pid`, from /proc (empty where there is none); without
+    those that have exited and wait to be reaped unless `zombies`."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             after_name = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(after_name[1]) == pid:  # fields after the name: state, ppid, ...
+        if int(after_name[1]) == pid and (zombies or after_name[0] != "Z"):  # after the name: state, ppid, ...
             out.append(int(stat.parent.name))
     return out
 

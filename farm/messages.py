@@ -62,8 +62,13 @@ def pack_id(l1_id: int) -> bytes:
     return l1_id.to_bytes(8, "little")
 
 
+def frame_bytes(frame: Any) -> bytes:
+    """A received part's bytes, whether it came as a zmq.Frame (copy=False) or as bytes."""
+    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+
+
 def unpack_id(frame: Any) -> int:
-    buf = frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+    buf = frame_bytes(frame)
     if len(buf) != 8:
         raise ValueError(f"id frame of {len(buf)} bytes, expected 8")
     return int.from_bytes(buf, "little")
@@ -75,7 +80,7 @@ def pack_ids(l1_ids: Sequence[int]) -> bytes:
 
 
 def unpack_ids(frame: Any) -> list[int]:
-    buf = frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+    buf = frame_bytes(frame)
     if not buf or len(buf) % 8:
         raise ValueError(f"id frame of {len(buf)} bytes, expected a non-zero multiple of 8")
     return list(struct.unpack(f"<{len(buf) // 8}Q", buf))

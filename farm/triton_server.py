@@ -224,6 +224,10 @@ class TritonServer:
                   and not any(harmless in line for harmless in HARMLESS_ERRORS)]
         return "\n".join(errors[-limit:])
 
+    def stub_pids(self) -> list[int]:
+        """The server's Python-backend stubs still running (its child processes)."""
+        return child_pids(self.proc.pid, zombies=False) if self.proc is not None else []
+
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

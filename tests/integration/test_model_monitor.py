@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from farm.fault_scenarios import _stub_pids
 from farm.model_health import stats_snapshot
 from farm.server_monitor import ModelMonitor
 from farm.triton_server import TritonServer
@@ -115,7 +114,7 @@ def test_a_model_whose_stub_was_killed_is_reloaded_and_answers_again(slow_server
     monitor.start()
     try:
         time.sleep(1.0)  # a round or two on the healthy model
-        pids = _stub_pids(slow_server)
+        pids = slow_server.stub_pids()
         assert pids
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
