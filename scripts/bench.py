@@ -46,6 +46,7 @@ from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  #
 from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
+from trigger_sim.sustained import CRITERIA  # noqa: E402
 
 CASES = ("builder", "kernels", "inference", "farm", "failover", "overlap")
 GPU_CASES = ("gpu_serving", "inference", "farm")
@@ -70,8 +71,7 @@ QUICK = {
     # a probe of 240 events (p99 from >= 200, windows of 60) instead of 1,300: the smoke checks the search runs
     "farm": farm_case.Settings(run_seconds=2.0, low_rate_hz=10.0, low_rate_runs=1, max_probes=1, repeats=1,
                                overload_runs=1, replay_events=100,
-                               criteria=dataclasses.replace(farm_case.definition.CRITERIA, min_events=200,
-                                                            min_window_events=60)),
+                               criteria=dataclasses.replace(CRITERIA, min_events=200, min_window_events=60)),
     "gpu_serving": gpu_case.Settings(repetitions=2, calls_per_block=3, graphs_per_pileup=1, warm_up_calls=2),
     "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
                                        overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),
