@@ -227,8 +227,8 @@ class Builder:
             return
         keep = result["outcome"] in (ACCEPTED, DEBUG)
         counts, frames = messages.flatten([event.fragments[s] for s in self.state.sources]) if keep else ([], [])
-        ours = {"l1_time_ns": event.l1_time_ns, "complete_ns": event.done_ns, "dispatched_ns": event.dispatched_ns,
-                "attempt": event.attempts, "frames_per_fragment": counts}
+        ours = {"l1_time_ns": event.l1_time_ns, "first_ns": event.first_ns, "complete_ns": event.done_ns,
+                "dispatched_ns": event.dispatched_ns, "attempt": event.attempts, "frames_per_fragment": counts}
         self.results_out += [meta_frame, messages.pack_meta(ours), *frames]
         self.results_out_n += 1
         self.results_out_frames += bool(frames)

@@ -237,14 +237,17 @@ def sweep(json_path, quiet, out_dir, **opts) -> None:
               help="benchmarks.json of this host: the farm's own CPU per event and the server's CPU share of a call.")
 @click.option("--rtt-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Round trip inside each measured call that is not the server's demand.")
+@click.option("--node-slots", type=click.IntRange(min=1), default=None,
+              help="Event slots the run's node offered (workers x (credits + 1)); default: the run's workers x 2.")
 @click.option("--how", default="", help="How the run was made (its command), recorded in the provenance.")
-def calibrate(run_folder, out_path, name, pileup, benchmarks, rtt_ms, how) -> None:
+def calibrate(run_folder, out_path, name, pileup, benchmarks, rtt_ms, node_slots, how) -> None:
     """Make a calibration from a run folder (its events.parquet, and summary.json if there)."""
     from trigger_sim.planning.calibrate import from_run_folder
     from trigger_sim.planning.calibration import save
 
     try:
-        cal = from_run_folder(run_folder, name=name, pileup=pileup, benchmarks=benchmarks, rtt_ms=rtt_ms)
+        cal = from_run_folder(run_folder, name=name, pileup=pileup, benchmarks=benchmarks, rtt_ms=rtt_ms,
+                              node_slots=node_slots)
         if how:
             cal.provenance["run_command"] = how
     except TriggerSimError as err:

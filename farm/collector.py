@@ -186,13 +186,16 @@ class Collector:
         if not payload:
             raise BadMessage(f"event {meta['l1_id']}: RESULT without the builder's metadata")
         ours = messages.unpack_meta(payload[0])
-        meta.update({k: int(ours[k]) for k in ("l1_time_ns", "complete_ns", "dispatched_ns")})
+        meta.update({k: int(ours[k]) for k in ("l1_time_ns", "first_ns", "complete_ns", "dispatched_ns")})
         l1_id, outcome, streams, chains = meta["l1_id"], meta["outcome"], meta["streams"], meta["chains"]
         steps = dict(meta["steps_ms"])
-        times = {k: int(meta[k]) for k in ("l1_time_ns", "complete_ns", "dispatched_ns", "received_ns", "decided_ns")}
+        times = {k: int(meta[k]) for k in ("l1_time_ns", "first_ns", "complete_ns", "dispatched_ns", "received_ns", "decided_ns")}
         counts = [int(c) for c in ours.get("frames_per_fragment", [])]
         fragments = messages.split(counts, payload[1:]) if counts else []
-        steps["build"] = clock.ns_to_ms(times["complete_ns"] - times["l1_time_ns"])
+        # assign: the accept waits in the readout until the assignment service names a node
+        # with a free slot, then its fragments travel; build: first fragment to complete
+        steps["assign"] = clock.ns_to_ms(times["first_ns"] - times["l1_time_ns"])
+        steps["build"] = clock.ns_to_ms(times["complete_ns"] - times["first_ns"])
         steps["queue"] = clock.ns_to_ms(times["dispatched_ns"] - times["complete_ns"])
         steps["transfer"] = clock.ns_to_ms(times["received_ns"] - times["dispatched_ns"])
         steps["total"] = clock.ns_to_ms(times["decided_ns"] - times["l1_time_ns"])

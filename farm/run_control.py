@@ -289,7 +289,7 @@ class RunControl:
             for key in ("received_ns", "decided_ns"):
                 shift(meta, key, node)
             meta["host"] = host.spec.name
-            for key in ("complete_ns", "dispatched_ns"):
+            for key in ("first_ns", "complete_ns", "dispatched_ns"):
                 shift(ours, key, node)
             shift(ours, "l1_time_ns", readout)
             return [frames[0], zmq.Frame(messages.pack_meta(meta)), zmq.Frame(messages.pack_meta(ours)), *frames[3:]]

@@ -16,7 +16,7 @@ from trigger_sim.windows import window_stats
 
 WINDOW_S = 1.0  # measurement windows in the summary (the first one is warm-up, skipped)
 # WAITS: an event's time set aside by a worker with several slots (absent with one slot)
-LATENCY_ORDER = ("build", "queue", "transfer", *STEPS, *WAITS, "worker_total", "total")
+LATENCY_ORDER = ("assign", "build", "queue", "transfer", *STEPS, *WAITS, "worker_total", "total")
 
 
 def summarise(collector: Collector, n_workers: int, triton_url: str, triton_mode: str, wall_s: float,

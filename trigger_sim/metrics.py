@@ -100,7 +100,7 @@ class SupervisorMetrics:
         self.fallbacks = Counter(f"{PREFIX}fallback_events_total", "Events with a local fallback, by the first reason", ["reason"], registry=r)
         self.model_events = Counter(f"{PREFIX}model_events_total", "Events per model by the path that answered it and the server called",
                                     ["server", "model", "path"], registry=r)
-        self.steps = Histogram(f"{PREFIX}step_duration_seconds", "Time per step of an event (build, queue, transfer, worker steps)",
+        self.steps = Histogram(f"{PREFIX}step_duration_seconds", "Time per step of an event (assign, build, queue, transfer, worker steps)",
                                ["step"], buckets=buckets, registry=r)
         self.latency = Histogram(f"{PREFIX}event_latency_seconds", "Level-1 time to decision, per decided event",
                                  buckets=buckets, registry=r)

@@ -20,6 +20,7 @@ import zmq
 from farm import messages
 from farm.builder import Builder
 from farm.event_handoff import RingReader
+from trigger_sim import clock
 from trigger_sim.config import load_config, with_overrides
 from trigger_sim.simulation import event_fragments
 from trigger_sim.wire import decode_fragment, encode_fragment
@@ -182,6 +183,27 @@ def test_a_batch_held_by_a_dying_worker_is_retried_event_by_event_then_sent_to_h
     assert messages.unpack_meta(decided[0][2])["frames_per_fragment"], "the accepted one leaves with its fragments"
     times = {l1_id: messages.unpack_meta(m[2])["complete_ns"] for l1_id, m in decided.items()}
     assert times[0] != times[2], "each event keeps its own stamps"
+
+
+def test_the_result_carries_the_first_fragments_arrival_so_build_starts_there(harness):
+    """The collector splits an event's time before it is complete at `first_ns`: the wait
+    for a node (in the readout) before it, the build proper after it. A fragment held back
+    200 ms must show in complete - first, and the Level-1 time must not move first_ns."""
+    a = harness.worker("worker-a.0")
+    ready(a)
+    frags = [encode_fragment(f) for f in event_fragments(harness.config, 5, 0)]
+    before_ns = clock.now_ns()
+    for frames in frags[:-1]:
+        harness.readout.send_multipart(frames)
+    time.sleep(0.2)
+    harness.readout.send_multipart(frags[-1])
+    assert harness.receive(a) is not None
+    result(a, 5, "accepted")
+    out = harness.collected()
+    ours = messages.unpack_meta(out[0][2])
+    assert before_ns <= ours["first_ns"] < before_ns + 150_000_000, "first_ns: when the first fragment arrived"
+    assert ours["complete_ns"] - ours["first_ns"] >= 200_000_000, "the held-back fragment is build time"
+    harness.close()
 
 
 def test_a_dead_workers_late_credit_and_result_create_nothing(harness):

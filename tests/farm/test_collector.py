@@ -110,7 +110,7 @@ def test_metrics_count_each_counted_event_as_the_ledger_does():
     push = ctx.socket(zmq.PUSH)
     push.connect(c.endpoint)
     try:
-        ours = messages.pack_meta({"l1_time_ns": 0, "complete_ns": 1_000_000, "dispatched_ns": 2_000_000})
+        ours = messages.pack_meta({"l1_time_ns": 0, "first_ns": 500_000, "complete_ns": 1_000_000, "dispatched_ns": 2_000_000})
         accepted = {"l1_id": 0, "outcome": "accepted", "streams": ["Main"], "chains": ["HLT_x"], "steps_ms": {"graph": 1.0},
                     "received_ns": 3_000_000, "decided_ns": 40_000_000, "worker": "w", "inference_path": "fallback",
                     "inference_reason": "deadline", "inference": {"edge_classifier": "fallback"}}

@@ -44,7 +44,7 @@ def result(l1_id: int, **fields) -> list:
                 "inference_path": "triton", "inference_reason": "", "inference": {"edge_classifier": "triton", "jet_tagger": "skipped"},
                 "n_hits": 900, "n_edges": 5000, "n_tracks": 30, "n_jets": 2, "n_clusters": 1,
                 "received_ns": 13 * MS, "decided_ns": 22 * MS, "worker": "worker-0.0", **fields}
-    builder = {"l1_time_ns": 1 * MS, "complete_ns": 3 * MS, "dispatched_ns": 10 * MS, "attempt": 1, "frames_per_fragment": []}
+    builder = {"l1_time_ns": 1 * MS, "first_ns": 2 * MS, "complete_ns": 3 * MS, "dispatched_ns": 10 * MS, "attempt": 1, "frames_per_fragment": []}
     return [zmq.Frame(messages.RESULT), zmq.Frame(messages.pack_meta(decision)), zmq.Frame(messages.pack_meta(builder))]
 
 
@@ -63,7 +63,7 @@ def test_a_result_and_a_missing_event_each_become_one_row(make_collector):
     assert [r["l1_id"] for r in rows] == [7, 8] and c.ledger.duplicates == 1
     ok, lost = rows
     assert ok["outcome"] == "accepted" and ok["streams"] == ("Main",) and ok["chains"] == ("HLT_j100",)
-    assert (ok["build_ms"], ok["queue_ms"], ok["transfer_ms"], ok["total_ms"]) == (2.0, 7.0, 3.0, 21.0)
+    assert (ok["assign_ms"], ok["build_ms"], ok["queue_ms"], ok["transfer_ms"], ok["total_ms"]) == (1.0, 1.0, 7.0, 3.0, 21.0)
     assert ok["edge_classifier_ms"] == 4.0 and ok["menu_ms"] is None  # a step not reported did not run
     assert (ok["edge_classifier_path"], ok["edge_classifier_server"]) == ("triton", SERVER)
     assert (ok["jet_tagger_path"], ok["jet_tagger_server"]) == ("skipped", "")

@@ -29,7 +29,7 @@ OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm'
 
 def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
                     rtt_ms: float = 0.0, kind: str = "cpu-local", local_models: tuple[str, ...] = (),
-                    process_cpu: ProcessCpu | None = None) -> Calibration:
+                    process_cpu: ProcessCpu | None = None, node_slots: int | None = None) -> Calibration:
     """A calibration from a run folder's events.parquet (decided normally, every model call
     answered by the server): per-event rows, and the server's curves with each call's own
     measured demand (the step's time minus `rtt_ms`).
@@ -41,7 +41,10 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     the rate the model will judge: at a low rate idle polling and the server's background
     threads are spread over few events and inflate both.
     `local_models`: models the run's workers ran themselves (not in `inference.models`): their
-    measured step time is the worker's CPU, counted in the CPU step just before the call."""
+    measured step time is the worker's CPU, counted in the CPU step just before the call.
+    `node_slots`: the event slots the run's node offered (`farm.node_agent.slots_for`; default
+    from summary.json: its workers x 2, one credit and one waiting each): with it each event's
+    assignment round trip is told apart from its wait for a slot (`assign_round_trip_ms`)."""
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -78,6 +81,13 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
         events[f"{m}_demand"] = np.where(called, np.maximum(column(f"{m}_ms") - rtt_ms, 0.0), 0.0)
         events[f"{m}_size"] = np.where(called, sizes[m], 0.0)
     events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
+    summary = folder / "summary.json" if folder.is_dir() else None
+    run_summary = json.loads(summary.read_text()) if summary is not None and summary.exists() else None
+    if node_slots is None and run_summary is not None:
+        node_slots = 2 * int(run_summary["workers"]["count"])
+    round_trip, assign_note = assign_round_trip_ms(cols, node_slots) if node_slots else (None, "not estimated: node slots unknown")
+    if round_trip is not None:
+        events["assign"] = round_trip[keep]
 
     host: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
     dispatch_ms, dispatch_note = credit_round_trip_ms(cols, range(n))  # every event: each one's result carried a credit
@@ -116,16 +126,57 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                   "demand": f"each call's measured time (worker side, loopback gRPC) minus rtt_ms = {rtt_ms}",
                   "fixed_ms": "1st percentile of the demand (batching saves it per execution)",
                   "dispatch_ms": dispatch_note,
+                  "assign": assign_note,
+                  "build": ("each event's build_ms: its first fragment at the node to complete (the wait for a node "
+                            "slot before it, assign_ms, the model makes itself)" if "assign_ms" in cols else
+                            "each event's build_ms from a table without assign_ms: Level-1 accept to complete, so it "
+                            "holds the wait for a node slot, which the model then adds again; calibrate from a newer run"),
                   "process_cpu": bench_note}
-    summary = folder / "summary.json" if folder.is_dir() else None
-    if summary is not None and summary.exists():
-        s = json.loads(summary.read_text())
+    if run_summary is not None:
+        s = run_summary
         provenance["run"] = {"rate_hz": s["level1"]["rate_hz_configured"], "pattern": s["level1"]["pattern"],
                              "workers": s["workers"]["count"], "server": s["inference"].get("server_model_config")}
     servers = {kind: ServerKind(models, "tritonserver on this host's CPU, the models' config.pbtxt",
                                 {"source": str(table_path)})}
     return Calibration(name=name or folder.name, provenance=provenance, events=events, servers=servers, pileup=pileup,
                        rtt_ms=rtt_ms, host=host)
+
+
+def assign_round_trip_ms(cols: dict[str, list], node_slots: int) -> tuple[np.ndarray | None, str]:
+    """Per event of the table: its assignment round trip, the time from when a node slot was
+    there for it to its first fragment at the node (ACCEPT to run control, ASSIGN back, the
+    readout's send, which waits while the readout prepares its next event). The rest of its
+    `assign_ms` is the wait for a slot, which the model makes itself.
+
+    The slot an accept waits for is reconstructed from the table: accepts are served oldest
+    first and each decision frees one of the node's `node_slots`, so the k-th accept (in
+    Level-1 order) could have had a slot at max(its Level-1 time, the (k - node_slots + 1)-th
+    decision). One node only (its events are all the assignment service served); None
+    where the table lacks the columns or holds several nodes."""
+    need = ("l1_time_ns", "assign_ms", "decided_ns")
+    if any(c not in cols for c in need):
+        return None, "not estimated: the table lacks " + ", ".join(c for c in need if c not in cols)
+    hosts = {h for h in cols.get("host", []) if h}
+    if len(hosts) > 1:
+        return None, f"not estimated: the run had {len(hosts)} nodes (calibrate from a one-node run)"
+    n = len(cols["l1_time_ns"])
+    l1_ms = np.array([v if v is not None else np.nan for v in cols["l1_time_ns"]], np.float64) / 1e6
+    decided_ms = np.sort(np.array([v for v in cols["decided_ns"] if v is not None], np.float64) / 1e6)
+    assign = np.array([v if v is not None else np.nan for v in cols["assign_ms"]], np.float64)
+    order = np.argsort(l1_ms, kind="stable")
+    free_ms = np.full(n, -np.inf)
+    k = np.arange(n) - node_slots  # the decision that freed the k-th accept's slot
+    has = (k >= 0) & (k < len(decided_ms))
+    free_ms[order[has]] = decided_ms[k[has]]
+    out = np.clip(l1_ms + assign - np.maximum(l1_ms, free_ms), 0.0, None)
+    known = ~np.isnan(out)
+    if known.sum() < MIN_DISPATCH_SAMPLES:
+        return None, f"not estimated: only {int(known.sum())} events have an assign time"
+    waited = np.count_nonzero(known & (free_ms > l1_ms))
+    note = (f"each event's assign_ms less its wait for one of the node's {node_slots} slots (reconstructed: oldest "
+            f"accept first, a slot freed per decision); {waited} of {int(known.sum())} events waited; round trip median "
+            f"{float(np.nanmedian(out)):.2f} ms, p99 {float(np.nanpercentile(out, 99)):.2f} ms")
+    return np.nan_to_num(out, nan=float(np.nanmedian(out))), note
 
 
 MIN_DISPATCH_SAMPLES = 20  # events that waited for a credit: fewer and the round trip is not estimated
@@ -148,11 +199,12 @@ def credit_round_trip_ms(cols: dict[str, list], rows: Iterable[int]) -> tuple[fl
         return 0.0, "not estimated: the table lacks " + ", ".join(c for c in need if c not in cols)
     gaps: list[float] = []
     by_worker: dict[str, list[tuple[float, float | None, float]]] = {}
+    assign = cols.get("assign_ms")  # a table made before the split: the wait for a node is in build_ms
     for i in rows:
         worker, l1_ns, build, queue, transfer, total = (cols[c][i] for c in need)
         if worker is None or l1_ns is None or build is None or queue is None:
             continue  # never dispatched to a worker
-        sent = l1_ns / 1e6 + build + queue
+        sent = l1_ns / 1e6 + (assign[i] or 0.0 if assign is not None else 0.0) + build + queue
         end = sent + transfer + total if transfer is not None and total is not None else None
         by_worker.setdefault(worker, []).append((sent, end, queue))
     for events in by_worker.values():

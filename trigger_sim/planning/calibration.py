@@ -2,8 +2,9 @@
 
 A calibration file is JSON (`FORMAT`, `VERSION`). It holds
 - `events`: per-event columns measured in a real run (one row per decided event, rows kept
-  together so a heavy event is heavy in every step): the worker's CPU steps (ms), build and
-  transfer times, each model's demand on the calibration's own server (the call's time minus
+  together so a heavy event is heavy in every step): the worker's CPU steps (ms), the
+  assignment round trip (`assign`: from a free node slot to the first fragment at the node;
+  optional, 0 when absent), build (first fragment to complete) and transfer times, each model's demand on the calibration's own server (the call's time minus
   the round trip, ms), its input size and whether it was called, and the outcome;
 - `servers`: service-time curves per server kind and model (`ModelCurve`);
 - `host`: the shared host's cores and the farm's own CPU per event (readout, builder,
@@ -87,6 +88,9 @@ class Calibration:
         return len(self.events.get("outcome", ()))
 
 
+OPTIONAL_EVENT_COLUMNS = ("assign",)  # a calibration made before it was measured: 0 for every event
+
+
 def event_columns() -> tuple[str, ...]:
     """The columns an events calibration carries."""
     return ("build", "transfer", *CPU_STEPS, *(f"{m}_demand" for m in MODELS), *(f"{m}_size" for m in MODELS),
@@ -136,7 +140,7 @@ def from_json(data: dict[str, Any], where: str = "calibration") -> Calibration:
         lengths = {len(v) for v in raw.values()}
         if len(lengths) != 1:
             raise ConfigError(f"{where}: event columns differ in length ({sorted(lengths)})")
-        for name in event_columns():
+        for name in (*event_columns(), *(c for c in OPTIONAL_EVENT_COLUMNS if c in raw)):
             if name == "outcome":
                 bad = set(raw[name]) - set(OUTCOMES)
                 if bad:

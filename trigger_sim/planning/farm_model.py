@@ -1,8 +1,15 @@
 """The farm as a SimPy discrete-event model, mirroring the real farm's mechanisms.
 
-Level-1 accepts arrive (constant, Poisson, bursts); a complete event waits in the builder's
-buffer of `readout_buffer_events` for a free worker slot, and a Level-1 slot that finds the
-buffer full is vetoed (dead time, as the readout's blocked sends). Workers take events as
+Level-1 accepts arrive (constant, Poisson, bursts) and wait in the readout's buffer of
+`readout_buffer_events` until the assignment service gives them an event slot of a node (a
+Level-1 slot that finds the buffer full is vetoed: dead time, as the readout's). A node
+offers `workers_per_node x (slots_per_worker + node_waiting_per_worker)` slots, handed out
+oldest accept first, in the order they came back (nodes take turns); a slot is free again
+when its event is decided, as the real service's (`trigger_sim.assignment`). The wait for a
+slot and the assignment's round trip (drawn from the calibration) are the event's `assign`
+step; then its fragments are at the node: the event is built on
+the node (`build`, drawn from the calibration: first fragment to complete) and waits in the
+node's builder for a free worker slot of that node (`queue`). Workers take events as
 they become free; each worker holds up to `slots_per_worker` events and runs one CPU step at
 a time (its core), so one event's inference wait lets another event compute. An event runs
 its CPU steps (drawn together from one calibration row), calls each model on the pool (least
@@ -31,6 +38,7 @@ accept), accepted, rejected or HltTimeout; `pending` after the run is lost and m
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -66,7 +74,8 @@ class FarmModel:
         self.cal, self.kind = cal, kind
         self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
         self.draws = draw(cal, n, rng, spec.block_events)
-        self.ready_ms = self.t_l1_ms + self.draws.build_ms
+        self.assign_ms = np.full(n, np.nan)  # accept to a node slot (the fragments then travel)
+        self.ready_ms = np.full(n, np.nan)  # complete in its node's builder
         base_outcome = np.where(cal.events["outcome"][self.draws.row] == 0, ACCEPTED, REJECTED)
         self._base_outcome = base_outcome.astype(np.int8)
         # results, one entry per Level-1 slot
@@ -90,8 +99,11 @@ class FarmModel:
         self.servers = [Server(env, i, kind, self.host_cores, self.pool) for i in range(f.servers)]
         for server in self.servers:
             server.offered_until_ms = float(self.t_l1_ms[-1])
-        self.queue = simpy.Store(env)
         self.n_workers = f.nodes * f.workers_per_node
+        self.waiting: deque[int] = deque()  # accepts in the readout's buffer, waiting for a node slot
+        node_slots = f.workers_per_node * (f.slots_per_worker + f.node_waiting_per_worker)
+        self.node_credits: deque[int] = deque(n for _ in range(node_slots) for n in range(f.nodes))  # a node per free slot
+        self.node_queues = [simpy.Store(env) for _ in range(f.nodes)]  # built events waiting for a worker slot
         self.budget_ms, self.soft_ms = f.budget_ms, f.budget_ms * f.soft_fraction
         self.net_ms = {m: self._network_ms(m) for m in MODELS}
         self._overhead_pending = 0
@@ -125,21 +137,38 @@ class FarmModel:
 
     # -- processes ---------------------------------------------------------------------------
     def _arrivals(self):
-        env, buffer, queue = self.env, self.spec.farm.readout_buffer_events, self.queue
-        items = queue.items
+        env, buffer, waiting = self.env, self.spec.farm.readout_buffer_events, self.waiting
         for i, t in enumerate(self.t_l1_ms.tolist()):
             dt = t - env.now
             if dt > 0:
                 yield env.timeout(dt)
-            if len(items) >= buffer:
+            if len(waiting) >= buffer:
                 self.outcome[i] = VETOED  # Level-1 busy: the slot is not an accept
                 self._count_done()
                 continue
-            queue.put(i)
+            waiting.append(i)
+            self._assign()
             if self.overhead_ms > 0:
                 self._overhead_pending += 1
                 if self._overhead_wake is not None and not self._overhead_wake.triggered:
                     self._overhead_wake.succeed()
+
+    def _assign(self) -> None:
+        """Pair waiting accepts with free node slots (oldest first); each assigned event is
+        built on its node and then waits there for a worker slot."""
+        waiting, credits, env = self.waiting, self.node_credits, self.env
+        while waiting and credits:
+            i, node = waiting.popleft(), credits.popleft()
+            trip = float(self.draws.assign_ms[i])  # ASSIGN to the readout, the fragments to the node
+            arrived = env.now + trip
+            self.assign_ms[i] = arrived - self.t_l1_ms[i]
+            delay = trip + float(self.draws.build_ms[i])
+            self.ready_ms[i] = env.now + delay
+            store = self.node_queues[node]
+            if delay > 0:
+                env.timeout(delay).callbacks.append(lambda _ev, store=store, i=i: store.put(i))
+            else:
+                store.put(i)
 
     def _overhead(self):
         """The farm's own CPU per accepted event (readout, builder, collector) on the host's cores."""
@@ -171,15 +200,14 @@ class FarmModel:
                 yield from host.run(user, ms)
 
     def _slot(self, w: int, cpu: simpy.Resource | None, breakers: dict[int, CircuitBreaker], user: CpuUser):
-        env, d, get = self.env, self.draws, self.queue.get
+        node = w // self.spec.farm.workers_per_node
+        env, d, get = self.env, self.draws, self.node_queues[node].get
         transfer, before, after = d.transfer_ms, d.cpu_before_ms, d.cpu_after_ms
         while True:
             i = yield get()
-            now = env.now
-            ready = self.ready_ms[i]
-            self.queue_ms[i] = max(now - ready, 0.0)
+            self.queue_ms[i] = max(env.now - self.ready_ms[i], 0.0)
             self.worker_of[i] = w
-            yield env.timeout(max(ready - now, 0.0) + transfer[i])
+            yield env.timeout(transfer[i])
             start = env.now  # the budget counts from here, as the worker's watch
             soft, hard = start + self.soft_ms, start + self.budget_ms
             left_early = False
@@ -204,6 +232,8 @@ class FarmModel:
             else:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
+            self.node_credits.append(node)  # decided: the node's slot goes back to the assignment service
+            self._assign()
             if self.outside_ms > 0:  # the worker's own CPU beyond its timed steps, on its core
                 yield from self._cpu(self.outside_ms, cpu, user)
             if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it

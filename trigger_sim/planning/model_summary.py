@@ -27,7 +27,7 @@ from trigger_sim.windows import window_stats
 
 WINDOW_S = 1.0  # as the farm's summary (farm.summary.WINDOW_S): the first window is warm-up
 WINDOW_EVENTS = 1000  # at rates where 1 s holds more, windows shrink to about this many events (Poisson noise ~3 %)
-LATENCY_ORDER = ("build", "queue", "transfer", "decode", "unpack", "calo", "graph", "edge_classifier", "tracks",
+LATENCY_ORDER = ("assign", "build", "queue", "transfer", "decode", "unpack", "calo", "graph", "edge_classifier", "tracks",
                  "jet_features", "jet_tagger", "menu", "worker_total", "total")
 
 
@@ -70,7 +70,7 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
     lost = int(np.count_nonzero(out == PENDING))
     t_l1 = model.t_l1_ms
     elapsed_s = float(t_l1[-1] / 1e3) if len(t_l1) else 0.0
-    latency = {"build": stats(model.draws.build_ms[decided]), "queue": stats(model.queue_ms[worked]),
+    latency = {"assign": stats(model.assign_ms[decided]), "build": stats(model.draws.build_ms[decided]), "queue": stats(model.queue_ms[worked]),
                "transfer": stats(model.draws.transfer_ms[worked])}
     rows = model.draws.row[worked]
     for step in CPU_STEPS:

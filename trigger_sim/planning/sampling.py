@@ -17,6 +17,7 @@ class EventDraws:
     """Column arrays, one entry per simulated event (times in ms)."""
 
     row: np.ndarray  # the calibration row each event was drawn from
+    assign_ms: np.ndarray  # the assignment round trip, beyond any wait for a node slot
     build_ms: np.ndarray
     transfer_ms: np.ndarray
     cpu_before_ms: dict[str, np.ndarray]  # model -> CPU steps between the previous call and this one
@@ -45,7 +46,8 @@ def draw(cal: Calibration, n: int, rng: np.random.Generator, block_events: int =
         return ev[name][row]
 
     return EventDraws(
-        row=row, build_ms=pick("build"), transfer_ms=pick("transfer"),
+        row=row, assign_ms=pick("assign") if "assign" in ev else np.zeros(n), build_ms=pick("build"),
+        transfer_ms=pick("transfer"),
         cpu_before_ms={m: sum(pick(s) for s in STEPS_BEFORE[m]) for m in MODELS},
         cpu_after_ms=sum(pick(s) for s in AFTER_LAST),
         demand_ms={m: pick(f"{m}_demand") for m in MODELS}, size={m: pick(f"{m}_size") for m in MODELS},

@@ -49,7 +49,8 @@ class FarmSpec:
     slots_per_worker: int = 1  # events a worker holds at once (asynchronous inference)
     servers: int = 1  # inference servers in the pool (least-outstanding-requests balancing)
     server_kind: str = ""  # a key of the calibration's `servers` ("": its first)
-    readout_buffer_events: int = 64  # complete events waiting for a worker; full = Level-1 busy
+    node_waiting_per_worker: int = 1  # events a node takes per worker beyond its slots (built, waiting at its builder)
+    readout_buffer_events: int = 64  # accepts waiting in the readout for a node slot; full = Level-1 busy
     budget_ms: float = 500.0  # hard per-event budget (HltTimeout beyond it)
     soft_fraction: float = 0.8  # soft timeout at this fraction of the budget: the event leaves early
     timeout_ms: float = 100.0  # per-call inference deadline (capped by the soft timeout)
@@ -92,6 +93,8 @@ def check(spec: PlanSpec) -> PlanSpec:
     for name in ("nodes", "workers_per_node", "slots_per_worker", "servers"):
         if getattr(f, name) < 1:
             problems.append(f"farm.{name} must be >= 1")
+    if f.node_waiting_per_worker < 0:
+        problems.append("farm.node_waiting_per_worker must be >= 0")
     if f.readout_buffer_events < 1:
         problems.append("farm.readout_buffer_events must be >= 1")
     if not (f.budget_ms > 0 and 0 < f.soft_fraction <= 1 and f.timeout_ms > 0):
@@ -150,12 +153,19 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec:
     """The FarmSpec mirroring a real farm configuration (`trigger_sim.config.FarmConfig`):
     its workers and their event slots (`worker.slots`: the events a worker works on at once),
-    buffer, budget, deadline and breaker; one local server. `host_cores` > 0
+    the node's slots, the readout's buffer, budget, deadline and breaker; one local server. `host_cores` > 0
     when farm and server share one machine (this host). The model has one per-call deadline:
     the farm's `timeout_ms`, or without one the longest of its per-model deadlines."""
     models = config.inference.models or ("edge_classifier", "jet_tagger")
     timeout_ms = max(1e3 * config.inference.deadline_s(m) for m in models)
+    # the node's slots: each worker's credits (at least its slots) plus one waiting at the
+    # builder (farm.node_agent.slots_for); the one-host readout holds those and the
+    # builder's queue (farm.one_host.one_host_buffer): what is left waits for a slot
+    credits = max(config.worker.slots, config.builder.credits_per_worker)
+    node_slots = workers * (credits + 1)
+    buffer = min(config.readout.buffer_events, node_slots + config.builder.max_waiting) - node_slots
     return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.worker.slots, servers=1,
-                    readout_buffer_events=config.builder.max_waiting, budget_ms=config.worker.budget_ms,
+                    node_waiting_per_worker=credits + 1 - config.worker.slots,
+                    readout_buffer_events=max(buffer, 1), budget_ms=config.worker.budget_ms,
                     timeout_ms=timeout_ms, breaker_failures=config.inference.breaker_failures,
                     breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores)

@@ -8,13 +8,14 @@ from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, Mod
 
 
 def calibration(rows: int = 50, cpu_ms: float = 1.0, demand_ms: dict | None = None, called: bool = True,
-                curves: dict | None = None, host: dict | None = None, spread: float = 0.0, seed: int = 0) -> Calibration:
+                curves: dict | None = None, host: dict | None = None, spread: float = 0.0, seed: int = 0,
+                build_ms: float = 0.0) -> Calibration:
     """`rows` events: `cpu_ms` spread evenly over the CPU steps (x a uniform factor 1 +- spread),
-    each model's demand, no build or transfer time; a "cpu" server kind with `curves`."""
+    each model's demand, `build_ms` of build and no transfer time; a "cpu" server kind with `curves`."""
     rng = np.random.default_rng(seed)
     factor = 1 + spread * rng.uniform(-1, 1, rows)
     demand_ms = demand_ms if demand_ms is not None else {m: 2.0 for m in MODELS}
-    events = {"build": np.zeros(rows), "transfer": np.zeros(rows)}
+    events = {"build": np.full(rows, build_ms), "transfer": np.zeros(rows)}
     for s in CPU_STEPS:
         events[s] = np.full(rows, cpu_ms / len(CPU_STEPS)) * factor
     for m in MODELS:

@@ -1,9 +1,12 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trigger_sim.errors import ConfigError
 from trigger_sim.planning import calibrate
@@ -165,6 +168,48 @@ def test_the_credit_round_trip_is_the_gap_before_an_event_that_waited(tmp_path):
     pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
     cal = calibrate.from_run_folder(tmp_path / "run")
     assert cal.host["dispatch_ms"] == 0.0 and "only 0 events waited" in cal.provenance["dispatch_ms"]
+
+
+def test_the_wait_for_a_node_slot_counts_before_the_build_in_the_credit_round_trip(tmp_path):
+    """A table with assign_ms: an event was sent at l1 + assign + build + queue. The same
+    back-to-back worker as above with 5 ms of each event's wait moved from the builder's queue
+    to the readout still gives the 1.5 ms round trip, and the provenance says the build is
+    the build proper."""
+    n = 150
+    cols = write_run_table(tmp_path / "run", n=n)
+    cols.update(worker=["w0"] * n, l1_time_ns=[0] * n, build_ms=[1.0] * n, transfer_ms=[0.5] * n,
+                worker_total_ms=[10.0] * n, assign_ms=[0.0] + [5.0] * (n - 1),
+                queue_ms=[0.0] + [12.0 * k - 5.0 for k in range(1, n)], outcome=["rejected"] * n)
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    cal = calibrate.from_run_folder(tmp_path / "run")
+    assert cal.host["dispatch_ms"] == pytest.approx(1.5)
+    assert "149 gaps" in cal.provenance["dispatch_ms"] and "first fragment" in cal.provenance["build"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(rate_hz=st.sampled_from([50.0, 150.0, 400.0]), workers=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_the_assignment_round_trip_is_recovered_from_a_table_whatever_the_wait_for_a_slot(rate_hz, workers, seed):
+    """A model farm whose events each take a known round trip (0.5-3 ms) from a free node slot
+    to the node, at rates where accepts wait for slots or not: from the table it writes (Level-1
+    time, assign, decided), the estimator recovers every event's round trip."""
+    from trigger_sim.planning.farm_model import FarmModel
+    from trigger_sim.planning.spec import ArrivalSpec, FarmSpec, PlanSpec
+
+    from .synthetic import calibration
+
+    cal = calibration(rows=200, cpu_ms=10.0, called=False, spread=0.5, seed=seed)
+    trip = np.random.default_rng(seed).uniform(0.5, 3.0, 200)
+    cal = replace(cal, events={**cal.events, "assign": trip})
+    farm = FarmSpec(workers_per_node=workers, readout_buffer_events=100_000, budget_ms=1e6)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=rate_hz), farm, events=600, seed=seed), cal)
+    model.run()
+    cols = {"l1_time_ns": list(model.t_l1_ms * 1e6), "assign_ms": list(model.assign_ms),
+            "decided_ns": list(model.decided_ms * 1e6)}
+    out, note = calibrate.assign_round_trip_ms(cols, node_slots=2 * workers)
+    assert out == pytest.approx(model.draws.assign_ms, abs=1e-6)
+    assert "events waited" in note
+    if rate_hz * 10e-3 > workers:  # overloaded: most accepts waited for a slot, and assign shows it
+        assert np.median(model.assign_ms) > 10 * np.median(out)
 
 
 def test_the_credit_round_trip_follows_each_workers_events_including_those_not_calibrated_on(tmp_path):

@@ -24,12 +24,48 @@ def test_one_worker_without_inference_is_an_md1_queue():
     model = FarmModel(spec, cal)
     model.run()
     rho, d_ms = rate * 10e-3, 10.0
-    assert model.queue_ms.mean() == pytest.approx(rho * d_ms / (2 * (1 - rho)), rel=0.06)
+    # the wait: in the readout for a node slot, then in the node for the worker
+    assert (model.assign_ms + model.queue_ms).mean() == pytest.approx(rho * d_ms / (2 * (1 - rho)), rel=0.06)
     # Little's law: events in the system on average = rate x mean time in it
     total_ms = model.decided_ms - model.t_l1_ms
     horizon = np.linspace(model.t_l1_ms[0], model.t_l1_ms[-1], 20_000)
     in_system = (np.searchsorted(np.sort(model.t_l1_ms), horizon) - np.searchsorted(np.sort(model.decided_ms), horizon)).mean()
     assert in_system == pytest.approx(rate * total_ms.mean() / 1e3, rel=0.05)
+
+
+def test_a_node_takes_only_its_slots_and_an_accept_waits_for_one_in_the_readout():
+    """Two nodes of two one-slot workers, one event waiting per worker: each node holds at
+    most 2 x (1 + 1) = 4 undecided events; the rest wait in the readout (`assign`); a
+    worker runs only events built on its own node, and only complete ones (queue >= 0 from
+    the end of the build); the nodes take turns."""
+    cal = calibration(cpu_ms=10.0, called=False, build_ms=3.0)
+    farm = FarmSpec(nodes=2, workers_per_node=2, node_waiting_per_worker=1, readout_buffer_events=10_000, budget_ms=1e6)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=2_000.0, pattern="constant"), farm, events=400, seed=1), cal)
+    model.run()
+    assert model.pending == 0
+    node = model.worker_of // 2
+    assigned = model.t_l1_ms + model.assign_ms
+    for n in (0, 1):
+        mine = node == n
+        times = np.concatenate([model.decided_ms[mine], assigned[mine]])
+        steps = np.concatenate([np.full(np.count_nonzero(mine), -1), np.full(np.count_nonzero(mine), 1)])
+        order = np.lexsort((steps, times))  # at one instant the decision frees the slot first
+        assert np.cumsum(steps[order]).max() == 4
+        assert np.count_nonzero(mine) == 200  # turns: both nodes as busy
+    assert np.nanmax(model.assign_ms) > 100  # 2 kHz into 4 workers of 100 Hz: the readout's buffer fills
+    assert np.nanmin(model.queue_ms) >= 0 and np.nanmax(model.queue_ms) > 0
+    assert np.all(model.t_l1_ms + model.assign_ms + 3.0 <= model.decided_ms - 10.0 + 1e-9)  # built before its worker ran
+
+
+def test_a_full_readout_buffer_of_waiting_accepts_is_level1_busy():
+    """One one-slot worker (node slots 2) and a readout holding 3 waiting accepts: at a rate
+    far above the worker's, a burst of accepts beyond 2 + 3 is vetoed, and lost stays 0."""
+    cal = calibration(cpu_ms=10.0, called=False)
+    farm = FarmSpec(workers_per_node=1, readout_buffer_events=3, budget_ms=1e6)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=100_000.0, pattern="constant"), farm, events=50, seed=1), cal)
+    model.run()
+    s = summarise(model)
+    assert s["events"]["l1_accepted"] == 5 and s["level1"]["vetoed_busy"] == 45 and s["events"]["lost"] == 0
 
 
 def test_the_credit_round_trip_keeps_a_slot_idle_between_events():
