@@ -28,7 +28,7 @@ from trigger_sim import sustained as definition
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.event_table_io import check_writable
 
-STEPS_REPORTED = ("total", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
+STEPS_REPORTED = ("total", "assign", "build", "queue", "edge_classifier", "jet_tagger", "worker_total")
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 RUN_OVERHEAD_S = 2 * WINDOW_S + 1  # the skipped warm-up window, the dropped partial last one, start-up
 
