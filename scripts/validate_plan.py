@@ -741,7 +741,7 @@ def main() -> int:
                          f"{SHIPPED_CALIBRATION.relative_to(ROOT)}), with its provenance")
     ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
                     help="the default farm's calibration run, as a fraction of its measured saturation")
-    ap.add_argument("--calibration-events", type=int, default=1200)
+    ap.add_argument("--calibration-events", type=int, default=3000)
     ap.add_argument("--min-rate", type=float, default=20.0, help="the saturation searches start here and double")
     ap.add_argument("--max-rate", type=float, default=400.0)
     ap.add_argument("--search-steps", type=int, default=6)
