@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from trigger_sim.ring_space import ALIGN, Block, RingSpace, aligned
+from trigger_sim.ring_space import Block, RingSpace, aligned_steps
 
 MiB = 1024 * 1024
 
@@ -48,15 +48,15 @@ class EventRing:
         """Copy `frames` (zmq.Frame, bytes or flat byte views) into one block: (block,
         descriptor for the worker), or None if the ring has no room."""
         sizes = [len(f) for f in frames]
-        block = self.space.take(sum(map(aligned, sizes)))
+        steps = aligned_steps(sizes)
+        block = self.space.take(sum(steps))
         if block is None:
             self.inline += 1
             return None
         ring, offset = self._map, block.offset
-        for frame, n in zip(frames, sizes):
-            end = offset + n
-            ring[offset:end] = frame  # one memcpy per frame
-            offset = (end + ALIGN - 1) & -ALIGN
+        for frame, n, step in zip(frames, sizes, steps):
+            ring[offset:offset + n] = frame  # one memcpy per frame
+            offset += step
         self.events += 1
         return block, {"path": self.path, "offset": block.offset, "sizes": sizes}
 
@@ -84,7 +84,7 @@ class RingReader:
         try:
             if type(path) is not str or type(offset) is not int or type(sizes) is not list or min(sizes, default=0) < 0:
                 raise TypeError
-            steps = [aligned(n) for n in sizes]
+            steps = aligned_steps(sizes)
         except TypeError:
             raise ValueError(f"ring descriptor {descriptor!r:.200}") from None
         ring = self._maps.get(path)

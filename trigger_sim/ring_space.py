@@ -21,6 +21,12 @@ def aligned(nbytes: int) -> int:
     return (nbytes + ALIGN - 1) & -ALIGN
 
 
+def aligned_steps(sizes: list[int]) -> list[int]:
+    """Each of `sizes` rounded up to `ALIGN` (`aligned` per item, without a call per frame:
+    this runs for every frame of every event handed to a worker)."""
+    return [(n + ALIGN - 1) & -ALIGN for n in sizes]
+
+
 @dataclass(eq=False)
 class Block:
     offset: int

@@ -8,6 +8,7 @@ malformed control message is counted, never fatal; a silent worker is reported.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 import zmq
 
 from farm import messages
-from farm.builder import Builder
+from farm.builder import GC_THRESHOLD, Builder, quiet_gc
 from farm.event_handoff import RingReader
 from trigger_sim import clock
 from trigger_sim.config import load_config, with_overrides
@@ -395,3 +396,14 @@ def test_the_event_reaches_the_worker_through_the_ring_or_inline(ring_mb: float)
         reader.close()
         if harness.thread.is_alive():
             harness.close()
+
+
+def test_quiet_gc_freezes_what_is_alive_and_collects_the_young_less_often():
+    before = gc.get_threshold()
+    try:
+        quiet_gc()
+        assert gc.get_threshold() == (GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
