@@ -47,7 +47,7 @@ def model_options(func: Callable) -> Callable:
         click.option("--slots", type=click.IntRange(min=1), help="Events a worker holds at once."),
         click.option("--servers", "servers", help="Inference servers (GPUs) in the pool (sweep: a list)."),
         click.option("--buffer-events", type=click.IntRange(min=1),
-                     help="Readout buffer: complete events waiting for a worker; full = Level-1 busy (default 64, the farm's)."),
+                     help="Readout buffer: accepts waiting for a node slot; full = Level-1 busy (default 64, the one-host farm's beyond its node's slots)."),
         click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True), help="Hard per-event budget; the p99 target."),
         click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), help="Per-call inference deadline."),
         click.option("--network-rtt-ms", type=click.FloatRange(min=0), help="Round trip to a remote server per call."),
@@ -81,6 +81,10 @@ def _load(calibrations, spec_path, server_kind, rate, pattern, events, seed, blo
         spec = replace(spec, arrivals=arrivals, farm=farm, **{k: v for k, v in (("events", events), ("seed", seed), ("block_events", block_events))
                                                                if v is not None})
         check_kind(cal, spec.farm.server_kind)
+        if cal.n_events and "assign" not in cal.events:
+            click.echo(f"note: calibration {cal.name!r} has no assignment round trip (made before it was measured): "
+                       "its build times hold the wait for a node slot, which the model adds again; recalibrate from a "
+                       "newer run (`trigger-sim plan calibrate`)", err=True)
         return cal, check(spec)
     except TriggerSimError as err:
         raise click.UsageError(str(err)) from err
@@ -256,6 +260,7 @@ def calibrate(run_folder, out_path, name, pileup, benchmarks, rtt_ms, node_slots
     ev = cal.events
     _console().print(f"{out_path}: {cal.n_events} events; edge_classifier demand median "
                     f"{float(_median(ev['edge_classifier_demand'])):.2f} ms; host {cal.host}")
+    _console().print(f"assignment round trip: {cal.provenance.get('assign', 'not estimated')}")
 
 
 def _console() -> Console:

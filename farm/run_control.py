@@ -544,8 +544,11 @@ class RunControl:
             host = identity.split("/", 1)[0] if "/" in identity else self.topology.nodes[0].name
             if host in decided_on:
                 decided_on[host] += n
+        slots = {name: int((h.configured or {}).get("slots", 0)) for name, h in self.hosts.items() if h.spec.is_node}
+        out["workers"]["node_slots"] = sum(slots.values())  # what the calibration's reconstruction needs
         out["hosts"] = {name: {
             "address": h.spec.address, "roles": list(h.spec.roles), "states": h.state.history,
+            "event_slots": slots.get(name, 0),
             "clock_offset_ms": (self.offset_of(name).offset_ns / clock.NS_PER_MS),
             "clock_uncertainty_ms": (self.offset_of(name).uncertainty_ns / clock.NS_PER_MS),
             "clock_samples": len(h.exchanges), "assigned": self.service.assigned_per_node.get(name, 0),

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-STEPS = ("build", "queue", "transfer", "graph", "edge_classifier", "jet_tagger", "worker_total", "total")
+STEPS = ("assign", "build", "queue", "transfer", "graph", "edge_classifier", "jet_tagger", "worker_total", "total")
 COLOURS = {"accepted": "tab:green", "rejected": "tab:grey", "debug": "tab:red"}
 
 

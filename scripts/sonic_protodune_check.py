@@ -60,7 +60,7 @@ def calibration() -> Calibration:
 
 def throughput(threads: int, events: int = 3000) -> dict:
     capacity_hz = min(threads / (NON_ML_CPU_S + ML_REMOTE_S), 1 / GPU_S)
-    farm = FarmSpec(workers_per_node=threads, servers=1, readout_buffer_events=threads, budget_ms=1e9, timeout_ms=1e9,
+    farm = FarmSpec(workers_per_node=threads, node_waiting_per_worker=0, servers=1, readout_buffer_events=threads, budget_ms=1e9, timeout_ms=1e9,
                     network_rtt_ms=(ML_REMOTE_S - GPU_S) * 1e3)
     s = simulate(PlanSpec(ArrivalSpec(rate_hz=2 * capacity_hz, pattern="constant"), farm, events=events, seed=1), calibration())
     decided = s["events"]["accepted"] + s["events"]["rejected"]

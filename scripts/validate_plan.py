@@ -73,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = "/tmp/tsim-heavy.lock"
 SATURATION_TOLERANCE = 0.10
 LATENCY_TOLERANCE = 0.15
+STEPS_COMPARED = ("assign", "queue", "edge_classifier", "jet_tagger", "worker_total")  # per-step medians shown side by side
 FRACTIONS = (0.3, 0.55, 0.8)  # the three rates below saturation, as fractions of the measured one
 # the kill case: a local tritonserver's CPU to start (load its models, get ready), seconds: the median of three
 # starts measured by server_start_cpu on this host (3.63, 1.68, 1.72 s of CPU over 2.0, 1.0, 1.1 s; 2026-12-05
@@ -233,7 +234,7 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
     for rate in rates:
         m, totals = simulate_with_totals(cal, farm, rate, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
         at[rate] = {"p50": m["latency_ms"]["total"]["p50"], "p99": m["latency_ms"]["total"]["p99"], "totals": totals,
-                    "steps_p50": {k: m["latency_ms"].get(k, {}).get("p50") for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")}}
+                    "steps_p50": {k: m["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED}}
     return {"model_total_p50_p99_ms": [model_at_cal["latency_ms"]["total"][p] for p in ("p50", "p99")],
             "model_saturation_hz": model_sat.sustained_hz, "model_failed_hz": model_sat.failed_hz,
             "model_search": model_sat.stopped, "model_search_s": model_search_s,
@@ -317,7 +318,7 @@ def real_rates(case: str, config: FarmConfig, rates: list[float], args: argparse
         rows = []
         for rate in rates:
             reals = [p for p in real_points if p["rate_hz"] == rate]
-            steps = [k for k in ("queue", "edge_classifier", "jet_tagger", "worker_total") if f"{k}_p50_ms" in reals[0]]
+            steps = [k for k in STEPS_COMPARED if f"{k}_p50_ms" in reals[0]]
             totals = np.concatenate([table_total_ms(p["events_table"]) for p in reals])
             row = {"rate_hz": rate, "real_p50_ms": sorted(p["total_p50_ms"] for p in reals)[len(reals) // 2],
                    "real_p99_ms": sorted(p["total_p99_ms"] for p in reals)[len(reals) // 2],
@@ -566,7 +567,7 @@ def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_opt
 
 def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dict:
     """The model's p50/p99 over its seeds' events pooled (as the real runs' are), beside the real figures."""
-    steps = ("queue", "edge_classifier", "jet_tagger", "worker_total")
+    steps = STEPS_COMPARED
     m50, m99 = (float(np.percentile(totals, q)) for q in (50, 99))
     return {**judge_row(row, m50, m99, totals),
             "model_p50_p99_ms_per_seed": [[m["latency_ms"]["total"][p] for p in ("p50", "p99")] for m in models],
@@ -614,7 +615,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
         row = {"rate_hz": rate, "events": n, "runs": len(results), "real_p50_ms": r50, "real_p99_ms": r99,
                "real_fallback_fraction": real_fb,
                "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": sum(x["events"]["lost"] for x in summaries),
-               "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in ("queue", "edge_classifier", "jet_tagger", "worker_total")},
+               "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},
                "restart_s": restart_s, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
                "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
                                 for k, v in s["inference"]["servers"].items()}}

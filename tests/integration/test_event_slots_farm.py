@@ -35,6 +35,7 @@ def test_four_slots_decide_as_one_and_overlap_a_slow_server(slow_triton_server):
     for summary in (one, four):
         tagger = summary["inference"]["models"]["jet_tagger"]
         assert tagger["triton_calls"] > 0 and tagger["fallback_calls"] == 0, tagger
+    assert (one["workers"]["node_slots"], four["workers"]["node_slots"]) == (2, 5)  # 1 worker x (credits + 1)
     worker = next(iter(four["workers"]["per_worker"].values()))
     assert worker["slots"] == 4 and worker["peak_slots_held"] == 4
     assert SLOT_WAIT not in one["latency_ms"] and "jet_tagger_wait" not in one["latency_ms"]

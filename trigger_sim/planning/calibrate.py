@@ -43,7 +43,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     `local_models`: models the run's workers ran themselves (not in `inference.models`): their
     measured step time is the worker's CPU, counted in the CPU step just before the call.
     `node_slots`: the event slots the run's node offered (`farm.node_agent.slots_for`; default
-    from summary.json: its workers x 2, one credit and one waiting each): with it each event's
+    from summary.json, `workers.node_slots`): with it each event's
     assignment round trip is told apart from its wait for a slot (`assign_round_trip_ms`)."""
     import pyarrow.parquet as pq
 
@@ -84,7 +84,9 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     summary = folder / "summary.json" if folder.is_dir() else None
     run_summary = json.loads(summary.read_text()) if summary is not None and summary.exists() else None
     if node_slots is None and run_summary is not None:
-        node_slots = 2 * int(run_summary["workers"]["count"])
+        workers = run_summary["workers"]
+        # the node's slots as run control recorded them; a summary from before: its workers x 2
+        node_slots = int(workers.get("node_slots") or 2 * int(workers["count"]))
     round_trip, assign_note = assign_round_trip_ms(cols, node_slots) if node_slots else (None, "not estimated: node slots unknown")
     if round_trip is not None:
         events["assign"] = round_trip[keep]
@@ -150,25 +152,32 @@ def assign_round_trip_ms(cols: dict[str, list], node_slots: int) -> tuple[np.nda
 
     The slot an accept waits for is reconstructed from the table: accepts are served oldest
     first and each decision frees one of the node's `node_slots`, so the k-th accept (in
-    Level-1 order) could have had a slot at max(its Level-1 time, the (k - node_slots + 1)-th
-    decision). One node only (its events are all the assignment service served); None
-    where the table lacks the columns or holds several nodes."""
+    Level-1 order, from 0) could have had a slot at max(its Level-1 time, decision number
+    k - node_slots in time order, from 0). Decisions count only for events with a Level-1
+    time (an outcome run control gave itself, after a node was lost, held no slot to free).
+    With the right `node_slots` no round trip comes out below 0; the note says how many did
+    (clipped to 0: a sign the count is wrong). One node only (its events are all the
+    assignment service served); None where the table lacks the columns or holds several."""
     need = ("l1_time_ns", "assign_ms", "decided_ns")
     if any(c not in cols for c in need):
         return None, "not estimated: the table lacks " + ", ".join(c for c in need if c not in cols)
-    hosts = {h for h in cols.get("host", []) if h}
+    workers = cols.get("worker", [None] * len(cols["l1_time_ns"]))
+    hosts = {h for h, w in zip(cols.get("host", []), workers) if h and w}  # where events were decided by a worker
     if len(hosts) > 1:
         return None, f"not estimated: the run had {len(hosts)} nodes (calibrate from a one-node run)"
     n = len(cols["l1_time_ns"])
     l1_ms = np.array([v if v is not None else np.nan for v in cols["l1_time_ns"]], np.float64) / 1e6
-    decided_ms = np.sort(np.array([v for v in cols["decided_ns"] if v is not None], np.float64) / 1e6)
+    decided_ms = np.sort(np.array([d for t, d in zip(cols["l1_time_ns"], cols["decided_ns"])
+                                   if t is not None and d is not None], np.float64) / 1e6)
     assign = np.array([v if v is not None else np.nan for v in cols["assign_ms"]], np.float64)
     order = np.argsort(l1_ms, kind="stable")
     free_ms = np.full(n, -np.inf)
     k = np.arange(n) - node_slots  # the decision that freed the k-th accept's slot
     has = (k >= 0) & (k < len(decided_ms))
     free_ms[order[has]] = decided_ms[k[has]]
-    out = np.clip(l1_ms + assign - np.maximum(l1_ms, free_ms), 0.0, None)
+    raw = l1_ms + assign - np.maximum(l1_ms, free_ms)
+    negative = int(np.count_nonzero(raw < -0.01))  # beyond the stamps' rounding
+    out = np.clip(raw, 0.0, None)
     known = ~np.isnan(out)
     if known.sum() < MIN_DISPATCH_SAMPLES:
         return None, f"not estimated: only {int(known.sum())} events have an assign time"
@@ -176,6 +185,9 @@ def assign_round_trip_ms(cols: dict[str, list], node_slots: int) -> tuple[np.nda
     note = (f"each event's assign_ms less its wait for one of the node's {node_slots} slots (reconstructed: oldest "
             f"accept first, a slot freed per decision); {waited} of {int(known.sum())} events waited; round trip median "
             f"{float(np.nanmedian(out)):.2f} ms, p99 {float(np.nanpercentile(out, 99)):.2f} ms")
+    if negative:
+        note += (f"; {negative} came out below 0 and were set to 0: the node probably offered more than "
+                 f"{node_slots} slots (give the right count)")
     return np.nan_to_num(out, nan=float(np.nanmedian(out))), note
 
 

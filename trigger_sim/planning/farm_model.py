@@ -87,6 +87,8 @@ class FarmModel:
         self.path = {m: np.zeros(n, np.int8) for m in MODELS}
         self.reason = np.zeros(n, np.int8)  # the event's first fallback reason
         self.worker_of = np.full(n, -1, np.int32)
+        self.node_of = np.full(n, -1, np.int32)  # the node the assignment service gave the event
+        self._slot_freed = np.zeros(n, bool)  # its node slot given back (at its decision)
         self.breaker_opened = 0
         self.failovers = 0
         self.done = 0  # Level-1 slots with an outcome
@@ -159,6 +161,7 @@ class FarmModel:
         waiting, credits, env = self.waiting, self.node_credits, self.env
         while waiting and credits:
             i, node = waiting.popleft(), credits.popleft()
+            self.node_of[i] = node
             trip = float(self.draws.assign_ms[i])  # ASSIGN to the readout, the fragments to the node
             arrived = env.now + trip
             self.assign_ms[i] = arrived - self.t_l1_ms[i]
@@ -169,6 +172,13 @@ class FarmModel:
                 env.timeout(delay).callbacks.append(lambda _ev, store=store, i=i: store.put(i))
             else:
                 store.put(i)
+
+    def _free_node_slot(self, i: int, node: int) -> None:
+        """Event `i` is decided: its node slot goes back to the assignment service (once)."""
+        if not self._slot_freed[i]:
+            self._slot_freed[i] = True
+            self.node_credits.append(node)
+            self._assign()
 
     def _overhead(self):
         """The farm's own CPU per accepted event (readout, builder, collector) on the host's cores."""
@@ -210,6 +220,9 @@ class FarmModel:
             yield env.timeout(transfer[i])
             start = env.now  # the budget counts from here, as the worker's watch
             soft, hard = start + self.soft_ms, start + self.budget_ms
+            # the watchdog's forced decision at the hard budget frees the node slot then,
+            # while the worker's slot stays busy until its step ends
+            env.timeout(self.budget_ms).callbacks.append(lambda _ev, i=i, node=node: self._free_node_slot(i, node))
             left_early = False
             for model in MODELS:
                 yield from self._cpu(before[model][i], cpu, user)
@@ -232,8 +245,7 @@ class FarmModel:
             else:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
-            self.node_credits.append(node)  # decided: the node's slot goes back to the assignment service
-            self._assign()
+            self._free_node_slot(i, node)
             if self.outside_ms > 0:  # the worker's own CPU beyond its timed steps, on its core
                 yield from self._cpu(self.outside_ms, cpu, user)
             if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it

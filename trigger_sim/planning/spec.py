@@ -163,6 +163,10 @@ def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec
     # builder's queue (farm.one_host.one_host_buffer): what is left waits for a slot
     credits = max(config.worker.slots, config.builder.credits_per_worker)
     node_slots = workers * (credits + 1)
+    if config.readout.buffer_events <= node_slots:
+        raise ConfigError(f"readout.buffer_events = {config.readout.buffer_events} is no more than the node's "
+                          f"{node_slots} event slots: the readout, not the node, would bound the events in flight, "
+                          "which the model does not mirror; raise readout.buffer_events or model the farm in a plan file")
     buffer = min(config.readout.buffer_events, node_slots + config.builder.max_waiting) - node_slots
     return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.worker.slots, servers=1,
                     node_waiting_per_worker=credits + 1 - config.worker.slots,

@@ -210,6 +210,25 @@ def test_the_assignment_round_trip_is_recovered_from_a_table_whatever_the_wait_f
     assert "events waited" in note
     if rate_hz * 10e-3 > workers:  # overloaded: most accepts waited for a slot, and assign shows it
         assert np.median(model.assign_ms) > 10 * np.median(out)
+        _, too_few = calibrate.assign_round_trip_ms(cols, node_slots=2 * workers - 1)
+        assert "below 0" in too_few, "a count below the node's slots is flagged"
+
+
+def test_the_node_slots_come_from_the_runs_summary(tmp_path):
+    """summary.json's workers.node_slots (what run control recorded) sets the count the round
+    trip is reconstructed with; a summary without it: its workers x 2."""
+    n = 150
+    cols = write_run_table(tmp_path / "run", n=n)
+    cols.update(l1_time_ns=[k * 1_000_000 for k in range(n)], assign_ms=[1.0] * n,
+                decided_ns=[k * 1_000_000 + 5_000_000 for k in range(n)])
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    summary = {"level1": {"rate_hz_configured": 10.0, "pattern": "poisson"}, "inference": {},
+               "workers": {"count": 2, "node_slots": 10}}
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    assert "the node's 10 slots" in calibrate.from_run_folder(tmp_path / "run").provenance["assign"]
+    del summary["workers"]["node_slots"]
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    assert "the node's 4 slots" in calibrate.from_run_folder(tmp_path / "run").provenance["assign"]
 
 
 def test_the_credit_round_trip_follows_each_workers_events_including_those_not_calibrated_on(tmp_path):

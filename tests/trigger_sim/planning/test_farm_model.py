@@ -45,6 +45,9 @@ def test_a_node_takes_only_its_slots_and_an_accept_waits_for_one_in_the_readout(
     assert model.pending == 0
     node = model.worker_of // 2
     assigned = model.t_l1_ms + model.assign_ms
+    assert np.array_equal(model.node_of, node), "a worker ran an event assigned to another node"
+    first = model.node_of[np.argsort(model.t_l1_ms + model.assign_ms, kind="stable")][:8]
+    assert list(first) == [0, 1] * 4, "the nodes' first slots are handed out in turn"
     for n in (0, 1):
         mine = node == n
         times = np.concatenate([model.decided_ms[mine], assigned[mine]])
@@ -53,8 +56,23 @@ def test_a_node_takes_only_its_slots_and_an_accept_waits_for_one_in_the_readout(
         assert np.cumsum(steps[order]).max() == 4
         assert np.count_nonzero(mine) == 200  # turns: both nodes as busy
     assert np.nanmax(model.assign_ms) > 100  # 2 kHz into 4 workers of 100 Hz: the readout's buffer fills
-    assert np.nanmin(model.queue_ms) >= 0 and np.nanmax(model.queue_ms) > 0
+    assert np.nanmax(model.queue_ms) > 0  # built events waited at their node for a worker
     assert np.all(model.t_l1_ms + model.assign_ms + 3.0 <= model.decided_ms - 10.0 + 1e-9)  # built before its worker ran
+
+
+def test_the_watchdogs_forced_decision_frees_the_node_slot_at_the_hard_budget():
+    """A node of one one-slot worker and no waiting slot (1 node slot), 100 ms events, a 30 ms
+    budget: the first event is force-decided at 30 ms and the second accept gets the node slot
+    then (as the real assignment service, on the forced result), though the worker stays busy
+    with the first until its step ends and takes the second only then."""
+    cal = calibration(cpu_ms=100.0, called=False)
+    farm = FarmSpec(workers_per_node=1, node_waiting_per_worker=0, readout_buffer_events=10, budget_ms=30.0)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=1000.0, pattern="constant"), farm, events=3, seed=1), cal)
+    model.run()
+    assert model.pending == 0 and model.decided_ms[0] == pytest.approx(30.0)
+    assert model.t_l1_ms[1] + model.assign_ms[1] == pytest.approx(30.0)
+    assert model.worker_ms[0] > 30.0  # the worker ran the first event's step past its forced decision
+    assert model.queue_ms[1] == pytest.approx(model.worker_ms[0] - 30.0)  # the second waited at the node for it
 
 
 def test_a_full_readout_buffer_of_waiting_accepts_is_level1_busy():
