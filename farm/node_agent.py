@@ -26,25 +26,18 @@ from farm.security import Curve
 from farm.sockets import connect, make_socket
 from farm.server_device import local_server
 from farm.server_roles import ServerRoles
-from farm.worker import credits_asked
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig, load_config
 from trigger_sim.errors import TriggerSimError
 from trigger_sim.inference.factory import client_shm_prefix
 from trigger_sim.inference.triton_shm import remove_regions
 from trigger_sim.kernels import warm_up
+from trigger_sim.assignment import node_slots
 from trigger_sim.liveness import HEARTBEAT_S
 from trigger_sim.run_states import RunState
-from trigger_sim.topology import HostSpec, Topology, config_for_host
+from trigger_sim.topology import Topology, config_for_host
 
 POLL_MS = 50
-
-
-def slots_for(config: FarmConfig, spec: HostSpec) -> int:
-    """Event slots a node offers the assignment service: what its workers hold at once (their
-    credits), plus one waiting per worker at its builder, so a worker never waits for the
-    next assignment."""
-    return spec.workers * (credits_asked(config) + 1)
 
 
 class NodeAgent:
@@ -96,7 +89,7 @@ class NodeAgent:
         if self.spec.is_node:
             warm_up()
             endpoints = self.roles.start_node(params["collector"], params.get("triton_url") or None, self.spec.workers)
-            out.update(fragments=endpoints["fragments"], slots=slots_for(self.config, self.spec))
+            out.update(fragments=endpoints["fragments"], slots=node_slots(self.config, self.spec.workers))
         return out
 
     def start(self, params: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from farm.collector import Collector
 from farm.host_roles import HostRoles
 from farm.metrics_http import check_ports_free
-from farm.node_agent import NodeAgent, slots_for
+from farm.node_agent import NodeAgent
 from farm.run_control import RunControl, run_topology
 from farm.run_watch import Progress, run_input
 from farm.security import Curve, check_triton_tls_files
@@ -35,12 +35,13 @@ from farm.server_monitor import ModelMonitor
 from farm.server_roles import one_host_servers, server_urls
 from farm.triton_server import TritonServer, free_port
 from trigger_sim import simulation
+from trigger_sim.assignment import one_host_buffer_events
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.event_table_io import check_writable
 from trigger_sim.kernels import warm_up
 from trigger_sim.menu import load_menu
 from trigger_sim.metrics import process_ports
-from trigger_sim.topology import ONE_HOST, HostSpec, one_host_topology
+from trigger_sim.topology import ONE_HOST, one_host_topology
 
 AGENT_JOIN_S = 30.0
 READOUT_START_S = 30.0  # START to the readout process running, before the hooks are given the farm
@@ -87,14 +88,9 @@ class Farm:
 
 
 def one_host_buffer(config: FarmConfig) -> FarmConfig:
-    """`config` with the readout's buffer no larger than what a one-host farm's builder holds:
-    the node's event slots and the builder's queue of complete events (`builder.max_waiting`).
-    On one host the readout and the builder share the machine; as with a readout that blocks
-    once the builder stops reading, Level-1 busy (dead time) then starts when the node is
-    full, not after thousands of events have queued in the readout."""
-    spec = HostSpec(ONE_HOST, "127.0.0.1", workers=config.worker.resolved_count)
-    cap = slots_for(config, spec) + config.builder.max_waiting
-    return with_overrides(config, readout={"buffer_events": min(config.readout.buffer_events, cap)})
+    """`config` with the readout's buffer no larger than what a one-host farm's node holds
+    (`trigger_sim.assignment.one_host_buffer_events`)."""
+    return with_overrides(config, readout={"buffer_events": one_host_buffer_events(config, config.worker.resolved_count)})
 
 
 def check_before_start(config: FarmConfig, n_events: int | None, duration_s: float | None, replay: str | Path | None,

@@ -34,6 +34,7 @@ from farm.sockets import connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.accounting import DEBUG
+from trigger_sim.assignment import credits_asked
 from farm.wakeup import Wakeup
 from trigger_sim.hlt.sequence import EventResult, HltSequence
 from trigger_sim.hlt.slots import Finished, SlotScheduler
@@ -181,12 +182,6 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
         builder.close(linger=2000)
         collector.close(linger=2000)
         ctx.term()
-
-
-def credits_asked(config: FarmConfig) -> int:
-    """Events the worker asks the builder for at start: one per slot (more if the builder is
-    configured to hand each worker more: they wait in the socket for a free slot)."""
-    return max(config.worker.slots, config.builder.credits_per_worker)
 
 
 class _EventLoop:

@@ -59,7 +59,7 @@ from farm.scan import RUN_OVERHEAD_S, run_scan  # noqa: E402
 from farm.server_device import local_server  # noqa: E402
 from farm.one_host import run_farm  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
-from farm.worker import credits_asked  # noqa: E402
+from trigger_sim.assignment import node_slots  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate, percentile_interval  # noqa: E402
@@ -388,9 +388,9 @@ def judge_row(row: dict, model_p50: float, model_p99: float, model_totals: np.nd
     return out
 
 
-def node_slots(config: FarmConfig) -> int:
-    """The event slots the one-host run's node offers (farm.node_agent.slots_for)."""
-    return config.worker.resolved_count * (credits_asked(config) + 1)
+def one_host_slots(config: FarmConfig) -> int:
+    """The event slots the one-host run's node offers."""
+    return node_slots(config, config.worker.resolved_count)
 
 
 def default_config() -> FarmConfig:
@@ -436,7 +436,7 @@ def slots_calibration(folder: Path, config: FarmConfig) -> tuple[Calibration, fl
     rtt_ms = max(float(np.median(called)) - SLEEP_MS, 0.0)
     cal = calibrate.from_run_folder(folder, name="validation-slots", pileup=config.physics.pileup_mean,
                                     benchmarks=ROOT / "benchmarks.json", rtt_ms=rtt_ms, local_models=("edge_classifier",),
-                                    node_slots=node_slots(with_overrides(config, worker={"slots": 1})))
+                                    node_slots=one_host_slots(with_overrides(config, worker={"slots": 1})))
     return calibrate.with_fixed_server(cal, "jet_tagger", SLEEP_MS, SLEEP_INSTANCES), rtt_ms
 
 
@@ -456,7 +456,7 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
     cpu = calibrate.ProcessCpu(run.cpu_ms_per_event(),
                                f"the calibration run itself ({run.window_events} events decided at {cal_rate:g} Hz)")
     cal = calibrate.from_run_folder(table.parent, name="cpu-this-host-pu20", pileup=config.physics.pileup_mean,
-                                    process_cpu=cpu, node_slots=node_slots(config))
+                                    process_cpu=cpu, node_slots=one_host_slots(config))
     cal.provenance["calibration_run"] = {"rate_hz": cal_rate, "fraction_of_measured_saturation": args.calibration_fraction,
                                          "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
                                          "other_cores": round(run.elsewhere["other_cores"], 3)}

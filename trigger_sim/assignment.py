@@ -21,11 +21,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trigger_sim.config import FarmConfig
 from trigger_sim.dispatch import FORWARD, Dispatcher
 
 MAX_ATTEMPTS = 2  # a node lost with the event: retried once, then HltError (as a worker lost inside a node)
 HLT_ERROR = "HltError"
 MISSING_DATA = "MissingData"
+
+
+def credits_asked(config: FarmConfig) -> int:
+    """Events a worker asks its builder for at start: one per slot (more if the builder is
+    configured to hand each worker more: they wait in the socket for a free slot)."""
+    return max(config.worker.slots, config.builder.credits_per_worker)
+
+
+def node_slots(config: FarmConfig, workers: int) -> int:
+    """Event slots a node of `workers` offers this service: what its workers hold at once
+    (their credits), plus one waiting per worker at its builder, so a worker never waits for
+    the next assignment."""
+    return workers * (credits_asked(config) + 1)
+
+
+def one_host_buffer_events(config: FarmConfig, workers: int) -> int:
+    """The readout buffer of a farm on one host: no larger than what its node holds (its
+    event slots and the builder's queue of complete events, `builder.max_waiting`). The
+    readout and the builder share the machine; as with a readout that blocks once the builder
+    stops reading, Level-1 busy (dead time) then starts when the node is full, not after
+    thousands of events have queued in the readout."""
+    return min(config.readout.buffer_events, node_slots(config, workers) + config.builder.max_waiting)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
     threads are spread over few events and inflate both.
     `local_models`: models the run's workers ran themselves (not in `inference.models`): their
     measured step time is the worker's CPU, counted in the CPU step just before the call.
-    `node_slots`: the event slots the run's node offered (`farm.node_agent.slots_for`; default
+    `node_slots`: the event slots the run's node offered (`trigger_sim.assignment.node_slots`; default
     from summary.json, `workers.node_slots`): with it each event's
     assignment round trip is told apart from its wait for a slot (`assign_round_trip_ms`)."""
     import pyarrow.parquet as pq
@@ -216,7 +216,8 @@ def credit_round_trip_ms(cols: dict[str, list], rows: Iterable[int]) -> tuple[fl
         worker, l1_ns, build, queue, transfer, total = (cols[c][i] for c in need)
         if worker is None or l1_ns is None or build is None or queue is None:
             continue  # never dispatched to a worker
-        sent = l1_ns / 1e6 + (assign[i] or 0.0 if assign is not None else 0.0) + build + queue
+        waited_ms = (assign[i] or 0.0) if assign is not None else 0.0  # in the readout, for a node slot
+        sent = l1_ns / 1e6 + waited_ms + build + queue
         end = sent + transfer + total if transfer is not None and total is not None else None
         by_worker.setdefault(worker, []).append((sent, end, queue))
     for events in by_worker.values():

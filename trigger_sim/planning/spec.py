@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trigger_sim.assignment import credits_asked, node_slots, one_host_buffer_events
 from trigger_sim.errors import ConfigError
 
 
@@ -158,18 +159,15 @@ def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec
     the farm's `timeout_ms`, or without one the longest of its per-model deadlines."""
     models = config.inference.models or ("edge_classifier", "jet_tagger")
     timeout_ms = max(1e3 * config.inference.deadline_s(m) for m in models)
-    # the node's slots: each worker's credits (at least its slots) plus one waiting at the
-    # builder (farm.node_agent.slots_for); the one-host readout holds those and the
-    # builder's queue (farm.one_host.one_host_buffer): what is left waits for a slot
-    credits = max(config.worker.slots, config.builder.credits_per_worker)
-    node_slots = workers * (credits + 1)
-    if config.readout.buffer_events <= node_slots:
+    # the one-host readout holds the node's slots and the builder's queue: what is beyond the
+    # slots waits for one (the model's readout buffer counts only those)
+    slots = node_slots(config, workers)
+    if config.readout.buffer_events <= slots:
         raise ConfigError(f"readout.buffer_events = {config.readout.buffer_events} is no more than the node's "
-                          f"{node_slots} event slots: the readout, not the node, would bound the events in flight, "
+                          f"{slots} event slots: the readout, not the node, would bound the events in flight, "
                           "which the model does not mirror; raise readout.buffer_events or model the farm in a plan file")
-    buffer = min(config.readout.buffer_events, node_slots + config.builder.max_waiting) - node_slots
     return FarmSpec(nodes=1, workers_per_node=workers, slots_per_worker=config.worker.slots, servers=1,
-                    node_waiting_per_worker=credits + 1 - config.worker.slots,
-                    readout_buffer_events=max(buffer, 1), budget_ms=config.worker.budget_ms,
+                    node_waiting_per_worker=credits_asked(config) + 1 - config.worker.slots,
+                    readout_buffer_events=one_host_buffer_events(config, workers) - slots, budget_ms=config.worker.budget_ms,
                     timeout_ms=timeout_ms, breaker_failures=config.inference.breaker_failures,
                     breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores)
