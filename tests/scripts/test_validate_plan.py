@@ -171,3 +171,18 @@ def test_the_report_prints_cases_with_and_without_a_saturation(capsys):
     _script().print_report(cases)
     out = capsys.readouterr().out
     assert "saturation real 61.7-67.3 Hz" in out and "(undecided 10%)" in out and "saturation not searched" in out
+
+
+def test_the_real_step_medians_are_set_out_by_rate_lowest_first(capsys):
+    """The deflation's premise (steps shorter at lower rates) is checked against these: each
+    step's real median at each rate, in rate order, steps some row lacks left out."""
+    rows = [{"rate_hz": 64.0, "real_steps_p50_ms": {"queue": 3.3, "edge_classifier": 13.8, "worker_total": 20.0}},
+            {"rate_hz": 24.0, "real_steps_p50_ms": {"queue": 0.05, "edge_classifier": 14.1, "worker_total": 20.3,
+                                                    "jet_tagger": 2.3}}]
+    by_rate = _script().steps_against_rate({"rates": rows})
+    assert by_rate == {"rate_hz": [24.0, 64.0], "edge_classifier": [14.1, 13.8], "worker_total": [20.3, 20.0]}
+    row = {"rate_hz": 24.0, "real_p50_ms": 25, "model_p50_ms": 24, "p50_ok": True, "real_p99_ms": 57, "model_p99_ms": 50,
+           "p99_ok": True}
+    _script().print_report([{"case": "default farm", "saturation": "not searched",
+                             "rates": [{**row, **rows[1]}, {**row, **rows[0]}]}])
+    assert "real step medians (ms) at 24/64 Hz: edge_classifier 14.1/13.8; worker_total 20.3/20.0" in capsys.readouterr().out
