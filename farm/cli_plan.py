@@ -233,9 +233,9 @@ def sweep(json_path, quiet, out_dir, **opts) -> None:
 
 
 @plan.command()
-@click.argument("run_folder", type=click.Path(exists=True))
+@click.argument("run_folders", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False), required=True, help="Calibration file to write (JSON).")
-@click.option("--name", default="", help="The calibration's name (default: the folder's).")
+@click.option("--name", default="", help="The calibration's name (default: the first folder's).")
 @click.option("--pileup", type=click.FloatRange(min=0), help="Pile-up of the run (recorded with the calibration).")
 @click.option("--benchmarks", type=click.Path(exists=True, dir_okay=False),
               help="benchmarks.json of this host: the farm's own CPU per event and the server's CPU share of a call.")
@@ -244,23 +244,31 @@ def sweep(json_path, quiet, out_dir, **opts) -> None:
 @click.option("--node-slots", type=click.IntRange(min=1), default=None,
               help="Event slots the run's node offered (workers x (credits + 1)); default: the run's workers x 2.")
 @click.option("--how", default="", help="How the run was made (its command), recorded in the provenance.")
-def calibrate(run_folder, out_path, name, pileup, benchmarks, rtt_ms, node_slots, how) -> None:
-    """Make a calibration from a run folder (its events.parquet, and summary.json if there)."""
-    from trigger_sim.planning.calibrate import from_run_folder
+def calibrate(run_folders, out_path, name, pileup, benchmarks, rtt_ms, node_slots, how) -> None:
+    """Make a calibration from run folders (each its events.parquet, and summary.json if there).
+
+    Several folders (runs of the same farm, best spread over the time the model is compared
+    with real runs, on a shared host) are calibrated one by one and pooled: their events
+    together, each scalar the mean over their events."""
+    from trigger_sim.planning.calibrate import from_run_folder, pooled
     from trigger_sim.planning.calibration import save
 
     try:
-        cal = from_run_folder(run_folder, name=name, pileup=pileup, benchmarks=benchmarks, rtt_ms=rtt_ms,
-                              node_slots=node_slots)
+        cals = [from_run_folder(folder, name=name, pileup=pileup, benchmarks=benchmarks, rtt_ms=rtt_ms,
+                                node_slots=node_slots) for folder in run_folders]
+        cal = pooled(cals) if len(cals) > 1 else cals[0]
         if how:
             cal.provenance["run_command"] = how
     except TriggerSimError as err:
         raise click.UsageError(str(err)) from err
     save(cal, out_path)
     ev = cal.events
-    _console().print(f"{out_path}: {cal.n_events} events; edge_classifier demand median "
-                    f"{float(_median(ev['edge_classifier_demand'])):.2f} ms; host {cal.host}")
-    _console().print(f"assignment round trip: {cal.provenance.get('assign', 'not estimated')}")
+    _console().print(f"{out_path}: {cal.n_events} events"
+                     + (f" from {len(cals)} runs ({', '.join(str(c.n_events) for c in cals)})" if len(cals) > 1 else "")
+                     + f"; edge_classifier demand median {float(_median(ev['edge_classifier_demand'])):.2f} ms; host {cal.host}")
+    for i, c in enumerate(cals):
+        _console().print(f"assignment round trip{f' (run {i + 1})' if len(cals) > 1 else ''}: "
+                         f"{c.provenance.get('assign', 'not estimated')}")
 
 
 def _console() -> Console:

@@ -147,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", action="store_true", help="the GPU suite: the models on the CPU vs on the GPU")
     parser.add_argument("--torch-on-cpu", action="store_true",
                         help="with --gpu on a host without a GPU: the torch forward on the CPU stands for the GPU")
+    parser.add_argument("--plan-section-only", action="store_true",
+                        help="no measurement: render BENCHMARKS.md's last section (the capacity model's validation, "
+                             "from docs/plan/validation.json) again after a run of scripts/validate_plan.py")
     args = parser.parse_args(argv)
+    if args.plan_section_only:
+        report.replace_plan_section(args.out_dir / "BENCHMARKS.md")
+        log(f"rendered the validation section of {args.out_dir / 'BENCHMARKS.md'} again")
+        return 0
     if args.torch_on_cpu and not args.gpu:
         parser.error("--torch-on-cpu goes with --gpu")
     cases = args.only or (GPU_CASES if args.gpu else CASES)

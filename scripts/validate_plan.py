@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import math
 import os
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases: the sleep-model server of the overlap case
@@ -192,12 +194,13 @@ def calibration_run(config: FarmConfig, rate_hz: float, events: int, table: Path
     return summary
 
 
-def calibration_run_with_cpu(config: FarmConfig, rate_hz: float, events: int, table: Path, what: str):
+def calibration_run_with_cpu(config: FarmConfig, rate_hz: float, events: int, table: Path, what: str, index: int = 0):
     """A real run at `rate_hz` with its per-event table and every farm process's CPU per
-    decided event measured in the same run (the bench farm case's probe), under the lock."""
+    decided event measured in the same run (the bench farm case's probe), under the lock.
+    `index`: which of several calibration runs (each has its own seed)."""
     with heavy_lock(f"{what}: calibration run, {events} events at {rate_hz:.1f} Hz"):
         with local_server(config) as server:
-            run = farm_run(config, server, rate_hz, events / rate_hz, sustained.repeat_seed(config.run.seed, 100),
+            run = farm_run(config, server, rate_hz, events / rate_hz, sustained.repeat_seed(config.run.seed, 100 + index),
                            events_table=table)
     (table.parent / "summary.json").write_text(json.dumps(run.summary, default=str))
     return run
@@ -281,25 +284,29 @@ def put_model(out: dict, model: dict) -> dict:
     return out
 
 
-def compare(case: str, config: FarmConfig, cal: Calibration, farm: FarmSpec, args: argparse.Namespace, cal_summary: dict,
-            cal_rate_hz: float, real_scan: dict) -> dict:
+def compare(case: str, config: FarmConfig, calibrated, farm: FarmSpec, args: argparse.Namespace,
+            cal_rate_hz: float, real_scan: dict) -> tuple[dict, Calibration]:
     """The model's saturation beside the measured one (farm/scan.py's search), and p50/p99 at
-    three rates below the measured saturation, model and real at the same rates."""
+    three rates below the measured saturation, model and real at the same rates.
+    `calibrated()`: (calibration, its run's summary, more calibration figures), called after
+    the real runs at the three rates (a calibration may take runs after them)."""
     real_sat = real_scan["saturation_rate_hz"]
     rates = [round(f * real_sat, 1) for f in FRACTIONS]
+    reals = real_rates(case, config, rates, args)
+    cal, cal_summary, extra = calibrated()
     out = {"case": case, "workers": farm.workers_per_node, "slots": farm.slots_per_worker, "host_cores": os.cpu_count(),
            "calibration": {"rate_hz": cal_rate_hz, "events": cal_summary["events"]["l1_accepted"],
                            "worker_total_mean_ms": cal_summary["latency_ms"]["worker_total"]["mean"],
                            "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
-                           "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"]},
+                           "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"], **extra},
            "real_saturation_hz": real_sat, "real_search": real_scan["search_stopped"],
            "real_probes": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in real_scan["points"]],
-           "rates": real_rates(case, config, rates, args)}
+           "rates": reals}
     out = put_model(out, model_side(case, cal, farm, config.readout.pattern, args, cal_rate_hz, rates))
     for r in out["rates"]:
         print(f"{case} at {r['rate_hz']:g} Hz: p50 real {r['real_p50_ms']:.1f} model {r['model_p50_ms']:.1f}; "
               f"p99 real {r['real_p99_ms']:.1f} model {r['model_p99_ms']:.1f}", flush=True)
-    return out
+    return out, cal
 
 
 def real_rates(case: str, config: FarmConfig, rates: list[float], args: argparse.Namespace) -> list[dict]:
@@ -445,9 +452,13 @@ def slots_calibration(folder: Path, config: FarmConfig) -> tuple[Calibration, fl
 
 
 def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calibration]:
-    """The default farm: the measured saturation, a calibration run at 0.8 of it (each
-    process's CPU per event measured in it), then the comparison. Returns the case and its
-    calibration (the kill case and --ship-calibration use it)."""
+    """The default farm: the measured saturation, calibration runs at 0.8 of it (each
+    process's CPU per event measured in each), then the comparison. With several calibration
+    runs (`--calibration-runs`) the first is made before the real runs at the three rates and
+    the others after them, and the calibration pools them (`calibrate.pooled`): a spell in
+    which this shared host runs slower or faster weighs by its share of the events, as it
+    does on the real runs it is compared with. Returns the case and its calibration (the kill
+    case and --ship-calibration use it)."""
     case = CASE_NAMES["default"]
     config = default_config()
     real_scan = real_saturation(case, config, args)
@@ -455,19 +466,51 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
     if not real_sat:
         return {"case": case, "error": "the real farm sustained no rate", "real_scan": real_scan}, None
     cal_rate = round(args.calibration_fraction * real_sat, 1)
-    table = work / "calibration" / "events.parquet"
-    run = calibration_run_with_cpu(config, cal_rate, args.calibration_events, table, case)
-    cpu = calibrate.ProcessCpu(run.cpu_ms_per_event(),
-                               f"the calibration run itself ({run.window_events} events decided at {cal_rate:g} Hz)")
-    cal = calibrate.from_run_folder(table.parent, name="cpu-this-host-pu20", pileup=config.physics.pileup_mean,
-                                    process_cpu=cpu, node_slots=one_host_slots(config))
-    cal.provenance["calibration_run"] = {"rate_hz": cal_rate, "fraction_of_measured_saturation": args.calibration_fraction,
-                                         "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
-                                         "other_cores": round(run.elsewhere["other_cores"], 3)}
-    save(cal, args.calibration_out)
-    out = compare(case, config, cal, default_farm(config, farm_options(args)), args, run.summary, cal_rate, real_scan)
-    out["calibration"].update(process_cpu_ms_per_event=cpu.ms_per_event, other_cores=run.elsewhere["other_cores"],
-                              worker_cpu_ms_per_event=float(sum(cal.events[s].mean() for s in CPU_STEPS)))
+    n_runs = max(1, args.calibration_runs)
+    runs: list[tuple[Calibration, Any]] = []
+
+    def one_calibration_run(k: int) -> None:
+        table = work / f"calibration-{k}" / "events.parquet"
+        what = f"{case} ({k + 1} of {n_runs})" if n_runs > 1 else case
+        run = calibration_run_with_cpu(config, cal_rate, int(math.ceil(args.calibration_events / n_runs)), table, what, k)
+        cpu = calibrate.ProcessCpu(run.cpu_ms_per_event(),
+                                   f"the calibration run itself ({run.window_events} events decided at {cal_rate:g} Hz)")
+        cal = calibrate.from_run_folder(table.parent, name="cpu-this-host-pu20", pileup=config.physics.pileup_mean,
+                                        process_cpu=cpu, node_slots=one_host_slots(config))
+        cal.provenance["calibration_run"] = {"rate_hz": cal_rate, "fraction_of_measured_saturation": args.calibration_fraction,
+                                             "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
+                                             "other_cores": round(run.elsewhere["other_cores"], 3),
+                                             "total_p50_p99_ms": [run.summary["latency_ms"]["total"][p] for p in ("p50", "p99")],
+                                             "when": "before the real runs at the three rates" if k == 0 else "after them"}
+        runs.append((cal, run))
+
+    def calibrated() -> tuple[Calibration, dict]:
+        for k in range(len(runs), n_runs):
+            one_calibration_run(k)
+        cals = [c for c, _ in runs]
+        cal = calibrate.pooled(cals) if len(cals) > 1 else cals[0]
+        events = [r.events for _, r in runs]
+        cpu_ms = {name: float(np.average([r.cpu_ms_per_event()[name] for _, r in runs], weights=events))
+                  for name in runs[0][1].cpu_ms_per_event()}
+        totals = np.concatenate([table_total_ms(str(work / f"calibration-{k}" / "events.parquet")) for k in range(n_runs)])
+        cal.provenance["calibration_run"] = {**runs[0][0].provenance["calibration_run"], "events": int(sum(events)),
+                                             "process_cpu_ms_per_event": cpu_ms, "runs": len(runs),
+                                             "other_cores": max(r.elsewhere["other_cores"] for _, r in runs)}
+        save(cal, args.calibration_out)
+        summary = {"events": {"l1_accepted": int(sum(events))},
+                   "latency_ms": {"worker_total": {"mean": float(np.average(
+                                      [r.summary["latency_ms"]["worker_total"]["mean"] for _, r in runs], weights=events))},
+                                  "total": {"p50": float(np.percentile(totals, 50)), "p99": float(np.percentile(totals, 99))}}}
+        extra = {"process_cpu_ms_per_event": cpu_ms, "other_cores": max(r.elsewhere["other_cores"] for _, r in runs),
+                 "worker_cpu_ms_per_event": float(sum(cal.events[s].mean() for s in CPU_STEPS))}
+        if len(runs) > 1:
+            extra["runs"] = [{"events": r.events, "when": c.provenance["calibration_run"]["when"],
+                              "total_p50_p99_ms": c.provenance["calibration_run"]["total_p50_p99_ms"],
+                              "worker_total_mean_ms": r.summary["latency_ms"]["worker_total"]["mean"]} for c, r in runs]
+        return cal, summary, extra
+
+    one_calibration_run(0)
+    out, cal = compare(case, config, calibrated, default_farm(config, farm_options(args)), args, cal_rate, real_scan)
     return out, cal
 
 
@@ -492,9 +535,10 @@ def slots_case(args: argparse.Namespace, work: Path) -> dict:
         real_scan = real_saturation(case, config, args)
         if not real_scan["saturation_rate_hz"]:
             return {"case": case, "error": "the real farm sustained no rate", "real_scan": real_scan}
-        out = compare(case, config, cal, slots_farm(config, farm_options(args)), args, cal_summary, args.slots_calibration_rate, real_scan)
-        out["calibration"].update(rtt_ms=rtt_ms, server_ms=SLEEP_MS, server_instances=SLEEP_INSTANCES,
-                                  worker_cpu_ms_per_event=float(sum(cal.events[s].mean() for s in CPU_STEPS)))
+        extra = {"rtt_ms": rtt_ms, "server_ms": SLEEP_MS, "server_instances": SLEEP_INSTANCES,
+                 "worker_cpu_ms_per_event": float(sum(cal.events[s].mean() for s in CPU_STEPS))}
+        out, _ = compare(case, config, lambda: (cal, cal_summary, extra), slots_farm(config, farm_options(args)), args,
+                         args.slots_calibration_rate, real_scan)
         return out
     finally:
         server.stop()
@@ -760,7 +804,10 @@ def main() -> int:
                          f"{SHIPPED_CALIBRATION.relative_to(ROOT)}), with its provenance")
     ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
                     help="the default farm's calibration run, as a fraction of its measured saturation")
-    ap.add_argument("--calibration-events", type=int, default=3000)
+    ap.add_argument("--calibration-events", type=int, default=3000, help="the default farm's calibration events, all runs together")
+    ap.add_argument("--calibration-runs", type=int, default=2,
+                    help="the default farm's calibration runs, pooled: the first before the real runs at the three "
+                         "rates, the others after them (one run: before them)")
     ap.add_argument("--min-rate", type=float, default=20.0, help="the saturation searches start here and double")
     ap.add_argument("--max-rate", type=float, default=400.0)
     ap.add_argument("--search-steps", type=int, default=8,
@@ -784,11 +831,13 @@ def main() -> int:
     ap.add_argument("--restart-cpu-s", type=float, default=None,
                     help="the kill case's model: a restarting server's CPU (s) on the host's cores (default: as the kill "
                          f"case's run measured it, else {RESTART_CPU_S} s measured on this host; 0: a restart costs no CPU)")
-    ap.add_argument("--deflate-contention", action=argparse.BooleanOptionalAction, default=False,
+    ap.add_argument("--deflate-contention", action=argparse.BooleanOptionalAction, default=True,
                     help="divide the calibration's steps by the core contention the model adds at the calibration "
-                         "rate (calibrate.deflate_contention; the kill case uses the default farm's). Off by default: it "
-                         "assumes the real steps at lower rates are shorter by the model's stretch, and on this host "
-                         "they are not (each report prints the real steps' medians at the three rates; README)")
+                         "rate (calibrate.deflate_contention; the kill case uses the default farm's). On by default: "
+                         "without it the model counts the contention at the calibration rate twice (on the run of "
+                         "2026-12-06 03:01 UTC its p50 at the calibration rate read 125 ms against 48). The real steps "
+                         "are not shorter at lower rates, as it assumes, but longer (the report prints their medians "
+                         "at the three rates; README)")
     ap.add_argument("--farm-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model farm key for every case (e.g. cpu_slice_ms=0 to switch processor sharing off)")
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),

@@ -54,15 +54,26 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
     calibration = case.get("calibration") or {}
     if isinstance(calibration.get("rate_hz"), (int, float)):
-        lines += [f"Calibration run: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
+        runs = calibration.get("runs") or []
+        if len(runs) > 1:
+            each = "; ".join(f"{r.get('events', '?')} events {r.get('when', '')}, total p50/p99 "
+                             f"{r['total_p50_p99_ms'][0]:.1f}/{r['total_p50_p99_ms'][1]:.1f} ms" for r in runs)
+            lines += [f"Calibration: {len(runs)} runs at {calibration['rate_hz']:g} Hz, pooled ({each}).", ""]
+        else:
+            lines += [f"Calibration run: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
+    steps = case.get("real_steps_by_rate") or {}
+    if len(steps) > 1 and len(steps.get("rate_hz", [])) > 1:
+        lines += ["Real step medians (ms) at " + " / ".join(f"{r:g}" for r in steps["rate_hz"]) + " Hz: "
+                  + "; ".join(f"{k} " + " / ".join(f"{v:.1f}" for v in vals) for k, vals in steps.items() if k != "rate_hz")
+                  + ".", ""]
     rep = case.get("real_repeat")
     if rep:
         (c50, c99), (r50, r99) = rep["calibration_run_p50_p99_ms"], rep["rates_run_p50_p99_ms"]
         d50, d99 = rep["calibration_run_vs_rates_run_pct"]
         m50, m99 = rep["model_vs_calibration_run_pct"]
-        lines += [f"Two real runs at {rep['rate_hz']:g} Hz: the calibration run's total p50/p99 {c50:.1f}/{c99:.1f} ms, the "
+        lines += [f"Real runs at {rep['rate_hz']:g} Hz: the calibration's total p50/p99 {c50:.1f}/{c99:.1f} ms, the "
                   f"later run's {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
-                  "from the calibration run.", ""]
+                  "from the calibration.", ""]
     lines += _sample_line(case["rates"])
     fallback = any("real_fallback_fraction" in r for r in case["rates"])
     header = ["rate Hz", "real p50 ms (95 % interval)", "model p50 ms", "p50", "real p99 ms (95 % interval)", "model p99 ms", "p99"]

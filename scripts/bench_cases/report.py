@@ -70,3 +70,16 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[CaseResult], 
             lines += ["**What limits it.** " + r.limits[0], "", *[x for more in r.limits[1:] for x in (more, "")]]
     lines += plan_validation.section(plan_validation_json, _table)
     path.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def replace_plan_section(path: Path, plan_validation_json: Path = PLAN_VALIDATION) -> None:
+    """BENCHMARKS.md with its last section, the capacity model's validation (a separate run
+    from the suite's, rendered from docs/plan/validation.json), rendered again from the
+    latest validation; every other section is left as the suite's run wrote it."""
+    text = path.read_text()
+    at = text.find(plan_validation.TITLE)
+    if at < 0:
+        raise SystemExit(f"{path}: no section {plan_validation.TITLE!r} to replace; run the suite to write the file")
+    lines = plan_validation.section(plan_validation_json, _table)
+    path.write_text(text[:at] + "\n".join(lines).rstrip() + "\n")
+

@@ -128,5 +128,39 @@ def test_two_real_runs_at_one_rate_are_shown_beside_the_model():
             "real_repeat": {"rate_hz": 49.4, "calibration_run_p50_p99_ms": [40.4, 180.1], "rates_run_p50_p99_ms": [32.2, 100.5],
                             "calibration_run_vs_rates_run_pct": [25.5, 79.2], "model_vs_calibration_run_pct": [4.7, -11.0]}}
     text = "\n".join(plan_validation._case_lines(case, report._table))
-    assert "Two real runs at 49.4 Hz" in text and "40.4/180.1 ms" in text and "32.2/100.5 ms (+26 % / +79 %)" in text
-    assert "the model is +5 % / -11 % from the calibration run" in text
+    assert "Real runs at 49.4 Hz" in text and "40.4/180.1 ms" in text and "32.2/100.5 ms (+26 % / +79 %)" in text
+    assert "the model is +5 % / -11 % from the calibration." in text
+
+
+def test_the_section_alone_is_rendered_again_and_the_suites_sections_are_kept(tmp_path):
+    """`scripts/bench.py --plan-section-only`: after a validation run, only the last section changes."""
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n## a) the builder\n\nsuite figures\n\n" + plan_validation.TITLE + "\n\nold validation\n")
+    report.replace_plan_section(md, write(tmp_path, VALIDATION))
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n\n## a) the builder\n\nsuite figures\n\n" + plan_validation.TITLE)
+    assert "old validation" not in text and "`scripts/validate_plan.py --repeats 1`" in text
+    assert text.count(plan_validation.TITLE) == 1
+
+
+def test_a_file_without_the_section_is_refused_not_appended_to(tmp_path):
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n")
+    try:
+        report.replace_plan_section(md, write(tmp_path, VALIDATION))
+    except SystemExit as exc:
+        assert "no section" in str(exc)
+    else:
+        raise AssertionError("a file without the section must be refused")
+    assert md.read_text() == "# Benchmarks\n"
+
+
+def test_pooled_calibration_runs_and_the_real_steps_by_rate_are_shown(tmp_path):
+    case = {**VALIDATION["cases"][0],
+            "calibration": {"rate_hz": 61.3, "events": 3000,
+                            "runs": [{"events": 1500, "when": "before the real runs at the three rates", "total_p50_p99_ms": [48.0, 160.0]},
+                                     {"events": 1500, "when": "after them", "total_p50_p99_ms": [66.1, 351.8]}]},
+            "real_steps_by_rate": {"rate_hz": [23.0, 61.3], "edge_classifier": [18.9, 16.6]}}
+    text = "\n".join(plan_validation.section(write(tmp_path, {**VALIDATION, "cases": [case]}), report._table))
+    assert "Calibration: 2 runs at 61.3 Hz, pooled (1500 events before the real runs" in text and "66.1/351.8 ms" in text
+    assert "Real step medians (ms) at 23 / 61.3 Hz: edge_classifier 18.9 / 16.6." in text

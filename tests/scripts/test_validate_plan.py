@@ -186,3 +186,66 @@ def test_the_real_step_medians_are_set_out_by_rate_lowest_first(capsys):
     _script().print_report([{"case": "default farm", "saturation": "not searched",
                              "rates": [{**row, **rows[1]}, {**row, **rows[0]}]}])
     assert "real step medians (ms) at 24/64 Hz: edge_classifier 14.1/13.8; worker_total 20.3/20.0" in capsys.readouterr().out
+
+
+def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_them(tmp_path, monkeypatch):
+    """With two calibration runs the first is made before the real runs at the three rates and
+    the second after them (each with its own seed); the model gets one calibration holding
+    both runs' events, and the case records each run."""
+    import argparse
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trigger_sim.planning.calibration import CPU_STEPS
+
+    script = _script()
+    order: list[str] = []
+    rng = np.random.default_rng(2)
+
+    def run_table(path: Path, n: int) -> None:
+        cols = {"outcome": ["accepted" if i % 4 == 0 else "rejected" for i in range(n)],
+                "build_ms": rng.uniform(1, 2, n), "transfer_ms": rng.uniform(0.2, 0.4, n),
+                "edge_classifier_ms": rng.uniform(10, 20, n), "jet_tagger_ms": rng.uniform(1, 3, n),
+                "edge_classifier_path": ["triton"] * n, "jet_tagger_path": ["triton"] * n,
+                "n_edges": rng.integers(1000, 9000, n), "n_jets": rng.integers(0, 6, n)}
+        cols.update({f"{s}_ms": rng.uniform(0.1, 1.0, n) for s in CPU_STEPS})
+        t0 = np.arange(n, dtype=np.int64) * 10**7
+        cols.update(l1_time_ns=t0, decided_ns=t0 + (25e6 + rng.exponential(8e6, n)).astype(np.int64))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols), path)
+
+    def fake_calibration_run(config, rate_hz, events, table, what, index=0):
+        order.append(f"calibration {index}")
+        run_table(table, events)
+        cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.5, "workers": 5.0 + index, "tritonserver": 9.0}
+        summary = {"latency_ms": {"worker_total": {"mean": 20.0 + index}, "total": {"p50": 30.0, "p99": 90.0 + index}}}
+        return SimpleNamespace(cpu_ms_per_event=lambda: cpu, window_events=events, events=events,
+                               elsewhere={"other_cores": 0.01 * index}, summary=summary)
+
+    def fake_rates(case, config, rates, args):
+        order.append("rates")
+        return [{"rate_hz": r, "real_p50_ms": 30.0, "real_p99_ms": 80.0, "real_total_events": 500,
+                 "real_p50_interval_ms": [29.0, 31.0], "real_p99_interval_ms": [75.0, 85.0],
+                 "real_steps_p50_ms": {"worker_total": 20.0}} for r in rates]
+
+    monkeypatch.setattr(script, "real_saturation", lambda case, config, args: {
+        "saturation_rate_hz": 50.0, "search_stopped": "bracket", "points": [{"rate_hz": 50.0, "sustained": True, "why_not": ""}]})
+    monkeypatch.setattr(script, "calibration_run_with_cpu", fake_calibration_run)
+    monkeypatch.setattr(script, "real_rates", fake_rates)
+    monkeypatch.setattr(script, "MODEL_EVENTS_AT_RATE", 2000)
+    args = argparse.Namespace(calibration_fraction=0.8, calibration_runs=2, calibration_events=300,
+                              calibration_out=str(tmp_path / "cal.json"), deflate_contention=False, farm_option=[],
+                              min_rate=20.0, repeats=1)
+    out, cal = script.default_farm_case(args, tmp_path)
+    assert order == ["calibration 0", "rates", "calibration 1"]
+    assert cal.n_events == 300  # both runs' events
+    assert len(cal.provenance["runs"]) == 2
+    c = out["calibration"]
+    assert c["events"] == 300 and c["rate_hz"] == 40.0
+    assert [r["when"] for r in c["runs"]] == ["before the real runs at the three rates", "after them"]
+    assert c["process_cpu_ms_per_event"]["workers"] == 5.5  # the runs' mean, weighted by their events
+    assert c["worker_total_mean_ms"] == 20.5

@@ -118,9 +118,8 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                       f"({per_process.get('workers', 0.0):.2f} - {steps_ms:.2f} = {outside_ms:.2f} ms)")
     models = {}
     for m, conf in CPU_SERVER_MODELS.items():
-        fixed = float(np.percentile(events[f"{m}_demand"][events[f"{m}_called"]], 1)) if events[f"{m}_called"].any() else 0.0
         models[m] = ModelCurve(instances=conf["instances"], max_batch=conf["max_batch"], queue_delay_ms=conf["queue_delay_ms"],
-                               fixed_ms=fixed, empirical=True, cpu_share=cpu_share,
+                               fixed_ms=fixed_cost_ms(events, m), empirical=True, cpu_share=cpu_share,
                                bytes_per_unit=EDGE_BYTES_PER_EDGE if m == "edge_classifier" else JET_BYTES_PER_JET)
     provenance = {"source": str(table_path), "events_in_table": n, "events_used": len(keep),
                   "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -142,6 +141,56 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                                 {"source": str(table_path)})}
     return Calibration(name=name or folder.name, provenance=provenance, events=events, servers=servers, pileup=pileup,
                        rtt_ms=rtt_ms, host=host)
+
+
+def fixed_cost_ms(events: dict[str, np.ndarray], model: str) -> float:
+    """An empirical curve's fixed cost per execution (what batching saves per request): the
+    1st percentile of the model's measured call demands (0 if it was never called)."""
+    called = events[f"{model}_called"]
+    return float(np.percentile(events[f"{model}_demand"][called], 1)) if called.any() else 0.0
+
+
+def pooled(cals: list[Calibration], name: str = "") -> Calibration:
+    """One calibration from several runs of the same farm (the same server kinds, models,
+    pile-up and cores): their events together, and each scalar (the host's CPU per event and
+    round trips, a model's CPU share, the call's round trip) as the mean over their events; an
+    empirical curve's fixed cost from the pooled calls, as for one run (`fixed_cost_ms`).
+
+    The runs may be spread over a session, so that a spell in which the host ran slower or
+    faster than usual weighs on the calibration by its share of the events only. Pooling
+    before the assignment round trips are reconstructed would mix runs: each is calibrated
+    on its own first (`calibrate.from_run_folder`), then pooled."""
+    if not cals:
+        raise ConfigError("no calibration to pool")
+    first = cals[0]
+    for other in cals[1:]:
+        if other.pileup != first.pileup or set(other.events) != set(first.events) or set(other.host) != set(first.host):
+            raise ConfigError(f"calibrations {first.name!r} and {other.name!r} are not of the same farm "
+                              "(pile-up, event columns or host keys differ): not pooled")
+        for kind, server in first.servers.items():
+            theirs = other.servers.get(kind)
+            if theirs is None or set(theirs.models) != set(server.models) or any(
+                    replace(theirs.models[m], cpu_share=0.0, fixed_ms=0.0) != replace(curve, cpu_share=0.0, fixed_ms=0.0)
+                    for m, curve in server.models.items()):
+                raise ConfigError(f"calibrations {first.name!r} and {other.name!r} differ in server {kind!r} "
+                                  "beyond its CPU share and fixed cost: not pooled")
+    weights = np.array([c.n_events for c in cals], np.float64)
+    if weights.sum() <= 0:
+        raise ConfigError("the calibrations to pool hold no events")
+
+    def mean(values: list[float]) -> float:
+        return float(np.average(np.asarray(values, np.float64), weights=weights))
+
+    events = {k: np.concatenate([c.events[k] for c in cals]) for k in first.events}
+    host = {k: mean([c.host[k] for c in cals]) for k in first.host}
+    servers = {kind: replace(server, models={m: replace(
+        curve, cpu_share=mean([c.servers[kind].models[m].cpu_share for c in cals]),
+        fixed_ms=fixed_cost_ms(events, m) if curve.empirical else mean([c.servers[kind].models[m].fixed_ms for c in cals]))
+        for m, curve in server.models.items()}) for kind, server in first.servers.items()}
+    provenance = {"pooled": f"{len(cals)} runs, their events together and each scalar the mean over their events",
+                  "runs": [c.provenance for c in cals]}
+    return replace(first, name=name or first.name, events=events, host=host, servers=servers,
+                   rtt_ms=mean([c.rtt_ms for c in cals]), provenance=provenance)
 
 
 def assign_round_trip_ms(cols: dict[str, list], node_slots: int) -> tuple[np.ndarray | None, str]:

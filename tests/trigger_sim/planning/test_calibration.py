@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from trigger_sim.errors import ConfigError
 from trigger_sim.planning import calibrate
-from trigger_sim.planning.calibration import CPU_STEPS, MODELS, from_json, load, load_merged, save, server_kind, to_json
+from trigger_sim.planning.calibrate import fixed_cost_ms, pooled
+from trigger_sim.planning.calibration import (CPU_STEPS, MODELS, ModelCurve, ServerKind, from_json, load, load_merged, save,
+                                              server_kind, to_json)
 
 from .synthetic import calibration
 
@@ -296,3 +298,38 @@ def test_a_gap_before_an_event_that_did_not_exist_yet_is_no_credit_round_trip(tm
     cal = calibrate.from_run_folder(tmp_path / "run")
     assert cal.host["dispatch_ms"] == pytest.approx(1.5)
     assert "134 gaps" in cal.provenance["dispatch_ms"]
+
+
+@given(st.lists(st.tuples(st.integers(1, 40), st.floats(0.5, 20.0), st.floats(0.0, 1.0)), min_size=1, max_size=4))
+@settings(max_examples=40, deadline=None)
+def test_pooled_runs_keep_every_event_and_weigh_each_scalar_by_its_events(runs):
+    """Pooling calibration runs: every event of every run, in order, and each scalar (host,
+    CPU share, round trip) the mean over all their events, as if one run had held them."""
+    cals = []
+    for i, (rows, cpu_ms, share) in enumerate(runs):
+        curves = {m: ModelCurve(instances=1, empirical=True, cpu_share=share) for m in MODELS}
+        cal = calibration(rows=rows, cpu_ms=cpu_ms, curves=curves, host={"cores": 2.0, "dispatch_ms": cpu_ms / 2}, seed=i)
+        cals.append(replace(cal, rtt_ms=cpu_ms, provenance={"run": i}))
+    out = pooled(cals)
+    n = sum(c.n_events for c in cals)
+    assert out.n_events == n
+    for name in cals[0].events:
+        assert np.array_equal(out.events[name], np.concatenate([c.events[name] for c in cals]))
+    assert out.host["cores"] == pytest.approx(2.0)
+    assert out.host["dispatch_ms"] == pytest.approx(sum(c.n_events * c.host["dispatch_ms"] for c in cals) / n)
+    assert out.rtt_ms == pytest.approx(sum(c.n_events * c.rtt_ms for c in cals) / n)
+    share = out.servers["cpu"].models["jet_tagger"].cpu_share
+    assert share == pytest.approx(sum(c.n_events * c.servers["cpu"].models["jet_tagger"].cpu_share for c in cals) / n)
+    assert [p["run"] for p in out.provenance["runs"]] == list(range(len(cals)))
+    assert out.servers["cpu"].models["jet_tagger"].fixed_ms == pytest.approx(fixed_cost_ms(out.events, "jet_tagger"))
+
+
+def test_runs_of_different_farms_or_servers_are_not_pooled():
+    base = calibration(rows=10, host={"cores": 2.0})
+    with pytest.raises(ConfigError, match="not of the same farm"):
+        pooled([base, replace(base, pileup=60.0)])
+    other = replace(base, servers={"cpu": ServerKind({m: ModelCurve(instances=2, empirical=True) for m in MODELS})})
+    with pytest.raises(ConfigError, match="beyond its CPU share and fixed cost"):
+        pooled([base, other])
+    with pytest.raises(ConfigError, match="no calibration"):
+        pooled([])
