@@ -77,9 +77,12 @@ def replace_plan_section(path: Path, plan_validation_json: Path = PLAN_VALIDATIO
     from the suite's, rendered from docs/plan/validation.json), rendered again from the
     latest validation; every other section is left as the suite's run wrote it."""
     text = path.read_text()
-    at = text.find(plan_validation.TITLE)
+    at = text.rfind("\n" + plan_validation.TITLE + "\n")
     if at < 0:
         raise SystemExit(f"{path}: no section {plan_validation.TITLE!r} to replace; run the suite to write the file")
+    if not Path(plan_validation_json).is_file():
+        raise SystemExit(f"{plan_validation_json}: no validation to render; run scripts/validate_plan.py first")
+    at += 1
     lines = plan_validation.section(plan_validation_json, _table)
     path.write_text(text[:at] + "\n".join(lines).rstrip() + "\n")
 

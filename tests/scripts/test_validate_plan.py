@@ -218,8 +218,11 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(cols), path)
 
+    seeds: list[int] = []
+
     def fake_calibration_run(config, rate_hz, events, table, what, index=0):
         order.append(f"calibration {index}")
+        seeds.append(script.sustained.repeat_seed(1, 100 + index))
         run_table(table, events)
         cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.5, "workers": 5.0 + index, "tritonserver": 9.0}
         summary = {"latency_ms": {"worker_total": {"mean": 20.0 + index}, "total": {"p50": 30.0, "p99": 90.0 + index}}}
@@ -241,7 +244,10 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
                               calibration_out=str(tmp_path / "cal.json"), deflate_contention=False, farm_option=[],
                               min_rate=20.0, repeats=1)
     out, cal = script.default_farm_case(args, tmp_path)
-    assert order == ["calibration 0", "rates", "calibration 1"]
+    assert order == ["calibration 0", "rates", "calibration 1"] and len(set(seeds)) == 2
+    saved = script.load(tmp_path / "cal.json")
+    assert saved.n_events == 300 and saved.provenance["calibration_run"]["rate_hz"] == 40.0
+    assert saved.provenance["calibration_run"]["when"].startswith("2 runs pooled")
     assert cal.n_events == 300  # both runs' events
     assert len(cal.provenance["runs"]) == 2
     c = out["calibration"]

@@ -164,31 +164,43 @@ def pooled(cals: list[Calibration], name: str = "") -> Calibration:
         raise ConfigError("no calibration to pool")
     first = cals[0]
     for other in cals[1:]:
-        if other.pileup != first.pileup or set(other.events) != set(first.events) or set(other.host) != set(first.host):
-            raise ConfigError(f"calibrations {first.name!r} and {other.name!r} are not of the same farm "
-                              "(pile-up, event columns or host keys differ): not pooled")
+        names = f"calibrations {first.name!r} and {other.name!r}"
+        differ = [what for what, a, b in (("pile-up", first.pileup, other.pileup),
+                                          ("event columns", set(first.events), set(other.events)),
+                                          ("host keys", set(first.host), set(other.host)),
+                                          ("host cores", first.host.get("cores"), other.host.get("cores")),
+                                          ("server kinds", set(first.servers), set(other.servers))) if a != b]
+        if differ:
+            raise ConfigError(f"{names} are not of the same farm ({', '.join(differ)} differ): not pooled")
         for kind, server in first.servers.items():
-            theirs = other.servers.get(kind)
-            if theirs is None or set(theirs.models) != set(server.models) or any(
+            theirs = other.servers[kind]
+            if set(theirs.models) != set(server.models) or any(
                     replace(theirs.models[m], cpu_share=0.0, fixed_ms=0.0) != replace(curve, cpu_share=0.0, fixed_ms=0.0)
                     for m, curve in server.models.items()):
-                raise ConfigError(f"calibrations {first.name!r} and {other.name!r} differ in server {kind!r} "
-                                  "beyond its CPU share and fixed cost: not pooled")
+                raise ConfigError(f"{names} differ in server {kind!r} beyond its CPU share and fixed cost: not pooled")
     weights = np.array([c.n_events for c in cals], np.float64)
     if weights.sum() <= 0:
         raise ConfigError("the calibrations to pool hold no events")
 
-    def mean(values: list[float]) -> float:
-        return float(np.average(np.asarray(values, np.float64), weights=weights))
+    def mean(values: list[float], w: np.ndarray = weights) -> float:
+        return float(np.average(np.asarray(values, np.float64), weights=w))
 
+    # a CPU share is the server's CPU per event over the mean demand per event: pooled as the
+    # runs' server CPU together over their demand together (not a mean of the ratios)
+    demand_ms = np.array([sum(c.events[f"{m}_demand"].mean() for m in MODELS) if c.n_events else 0.0 for c in cals])
+    by_demand = weights * demand_ms if (weights * demand_ms).sum() > 0 else weights
     events = {k: np.concatenate([c.events[k] for c in cals]) for k in first.events}
     host = {k: mean([c.host[k] for c in cals]) for k in first.host}
     servers = {kind: replace(server, models={m: replace(
-        curve, cpu_share=mean([c.servers[kind].models[m].cpu_share for c in cals]),
+        curve, cpu_share=mean([c.servers[kind].models[m].cpu_share for c in cals], by_demand),
         fixed_ms=fixed_cost_ms(events, m) if curve.empirical else mean([c.servers[kind].models[m].fixed_ms for c in cals]))
         for m, curve in server.models.items()}) for kind, server in first.servers.items()}
-    provenance = {"pooled": f"{len(cals)} runs, their events together and each scalar the mean over their events",
+    provenance = {"pooled": f"{len(cals)} runs ({', '.join(str(c.n_events) for c in cals)} events): their events together, "
+                            "each scalar the mean over their events, a CPU share over their demand",
                   "runs": [c.provenance for c in cals]}
+    runs = [c.provenance.get("run") for c in cals]
+    if all(r and r.get("rate_hz") == runs[0].get("rate_hz") for r in runs):  # the rate the runs were made at
+        provenance["run"] = {**runs[0], "runs": len(cals)}
     return replace(first, name=name or first.name, events=events, host=host, servers=servers,
                    rtt_ms=mean([c.rtt_ms for c in cals]), provenance=provenance)
 

@@ -300,16 +300,19 @@ def test_a_gap_before_an_event_that_did_not_exist_yet_is_no_credit_round_trip(tm
     assert "134 gaps" in cal.provenance["dispatch_ms"]
 
 
-@given(st.lists(st.tuples(st.integers(1, 40), st.floats(0.5, 20.0), st.floats(0.0, 1.0)), min_size=1, max_size=4))
+@given(st.lists(st.tuples(st.integers(1, 40), st.floats(0.5, 20.0), st.floats(0.0, 1.0), st.floats(0.5, 30.0)),
+                min_size=1, max_size=4))
 @settings(max_examples=40, deadline=None)
-def test_pooled_runs_keep_every_event_and_weigh_each_scalar_by_its_events(runs):
-    """Pooling calibration runs: every event of every run, in order, and each scalar (host,
-    CPU share, round trip) the mean over all their events, as if one run had held them."""
+def test_pooled_runs_keep_every_event_and_weigh_each_scalar_as_one_run_would(runs):
+    """Pooling calibration runs: every event of every run, in order; each host scalar and the
+    round trip the mean over all their events; a CPU share the runs' server CPU together over
+    their demand together; the fixed cost from the pooled calls: as one run holding them would."""
     cals = []
-    for i, (rows, cpu_ms, share) in enumerate(runs):
+    for i, (rows, cpu_ms, share, demand) in enumerate(runs):
         curves = {m: ModelCurve(instances=1, empirical=True, cpu_share=share) for m in MODELS}
-        cal = calibration(rows=rows, cpu_ms=cpu_ms, curves=curves, host={"cores": 2.0, "dispatch_ms": cpu_ms / 2}, seed=i)
-        cals.append(replace(cal, rtt_ms=cpu_ms, provenance={"run": i}))
+        cal = calibration(rows=rows, cpu_ms=cpu_ms, demand_ms={m: demand for m in MODELS}, curves=curves,
+                          host={"cores": 2.0, "dispatch_ms": cpu_ms / 2}, seed=i)
+        cals.append(replace(cal, rtt_ms=cpu_ms, provenance={"run": {"rate_hz": 60.0, "seed": i}}))
     out = pooled(cals)
     n = sum(c.n_events for c in cals)
     assert out.n_events == n
@@ -318,16 +321,26 @@ def test_pooled_runs_keep_every_event_and_weigh_each_scalar_by_its_events(runs):
     assert out.host["cores"] == pytest.approx(2.0)
     assert out.host["dispatch_ms"] == pytest.approx(sum(c.n_events * c.host["dispatch_ms"] for c in cals) / n)
     assert out.rtt_ms == pytest.approx(sum(c.n_events * c.rtt_ms for c in cals) / n)
-    share = out.servers["cpu"].models["jet_tagger"].cpu_share
-    assert share == pytest.approx(sum(c.n_events * c.servers["cpu"].models["jet_tagger"].cpu_share for c in cals) / n)
-    assert [p["run"] for p in out.provenance["runs"]] == list(range(len(cals)))
-    assert out.servers["cpu"].models["jet_tagger"].fixed_ms == pytest.approx(fixed_cost_ms(out.events, "jet_tagger"))
+    demand = [sum(c.events[f"{m}_demand"].mean() for m in MODELS) for c in cals]
+    server_cpu = sum(c.n_events * c.servers["cpu"].models["jet_tagger"].cpu_share * d for c, d in zip(cals, demand))
+    pooled_demand = sum(out.events[f"{m}_demand"].mean() for m in MODELS)
+    assert out.servers["cpu"].models["jet_tagger"].cpu_share == pytest.approx(server_cpu / (n * pooled_demand))
+    all_calls = np.concatenate([np.full(r[0], r[3]) for r in runs])
+    assert out.servers["cpu"].models["jet_tagger"].fixed_ms == pytest.approx(np.percentile(all_calls, 1))  # of every run's calls
+    assert [p["run"]["seed"] for p in out.provenance["runs"]] == list(range(len(cals)))
+    assert out.provenance["run"]["rate_hz"] == 60.0  # the runs' common rate, for what reads it
 
 
 def test_runs_of_different_farms_or_servers_are_not_pooled():
     base = calibration(rows=10, host={"cores": 2.0})
-    with pytest.raises(ConfigError, match="not of the same farm"):
+    with pytest.raises(ConfigError, match=r"not of the same farm \(pile-up differ"):
         pooled([base, replace(base, pileup=60.0)])
+    with pytest.raises(ConfigError, match="host cores differ"):
+        pooled([base, replace(base, host={"cores": 16.0})])
+    with pytest.raises(ConfigError, match="event columns differ"):
+        pooled([base, replace(base, events={**base.events, "assign": np.zeros(10)})])
+    with pytest.raises(ConfigError, match="server kinds differ"):
+        pooled([base, replace(base, servers={**base.servers, "gpu": base.servers["cpu"]})])
     other = replace(base, servers={"cpu": ServerKind({m: ModelCurve(instances=2, empirical=True) for m in MODELS})})
     with pytest.raises(ConfigError, match="beyond its CPU share and fixed cost"):
         pooled([base, other])
