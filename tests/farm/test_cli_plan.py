@@ -55,7 +55,7 @@ def test_calibrate_from_a_run_folder_then_simulate_with_it(tmp_path):
 def test_calibrate_pools_several_run_folders(tmp_path):
     """Several runs of one farm give one calibration holding every run's events."""
     write_run_table(tmp_path / "a")
-    write_run_table(tmp_path / "b", n=90)
+    write_run_table(tmp_path / "b", n=120)
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     assert CliRunner().invoke(main, ["plan", "calibrate", str(tmp_path / "a"), "-o", str(one)]).exit_code == 0
     result = CliRunner().invoke(main, ["plan", "calibrate", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(two)])
@@ -63,7 +63,7 @@ def test_calibrate_pools_several_run_folders(tmp_path):
     assert "from 2 runs" in result.output
     n_one = len(json.loads(one.read_text())["events"]["outcome"])
     pooled_cal = json.loads(two.read_text())
-    assert len(pooled_cal["events"]["outcome"]) == n_one + 89 and len(pooled_cal["provenance"]["runs"]) == 2  # b: 90 less its debug row
+    assert len(pooled_cal["events"]["outcome"]) == n_one + 119 and len(pooled_cal["provenance"]["runs"]) == 2  # b: 120 less its debug row
 
 
 def test_bad_options_say_what_is_wrong(tmp_path):

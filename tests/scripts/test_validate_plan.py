@@ -240,18 +240,18 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
     monkeypatch.setattr(script, "calibration_run_with_cpu", fake_calibration_run)
     monkeypatch.setattr(script, "real_rates", fake_rates)
     monkeypatch.setattr(script, "MODEL_EVENTS_AT_RATE", 2000)
-    args = argparse.Namespace(calibration_fraction=0.8, calibration_runs=2, calibration_events=300,
+    args = argparse.Namespace(calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
                               calibration_out=str(tmp_path / "cal.json"), deflate_contention=False, farm_option=[],
                               min_rate=20.0, repeats=1)
     out, cal = script.default_farm_case(args, tmp_path)
     assert order == ["calibration 0", "rates", "calibration 1"] and len(set(seeds)) == 2
     saved = script.load(tmp_path / "cal.json")
-    assert saved.n_events == 300 and saved.provenance["calibration_run"]["rate_hz"] == 40.0
+    assert saved.n_events == 400 and saved.provenance["calibration_run"]["rate_hz"] == 40.0
     assert saved.provenance["calibration_run"]["when"].startswith("2 runs pooled")
-    assert cal.n_events == 300  # both runs' events
+    assert cal.n_events == 400  # both runs' events
     assert len(cal.provenance["runs"]) == 2
     c = out["calibration"]
-    assert c["events"] == 300 and c["rate_hz"] == 40.0
+    assert c["events"] == 400 and c["rate_hz"] == 40.0
     assert [r["when"] for r in c["runs"]] == ["before the real runs at the three rates", "after them"]
     assert c["process_cpu_ms_per_event"]["workers"] == 5.5  # the runs' mean, weighted by their events
     assert c["worker_total_mean_ms"] == 20.5
