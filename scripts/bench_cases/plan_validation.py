@@ -71,8 +71,8 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         (c50, c99), (r50, r99) = rep["calibration_run_p50_p99_ms"], rep["rates_run_p50_p99_ms"]
         d50, d99 = rep["calibration_run_vs_rates_run_pct"]
         m50, m99 = rep["model_vs_calibration_run_pct"]
-        lines += [f"Real runs at {rep['rate_hz']:g} Hz: the calibration's total p50/p99 {c50:.1f}/{c99:.1f} ms, the "
-                  f"later run's {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
+        lines += [f"Real runs at {rep['rate_hz']:g} Hz, total p50/p99: the calibration's {c50:.1f}/{c99:.1f} ms, the real "
+                  f"run at that rate {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
                   "from the calibration.", ""]
     lines += _sample_line(case["rates"])
     fallback = any("real_fallback_fraction" in r for r in case["rates"])
