@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases: the sleep-model server of the overlap case
 
 import numpy as np  # noqa: E402
+from bench_cases import plan_validation  # noqa: E402
 from bench_cases.common import LoadMeter  # noqa: E402
 from bench_cases.farm_case import farm_run  # noqa: E402
 from bench_cases.overlap_case import INSTANCES as SLEEP_INSTANCES  # noqa: E402
@@ -791,10 +792,9 @@ def print_report(cases: list[dict]) -> None:
                   f"{rep['calibration_run_vs_rates_run_pct'][1]:+.0f} %); the model is "
                   f"{rep['model_vs_calibration_run_pct'][0]:+.0f} % / {rep['model_vs_calibration_run_pct'][1]:+.0f} % "
                   "from the calibration")
-        by_rate = steps_against_rate(c)
-        if len(by_rate) > 1 and len(by_rate["rate_hz"]) > 1:
-            print("  real step medians (ms) at " + "/".join(f"{r:g}" for r in by_rate["rate_hz"]) + " Hz: "
-                  + "; ".join(f"{k} " + "/".join(f"{v:.1f}" for v in vals) for k, vals in by_rate.items() if k != "rate_hz"))
+        steps = plan_validation.steps_by_rate_line(steps_against_rate(c), sep="/")
+        if steps:
+            print(f"  real step medians (ms) {steps}")
         print(f"  {'rate Hz':>8} {'real p50':>9} {'95% interval':>13} {'model':>6} {'':>3}  {'real p99':>8} "
               f"{'95% interval':>13} {'n':>5} {'>p99':>4} {'model':>6}")
         for r in c["rates"]:

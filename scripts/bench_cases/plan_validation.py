@@ -23,6 +23,15 @@ def _mark(ok: bool) -> str:
     return "within" if ok else "**not within**"
 
 
+def steps_by_rate_line(by_rate: dict[str, list], sep: str = " / ") -> str:
+    """"at R1 / R2 Hz: step a1 / a2; ..." from `validate_plan.steps_against_rate`'s table
+    ("" when it has no step or a single rate)."""
+    if len(by_rate) < 2 or len(by_rate.get("rate_hz", [])) < 2:
+        return ""
+    return (f"at {sep.join(f'{r:g}' for r in by_rate['rate_hz'])} Hz: "
+            + "; ".join(f"{k} " + sep.join(f"{v:.1f}" for v in vals) for k, vals in by_rate.items() if k != "rate_hz"))
+
+
 def _case_lines(case: dict[str, Any], table) -> list[str]:
     lines = [f"### {case['case']}", ""]
     if case.get("measured_utc"):
@@ -61,11 +70,9 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
             lines += [f"Calibration: {len(runs)} runs at {calibration['rate_hz']:g} Hz, pooled ({each}).", ""]
         else:
             lines += [f"Calibration run: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
-    steps = case.get("real_steps_by_rate") or {}
-    if len(steps) > 1 and len(steps.get("rate_hz", [])) > 1:
-        lines += ["Real step medians (ms) at " + " / ".join(f"{r:g}" for r in steps["rate_hz"]) + " Hz: "
-                  + "; ".join(f"{k} " + " / ".join(f"{v:.1f}" for v in vals) for k, vals in steps.items() if k != "rate_hz")
-                  + ".", ""]
+    steps = steps_by_rate_line(case.get("real_steps_by_rate") or {})
+    if steps:
+        lines += [f"Real step medians (ms) {steps}.", ""]
     rep = case.get("real_repeat")
     if rep:
         (c50, c99), (r50, r99) = rep["calibration_run_p50_p99_ms"], rep["rates_run_p50_p99_ms"]
