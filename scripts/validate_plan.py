@@ -201,16 +201,72 @@ def calibration_run(config: FarmConfig, rate_hz: float, events: int, table: Path
     return summary
 
 
-def calibration_run_with_cpu(config: FarmConfig, rate_hz: float, events: int, table: Path, what: str, index: int = 0):
+def calibration_run_with_cpu(config: FarmConfig, rate_hz: float, events: int, table: Path, what: str, index: int = 0,
+                             own_servers: bool = False):
     """A real run at `rate_hz` with its per-event table and every farm process's CPU per
     decided event measured in the same run (the bench farm case's probe), under the lock.
-    `index`: which of several calibration runs (each has its own seed)."""
+    `index`: which of several calibration runs (each has its own seed). `own_servers`: the
+    farm starts the local servers `config` asks for (their CPU counted together), instead of
+    one server started here."""
+    seed = sustained.repeat_seed(config.run.seed, (200 if own_servers else 100) + index)
     with heavy_lock(f"{what}: calibration run, {events} events at {rate_hz:.1f} Hz"):
-        with local_server(config) as server:
-            run = farm_run(config, server, rate_hz, events / rate_hz, sustained.repeat_seed(config.run.seed, 100 + index),
-                           events_table=table)
+        if own_servers:
+            run = farm_run(config, None, rate_hz, events / rate_hz, seed, events_table=table)
+        else:
+            with local_server(config) as server:
+                run = farm_run(config, server, rate_hz, events / rate_hz, seed, events_table=table)
     (table.parent / "summary.json").write_text(json.dumps(run.summary, default=str))
     return run
+
+
+def measured_calibration(config: FarmConfig, rate_hz: float, fraction: float, events: int, table: Path, what: str,
+                         index: int, name: str, own_servers: bool = False) -> tuple[Calibration, Any]:
+    """One calibration run (`calibration_run_with_cpu`) and the calibration made from it, its
+    CPU per process from the run itself; its provenance names the run. Returns both."""
+    run = calibration_run_with_cpu(config, rate_hz, events, table, what, index, own_servers)
+    cpu = calibrate.ProcessCpu(run.cpu_ms_per_event(),
+                               f"the calibration run itself ({run.window_events} events decided at {rate_hz:g} Hz)")
+    cal = calibrate.from_run_folder(table.parent, name=name, pileup=config.physics.pileup_mean, process_cpu=cpu,
+                                    node_slots=one_host_slots(config))
+    cal.provenance["calibration_run"] = {"rate_hz": rate_hz, "fraction_of_measured_saturation": fraction,
+                                         "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
+                                         "other_cores": round(run.elsewhere["other_cores"], 3),
+                                         "total_p50_p99_ms": [run.summary["latency_ms"]["total"][p] for p in ("p50", "p99")],
+                                         "when": "before the real runs at the three rates" if index == 0 else "after them"}
+    return cal, run
+
+
+def pooled_runs(runs: list[tuple[Calibration, Any]], tables: list[Path]) -> tuple[Calibration, dict, dict]:
+    """Calibration runs taken together (`calibrate.pooled`): the calibration, with the runs'
+    CPU per process (weighted by their decided events), p50/p99 of their events pooled and
+    the most other load any saw in its provenance; a summary of them (the model is compared
+    with it at the calibration rate) and the figures the case records."""
+    cals = [c for c, _ in runs]
+    cal = calibrate.pooled(cals) if len(cals) > 1 else cals[0]
+    decided = [r.window_events for _, r in runs]  # the events each run's CPU per event is over
+    cpu_ms = {name: float(np.average([r.cpu_ms_per_event()[name] for _, r in runs], weights=decided))
+              for name in runs[0][1].cpu_ms_per_event()}
+    totals = np.concatenate([table_total_ms(str(t)) for t in tables])
+    p50_p99 = [float(np.percentile(totals, q)) for q in (50, 99)]
+    other_cores = max(r.elsewhere["other_cores"] for _, r in runs)
+    events = int(sum(r.events for _, r in runs))
+    cal.provenance["calibration_run"] = {**runs[0][0].provenance["calibration_run"], "events": events,
+                                         "process_cpu_ms_per_event": cpu_ms, "runs": len(runs), "other_cores": other_cores,
+                                         "total_p50_p99_ms": p50_p99,
+                                         "when": ("one run before the real runs at the three rates" if len(runs) == 1 else
+                                                  f"{len(runs)} runs pooled: one before the real runs at the three "
+                                                  "rates, the others after them")}
+    summary = {"events": {"l1_accepted": events},
+               "latency_ms": {"worker_total": {"mean": float(np.average(
+                                  [r.summary["latency_ms"]["worker_total"]["mean"] for _, r in runs], weights=decided))},
+                              "total": {"p50": p50_p99[0], "p99": p50_p99[1]}}}
+    extra = {"process_cpu_ms_per_event": cpu_ms, "other_cores": other_cores,
+             "worker_cpu_ms_per_event": float(sum(cal.events[s].mean() for s in CPU_STEPS))}
+    if len(runs) > 1:
+        extra["runs"] = [{"events": r.events, "when": c.provenance["calibration_run"]["when"],
+                          "total_p50_p99_ms": c.provenance["calibration_run"]["total_p50_p99_ms"],
+                          "worker_total_mean_ms": r.summary["latency_ms"]["worker_total"]["mean"]} for c, r in runs]
+    return cal, summary, extra
 
 
 def real_saturation(case: str, config: FarmConfig, args: argparse.Namespace) -> dict:
@@ -477,51 +533,19 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
         raise SystemExit(f"--calibration-runs {n_runs} with --calibration-events {args.calibration_events}: each run needs "
                          f">= {MIN_CALIBRATION_RUN_EVENTS} events (at least one run)")
     runs: list[tuple[Calibration, Any]] = []
+    tables = [work / f"calibration-{k}" / "events.parquet" for k in range(n_runs)]
 
     def one_calibration_run(k: int) -> None:
-        table = work / f"calibration-{k}" / "events.parquet"
         what = f"{case} ({k + 1} of {n_runs})" if n_runs > 1 else case
-        run = calibration_run_with_cpu(config, cal_rate, int(math.ceil(args.calibration_events / n_runs)), table, what, k)
-        cpu = calibrate.ProcessCpu(run.cpu_ms_per_event(),
-                                   f"the calibration run itself ({run.window_events} events decided at {cal_rate:g} Hz)")
-        cal = calibrate.from_run_folder(table.parent, name="cpu-this-host-pu20", pileup=config.physics.pileup_mean,
-                                        process_cpu=cpu, node_slots=one_host_slots(config))
-        cal.provenance["calibration_run"] = {"rate_hz": cal_rate, "fraction_of_measured_saturation": args.calibration_fraction,
-                                             "events": run.events, "process_cpu_ms_per_event": cpu.ms_per_event,
-                                             "other_cores": round(run.elsewhere["other_cores"], 3),
-                                             "total_p50_p99_ms": [run.summary["latency_ms"]["total"][p] for p in ("p50", "p99")],
-                                             "when": "before the real runs at the three rates" if k == 0 else "after them"}
-        runs.append((cal, run))
+        runs.append(measured_calibration(config, cal_rate, args.calibration_fraction,
+                                         int(math.ceil(args.calibration_events / n_runs)), tables[k], what, k,
+                                         "cpu-this-host-pu20"))
 
     def calibrated() -> tuple[Calibration, dict, dict]:
         for k in range(len(runs), n_runs):
             one_calibration_run(k)
-        cals = [c for c, _ in runs]
-        cal = calibrate.pooled(cals) if len(cals) > 1 else cals[0]
-        decided = [r.window_events for _, r in runs]  # the events each run's CPU per event is over
-        cpu_ms = {name: float(np.average([r.cpu_ms_per_event()[name] for _, r in runs], weights=decided))
-                  for name in runs[0][1].cpu_ms_per_event()}
-        totals = np.concatenate([table_total_ms(str(work / f"calibration-{k}" / "events.parquet")) for k in range(n_runs)])
-        p50_p99 = [float(np.percentile(totals, q)) for q in (50, 99)]
-        other_cores = max(r.elsewhere["other_cores"] for _, r in runs)
-        events = int(sum(r.events for _, r in runs))
-        cal.provenance["calibration_run"] = {**runs[0][0].provenance["calibration_run"], "events": events,
-                                             "process_cpu_ms_per_event": cpu_ms, "runs": len(runs), "other_cores": other_cores,
-                                             "total_p50_p99_ms": p50_p99,
-                                             "when": ("one run before the real runs at the three rates" if len(runs) == 1 else
-                                                      f"{len(runs)} runs pooled: one before the real runs at the three "
-                                                      "rates, the others after them")}
+        cal, summary, extra = pooled_runs(runs, tables)
         save(cal, args.calibration_out)
-        summary = {"events": {"l1_accepted": events},
-                   "latency_ms": {"worker_total": {"mean": float(np.average(
-                                      [r.summary["latency_ms"]["worker_total"]["mean"] for _, r in runs], weights=decided))},
-                                  "total": {"p50": p50_p99[0], "p99": p50_p99[1]}}}
-        extra = {"process_cpu_ms_per_event": cpu_ms, "other_cores": other_cores,
-                 "worker_cpu_ms_per_event": float(sum(cal.events[s].mean() for s in CPU_STEPS))}
-        if len(runs) > 1:
-            extra["runs"] = [{"events": r.events, "when": c.provenance["calibration_run"]["when"],
-                              "total_p50_p99_ms": c.provenance["calibration_run"]["total_p50_p99_ms"],
-                              "worker_total_mean_ms": r.summary["latency_ms"]["worker_total"]["mean"]} for c, r in runs]
         return cal, summary, extra
 
     one_calibration_run(0)
@@ -601,31 +625,49 @@ def restart_cpu_seconds(case: dict, args: argparse.Namespace) -> float:
     return float((case.get("restart_cpu") or {}).get("cpu_s", RESTART_CPU_S))
 
 
+def kill_config(rate_hz: float = 60.0) -> FarmConfig:
+    """The kill case's farm as `farm.fault_scenarios.local_server_killed` runs it: two local
+    servers the farm starts (and restarts), the scenarios' breaker."""
+    return with_overrides(base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": 2, "breaker_open_ms": 200.0}),
+                          output={"write_streams": False})
+
+
+def kill_farm(rate: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
+              killed: bool = True) -> FarmSpec:
+    """The kill case's farm in the model: two servers; with `killed`, server 0 killed after
+    KILL_AT of the run's offered time and back `restart_s` later, its restart taking
+    `restart_cpu_s` of the host's CPU meanwhile."""
+    restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
+    config = kill_config(rate)
+    kills = (ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
+    return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
+                   kills=kills if killed else (), **(farm_options or {}))
+
+
 def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
-    """The default farm's calibration as the kill case's model uses it: deflated for the
-    contention at its own run's rate on the one-server farm it was made on (--deflate-contention)."""
+    """The calibration as the kill case's model uses it: deflated (--deflate-contention) for
+    the contention at its own runs' rate on the farm they ran on: the two-server farm for the
+    case's own calibration, the one-server default farm for the default farm's."""
     if not args.deflate_contention:
         return cal
-    rate = (cal.provenance.get("calibration_run") or cal.provenance.get("run") or {}).get("rate_hz")
+    made = cal.provenance.get("calibration_run") or cal.provenance.get("run") or {}
+    rate = made.get("rate_hz")
     if not rate:
         print("two servers, one killed: the calibration names no single run rate: its steps are used undeflated", flush=True)
         return cal
+    if made.get("servers") == 2:
+        return calibrate.deflate_contention(cal, kill_farm(float(rate), 1, 1e9, farm_options(args), killed=False), float(rate),
+                                            pattern=kill_config().readout.pattern)
     config = default_config()
     return calibrate.deflate_contention(cal, default_farm(config, farm_options(args)), float(rate), pattern=config.readout.pattern)
 
 
 def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
                restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
-    """The kill case's model at `rate`: two servers, server 0 killed after KILL_AT of the run's
-    offered time and back `restart_s` later, its restart taking `restart_cpu_s` of the host's
-    CPU meanwhile; five seeds of `n` events. Returns their summaries and their events' total
-    latencies pooled."""
-    restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
-    config = with_overrides(base_config(readout={"rate_hz": rate}), inference={"local_servers": 2})
-    farm = replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
-                   kills=(ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),),
-                   **(farm_options or {}))
-    runs = [simulate_with_totals(cal, farm, rate, n, seed, config.readout.pattern) for seed in range(1, 6)]
+    """The kill case's model at `rate` (`kill_farm`); five seeds of `n` events. Returns their
+    summaries and their events' total latencies pooled."""
+    farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s)
+    runs = [simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern) for seed in range(1, 6)]
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
 
 
@@ -640,7 +682,42 @@ def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dic
             "model_steps_p50_ms": {k: float(np.median([m["latency_ms"][k]["p50"] for m in models])) for k in steps}}
 
 
-def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz: float) -> dict:
+def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
+    """The real side of the kill case at `rate`: `kill_repeats` runs (own seeds), their events
+    pooled, each run's own p50/p99 kept (how far two runs of the same transient differ)."""
+    n = args.kill_events
+    results, totals = [], []
+    with tempfile.TemporaryDirectory(prefix="validate-plan-kill-") as tmp:
+        for repeat in range(args.kill_repeats):
+            table = Path(tmp) / f"events-{repeat}.parquet"
+            with heavy_lock(f"{case}: real run {repeat + 1}/{args.kill_repeats}, {n} events at {rate:g} Hz"):
+                results.append(local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False},
+                                                   run={"seed": sustained.repeat_seed(1, repeat)}, events_table=table))
+            totals.append(table_total_ms(str(table)))
+    pooled = np.concatenate(totals)
+    summaries = [r.summary for r in results]
+    restarts = [x for r in results for x in r.notes.get("restart_s", [])]
+    if len(pooled) >= 100:
+        r50, r99 = (float(np.percentile(pooled, q)) for q in (50, 99))
+    else:  # no per-event table: the first run's own figures
+        r50, r99 = summaries[0]["latency_ms"]["total"]["p50"], summaries[0]["latency_ms"]["total"]["p99"]
+    real_fb = sum(s["inference"]["fallback_calls"] for s in summaries) / max(sum(s["events"]["l1_accepted"] for s in summaries), 1)
+    s = summaries[0]
+    row = {"rate_hz": rate, "events": n, "runs": len(results), "real_p50_ms": r50, "real_p99_ms": r99,
+           "real_p50_p99_ms_per_run": [[float(np.percentile(t, q)) for q in (50, 99)] if len(t) else [None, None]
+                                       for t in totals],
+           "real_fallback_fraction": real_fb,
+           "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": sum(x["events"]["lost"] for x in summaries),
+           "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},
+           "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
+           "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
+                            for k, v in s["inference"]["servers"].items()}}
+    row.update(real_intervals(pooled))
+    REAL_LATENCIES[("kill", rate)] = pooled
+    return row
+
+
+def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturation_hz: float, work: Path) -> dict:
     """Two local servers, one SIGKILLed once 30 % of the events are decided and restarted by
     the farm (farm/fault_scenarios.local_server_killed), at three rates below the default
     farm's measured saturation; the model with two servers, the kill at the same time and the
@@ -648,50 +725,58 @@ def kill_case(args: argparse.Namespace, cal: Calibration, default_saturation_hz:
     a run is a transient whose weight depends on the run's length, not a rate the farm does or
     does not sustain; p50/p99 and the fallback fraction are compared instead. `kill_repeats`
     runs per rate (own seeds), their events pooled: a run of 800 events has a p99 resting on
-    8 of them."""
+    8 of them.
+
+    Calibrated (`--kill-calibration own`, the default) on its own farm without a kill, as the
+    default farm is on its own: `--calibration-runs` runs of the two-server farm at the default
+    farm's calibration rate, the first before the kill runs and the others after them, pooled.
+    This host runs faster or slower by up to a third over tens of minutes: the default farm's
+    calibration (`default`), made before its own real runs and the slots case, is older."""
     case = CASE_NAMES["kill"]
     rates = [round(f * default_saturation_hz, 1) for f in FRACTIONS]
-    n = args.kill_events
-    model_cal = kill_calibration(cal, args)
+    cal_rate = round(args.calibration_fraction * default_saturation_hz, 1)
+    own = args.kill_calibration == "own"
+    if not own and cal is None:
+        raise SystemExit("--kill-calibration default: no default-farm calibration (run --cases default first)")
+    n_runs = args.calibration_runs
+    runs: list[tuple[Calibration, Any]] = []
+    tables = [work / f"kill-calibration-{k}" / "events.parquet" for k in range(n_runs)]
+
+    def one_calibration_run(k: int) -> None:
+        c, r = measured_calibration(kill_config(), cal_rate, args.calibration_fraction,
+                                    int(math.ceil(args.calibration_events / n_runs)), tables[k],
+                                    f"{case}, no kill ({k + 1} of {n_runs})", k, "cpu-this-host-pu20-two-servers",
+                                    own_servers=True)
+        c.provenance["calibration_run"]["servers"] = 2
+        runs.append((c, r))
+
+    if own:
+        one_calibration_run(0)
     with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
-        restart_cpu = server_start_cpu(with_overrides(base_config(), inference={"local_servers": 2}))
+        restart_cpu = server_start_cpu(kill_config())
     restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
-    rows = []
-    for rate in rates:
-        results, totals = [], []
-        with tempfile.TemporaryDirectory(prefix="validate-plan-kill-") as tmp:
-            for repeat in range(args.kill_repeats):
-                table = Path(tmp) / f"events-{repeat}.parquet"
-                with heavy_lock(f"{case}: real run {repeat + 1}/{args.kill_repeats}, {n} events at {rate:g} Hz"):
-                    results.append(local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False},
-                                                       run={"seed": sustained.repeat_seed(1, repeat)}, events_table=table))
-                totals.append(table_total_ms(str(table)))
-        pooled = np.concatenate(totals)
-        summaries = [r.summary for r in results]
-        restarts = [x for r in results for x in r.notes.get("restart_s", [])]
-        restart_s = float(np.median(restarts)) if restarts else 1e9
-        if len(pooled) >= 100:
-            r50, r99 = (float(np.percentile(pooled, q)) for q in (50, 99))
-        else:  # no per-event table: the first run's own figures
-            r50, r99 = summaries[0]["latency_ms"]["total"]["p50"], summaries[0]["latency_ms"]["total"]["p99"]
-        real_fb = sum(s["inference"]["fallback_calls"] for s in summaries) / max(sum(s["events"]["l1_accepted"] for s in summaries), 1)
-        s = summaries[0]
-        row = {"rate_hz": rate, "events": n, "runs": len(results), "real_p50_ms": r50, "real_p99_ms": r99,
-               "real_fallback_fraction": real_fb,
-               "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": sum(x["events"]["lost"] for x in summaries),
-               "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},
-               "restart_s": restart_s, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
-               "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
-                                for k, v in s["inference"]["servers"].items()}}
-        row.update(real_intervals(pooled))
-        REAL_LATENCIES[("kill", rate)] = pooled
-        row.update(kill_model_figures(*kill_model(model_cal, rate, n, restart_s, farm_options(args), restart_cpu_s), row))
-        rows.append(row)
-        m50, m99, m_fb = row["model_p50_ms"], row["model_p99_ms"], row["model_fallback_fraction"]
-        print(f"{case} at {rate:g} Hz: p50 real {r50:.1f} model {m50:.1f}; p99 real {r99:.1f} model {m99:.1f}; "
-              f"fallback real {real_fb:.3f} model {m_fb:.3f}; restart {restart_s:.1f} s", flush=True)
+    rows = [kill_real_row(case, rate, args) for rate in rates]
+    calibration = {"source": "the default farm's calibration (--calibration-out)"}
+    if own:
+        for k in range(1, n_runs):
+            one_calibration_run(k)
+        cal, summary, extra = pooled_runs(runs, tables)
+        cal.provenance["calibration_run"]["servers"] = 2
+        save(cal, args.kill_calibration_out)
+        calibration = {"source": f"its own: {n_runs} runs of the two-server farm without a kill (--kill-calibration-out)",
+                       "rate_hz": cal_rate, "events": summary["events"]["l1_accepted"],
+                       "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
+    model_cal = kill_calibration(cal, args)
+    for row in rows:
+        row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
+                                                  restart_cpu_s), row))
+        per_run = " / ".join(f"{a:.1f}/{b:.1f}" for a, b in row["real_p50_p99_ms_per_run"] if a is not None)
+        print(f"{case} at {row['rate_hz']:g} Hz: p50 real {row['real_p50_ms']:.1f} model {row['model_p50_ms']:.1f}; "
+              f"p99 real {row['real_p99_ms']:.1f} model {row['model_p99_ms']:.1f} (each run p50/p99: {per_run}); "
+              f"fallback real {row['real_fallback_fraction']:.3f} model {row['model_fallback_fraction']:.3f}; "
+              f"restart {row['restart_s']:.1f} s", flush=True)
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
-            "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
+            "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
             "saturation": "not searched: a kill is a transient (p50/p99 and the fallback fraction at three rates instead)",
             "rates": rows}
 
@@ -702,7 +787,8 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     if "rates" not in case:
         return case
     if key == "kill":
-        cal = kill_calibration(load(args.calibration_out), args)
+        own = (case.get("calibration") or {}).get("source", "").startswith("its own")
+        cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
         case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         for row in case["rates"]:
             row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
@@ -792,9 +878,15 @@ def print_report(cases: list[dict]) -> None:
                   f"{rep['calibration_run_vs_rates_run_pct'][1]:+.0f} %); the model is "
                   f"{rep['model_vs_calibration_run_pct'][0]:+.0f} % / {rep['model_vs_calibration_run_pct'][1]:+.0f} % "
                   "from the calibration")
+        calibration = c.get("calibration") or {}
+        if calibration.get("source"):
+            print(f"  calibration: {calibration['source']}")
         steps = plan_validation.steps_by_rate_line(steps_against_rate(c), sep="/")
         if steps:
             print(f"  real step medians (ms) {steps}")
+        per_run = plan_validation.real_runs_line(c["rates"])
+        if per_run:
+            print(f"  each real run's total p50/p99 (ms) {per_run}")
         print(f"  {'rate Hz':>8} {'real p50':>9} {'95% interval':>13} {'model':>6} {'':>3}  {'real p99':>8} "
               f"{'95% interval':>13} {'n':>5} {'>p99':>4} {'model':>6}")
         for r in c["rates"]:
@@ -835,6 +927,11 @@ def main() -> int:
                     help="comma-separated cases to run; the others keep their figures from --out; the kill case "
                          "without `default` takes the default farm's saturation from --out and its calibration from "
                          "--calibration-out")
+    ap.add_argument("--kill-calibration", choices=("own", "default"), default="own",
+                    help="the kill case's calibration: its own runs of the two-server farm without a kill, before and "
+                         "after its kill runs (own), or the default farm's (default, older by the other cases' runs)")
+    ap.add_argument("--kill-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-kill-calibration.json"),
+                    help="where the kill case's own calibration is kept")
     ap.add_argument("--kill-events", type=int, default=800, help="events per real run of the kill case")
     ap.add_argument("--kill-repeats", type=int, default=2,
                     help="real runs per rate of the kill case (own seeds, events pooled: 800 events alone give a p99 on 8)")
@@ -951,8 +1048,8 @@ def main() -> int:
             default = cases.get("default", {})
             if cal is None and Path(args.calibration_out).exists():
                 cal = load(args.calibration_out)
-            if default.get("real_saturation_hz") and cal is not None:
-                record("kill", kill_case(args, cal, default["real_saturation_hz"]), first)
+            if default.get("real_saturation_hz") and (cal is not None or args.kill_calibration == "own"):
+                record("kill", kill_case(args, cal, default["real_saturation_hz"], work), first)
             else:
                 record("kill", {"case": CASE_NAMES["kill"], "error": "no default-farm saturation and calibration to place "
                                 "its rates and run its model: run --cases default first"}, first)

@@ -188,8 +188,8 @@ class _Probe:
     """Hooks that read every farm process's CPU time over the steady window (first decision ->
     the readout's END: the readout's own start-up is not counted) and the builder's VmHWM."""
 
-    def __init__(self, server: TritonServer):
-        self.server = server
+    def __init__(self, server: TritonServer | None):
+        self.server = server  # None: the farm's own local servers (every one of them)
         self.groups: dict[str, list[int]] = {}
         self.builder_pid = 0
         self.meter: CpuMeter | None = None
@@ -200,7 +200,8 @@ class _Probe:
         self.machine0 = self.machine1 = (0.0, 0.0, 0.0)  # (time, busy s, steal s)
 
     def on_started(self, farm: Farm) -> None:
-        triton = [self.server.proc.pid, *descendants(self.server.proc.pid)] if self.server.proc else []
+        servers = [self.server] if self.server is not None else farm.local_servers
+        triton = [pid for s in servers if s.proc for pid in (s.proc.pid, *descendants(s.proc.pid))]
         self.builder_pid = farm.builder.pid
         self.groups = {"readout": [farm.readout.pid], "builder": [farm.builder.pid],
                        "workers": [p.pid for p in farm.workers.values()], "tritonserver": triton,
@@ -244,14 +245,17 @@ def seeds(config: FarmConfig) -> Iterator[int]:
     return (definition.repeat_seed(config.run.seed, i) for i in itertools.count())
 
 
-def farm_run(config: FarmConfig, server: TritonServer, rate_hz: float, seconds: float, seed: int,
+def farm_run(config: FarmConfig, server: TritonServer | None, rate_hz: float, seconds: float, seed: int,
              replay: Path | None = None, judged: bool = False, events_table: Path | None = None,
              criteria: definition.Criteria = definition.CRITERIA) -> FarmRun:
     """One farm run at `rate_hz` for `seconds` with `seed` (replaying `replay` in a loop if
     given), with every process's CPU time; judged by the sustained definition if `judged`;
-    its per-event table written to `events_table` if given (a calibration of the capacity model)."""
-    cfg = with_overrides(config, readout={"rate_hz": rate_hz}, inference={"triton_url": server.grpc_url},
-                         run={"seed": seed})
+    its per-event table written to `events_table` if given (a calibration of the capacity model).
+    `server` None: the farm starts the local servers `config` asks for, and their CPU is counted
+    together (the probe finds them once the run has started; a server restarted during the run
+    is not followed)."""
+    cfg = with_overrides(config, readout={"rate_hz": rate_hz}, run={"seed": seed},
+                         **({"inference": {"triton_url": server.grpc_url}} if server is not None else {}))
     probe = _Probe(server)
     summary = run_farm(cfg, duration_s=seconds, output_dir=None, replay=replay, loop=replay is not None,
                        hooks=FarmHooks(on_started=probe.on_started, on_tick=probe.on_tick), events_table=events_table)

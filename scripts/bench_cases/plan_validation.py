@@ -32,6 +32,14 @@ def steps_by_rate_line(by_rate: dict[str, list], sep: str = " / ") -> str:
             + "; ".join(f"{k} " + sep.join(f"{v:.1f}" for v in vals) for k, vals in by_rate.items() if k != "rate_hz"))
 
 
+def real_runs_line(rates: list[dict[str, Any]]) -> str:
+    """"at R Hz: a/b, c/d; ..." from rows that keep each real run's p50/p99 ("" when none
+    does): how far two runs of the same case at the same rate differ."""
+    parts = [f"at {r['rate_hz']:g} Hz: " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in r["real_p50_p99_ms_per_run"] if a is not None)
+             for r in rates if len(r.get("real_p50_p99_ms_per_run") or []) > 1]
+    return "; ".join(parts)
+
+
 def _case_lines(case: dict[str, Any], table) -> list[str]:
     lines = [f"### {case['case']}", ""]
     if case.get("measured_utc"):
@@ -62,14 +70,20 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     else:
         lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
     calibration = case.get("calibration") or {}
+    source = f" ({calibration['source']})" if calibration.get("source") else ""
     if isinstance(calibration.get("rate_hz"), (int, float)):
         runs = calibration.get("runs") or []
         if len(runs) > 1:
             each = "; ".join(f"{r.get('events', '?')} events {r.get('when', '')}, total p50/p99 "
                              f"{r['total_p50_p99_ms'][0]:.1f}/{r['total_p50_p99_ms'][1]:.1f} ms" for r in runs)
-            lines += [f"Calibration: {len(runs)} runs at {calibration['rate_hz']:g} Hz, pooled ({each}).", ""]
+            lines += [f"Calibration{source}: {len(runs)} runs at {calibration['rate_hz']:g} Hz, pooled ({each}).", ""]
         else:
-            lines += [f"Calibration run: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
+            lines += [f"Calibration run{source}: {calibration['rate_hz']:g} Hz, {calibration.get('events', '?')} events.", ""]
+    elif source:
+        lines += [f"Calibration{source}.", ""]
+    per_run = real_runs_line(case["rates"]) if "rates" in case else ""
+    if per_run:
+        lines += [f"Each real run's own total p50/p99 (ms; the table pools them) {per_run}.", ""]
     steps = steps_by_rate_line(case.get("real_steps_by_rate") or {})
     if steps:
         lines += [f"Real step medians (ms) {steps}.", ""]
@@ -166,8 +180,7 @@ def section(path: Path, table) -> list[str]:
         when = ("Separate runs, not part of this suite: each case below is its own run of `scripts/validate_plan.py`, "
                 "with its command, commit and time (figures from `docs/plan/validation.json`).")
     lines += [f"{when} The model "
-              "(`trigger-sim plan`) is calibrated on a real run (its rate under each case; the kill case uses the default "
-              "farm's calibration), then compared with the real "
+              "(`trigger-sim plan`) is calibrated on real runs (their rate and source under each case), then compared with the real "
               "farm at the same rates: targets saturation within 10 %, p50 and p99 of the total latency within 15 %. "
               "Where the model misses, the README's \"Planning a farm\" section says which mechanism it lacks.", ""]
     for case in cases:

@@ -97,6 +97,42 @@ def _write_table(path, n, rng):
     pq.write_table(pa.table({"l1_time_ns": t0, "decided_ns": t0 + total_ns}), path)
 
 
+def _calibration_table(path, n, rng):
+    """A per-event table a calibration can be made from (every step and call present)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trigger_sim.planning.calibration import CPU_STEPS
+
+    cols = {"outcome": ["accepted" if i % 4 == 0 else "rejected" for i in range(n)],
+            "build_ms": rng.uniform(1, 2, n), "transfer_ms": rng.uniform(0.2, 0.4, n),
+            "edge_classifier_ms": rng.uniform(10, 20, n), "jet_tagger_ms": rng.uniform(1, 3, n),
+            "edge_classifier_path": ["triton"] * n, "jet_tagger_path": ["triton"] * n,
+            "n_edges": rng.integers(1000, 9000, n), "n_jets": rng.integers(0, 6, n)}
+    cols.update({f"{s}_ms": rng.uniform(0.1, 1.0, n) for s in CPU_STEPS})
+    t0 = np.arange(n, dtype=np.int64) * 10**7
+    cols.update(l1_time_ns=t0, decided_ns=t0 + (25e6 + rng.exponential(8e6, n)).astype(np.int64))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), path)
+
+
+def _fake_calibration_run(rng, order, seeds, script, own=False):
+    """calibration_run_with_cpu with the farm replaced: a table, CPU per process and a summary."""
+    from types import SimpleNamespace
+
+    def run(config, rate_hz, events, table, what, index=0, own_servers=False):
+        assert own_servers == own
+        order.append(f"calibration {index}")
+        seeds.append(script.sustained.repeat_seed(1, (200 if own_servers else 100) + index))
+        _calibration_table(table, events, rng)
+        cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.5, "workers": 5.0 + index, "tritonserver": 9.0}
+        summary = {"latency_ms": {"worker_total": {"mean": 20.0 + index}, "total": {"p50": 30.0, "p99": 90.0 + index}}}
+        return SimpleNamespace(cpu_ms_per_event=lambda: cpu, window_events=events, events=events,
+                               elsewhere={"other_cores": 0.01 * index}, summary=summary)
+    return run
+
+
 def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_case_pools_its_runs(tmp_path, monkeypatch):
     """The real side with the farm replaced: each rate's per-event table gives the row its
     bootstrap intervals and event count, the latencies are kept per case and rate, and the
@@ -132,15 +168,17 @@ def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_cas
     monkeypatch.setattr(script, "local_server_killed", fake_killed)
     monkeypatch.setattr(script, "server_start_cpu", lambda config, repeats=3: {"cpu_s": 1.7, "starts": []})
     args = argparse.Namespace(rate_events=300, repeats=1, retries=0, kill_events=200, kill_repeats=2, restart_cpu_s=None,
-                              farm_option=[], deflate_contention=False)
+                              farm_option=[], deflate_contention=False, kill_calibration="default", calibration_fraction=0.8,
+                              calibration_runs=2, calibration_events=400)
     rows = script.real_rates("default farm", None, [20.0, 40.0], args)
     assert rows[0]["real_total_events"] == rows[0]["real_events"][0] == int(20.0 * (300 / 20.0 + script.RUN_OVERHEAD_S))
     assert rows[1]["real_total_events"] > rows[0]["real_total_events"]  # as long a run at a higher rate holds more
     lo, hi = rows[0]["real_p99_interval_ms"]
     assert lo < hi and rows[0]["real_interval_method"].startswith("bootstrap")
-    case = script.kill_case(args, script.load(REPO_ROOT / "docs" / "plan" / "validation-calibration.json"), 40.0)
+    case = script.kill_case(args, script.load(REPO_ROOT / "docs" / "plan" / "validation-calibration.json"), 40.0, tmp_path)
     row = case["rates"][0]
     assert row["runs"] == 2 and row["real_total_events"] == 400 and case["restart_cpu_s_modelled"] == 1.7
+    assert len(row["real_p50_p99_ms_per_run"]) == 2 and case["calibration"]["source"].startswith("the default farm's")
     assert "p99_in_real_interval" in row
     out = tmp_path / "latencies.json"
     script.keep_real_latencies(out, "kill")
@@ -206,28 +244,7 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
     order: list[str] = []
     rng = np.random.default_rng(2)
 
-    def run_table(path: Path, n: int) -> None:
-        cols = {"outcome": ["accepted" if i % 4 == 0 else "rejected" for i in range(n)],
-                "build_ms": rng.uniform(1, 2, n), "transfer_ms": rng.uniform(0.2, 0.4, n),
-                "edge_classifier_ms": rng.uniform(10, 20, n), "jet_tagger_ms": rng.uniform(1, 3, n),
-                "edge_classifier_path": ["triton"] * n, "jet_tagger_path": ["triton"] * n,
-                "n_edges": rng.integers(1000, 9000, n), "n_jets": rng.integers(0, 6, n)}
-        cols.update({f"{s}_ms": rng.uniform(0.1, 1.0, n) for s in CPU_STEPS})
-        t0 = np.arange(n, dtype=np.int64) * 10**7
-        cols.update(l1_time_ns=t0, decided_ns=t0 + (25e6 + rng.exponential(8e6, n)).astype(np.int64))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(cols), path)
-
     seeds: list[int] = []
-
-    def fake_calibration_run(config, rate_hz, events, table, what, index=0):
-        order.append(f"calibration {index}")
-        seeds.append(script.sustained.repeat_seed(1, 100 + index))
-        run_table(table, events)
-        cpu = {"readout": 1.0, "builder": 0.5, "supervisor_collector": 0.5, "workers": 5.0 + index, "tritonserver": 9.0}
-        summary = {"latency_ms": {"worker_total": {"mean": 20.0 + index}, "total": {"p50": 30.0, "p99": 90.0 + index}}}
-        return SimpleNamespace(cpu_ms_per_event=lambda: cpu, window_events=events, events=events,
-                               elsewhere={"other_cores": 0.01 * index}, summary=summary)
 
     def fake_rates(case, config, rates, args):
         order.append("rates")
@@ -237,7 +254,7 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
 
     monkeypatch.setattr(script, "real_saturation", lambda case, config, args: {
         "saturation_rate_hz": 50.0, "search_stopped": "bracket", "points": [{"rate_hz": 50.0, "sustained": True, "why_not": ""}]})
-    monkeypatch.setattr(script, "calibration_run_with_cpu", fake_calibration_run)
+    monkeypatch.setattr(script, "calibration_run_with_cpu", _fake_calibration_run(rng, order, seeds, script))
     monkeypatch.setattr(script, "real_rates", fake_rates)
     monkeypatch.setattr(script, "MODEL_EVENTS_AT_RATE", 2000)
     args = argparse.Namespace(calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
@@ -255,3 +272,54 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
     assert [r["when"] for r in c["runs"]] == ["before the real runs at the three rates", "after them"]
     assert c["process_cpu_ms_per_event"]["workers"] == 5.5  # the runs' mean, weighted by their events
     assert c["worker_total_mean_ms"] == 20.5
+
+
+def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs(tmp_path, monkeypatch):
+    """--kill-calibration own: runs of the two-server farm without a kill (the farm's own
+    servers), the first before the kill runs and the second after them, pooled and saved
+    (two servers in its provenance); the model is run on it and each real run's p50/p99 kept."""
+    import argparse
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    script = _script()
+    order: list[str] = []
+    seeds: list[int] = []
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(script, "HOLDING", True)
+    monkeypatch.setattr(script, "wait_for_quiet", lambda *a, **k: 0.0)
+
+    def fake_killed(n, rate_hz, kill_at, output, run, events_table):
+        order.append(f"kill {rate_hz:g}")
+        _write_table(Path(events_table), n, rng)
+        summary = {"latency_ms": {"total": {"p50": 25, "p99": 60}}, "events": {"l1_accepted": n, "lost": 0},
+                   "inference": {"fallback_calls": 0, "fallback_reasons": {}, "servers": {}}}
+        return SimpleNamespace(notes={"restart_s": [1.5]}, summary=summary)
+
+    monkeypatch.setattr(script, "calibration_run_with_cpu", _fake_calibration_run(rng, order, seeds, script, own=True))
+    monkeypatch.setattr(script, "local_server_killed", fake_killed)
+    monkeypatch.setattr(script, "server_start_cpu", lambda config, repeats=3: {"cpu_s": 1.7, "starts": []})
+    deflated_on: list[tuple[int, float]] = []  # (servers, rate) of the farm the contention is taken out on
+
+    def fake_deflate(cal, farm, rate_hz, **kw):
+        deflated_on.append((farm.servers, rate_hz))
+        return cal
+
+    monkeypatch.setattr(script.calibrate, "deflate_contention", fake_deflate)
+    args = argparse.Namespace(kill_events=200, kill_repeats=1, restart_cpu_s=None, farm_option=[], deflate_contention=True,
+                              kill_calibration="own", calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
+                              kill_calibration_out=str(tmp_path / "kill-cal.json"))
+    case = script.kill_case(args, None, 50.0, tmp_path)
+    assert order == ["calibration 0", "kill 15", "kill 27.5", "kill 40", "calibration 1"] and len(set(seeds)) == 2
+    saved = script.load(tmp_path / "kill-cal.json")
+    assert saved.n_events == 400 and saved.provenance["calibration_run"]["servers"] == 2
+    assert saved.provenance["calibration_run"]["rate_hz"] == 40.0
+    c = case["calibration"]
+    assert c["source"].startswith("its own") and c["events"] == 400 and len(c["runs"]) == 2
+    assert all(np.isfinite(r["model_p50_ms"]) and len(r["real_p50_p99_ms_per_run"]) == 1 for r in case["rates"])
+    assert deflated_on == [(2, 40.0)]  # on the two-server farm it was made on, at its rate
+    # the recorded case is modelled again from the saved calibration (--model-only)
+    again = script.remodel("kill", case, argparse.Namespace(**vars(args), calibration_out=str(tmp_path / "absent.json")))
+    assert all(np.isfinite(r["model_p50_ms"]) for r in again["rates"])
