@@ -65,7 +65,7 @@ FULL = {
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
-    "kernels": kernels_case.Settings(repetitions=1),
+    "kernels": kernels_case.Settings(repetitions=1, pile_ups=(0, 60)),  # pile-up 200 is the slowest, and judges no target
     "inference": inference_case.Settings(repetitions=2, calls_per_block=50, graph_calls_per_block=10,
                                          batching_seconds=0.5, warm_up_calls=10, edge_calls_per_block=2),
     # a probe of 240 events (p99 from >= 200, windows of 60) instead of 1,300: the smoke checks the search runs
