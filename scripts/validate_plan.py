@@ -96,6 +96,9 @@ SLEEP_MS = 40.0  # the slots case: the sleep-model server's time per request
 KILL_AT = 0.3  # the kill case: the share of the events decided when server 0 is SIGKILLed
 MIN_CALIBRATION_RUN_EVENTS = 200  # a calibration run shorter than this is mostly its start
 CALIBRATION_FRACTION = 0.8  # the default farm's calibration run, as a fraction of the measured saturation
+# a further calibration run at this fraction of the measured saturation, below the three rates: the
+# steps' factor at a low rate (calibrate.scale_for_low_rate; the real steps get longer as the rate falls)
+LOW_RATE_FRACTION = 0.15
 QUIET_OTHER_CORES = 0.1  # more cores used by other processes during a phase: the phase is flagged
 RETRY_OTHER_CORES = 0.2  # more during the real runs at three rates: they are run again (--retries)
 QUIET_WAIT_S = 120.0  # a phase waits at most this long, holding the lock, for the machine to be quiet
@@ -269,6 +272,37 @@ def pooled_runs(runs: list[tuple[Calibration, Any]], tables: list[Path]) -> tupl
     return cal, summary, extra
 
 
+def low_rate_run(config: FarmConfig, saturation_hz: float, args: argparse.Namespace, work: Path, what: str,
+                 own_servers: bool = False) -> dict | None:
+    """A real run at LOW_RATE_FRACTION of the saturation (--low-rate-events of them; 0: none):
+    its rate, events and mean worker time, which `calibrate.scale_for_low_rate` matches."""
+    if args.low_rate_events <= 0:
+        return None
+    rate = round(LOW_RATE_FRACTION * saturation_hz, 1)
+    table = work / f"low-rate-{what.split(':')[0].replace(' ', '-')}" / "events.parquet"
+    with heavy_lock(f"{what}: low-rate calibration run, {args.low_rate_events} events at {rate:g} Hz"):
+        if own_servers:
+            summary = run_farm(with_overrides(config, readout={"rate_hz": rate}), args.low_rate_events, None, output_dir=None,
+                               events_table=table)
+        else:
+            with local_server(config) as server:
+                summary = run_farm(with_overrides(config, readout={"rate_hz": rate}, inference={"triton_url": server.grpc_url}),
+                                   args.low_rate_events, None, output_dir=None, events_table=table)
+    worker = summary["latency_ms"]["worker_total"]
+    print(f"{what}: low-rate run at {rate:g} Hz: worker time mean {worker['mean']:.2f} ms", flush=True)
+    return {"rate_hz": rate, "events": summary["events"]["l1_accepted"], "worker_total_mean_ms": worker["mean"],
+            "total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")]}
+
+
+def scaled_for_low_rate(cal: Calibration, farm: FarmSpec, cal_rate_hz: float, pattern: str) -> Calibration:
+    """`cal` with the steps' factor at a low rate where its provenance holds a low-rate run
+    (`calibrate.scale_for_low_rate`, after any deflation); unchanged otherwise."""
+    low = cal.provenance.get("low_rate_run")
+    if not low or not farm.idle_slowdown:
+        return cal
+    return calibrate.scale_for_low_rate(cal, farm, low["rate_hz"], low["worker_total_mean_ms"], cal_rate_hz, pattern=pattern)
+
+
 def real_saturation(case: str, config: FarmConfig, args: argparse.Namespace) -> dict:
     with heavy_lock(f"{case}: real saturation search (farm/scan.py)"):
         scan = run_scan(config, None, 8.0, search_steps=args.search_steps, min_rate=args.min_rate, max_rate=args.max_rate)
@@ -292,6 +326,7 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
     if args.deflate_contention:
         cal = calibrate.deflate_contention(cal, farm, cal_rate_hz, pattern=pattern)
         deflation = {"stretch": cal.host.get("contention_stretch")}
+    cal = scaled_for_low_rate(cal, farm, cal_rate_hz, pattern)
     model_at_cal = run_rate(cal, farm, cal_rate_hz, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
     t0 = time.monotonic()
     model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=args.repeats,
@@ -306,7 +341,7 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
     return {"model_total_p50_p99_ms": [model_at_cal["latency_ms"]["total"][p] for p in ("p50", "p99")],
             "model_saturation_hz": model_sat.sustained_hz, "model_failed_hz": model_sat.failed_hz,
             "model_search": model_sat.stopped, "model_search_s": model_search_s,
-            "contention_deflation": deflation, "at": at}
+            "contention_deflation": deflation, "low_rate_step_scale": cal.host.get("low_rate_step_scale"), "at": at}
 
 
 def real_repeat(case: dict) -> dict | None:
@@ -343,6 +378,7 @@ def put_model(out: dict, model: dict) -> dict:
     out["real_repeat"] = real_repeat(out)
     out["real_steps_by_rate"] = steps_against_rate(out)
     out["contention_deflation"] = model.get("contention_deflation")
+    out["low_rate_step_scale"] = model.get("low_rate_step_scale")
     return out
 
 
@@ -541,14 +577,19 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
                                          int(math.ceil(args.calibration_events / n_runs)), tables[k], what, k,
                                          "cpu-this-host-pu20"))
 
+    low: list[dict | None] = []
+
     def calibrated() -> tuple[Calibration, dict, dict]:
         for k in range(len(runs), n_runs):
             one_calibration_run(k)
         cal, summary, extra = pooled_runs(runs, tables)
+        if low[0]:
+            cal.provenance["low_rate_run"] = extra["low_rate_run"] = low[0]
         save(cal, args.calibration_out)
         return cal, summary, extra
 
     one_calibration_run(0)
+    low.append(low_rate_run(config, real_sat, args, work, case))
     out, cal = compare(case, config, calibrated, default_farm(config, farm_options(args)), args, cal_rate, real_scan)
     return out, cal
 
@@ -645,21 +686,22 @@ def kill_farm(rate: float, n: int, restart_s: float, farm_options: dict | None =
 
 
 def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
-    """The calibration as the kill case's model uses it: deflated (--deflate-contention) for
-    the contention at its own runs' rate on the farm they ran on: the two-server farm for the
-    case's own calibration, the one-server default farm for the default farm's."""
-    if not args.deflate_contention:
-        return cal
+    """The calibration as the kill case's model uses it, on the farm its runs were made on (the
+    two-server farm for the case's own calibration, the one-server default farm for the default
+    farm's): deflated for the contention at their rate (--deflate-contention), and with the
+    steps' factor at a low rate where it holds a low-rate run."""
     made = cal.provenance.get("calibration_run") or cal.provenance.get("run") or {}
     rate = made.get("rate_hz")
     if not rate:
-        print("two servers, one killed: the calibration names no single run rate: its steps are used undeflated", flush=True)
+        print("two servers, one killed: the calibration names no single run rate: its steps are used as measured", flush=True)
         return cal
     if made.get("servers") == 2:
-        return calibrate.deflate_contention(cal, kill_farm(float(rate), 1, 1e9, farm_options(args), killed=False), float(rate),
-                                            pattern=kill_config().readout.pattern)
-    config = default_config()
-    return calibrate.deflate_contention(cal, default_farm(config, farm_options(args)), float(rate), pattern=config.readout.pattern)
+        farm, pattern = kill_farm(float(rate), 1, 1e9, farm_options(args), killed=False), kill_config().readout.pattern
+    else:
+        farm, pattern = default_farm(default_config(), farm_options(args)), default_config().readout.pattern
+    if args.deflate_contention:
+        cal = calibrate.deflate_contention(cal, farm, float(rate), pattern=pattern)
+    return scaled_for_low_rate(cal, farm, float(rate), pattern)
 
 
 def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
@@ -750,8 +792,10 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
         c.provenance["calibration_run"]["servers"] = 2
         runs.append((c, r))
 
+    low = None
     if own:
         one_calibration_run(0)
+        low = low_rate_run(kill_config(), default_saturation_hz, args, work, f"{case}, no kill", own_servers=True)
     with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
         restart_cpu = server_start_cpu(kill_config())
     restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
@@ -762,6 +806,8 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
             one_calibration_run(k)
         cal, summary, extra = pooled_runs(runs, tables)
         cal.provenance["calibration_run"]["servers"] = 2
+        if low:
+            cal.provenance["low_rate_run"] = extra["low_rate_run"] = low
         save(cal, args.kill_calibration_out)
         calibration = {"source": f"its own: {n_runs} runs of the two-server farm without a kill (--kill-calibration-out)",
                        "rate_hz": cal_rate, "events": summary["events"]["l1_accepted"],
@@ -915,6 +961,9 @@ def main() -> int:
     ap.add_argument("--calibration-runs", type=int, default=2,
                     help="the default farm's calibration runs, pooled: the first before the real runs at the three "
                          "rates, the others after them (one run: before them)")
+    ap.add_argument("--low-rate-events", type=int, default=300,
+                    help=f"the default and kill cases' low-rate calibration run, at {LOW_RATE_FRACTION:g} of the saturation "
+                         "(0: none): the steps' factor at a low rate (calibrate.scale_for_low_rate)")
     ap.add_argument("--min-rate", type=float, default=20.0, help="the saturation searches start here and double")
     ap.add_argument("--max-rate", type=float, default=400.0)
     ap.add_argument("--search-steps", type=int, default=8,

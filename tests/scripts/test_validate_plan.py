@@ -256,12 +256,19 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
         "saturation_rate_hz": 50.0, "search_stopped": "bracket", "points": [{"rate_hz": 50.0, "sustained": True, "why_not": ""}]})
     monkeypatch.setattr(script, "calibration_run_with_cpu", _fake_calibration_run(rng, order, seeds, script))
     monkeypatch.setattr(script, "real_rates", fake_rates)
+
+    def fake_low(config, saturation_hz, args, work, what, own_servers=False):
+        order.append("low")
+        return {"rate_hz": round(0.15 * saturation_hz, 1), "events": 300, "worker_total_mean_ms": 24.0,
+                "total_p50_p99_ms": [30.0, 60.0]}
+
+    monkeypatch.setattr(script, "low_rate_run", fake_low)
     monkeypatch.setattr(script, "MODEL_EVENTS_AT_RATE", 2000)
     args = argparse.Namespace(calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
                               calibration_out=str(tmp_path / "cal.json"), deflate_contention=False, farm_option=[],
-                              min_rate=20.0, repeats=1)
+                              min_rate=20.0, repeats=1, low_rate_events=300)
     out, cal = script.default_farm_case(args, tmp_path)
-    assert order == ["calibration 0", "rates", "calibration 1"] and len(set(seeds)) == 2
+    assert order == ["calibration 0", "low", "rates", "calibration 1"] and len(set(seeds)) == 2
     saved = script.load(tmp_path / "cal.json")
     assert saved.n_events == 400 and saved.provenance["calibration_run"]["rate_hz"] == 40.0
     assert saved.provenance["calibration_run"]["when"].startswith("2 runs pooled")
@@ -272,6 +279,9 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
     assert [r["when"] for r in c["runs"]] == ["before the real runs at the three rates", "after them"]
     assert c["process_cpu_ms_per_event"]["workers"] == 5.5  # the runs' mean, weighted by their events
     assert c["worker_total_mean_ms"] == 20.5
+    # the low-rate run is kept with the calibration, and the model takes the steps' factor from it
+    assert saved.provenance["low_rate_run"]["rate_hz"] == 7.5 and c["low_rate_run"]["worker_total_mean_ms"] == 24.0
+    assert out["low_rate_step_scale"] > 0
 
 
 def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs(tmp_path, monkeypatch):
@@ -308,14 +318,22 @@ def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs
         return cal
 
     monkeypatch.setattr(script.calibrate, "deflate_contention", fake_deflate)
+
+    def fake_low(config, saturation_hz, args, work, what, own_servers=False):
+        assert own_servers and config.inference.local_servers == 2
+        order.append("low")
+        return {"rate_hz": 7.5, "events": 300, "worker_total_mean_ms": 24.0, "total_p50_p99_ms": [30.0, 60.0]}
+
+    monkeypatch.setattr(script, "low_rate_run", fake_low)
     args = argparse.Namespace(kill_events=200, kill_repeats=1, restart_cpu_s=None, farm_option=[], deflate_contention=True,
                               kill_calibration="own", calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
+                              low_rate_events=300,
                               kill_calibration_out=str(tmp_path / "kill-cal.json"))
     case = script.kill_case(args, None, 50.0, tmp_path)
-    assert order == ["calibration 0", "kill 15", "kill 27.5", "kill 40", "calibration 1"] and len(set(seeds)) == 2
+    assert order == ["calibration 0", "low", "kill 15", "kill 27.5", "kill 40", "calibration 1"] and len(set(seeds)) == 2
     saved = script.load(tmp_path / "kill-cal.json")
     assert saved.n_events == 400 and saved.provenance["calibration_run"]["servers"] == 2
-    assert saved.provenance["calibration_run"]["rate_hz"] == 40.0
+    assert saved.provenance["calibration_run"]["rate_hz"] == 40.0 and saved.provenance["low_rate_run"]["rate_hz"] == 7.5
     c = case["calibration"]
     assert c["source"].startswith("its own") and c["events"] == 400 and len(c["runs"]) == 2
     assert all(np.isfinite(r["model_p50_ms"]) and len(r["real_p50_p99_ms_per_run"]) == 1 for r in case["rates"])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from trigger_sim.errors import ConfigError
+from trigger_sim.planning import idle_slowdown
 from trigger_sim.planning.calibration import CPU_STEPS, MODELS, OUTCOMES, STEPS_BEFORE, Calibration, ModelCurve, ServerKind
 
 # the CPU server's model configurations (model_repository/*/config.pbtxt): instances and batching
@@ -25,6 +26,21 @@ CPU_SERVER_MODELS = {"edge_classifier": {"instances": 2, "max_batch": 0, "queue_
 EDGE_BYTES_PER_EDGE = 47.0  # a pile-up-60 hit graph: ~1.5 MB for ~31,900 edges (README, replay section)
 JET_BYTES_PER_JET = 64.0  # 16 float32 features per jet
 OVERHEAD_PROCESSES = ("readout", "builder", "supervisor_collector")  # the farm's own CPU per event
+
+
+def worker_idle_gaps_ms(cols: dict[str, list]) -> tuple[np.ndarray | None, str]:
+    """Per row of a per-event table: how long its worker had been idle before it
+    (`idle_slowdown.idle_gaps_ms`; the worker's span: its decision time minus its
+    worker_total), and a note; None when the table lacks a column it needs."""
+    needed = ("worker", "decided_ns", "worker_total_ms")
+    if any(c not in cols for c in needed):
+        return None, f"not measured: the table has no {', '.join(c for c in needed if c not in cols)} column"
+    end_ms = np.array([np.nan if v is None else v / 1e6 for v in cols["decided_ns"]], np.float64)
+    span = np.array([np.nan if v is None else v for v in cols["worker_total_ms"]], np.float64)
+    workers = np.array(["" if w is None else str(w) for w in cols["worker"]])
+    gaps = idle_slowdown.idle_gaps_ms(end_ms - span, end_ms, workers)
+    return gaps, ("per event, its worker's idle time before it: its start (decided_ns - worker_total_ms) minus the end of "
+                  "the worker's earlier events (0 while another of its events ran; null: its worker's first event)")
 
 
 def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = None, benchmarks: str | Path | None = None,
@@ -81,6 +97,9 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
         events[f"{m}_demand"] = np.where(called, np.maximum(column(f"{m}_ms") - rtt_ms, 0.0), 0.0)
         events[f"{m}_size"] = np.where(called, sizes[m], 0.0)
     events["outcome"] = np.array([OUTCOMES.index(cols["outcome"][i]) for i in keep], np.int8)
+    gaps, gap_note = worker_idle_gaps_ms(cols)
+    if gaps is not None:
+        events["idle_gap_ms"] = gaps[keep]
     summary = folder / "summary.json" if folder.is_dir() else None
     run_summary = json.loads(summary.read_text()) if summary is not None and summary.exists() else None
     if node_slots is None and run_summary is not None:
@@ -127,6 +146,7 @@ def from_run_folder(folder: str | Path, name: str = "", pileup: float | None = N
                   "demand": f"each call's measured time (worker side, loopback gRPC) minus rtt_ms = {rtt_ms}",
                   "fixed_ms": "1st percentile of the demand (batching saves it per execution)",
                   "dispatch_ms": dispatch_note,
+                  "idle_gap_ms": gap_note,
                   "assign": assign_note,
                   "build": ("each event's build_ms: its first fragment at the node to complete (the wait for a node "
                             "slot before it, assign_ms, the model makes itself)" if "assign_ms" in cols else
@@ -372,8 +392,9 @@ def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int 
     if not farm.host_cores:
         return cal
 
-    def worker_mean(c: Calibration, rate: float, n: int) -> float:
-        spec = PlanSpec(ArrivalSpec(rate_hz=rate, pattern=pattern), farm, events=n, seed=seed)
+    def worker_mean(c: Calibration, rate: float, n: int, idle: bool = True) -> float:
+        spec = PlanSpec(ArrivalSpec(rate_hz=rate, pattern=pattern), replace(farm, idle_slowdown=idle and farm.idle_slowdown),
+                        events=n, seed=seed)
         return simulate(spec, c)["latency_ms"]["worker_total"]["mean"]
 
     def scaled(stretch: float) -> Calibration:
@@ -393,7 +414,9 @@ def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int 
 
     # the stretch S with which the model at the calibration rate takes, per event, what the
     # calibrated steps took (their uncontended mean): a few fixed-point steps
-    target = worker_mean(cal, rate_hz / 20, max(events // 10, 1000))
+    # (the target without the idle slowdown: at a 20 times lower rate the workers idle long,
+    # and it would count as contention; at the calibration rate it is on, as it will be used)
+    target = worker_mean(cal, rate_hz / 20, max(events // 10, 1000), idle=False)
     stretch = 1.0
     for _ in range(iterations):
         stretch = max(stretch * worker_mean(scaled(stretch), rate_hz, events) / target, 1.0)
@@ -404,3 +427,31 @@ def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int 
             f"{rate_hz / 20:g} Hz); the contention the model adds is already in the steps timed at that rate")
     return replace(out, host={**out.host, "contention_stretch": stretch},
                    provenance={**cal.provenance, "contention_deflation": note})
+
+
+def scale_for_low_rate(cal: Calibration, farm: Any, low_rate_hz: float, real_worker_mean_ms: float, cal_rate_hz: float,
+                       events: int = 5_000, seed: int = 7, pattern: str = "poisson", iterations: int = 3) -> Calibration:
+    """The calibration with the factor its steps need at a low rate (`idle_slowdown.rate_scale`):
+    the one with which the model's mean worker time at `low_rate_hz` on `farm` equals a real
+    run's there (`real_worker_mean_ms`), found in `iterations` fixed-point steps, with the
+    per-worker rates it goes from and to (`cal_rate_hz`: the calibration's own rate, factor 1).
+    Apply after `deflate_contention`: the factor is what the real steps at the low rate took
+    beyond the model's own contention and idle gaps there."""
+    from trigger_sim.planning.model_summary import simulate
+    from trigger_sim.planning.spec import ArrivalSpec, PlanSpec
+
+    workers = farm.nodes * farm.workers_per_node
+
+    def with_scale(scale: float) -> Calibration:
+        return replace(cal, host={**cal.host, "low_rate_step_scale": scale, "low_rate_per_worker_hz": low_rate_hz / workers,
+                                  "calibration_per_worker_hz": cal_rate_hz / workers})
+
+    scale = 1.0
+    for _ in range(iterations):
+        spec = PlanSpec(ArrivalSpec(rate_hz=low_rate_hz, pattern=pattern), farm, events=events, seed=seed)
+        scale *= real_worker_mean_ms / simulate(spec, with_scale(scale))["latency_ms"]["worker_total"]["mean"]
+    note = (f"steps x {scale:.4f} at {low_rate_hz:g} Hz ({low_rate_hz / workers:g} events/s per worker), going linearly to x 1 "
+            f"at the calibration rate {cal_rate_hz:g} Hz, flat beyond: with it the model's mean worker time at {low_rate_hz:g} Hz "
+            f"equals a real run's there ({real_worker_mean_ms:.2f} ms)")
+    out = with_scale(scale)
+    return replace(out, provenance={**out.provenance, "low_rate_scale": note})

@@ -88,7 +88,9 @@ class Calibration:
         return len(self.events.get("outcome", ()))
 
 
-OPTIONAL_EVENT_COLUMNS = ("assign",)  # a calibration made before it was measured: 0 for every event
+# measured later than the others: a calibration made before lacks them (assign: 0 for every
+# event; idle_gap_ms, the worker's idle time before the event, null where unknown: no idle slowdown)
+OPTIONAL_EVENT_COLUMNS = ("assign", "idle_gap_ms")
 
 
 def event_columns() -> tuple[str, ...]:
@@ -106,7 +108,7 @@ def to_json(cal: Calibration) -> dict[str, Any]:
         elif col.dtype == bool:
             events[name] = [bool(x) for x in col]
         else:
-            events[name] = [round(float(x), 4) for x in col]
+            events[name] = [round(float(x), 4) if np.isfinite(x) else None for x in col]
     return {"format": FORMAT, "version": VERSION, "name": cal.name, "provenance": cal.provenance, "pileup": cal.pileup,
             "rtt_ms": cal.rtt_ms, "host": cal.host,
             "servers": {k: {"description": s.description, "provenance": s.provenance,
@@ -149,7 +151,7 @@ def from_json(data: dict[str, Any], where: str = "calibration") -> Calibration:
             elif name.endswith("_called"):
                 events[name] = np.array(raw[name], bool)
             else:
-                events[name] = np.array(raw[name], np.float64)
+                events[name] = np.array([np.nan if x is None else x for x in raw[name]], np.float64)
     return Calibration(name=str(data.get("name", "")), provenance=dict(data.get("provenance", {})), events=events,
                        servers=servers, pileup=data.get("pileup"), rtt_ms=float(data.get("rtt_ms", 0.0)),
                        host=dict(data.get("host", {})))

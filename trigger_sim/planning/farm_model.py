@@ -46,8 +46,9 @@ import simpy
 
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.planning.arrivals import arrival_times_s
-from trigger_sim.planning.calibration import MODELS, Calibration, server_kind
+from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, server_kind
 from trigger_sim.planning.cores import Cores, CpuUser
+from trigger_sim.planning.idle_slowdown import IdleCurve, fit, rate_scale
 from trigger_sim.planning.sampling import draw
 from trigger_sim.planning.servers import LeastOutstanding, Request, Server, kill_schedule
 from trigger_sim.planning.spec import PlanSpec, check
@@ -57,6 +58,17 @@ OUTCOME_NAMES = {VETOED: "vetoed", ACCEPTED: "accepted", REJECTED: "rejected", T
 NONE, TRITON, FALLBACK, EXPIRED = 0, 1, 2, 3  # a model's path for one event
 REASONS = ("", "timeout", "unavailable", "breaker_open")
 NS_PER_MS = 1_000_000
+
+
+def idle_curve(cal: Calibration) -> tuple[IdleCurve | None, np.ndarray | None]:
+    """The calibration's idle-slowdown curve (`idle_slowdown.fit` on its rows' idle gaps and
+    work: CPU steps plus call demands) and each row's own factor; (None, None) when it holds
+    no idle gaps."""
+    if "idle_gap_ms" not in cal.events or not np.isfinite(cal.events["idle_gap_ms"]).any():
+        return None, None
+    work = sum(cal.events[s] for s in CPU_STEPS) + sum(cal.events[f"{m}_demand"] for m in MODELS)
+    curve = fit(cal.events["idle_gap_ms"], work)
+    return curve, curve.at(cal.events["idle_gap_ms"])
 
 
 class FarmModel:
@@ -74,6 +86,10 @@ class FarmModel:
         self.cal, self.kind = cal, kind
         self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
         self.draws = draw(cal, n, rng, spec.block_events)
+        self.idle_curve, self._row_factor = idle_curve(cal) if f.idle_slowdown else (None, None)
+        # each event's steps and demands: the rate's factor, times its idle factor over its row's
+        self.rate_scale = rate_scale(cal.host, a.rate_hz / (f.nodes * f.workers_per_node)) if f.idle_slowdown else 1.0
+        self.scale = np.full(n, self.rate_scale)
         self.assign_ms = np.full(n, np.nan)  # accept to a node slot (the fragments then travel)
         self.ready_ms = np.full(n, np.nan)  # complete in its node's builder
         base_outcome = np.where(cal.events["outcome"][self.draws.row] == 0, ACCEPTED, REJECTED)
@@ -111,6 +127,8 @@ class FarmModel:
         self._overhead_pending = 0
         self._overhead_wake: simpy.Event | None = None
         self.breakers: list[dict[int, CircuitBreaker]] = []  # per worker: server index -> its breaker, made on first use
+        self._busy = [0] * self.n_workers  # events each worker is working on
+        self._idle_since = [0.0] * self.n_workers  # when its last one ended (the run's start at first)
         for w in range(self.n_workers):
             cpu = simpy.Resource(env, 1) if f.slots_per_worker > 1 else None
             breakers: dict[int, CircuitBreaker] = {}
@@ -219,13 +237,18 @@ class FarmModel:
             self.worker_of[i] = w
             yield env.timeout(transfer[i])
             start = env.now  # the budget counts from here, as the worker's watch
+            if self.idle_curve is not None:
+                gap = 0.0 if self._busy[w] else start - self._idle_since[w]
+                self.scale[i] = self.rate_scale * float(self.idle_curve.at(gap)) / self._row_factor[d.row[i]]
+            scale = self.scale[i]
+            self._busy[w] += 1
             soft, hard = start + self.soft_ms, start + self.budget_ms
             # the watchdog's forced decision at the hard budget frees the node slot then,
             # while the worker's slot stays busy until its step ends
             env.timeout(self.budget_ms).callbacks.append(lambda _ev, i=i, node=node: self._free_node_slot(i, node))
             left_early = False
             for model in MODELS:
-                yield from self._cpu(before[model][i], cpu, user)
+                yield from self._cpu(before[model][i] * scale, cpu, user)
                 if env.now >= soft:
                     left_early = True
                     break
@@ -235,8 +258,11 @@ class FarmModel:
                         left_early = True
                         break
             if not left_early:
-                yield from self._cpu(after[i], cpu, user)
+                yield from self._cpu(after[i] * scale, cpu, user)
             end = env.now
+            self._busy[w] -= 1
+            if not self._busy[w]:
+                self._idle_since[w] = end
             self.worker_ms[i] = end - start
             if end > hard:
                 self.outcome[i], self.decided_ms[i] = TIMEOUT, hard  # the watchdog force-accepted it
@@ -279,7 +305,7 @@ class FarmModel:
         left = soft - start
         deadline_ms = min(f.timeout_ms, left)
         capped = left <= f.timeout_ms
-        demand, size, net = self.draws.demand_ms[model][i], self.draws.size[model][i], self.net_ms[model][i]
+        demand, size, net = self.draws.demand_ms[model][i] * self.scale[i], self.draws.size[model][i], self.net_ms[model][i]
         tried: set[int] = set()
         reason = 3  # breaker_open, unless a server is tried
         for _ in range(min(2, len(self.servers))):

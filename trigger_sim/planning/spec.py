@@ -64,6 +64,9 @@ class FarmSpec:
     cpu_slice_ms: float = 0.0  # >0: the host's cores time-sliced (as the OS scheduler) in slices of this length; 0: whole bursts
     cpu_fair: bool = False  # with cpu_slice_ms: each slice to the least-run user (CFS), not round robin
     kills: tuple[ServerKill, ...] = ()
+    # an event's steps and calls longer after its worker idled, as the calibration measured
+    # (`idle_slowdown`; a calibration without per-event idle times: off whatever this says)
+    idle_slowdown: bool = True
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,22 @@ def test_calibrating_from_a_run_folder_keeps_each_event_whole(tmp_path):
     curve = cal.servers["cpu-local"].models["edge_classifier"]
     assert curve.empirical and curve.instances == 2
     assert set(MODELS) == set(cal.servers["cpu-local"].models)
+    assert "idle_gap_ms" not in cal.events and "no worker" in cal.provenance["idle_gap_ms"]
+
+
+def test_each_event_keeps_its_workers_idle_time_before_it(tmp_path):
+    """With the worker, decision time and worker time in the table, each kept row carries how
+    long its worker idled before it (start = decided - worker_total); a dropped row still
+    occupied its worker."""
+    cols = write_run_table(tmp_path / "run")
+    n = len(cols["outcome"])
+    cols["worker"] = ["worker-0.0" if i % 2 == 0 else "worker-1.0" for i in range(n)]
+    cols["worker_total_ms"] = [20.0] * n
+    cols["decided_ns"] = [int((100 + 50 * i) * 1e6) for i in range(n)]  # each worker: one event every 100 ms
+    pq.write_table(pa.table(cols), tmp_path / "run" / "events.parquet")
+    gaps = calibrate.from_run_folder(tmp_path / "run").events["idle_gap_ms"]
+    assert np.isnan(gaps[0]) and np.isnan(gaps[1])  # each worker's first
+    assert np.allclose(gaps[2:], 80.0)  # 100 ms apart, 20 ms each; the dropped row 7 counted for its worker
 
 
 def test_a_run_without_enough_good_events_is_refused(tmp_path):
