@@ -21,8 +21,11 @@ idle polling and the server's background threads are spread over a quarter of th
 and the worker's steps run colder). Two runs by default (--calibration-runs), one before the
 real runs at the three rates and one after them, calibrated one by one and pooled: this
 shared host's speed drifts over minutes, and a spell then weighs on the calibration as it
-does on the runs it is compared with. The report sets out the real steps' medians at the
-three rates, against which the contention deflation's premise can be read. With --ship-calibration it is also written as this host's
+does on the runs it is compared with. One more run at 0.15 of the saturation (--low-rate-events)
+gives the factor the steps need at a low rate (the real steps get longer as the rate falls:
+trigger_sim/planning/idle_slowdown.py); the report sets out the real steps' medians at the
+three rates. The kill case is calibrated the same way on its own farm, two servers without a
+kill, on either side of its kill runs (--kill-calibration own). With --ship-calibration the default farm's calibration is also written as this host's
 shipped calibration (configs/calibrations/cpu-this-host-pu20.json) with its provenance: one
 command re-makes and re-checks it after the code changes (a retrained model, a faster step).
 
@@ -99,6 +102,7 @@ CALIBRATION_FRACTION = 0.8  # the default farm's calibration run, as a fraction 
 # a further calibration run at this fraction of the measured saturation, below the three rates: the
 # steps' factor at a low rate (calibrate.scale_for_low_rate; the real steps get longer as the rate falls)
 LOW_RATE_FRACTION = 0.15
+STEADY_SKIP = 0.1  # the low-rate run's first events left out of its mean worker time (start-up)
 QUIET_OTHER_CORES = 0.1  # more cores used by other processes during a phase: the phase is flagged
 RETRY_OTHER_CORES = 0.2  # more during the real runs at three rates: they are run again (--retries)
 QUIET_WAIT_S = 120.0  # a phase waits at most this long, holding the lock, for the machine to be quiet
@@ -288,10 +292,24 @@ def low_rate_run(config: FarmConfig, saturation_hz: float, args: argparse.Namesp
             with local_server(config) as server:
                 summary = run_farm(with_overrides(config, readout={"rate_hz": rate}, inference={"triton_url": server.grpc_url}),
                                    args.low_rate_events, None, output_dir=None, events_table=table)
-    worker = summary["latency_ms"]["worker_total"]
-    print(f"{what}: low-rate run at {rate:g} Hz: worker time mean {worker['mean']:.2f} ms", flush=True)
-    return {"rate_hz": rate, "events": summary["events"]["l1_accepted"], "worker_total_mean_ms": worker["mean"],
+    steady_ms, whole_ms = steady_worker_mean_ms(table), summary["latency_ms"]["worker_total"]["mean"]
+    print(f"{what}: low-rate run at {rate:g} Hz: worker time mean {steady_ms:.2f} ms after its first "
+          f"{STEADY_SKIP:.0%} of events ({whole_ms:.2f} ms over all)", flush=True)
+    return {"rate_hz": rate, "events": summary["events"]["l1_accepted"], "worker_total_mean_ms": steady_ms,
+            "worker_total_mean_ms_all_events": whole_ms, "other_cores": PHASES[-1]["other_cores"] if PHASES else None,
             "total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")]}
+
+
+def steady_worker_mean_ms(table: Path) -> float:
+    """The mean worker time of a run's events after its first STEADY_SKIP of them (in Level-1
+    order): a freshly started server's and worker's first events are not the steady state."""
+    import pyarrow.parquet as pq
+
+    cols = pq.read_table(table, columns=["l1_time_ns", "worker_total_ms"]).to_pydict()
+    order = np.argsort(np.array(cols["l1_time_ns"], np.int64), kind="stable")
+    worker = np.array([np.nan if v is None else v for v in cols["worker_total_ms"]], np.float64)[order]
+    steady = worker[int(len(worker) * STEADY_SKIP):]
+    return float(np.nanmean(steady))
 
 
 def scaled_for_low_rate(cal: Calibration, farm: FarmSpec, cal_rate_hz: float, pattern: str) -> Calibration:
@@ -673,14 +691,14 @@ def kill_config(rate_hz: float = 60.0) -> FarmConfig:
                           output={"write_streams": False})
 
 
-def kill_farm(rate: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
+def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
               killed: bool = True) -> FarmSpec:
     """The kill case's farm in the model: two servers; with `killed`, server 0 killed after
     KILL_AT of the run's offered time and back `restart_s` later, its restart taking
     `restart_cpu_s` of the host's CPU meanwhile."""
     restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
-    config = kill_config(rate)
-    kills = (ServerKill(server=0, at_s=KILL_AT * n / rate, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
+    config = kill_config(rate_hz)
+    kills = (ServerKill(server=0, at_s=KILL_AT * n / rate_hz, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
     return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
                    kills=kills if killed else (), **(farm_options or {}))
 
@@ -781,6 +799,9 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     if not own and cal is None:
         raise SystemExit("--kill-calibration default: no default-farm calibration (run --cases default first)")
     n_runs = args.calibration_runs
+    if own and (n_runs < 1 or args.calibration_events / n_runs < MIN_CALIBRATION_RUN_EVENTS):
+        raise SystemExit(f"--calibration-runs {n_runs} with --calibration-events {args.calibration_events}: each run needs "
+                         f">= {MIN_CALIBRATION_RUN_EVENTS} events (at least one run)")
     runs: list[tuple[Calibration, Any]] = []
     tables = [work / f"kill-calibration-{k}" / "events.parquet" for k in range(n_runs)]
 
@@ -800,7 +821,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
         restart_cpu = server_start_cpu(kill_config())
     restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
     rows = [kill_real_row(case, rate, args) for rate in rates]
-    calibration = {"source": "the default farm's calibration (--calibration-out)"}
+    calibration = {"kind": "default", "source": "the default farm's calibration (--calibration-out)"}
     if own:
         for k in range(1, n_runs):
             one_calibration_run(k)
@@ -809,7 +830,8 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
         if low:
             cal.provenance["low_rate_run"] = extra["low_rate_run"] = low
         save(cal, args.kill_calibration_out)
-        calibration = {"source": f"its own: {n_runs} runs of the two-server farm without a kill (--kill-calibration-out)",
+        calibration = {"kind": "own",
+                       "source": f"its own: {n_runs} runs of the two-server farm without a kill (--kill-calibration-out)",
                        "rate_hz": cal_rate, "events": summary["events"]["l1_accepted"],
                        "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
     model_cal = kill_calibration(cal, args)
@@ -827,13 +849,20 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
             "rates": rows}
 
 
+def kill_calibration_kind(case: dict) -> str:
+    """"own" or "default": which calibration a recorded kill case was modelled on (a record
+    from before the case had its own: "default")."""
+    calibration = case.get("calibration") or {}
+    return calibration.get("kind") or ("own" if str(calibration.get("source", "")).startswith("its own") else "default")
+
+
 def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     """A recorded case's model figures again, from the calibration files, against the same
     real figures: a change to the model checked without re-running the farm."""
     if "rates" not in case:
         return case
     if key == "kill":
-        own = (case.get("calibration") or {}).get("source", "").startswith("its own")
+        own = kill_calibration_kind(case) == "own"
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
         case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         for row in case["rates"]:
@@ -951,16 +980,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "plan" / "validation.json"))
     ap.add_argument("--calibration-out", default=str(ROOT / "docs" / "plan" / "validation-calibration.json"),
-                    help="where the default farm's calibration is kept (the kill case reads it when the default farm is not run)")
+                    help="where the default farm's calibration is kept (the kill case reads it with --kill-calibration default "
+                         "when the default farm is not run)")
     ap.add_argument("--ship-calibration", nargs="?", const=str(SHIPPED_CALIBRATION), default=None,
                     help=f"also write the default farm's calibration as this host's shipped one (default path: "
                          f"{SHIPPED_CALIBRATION.relative_to(ROOT)}), with its provenance")
     ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
-                    help="the default farm's calibration run, as a fraction of its measured saturation")
-    ap.add_argument("--calibration-events", type=int, default=3000, help="the default farm's calibration events, all runs together")
+                    help="the calibration runs (default farm; the kill case's own), as a fraction of the default farm's "
+                         "measured saturation")
+    ap.add_argument("--calibration-events", type=int, default=3000,
+                    help="the calibration events of the default farm (and of the kill case's own), all runs together")
     ap.add_argument("--calibration-runs", type=int, default=2,
-                    help="the default farm's calibration runs, pooled: the first before the real runs at the three "
-                         "rates, the others after them (one run: before them)")
+                    help="calibration runs of the default farm (and of the kill case's own), pooled: the first before "
+                         "the real runs at the three rates, the others after them (one run: before them)")
     ap.add_argument("--low-rate-events", type=int, default=300,
                     help=f"the default and kill cases' low-rate calibration run, at {LOW_RATE_FRACTION:g} of the saturation "
                          "(0: none): the steps' factor at a low rate (calibrate.scale_for_low_rate)")
@@ -974,8 +1006,8 @@ def main() -> int:
     ap.add_argument("--slots-calibration-events", type=int, default=400)
     ap.add_argument("--cases", default="default,slots,kill",
                     help="comma-separated cases to run; the others keep their figures from --out; the kill case "
-                         "without `default` takes the default farm's saturation from --out and its calibration from "
-                         "--calibration-out")
+                         "without `default` takes the default farm's saturation from --out (and, with --kill-calibration "
+                         "default, its calibration from --calibration-out)")
     ap.add_argument("--kill-calibration", choices=("own", "default"), default="own",
                     help="the kill case's calibration: its own runs of the two-server farm without a kill, before and "
                          "after its kill runs (own), or the default farm's (default, older by the other cases' runs)")
@@ -994,11 +1026,11 @@ def main() -> int:
                          f"case's run measured it, else {RESTART_CPU_S} s measured on this host; 0: a restart costs no CPU)")
     ap.add_argument("--deflate-contention", action=argparse.BooleanOptionalAction, default=True,
                     help="divide the calibration's steps by the core contention the model adds at the calibration "
-                         "rate (calibrate.deflate_contention; the kill case uses the default farm's). On by default: "
-                         "without it the model counts the contention at the calibration rate twice (on the run of "
-                         "2026-12-06 03:01 UTC its p50 at the calibration rate read 125 ms against 48). The real steps "
-                         "are not shorter at lower rates, as it assumes, but longer (the report prints their medians "
-                         "at the three rates; README)")
+                         "rate (calibrate.deflate_contention, on the farm the calibration runs were made on). On by "
+                         "default: without it the model counts the contention at the calibration rate twice (on the run "
+                         "of 2026-12-06 03:01 UTC its p50 at the calibration rate read 125 ms against 48). The real steps "
+                         "are not shorter at lower rates, as it assumes, but longer: the low-rate run's factor and the "
+                         "idle-time curve (trigger_sim/planning/idle_slowdown.py) carry that")
     ap.add_argument("--farm-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a model farm key for every case (e.g. cpu_slice_ms=0 to switch processor sharing off)")
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),
@@ -1024,6 +1056,7 @@ def main() -> int:
         HOLDING = True
     if args.quick:
         args.calibration_events, args.search_steps, args.kill_events, args.kill_repeats = 400, 3, 300, 1
+        args.low_rate_events = min(args.low_rate_events, 100)
         args.rate_events = 1000
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(args.cases) - set(CASE_NAMES)
@@ -1037,7 +1070,9 @@ def main() -> int:
 
     def record(key: str, case: dict, first_phase: int | None) -> None:  # after every case: a later failure keeps it
         if first_phase is None:  # --model-only: the real figures keep their own record
-            case["model_rerun"] = {**started, "calibration": args.slots_calibration_out if key == "slots" else args.calibration_out}
+            path = {"slots": args.slots_calibration_out,
+                    "kill": args.kill_calibration_out if kill_calibration_kind(case) == "own" else args.calibration_out}
+            case["model_rerun"] = {**started, "calibration": path.get(key, args.calibration_out)}
         else:
             keep_real_latencies(Path(args.real_latencies_out), key)
             case["measured"] = {**started, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),

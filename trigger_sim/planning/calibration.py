@@ -5,7 +5,8 @@ A calibration file is JSON (`FORMAT`, `VERSION`). It holds
   together so a heavy event is heavy in every step): the worker's CPU steps (ms), the
   assignment round trip (`assign`: from a free node slot to the first fragment at the node;
   optional, 0 when absent), build (first fragment to complete) and transfer times, each model's demand on the calibration's own server (the call's time minus
-  the round trip, ms), its input size and whether it was called, and the outcome;
+  the round trip, ms), its input size and whether it was called, the outcome, and how long
+  its worker had been idle before it (`idle_gap_ms`; optional);
 - `servers`: service-time curves per server kind and model (`ModelCurve`);
 - `host`: the shared host's cores and the farm's own CPU per event (readout, builder,
   collector), for modelling a farm that shares one machine with its server;

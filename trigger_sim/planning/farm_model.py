@@ -30,7 +30,9 @@ queue for the same cores, whole bursts first come first served or, with `cpu_sli
 time slices as the OS scheduler gives them (processor sharing). Without `host_cores` (workers on their own cores, the farm's own
 processes elsewhere) the worker's CPU outside its timed steps (receiving, the calls' client
 side, answering: the calibration's `worker_outside_cpu_ms_per_event`) takes the worker's core
-after each event, before its next one can compute.
+after each event, before its next one can compute. An event's CPU steps and call demands
+are longer after its worker idled (`idle_slowdown`: the calibration rows' own idle times give
+the curve, and a low-rate run the factor at low rates), as the real farm's are.
 
 Simulated time is in ms. Every Level-1 slot ends in exactly one place: vetoed (not an
 accept), accepted, rejected or HltTimeout; `pending` after the run is lost and must be 0.
@@ -46,7 +48,7 @@ import simpy
 
 from trigger_sim.inference.breaker import CircuitBreaker
 from trigger_sim.planning.arrivals import arrival_times_s
-from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, server_kind
+from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, ServerKind, server_kind
 from trigger_sim.planning.cores import Cores, CpuUser
 from trigger_sim.planning.idle_slowdown import IdleCurve, fit, rate_scale
 from trigger_sim.planning.sampling import draw
@@ -60,13 +62,16 @@ REASONS = ("", "timeout", "unavailable", "breaker_open")
 NS_PER_MS = 1_000_000
 
 
-def idle_curve(cal: Calibration) -> tuple[IdleCurve | None, np.ndarray | None]:
+def idle_curve(cal: Calibration, kind: ServerKind) -> tuple[IdleCurve | None, np.ndarray | None]:
     """The calibration's idle-slowdown curve (`idle_slowdown.fit` on its rows' idle gaps and
-    work: CPU steps plus call demands) and each row's own factor; (None, None) when it holds
-    no idle gaps."""
+    the work the model scales with it: CPU steps plus the demands of the models whose curve on
+    `kind` takes each call's own demand; a fixed service time, a sleep or a GPU's curve, does
+    not slow down with the worker) and each row's own factor; (None, None) when it holds no
+    idle gaps."""
     if "idle_gap_ms" not in cal.events or not np.isfinite(cal.events["idle_gap_ms"]).any():
         return None, None
-    work = sum(cal.events[s] for s in CPU_STEPS) + sum(cal.events[f"{m}_demand"] for m in MODELS)
+    work = sum(cal.events[s] for s in CPU_STEPS) + sum(cal.events[f"{m}_demand"] for m in MODELS
+                                                       if kind.models[m].empirical)
     curve = fit(cal.events["idle_gap_ms"], work)
     return curve, curve.at(cal.events["idle_gap_ms"])
 
@@ -86,7 +91,7 @@ class FarmModel:
         self.cal, self.kind = cal, kind
         self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
         self.draws = draw(cal, n, rng, spec.block_events)
-        self.idle_curve, self._row_factor = idle_curve(cal) if f.idle_slowdown else (None, None)
+        self.idle_curve, self._row_factor = idle_curve(cal, kind) if f.idle_slowdown else (None, None)
         # each event's steps and demands: the rate's factor, times its idle factor over its row's
         self.rate_scale = rate_scale(cal.host, a.rate_hz / (f.nodes * f.workers_per_node)) if f.idle_slowdown else 1.0
         self.scale = np.full(n, self.rate_scale)
@@ -128,7 +133,8 @@ class FarmModel:
         self._overhead_wake: simpy.Event | None = None
         self.breakers: list[dict[int, CircuitBreaker]] = []  # per worker: server index -> its breaker, made on first use
         self._busy = [0] * self.n_workers  # events each worker is working on
-        self._idle_since = [0.0] * self.n_workers  # when its last one ended (the run's start at first)
+        # when its last one ended; unknown before its first (factor 1, as the calibration's first rows)
+        self._idle_since = [float("nan")] * self.n_workers
         for w in range(self.n_workers):
             cpu = simpy.Resource(env, 1) if f.slots_per_worker > 1 else None
             breakers: dict[int, CircuitBreaker] = {}

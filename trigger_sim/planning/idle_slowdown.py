@@ -103,6 +103,7 @@ def _non_decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
             blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
     return np.array([b[0] for b in blocks for _ in range(b[2])])
 
+
 RATE_SCALE_KEYS = ("low_rate_step_scale", "low_rate_per_worker_hz", "calibration_per_worker_hz")
 
 

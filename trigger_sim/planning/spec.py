@@ -65,7 +65,8 @@ class FarmSpec:
     cpu_fair: bool = False  # with cpu_slice_ms: each slice to the least-run user (CFS), not round robin
     kills: tuple[ServerKill, ...] = ()
     # an event's steps and calls longer after its worker idled, as the calibration measured
-    # (`idle_slowdown`; a calibration without per-event idle times: off whatever this says)
+    # (`idle_slowdown`): per event from its rows' idle gaps (`idle_gap_ms`), per run from a
+    # low-rate run's factor (host keys `low_rate_step_scale`...); each only where the calibration has it
     idle_slowdown: bool = True
 
 

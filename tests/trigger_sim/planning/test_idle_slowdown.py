@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trigger_sim.planning import calibrate
-from trigger_sim.planning.calibration import CPU_STEPS, from_json, to_json
+from trigger_sim.planning.calibration import CPU_STEPS, ModelCurve, ServerKind, from_json, to_json
 from trigger_sim.planning.farm_model import FarmModel, idle_curve
 from trigger_sim.planning.idle_slowdown import FLAT, GAP_EDGES_MS, fit, idle_gaps_ms, rate_scale
 from trigger_sim.planning.model_summary import simulate
@@ -85,7 +85,9 @@ def test_no_slowdown_in_the_data_gives_a_flat_curve_and_unknown_gaps_count_as_no
     curve = fit(gaps, rng.gamma(8.0, 3.0, 5000))
     assert max(curve.factor) < 1.06  # only the upward noise a running maximum keeps
     gaps[:100] = np.nan
-    assert fit(gaps, np.ones(5000)).factor == tuple(1.0 for _ in GAP_EDGES_MS)
+    work = np.ones(5000)
+    work[:100] = 1e6  # would raise whichever bin they were counted in
+    assert fit(gaps, work).factor == tuple(1.0 for _ in GAP_EDGES_MS)
     assert curve.at(np.nan) == 1.0
 
 
@@ -115,7 +117,7 @@ def test_the_model_runs_an_event_slower_after_its_worker_idled():
     is the slow rows' (1.3 x the base 15 ms), near saturation (no idle time) the base; with
     idle_slowdown off, the rows' mean (1.15 x) at any rate."""
     cal = _idle_calibration()
-    curve, row_factor = idle_curve(cal)
+    curve, row_factor = idle_curve(cal, cal.servers["cpu"])
     assert curve.at(1.0) == 1.0 and curve.at(200.0) == pytest.approx(1.3)
     farm = FarmSpec(workers_per_node=1, readout_buffer_events=10_000, budget_ms=1e6)
 
@@ -128,6 +130,33 @@ def test_the_model_runs_an_event_slower_after_its_worker_idled():
     assert worker_mean(2.0) == pytest.approx(1.3 * 15.0, rel=0.01)
     assert worker_mean(200.0) == pytest.approx(15.0, rel=0.01)  # far above saturation: back to back
     assert worker_mean(2.0, idle=False) == pytest.approx(1.15 * 15.0, rel=0.02)
+
+
+def test_a_call_the_server_answers_in_a_fixed_time_is_left_out_of_the_curve():
+    """Only the CPU steps slow down here (x 1.3 after 200 ms); the call takes a fixed 40 ms on
+    a server whose curve ignores each call's demand (a sleep, a GPU): the curve is the CPU's
+    1.3, not diluted by the call's time the model never scales; with the call's demand taken
+    per request (empirical), it is counted."""
+    cal = _idle_calibration()
+    slow = np.where(cal.events["idle_gap_ms"] > 100, 1.3, 1.0)
+    events = {**cal.events, "edge_classifier_demand": np.full(cal.n_events, 40.0)}
+    cal = replace(cal, events=events)
+    fixed = ServerKind({"edge_classifier": ModelCurve(fixed_ms=40.0), "jet_tagger": ModelCurve(empirical=True)})
+    assert idle_curve(cal, fixed)[0].at(200.0) == pytest.approx(1.3)
+    assert idle_curve(cal, cal.servers["cpu"])[0].at(200.0) == pytest.approx((10 * 1.3 + 40) / 50)
+    assert np.allclose(idle_curve(cal, fixed)[1], slow)
+
+
+def test_a_workers_first_event_and_an_event_beside_another_slot_count_no_idle_time():
+    """Two slots on one worker, events arriving together: the first has no idle time before it
+    (unknown: factor 1, as a calibration's first rows), the second starts while the first runs
+    (idle 0): both take the base work, never the slow rows' 1.3."""
+    cal = _idle_calibration()
+    farm = FarmSpec(workers_per_node=1, slots_per_worker=2, readout_buffer_events=10_000, budget_ms=1e6)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=10_000.0, pattern="constant"), farm, events=2, seed=1), cal)
+    model.run()
+    rows = model.draws.row
+    assert np.allclose(model.scale, 1.0 / model._row_factor[rows])
 
 
 def test_the_low_rate_factor_makes_the_model_match_the_real_mean_there():
