@@ -849,6 +849,12 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
             "rates": rows}
 
 
+def shown_path(path: str) -> str:
+    """`path` relative to the repository when inside it (records do not name this checkout)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def kill_calibration_kind(case: dict) -> str:
     """"own" or "default": which calibration a recorded kill case was modelled on (a record
     from before the case had its own: "default")."""
@@ -1072,7 +1078,7 @@ def main() -> int:
         if first_phase is None:  # --model-only: the real figures keep their own record
             path = {"slots": args.slots_calibration_out,
                     "kill": args.kill_calibration_out if kill_calibration_kind(case) == "own" else args.calibration_out}
-            case["model_rerun"] = {**started, "calibration": path.get(key, args.calibration_out)}
+            case["model_rerun"] = {**started, "calibration": shown_path(path.get(key, args.calibration_out))}
         else:
             keep_real_latencies(Path(args.real_latencies_out), key)
             case["measured"] = {**started, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),

@@ -1,18 +1,18 @@
 """A worker's event runs slower the longer the worker sat idle before it.
 
-Measured on this host's real runs (per-event tables, 2026-12-06): the worker's CPU steps and
-its calls' times, summed, are about 10 % longer for an event its worker started after 50-100
-ms idle than for one started straight after the last, and about 20 % longer after 100-500 ms,
-for events of the same size; caches gone cold and idle processor and server threads are the
-likely reasons. At a low Level-1 rate most events come after long idle spells, so the
-real farm's steps get *longer* as the rate falls, which a model with one step time per event
-cannot show.
+Measured on this host's real runs (per-event tables; the README's "The idle slowdown" has the
+figures): the worker's CPU steps and its calls' times, summed, are about 10 % longer for an
+event its worker started after 50-100 ms idle than for one started straight after the last,
+and about 20 % longer after 100-500 ms, for events of the same size; caches gone cold and idle
+processor and server threads are the likely reasons. At a low Level-1 rate most events come
+after long idle spells, so the real farm's steps get *longer* as the rate falls, which a model
+with one step time per event cannot show.
 
 Two measures, both of a calibration:
-- per event, the curve below: fitted on the calibration's own events (each row keeps the idle time its worker
-had before it): the mean work per bin of idle time, over the first well-filled bin's. The model
-divides each drawn row by its own factor and multiplies it by the factor of the idle time its
-simulated worker had (`farm_model`);
+- per event, the curve below, fitted on the calibration's own events (each row keeps the idle
+  time its worker had before it): the mean work per bin of idle time, over the first
+  well-filled bin's. The model divides each drawn row by its own factor and multiplies it by
+  the factor of the idle time its simulated worker had (`farm_model`);
 - per run, `rate_scale`: within one run the gap shows only part of it (a lull leaves every
   process idle, the server's too; a burst adds contention that the model adds itself), so a
   calibration may carry a second real run at a low rate and the factor its steps needed there
