@@ -890,7 +890,7 @@ def shipped_provenance(started: dict, fraction: float, validation_out: str | Pat
     """`made_by` of a shipped calibration: the run's command, commit and time, and how it was
     made (the calibration run's fraction of the measured saturation, as asked)."""
     return {**started, "how": f"the default farm's calibration runs of scripts/validate_plan.py (pooled), at {fraction:g} "
-                              f"of its measured saturation; validated by the same run ({validation_out})"}
+                              f"of its measured saturation; validated by the same run ({shown_path(str(validation_out))})"}
 
 
 def keep_real_latencies(path: Path, key: str) -> None:
