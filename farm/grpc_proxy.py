@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from farm.lifecycle import new_session_dying_with_parent
+from farm.lifecycle import server_launch
 from farm.triton_server import free_port
 from trigger_sim.errors import TriggerSimError
 
@@ -85,8 +85,8 @@ class GrpcProxy:
         if check.returncode != 0:
             raise TriggerSimError(f"haproxy refused its configuration {path}: {check.stdout}{check.stderr}")
         self._log = open(self._workdir / "haproxy.log", "ab")
-        self.proc = subprocess.Popen([self.binary, "-db", "-f", str(path)], stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=new_session_dying_with_parent)
+        argv, how = server_launch([self.binary, "-db", "-f", str(path)])
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, **how)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

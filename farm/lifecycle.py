@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -76,6 +78,21 @@ def new_session_dying_with_parent() -> None:
     """`preexec_fn` for servers: own process group (clean group kill), die with the parent."""
     os.setsid()
     die_with_parent(signal.SIGTERM)
+
+
+def server_launch(cmd: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """A server's command line and `subprocess.Popen` keywords: its own session (a clean group
+    kill) and SIGTERM when the thread that started it ends. With util-linux's `setpriv` the
+    death signal is set by `setpriv --pdeathsig`, so no Python code runs between fork and exec
+    and Popen uses vfork, which runs no fork handlers: gRPC's (a test process with live gRPC
+    channels) blocked a plain fork for good in a test run (2026-12-06, inside fork() in
+    gRPC's prepare handler, where no timeout reaches). `setpriv` sets the signal once it runs,
+    a few milliseconds after the launch: a thread that ends sooner leaves the server running
+    (launching threads here live as long as their servers). Without `setpriv`: `preexec_fn`."""
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *cmd], {"start_new_session": True}
+    return list(cmd), {"preexec_fn": new_session_dying_with_parent}
 
 
 def ignore_interrupts() -> None:

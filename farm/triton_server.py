@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from farm.lifecycle import child_pids, new_session_dying_with_parent, reaping_orphans
+from farm.lifecycle import child_pids, reaping_orphans, server_launch
 from trigger_sim.errors import TritonStartError
 
 SHM_PREFIX_BASE = "triton_python_backend_shm_region_tsim"
@@ -152,8 +152,8 @@ class TritonServer:
         if self.model_config_name:
             cmd.append(f"--model-config-name={self.model_config_name}")
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=new_session_dying_with_parent)
+        argv, how = server_launch(cmd)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, **how)
 
     def wait_ready(self) -> None:
         """Wait until the launched server answers ready; TritonStartError (server stopped)
