@@ -86,7 +86,7 @@ def server_launch(cmd: list[str]) -> tuple[list[str], dict[str, Any]]:
     death signal is set by `setpriv --pdeathsig`, so no Python code runs between fork and exec
     and Popen uses vfork, which runs no fork handlers: gRPC's (a test process with live gRPC
     channels) blocked a plain fork for good in a test run (2026-12-06, inside fork() in
-    gRPC's prepare handler, where no timeout reaches). `setpriv` sets the signal once it runs,
+    gRPC's prepare handler, where no timeout reaches; grpc/grpc#37259). `setpriv` sets the signal once it runs,
     a few milliseconds after the launch: a thread that ends sooner leaves the server running
     (launching threads here live as long as their servers). Without `setpriv`: `preexec_fn`."""
     setpriv = shutil.which("setpriv")
