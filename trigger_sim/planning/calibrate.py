@@ -377,6 +377,16 @@ def with_fixed_server(cal: Calibration, model: str, service_ms: float, instances
     return replace(cal, servers=servers, provenance=provenance)
 
 
+def model_worker_mean_ms(cal: Calibration, farm: Any, rate_hz: float, events: int, seed: int, pattern: str) -> float:
+    """The model's mean worker time (ms) on `farm` at `rate_hz`: what the calibration's fixed
+    points (`deflate_contention`, `scale_for_low_rate`) match against measured ones."""
+    from trigger_sim.planning.model_summary import simulate
+    from trigger_sim.planning.spec import ArrivalSpec, PlanSpec
+
+    spec = PlanSpec(ArrivalSpec(rate_hz=rate_hz, pattern=pattern), farm, events=events, seed=seed)
+    return simulate(spec, cal)["latency_ms"]["worker_total"]["mean"]
+
+
 def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int = 20_000, seed: int = 7,
                        pattern: str = "poisson", iterations: int = 3) -> Calibration:
     """The calibration with its CPU step times and server demands divided by the core
@@ -386,16 +396,11 @@ def deflate_contention(cal: Calibration, farm: Any, rate_hz: float, events: int 
     makes the model's mean worker time at `rate_hz` equal the calibrated steps' (the model's
     mean at a rate 20 times lower, without contention), found in `iterations` fixed-point
     steps; recorded in `host.contention_stretch` and the provenance."""
-    from trigger_sim.planning.model_summary import simulate
-    from trigger_sim.planning.spec import ArrivalSpec, PlanSpec
-
     if not farm.host_cores:
         return cal
 
     def worker_mean(c: Calibration, rate: float, n: int, idle: bool = True) -> float:
-        spec = PlanSpec(ArrivalSpec(rate_hz=rate, pattern=pattern), replace(farm, idle_slowdown=idle and farm.idle_slowdown),
-                        events=n, seed=seed)
-        return simulate(spec, c)["latency_ms"]["worker_total"]["mean"]
+        return model_worker_mean_ms(c, replace(farm, idle_slowdown=idle and farm.idle_slowdown), rate, n, seed, pattern)
 
     def scaled(stretch: float) -> Calibration:
         """Wall times / stretch, CPU kept: the processes' measured CPU per event does not shrink
@@ -437,9 +442,6 @@ def scale_for_low_rate(cal: Calibration, farm: Any, low_rate_hz: float, real_wor
     per-worker rates it goes from and to (`cal_rate_hz`: the calibration's own rate, factor 1).
     Apply after `deflate_contention`: the factor is what the real steps at the low rate took
     beyond the model's own contention and idle gaps there."""
-    from trigger_sim.planning.model_summary import simulate
-    from trigger_sim.planning.spec import ArrivalSpec, PlanSpec
-
     workers = farm.nodes * farm.workers_per_node
 
     def with_scale(scale: float) -> Calibration:
@@ -448,8 +450,7 @@ def scale_for_low_rate(cal: Calibration, farm: Any, low_rate_hz: float, real_wor
 
     scale = 1.0
     for _ in range(iterations):
-        spec = PlanSpec(ArrivalSpec(rate_hz=low_rate_hz, pattern=pattern), farm, events=events, seed=seed)
-        scale *= real_worker_mean_ms / simulate(spec, with_scale(scale))["latency_ms"]["worker_total"]["mean"]
+        scale *= real_worker_mean_ms / model_worker_mean_ms(with_scale(scale), farm, low_rate_hz, events, seed, pattern)
     note = (f"steps x {scale:.4f} at {low_rate_hz:g} Hz ({low_rate_hz / workers:g} events/s per worker), going linearly to x 1 "
             f"at the calibration rate {cal_rate_hz:g} Hz, flat beyond: with it the model's mean worker time at {low_rate_hz:g} Hz "
             f"equals a real run's there ({real_worker_mean_ms:.2f} ms)")

@@ -245,7 +245,7 @@ class FarmModel:
             start = env.now  # the budget counts from here, as the worker's watch
             if self.idle_curve is not None:
                 gap = 0.0 if self._busy[w] else start - self._idle_since[w]
-                self.scale[i] = self.rate_scale * float(self.idle_curve.at(gap)) / self._row_factor[d.row[i]]
+                self.scale[i] = self.rate_scale * self.idle_curve.factor_at(gap) / self._row_factor[d.row[i]]
             scale = self.scale[i]
             self._busy[w] += 1
             soft, hard = start + self.soft_ms, start + self.budget_ms

@@ -23,6 +23,7 @@ Pure functions over arrays; no I/O.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,12 @@ class IdleCurve:
         gaps = np.nan_to_num(np.asarray(gap_ms, np.float64), nan=0.0)
         index = np.clip(np.searchsorted(self.edges_ms, gaps, side="right") - 1, 0, len(self.factor) - 1)
         return np.asarray(self.factor)[index]
+
+    def factor_at(self, gap_ms: float) -> float:
+        """`at` for one idle time, without numpy (the model asks once per event)."""
+        if gap_ms != gap_ms:  # NaN: unknown, no idle time
+            return self.factor[0]
+        return self.factor[max(bisect.bisect_right(self.edges_ms, gap_ms) - 1, 0)]
 
 
 FLAT = IdleCurve((0.0,), (1.0,), (0,))

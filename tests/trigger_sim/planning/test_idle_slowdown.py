@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from trigger_sim.planning import calibrate
 from trigger_sim.planning.calibration import CPU_STEPS, ModelCurve, ServerKind, from_json, to_json
 from trigger_sim.planning.farm_model import FarmModel, idle_curve
-from trigger_sim.planning.idle_slowdown import FLAT, GAP_EDGES_MS, fit, idle_gaps_ms, rate_scale
+from trigger_sim.planning.idle_slowdown import FLAT, GAP_EDGES_MS, IdleCurve, fit, idle_gaps_ms, rate_scale
 from trigger_sim.planning.model_summary import simulate
 from trigger_sim.planning.spec import ArrivalSpec, FarmSpec, PlanSpec
 
@@ -185,3 +185,11 @@ def test_idle_gaps_survive_a_calibration_file_unknown_ones_as_null():
     assert data["events"]["idle_gap_ms"][0] is None
     back = from_json(data)
     assert np.isnan(back.events["idle_gap_ms"][0]) and np.array_equal(back.events["idle_gap_ms"][1:], gaps[1:])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(-10, 5000), st.just(float("nan"))), min_size=1, max_size=50))
+def test_the_factor_of_one_idle_time_is_the_arrays(gaps):
+    """`factor_at` (once per event in the model) gives what `at` gives for the same gaps."""
+    curve = IdleCurve(GAP_EDGES_MS, tuple(1.0 + 0.03 * k for k in range(len(GAP_EDGES_MS))), (0,) * len(GAP_EDGES_MS))
+    assert [curve.factor_at(g) for g in gaps] == curve.at(np.array(gaps)).tolist()
