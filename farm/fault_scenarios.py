@@ -199,6 +199,13 @@ def triton_killed(n_events: int, outage_s: float = 1.5) -> ScenarioResult:
     return ScenarioResult("Triton server SIGKILL + restart", int("killed_at" in state), summary, state)
 
 
+def local_servers_config(rate_hz: float, local_servers: int = 2) -> FarmConfig:
+    """The scenarios' farm with `local_servers` servers it starts (and restarts) itself, and a
+    breaker that reopens after 200 ms (`local_server_killed`'s farm, and the capacity model's
+    validation of it runs without a kill)."""
+    return base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": local_servers, "breaker_open_ms": 200.0})
+
+
 def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 40.0, kill_at: float = 0.3,
                         events_table: str | Path | None = None, **sections: dict[str, Any]) -> ScenarioResult:
     """SIGKILL one of the farm's own local servers (the tritonserver process alone, as an OOM
@@ -216,8 +223,7 @@ def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 
         os.kill(server.proc.pid, signal.SIGKILL)
         state["keeper"] = farm.keeper
 
-    cfg = base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": local_servers, "breaker_open_ms": 200.0})
-    cfg = with_overrides(cfg, **sections)
+    cfg = with_overrides(local_servers_config(rate_hz, local_servers), **sections)
     summary = run_farm(cfg, n_events, output_dir=None, hooks=FarmHooks(on_tick=_after(max(int(n_events * kill_at), 1), kill)),
                        events_table=events_table)
     keeper = state.pop("keeper", None)

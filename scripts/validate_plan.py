@@ -65,7 +65,7 @@ from bench_cases.common import LoadMeter  # noqa: E402
 from bench_cases.farm_case import farm_run  # noqa: E402
 from bench_cases.overlap_case import INSTANCES as SLEEP_INSTANCES  # noqa: E402
 from bench_cases.overlap_case import START_TIMEOUT_S, sleep_repository  # noqa: E402
-from farm.fault_scenarios import base_config, local_server_killed  # noqa: E402
+from farm.fault_scenarios import local_server_killed, local_servers_config  # noqa: E402
 from farm.scan import RUN_OVERHEAD_S, run_scan  # noqa: E402
 from farm.server_device import local_server  # noqa: E402
 from farm.one_host import run_farm  # noqa: E402
@@ -276,6 +276,59 @@ def pooled_runs(runs: list[tuple[Calibration, Any]], tables: list[Path]) -> tupl
     return cal, summary, extra
 
 
+class CalibrationSeries:
+    """A case's calibration runs at `rate_hz` (--calibration-runs of them, --calibration-events
+    together): `before()` makes the first and the low-rate run, ahead of the case's real runs;
+    `pooled()` the others, after them, then pools them (`pooled_runs`) and saves the
+    calibration to `out`. This shared host's speed drifts over minutes: a slow or fast spell
+    then weighs on the calibration by its share of the events, as it does on the real runs.
+    `label` names the runs; `servers` (> 1) is recorded in the calibration's provenance."""
+
+    def __init__(self, config: FarmConfig, rate_hz: float, saturation_hz: float, args: argparse.Namespace, work: Path,
+                 label: str, name: str, out: str, folder: str = "calibration", own_servers: bool = False, servers: int = 1):
+        n, events = args.calibration_runs, args.calibration_events
+        if n < 1 or events / n < MIN_CALIBRATION_RUN_EVENTS:
+            raise SystemExit(f"--calibration-runs {n} with --calibration-events {events}: each run needs "
+                             f">= {MIN_CALIBRATION_RUN_EVENTS} events (at least one run)")
+        self.config, self.rate_hz, self.saturation_hz, self.args, self.work = config, rate_hz, saturation_hz, args, work
+        self.label, self.name, self.out, self.folder = label, name, out, folder
+        self.own_servers, self.servers = own_servers, servers
+        self.runs: list[tuple[Calibration, Any]] = []
+        self.low: dict | None = None
+
+    @property
+    def tables(self) -> list[Path]:
+        return [self.work / f"{self.folder}-{k}" / "events.parquet" for k in range(self.args.calibration_runs)]
+
+    def _run(self) -> None:
+        k, n = len(self.runs), self.args.calibration_runs
+        cal, run = measured_calibration(self.config, self.rate_hz, self.args.calibration_fraction,
+                                        int(math.ceil(self.args.calibration_events / n)), self.tables[k],
+                                        f"{self.label} ({k + 1} of {n})" if n > 1 else self.label, k, self.name,
+                                        self.own_servers)
+        if self.servers > 1:
+            cal.provenance["calibration_run"]["servers"] = self.servers
+        self.runs.append((cal, run))
+
+    def before(self) -> None:
+        """The first calibration run and the low-rate run."""
+        self._run()
+        self.low = low_rate_run(self.config, self.saturation_hz, self.args, self.work, self.label, self.own_servers)
+
+    def pooled(self) -> tuple[Calibration, dict, dict]:
+        """The other runs, then the calibration of them all (saved), their summary and the
+        figures the case records (`pooled_runs`)."""
+        while len(self.runs) < self.args.calibration_runs:
+            self._run()
+        cal, summary, extra = pooled_runs(self.runs, self.tables)
+        if self.servers > 1:
+            cal.provenance["calibration_run"]["servers"] = self.servers
+        if self.low:
+            cal.provenance["low_rate_run"] = extra["low_rate_run"] = self.low
+        save(cal, self.out)
+        return cal, summary, extra
+
+
 def low_rate_run(config: FarmConfig, saturation_hz: float, args: argparse.Namespace, work: Path, what: str,
                  own_servers: bool = False) -> dict | None:
     """A real run at LOW_RATE_FRACTION of the saturation (--low-rate-events of them; 0: none):
@@ -312,9 +365,14 @@ def steady_worker_mean_ms(table: Path) -> float:
     return float(np.nanmean(steady))
 
 
-def scaled_for_low_rate(cal: Calibration, farm: FarmSpec, cal_rate_hz: float, pattern: str) -> Calibration:
-    """`cal` with the steps' factor at a low rate where its provenance holds a low-rate run
-    (`calibrate.scale_for_low_rate`, after any deflation); unchanged otherwise."""
+def model_calibration(cal: Calibration, farm: FarmSpec, cal_rate_hz: float, pattern: str,
+                      args: argparse.Namespace) -> Calibration:
+    """`cal` as a case's model uses it, on the farm its runs were made on at their rate:
+    deflated for the contention the model adds there (--deflate-contention), then with the
+    steps' factor at a low rate where its provenance holds a low-rate run
+    (`calibrate.scale_for_low_rate`)."""
+    if args.deflate_contention:
+        cal = calibrate.deflate_contention(cal, farm, cal_rate_hz, pattern=pattern)
     low = cal.provenance.get("low_rate_run")
     if not low or not farm.idle_slowdown:
         return cal
@@ -340,11 +398,9 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
                rates: list[float]) -> dict:
     """The model's figures of a case: at the calibration rate, its saturation (the scan's
     search and run lengths, `sustained.run_seconds`), p50/p99 and step medians at `rates`."""
-    deflation = None  # the steps as the calibration run timed them
-    if args.deflate_contention:
-        cal = calibrate.deflate_contention(cal, farm, cal_rate_hz, pattern=pattern)
-        deflation = {"stretch": cal.host.get("contention_stretch")}
-    cal = scaled_for_low_rate(cal, farm, cal_rate_hz, pattern)
+    cal = model_calibration(cal, farm, cal_rate_hz, pattern, args)
+    # None: the steps as the calibration runs timed them
+    deflation = {"stretch": cal.host.get("contention_stretch")} if args.deflate_contention else None
     model_at_cal = run_rate(cal, farm, cal_rate_hz, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
     t0 = time.monotonic()
     model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=args.repeats,
@@ -582,33 +638,9 @@ def default_farm_case(args: argparse.Namespace, work: Path) -> tuple[dict, Calib
     if not real_sat:
         return {"case": case, "error": "the real farm sustained no rate", "real_scan": real_scan}, None
     cal_rate = round(args.calibration_fraction * real_sat, 1)
-    n_runs = args.calibration_runs
-    if n_runs < 1 or args.calibration_events / n_runs < MIN_CALIBRATION_RUN_EVENTS:
-        raise SystemExit(f"--calibration-runs {n_runs} with --calibration-events {args.calibration_events}: each run needs "
-                         f">= {MIN_CALIBRATION_RUN_EVENTS} events (at least one run)")
-    runs: list[tuple[Calibration, Any]] = []
-    tables = [work / f"calibration-{k}" / "events.parquet" for k in range(n_runs)]
-
-    def one_calibration_run(k: int) -> None:
-        what = f"{case} ({k + 1} of {n_runs})" if n_runs > 1 else case
-        runs.append(measured_calibration(config, cal_rate, args.calibration_fraction,
-                                         int(math.ceil(args.calibration_events / n_runs)), tables[k], what, k,
-                                         "cpu-this-host-pu20"))
-
-    low: list[dict | None] = []
-
-    def calibrated() -> tuple[Calibration, dict, dict]:
-        for k in range(len(runs), n_runs):
-            one_calibration_run(k)
-        cal, summary, extra = pooled_runs(runs, tables)
-        if low[0]:
-            cal.provenance["low_rate_run"] = extra["low_rate_run"] = low[0]
-        save(cal, args.calibration_out)
-        return cal, summary, extra
-
-    one_calibration_run(0)
-    low.append(low_rate_run(config, real_sat, args, work, case))
-    out, cal = compare(case, config, calibrated, default_farm(config, farm_options(args)), args, cal_rate, real_scan)
+    series = CalibrationSeries(config, cal_rate, real_sat, args, work, case, "cpu-this-host-pu20", args.calibration_out)
+    series.before()
+    out, cal = compare(case, config, series.pooled, default_farm(config, farm_options(args)), args, cal_rate, real_scan)
     return out, cal
 
 
@@ -687,8 +719,7 @@ def restart_cpu_seconds(case: dict, args: argparse.Namespace) -> float:
 def kill_config(rate_hz: float = 60.0) -> FarmConfig:
     """The kill case's farm as `farm.fault_scenarios.local_server_killed` runs it: two local
     servers the farm starts (and restarts), the scenarios' breaker."""
-    return with_overrides(base_config(readout={"rate_hz": rate_hz}, inference={"local_servers": 2, "breaker_open_ms": 200.0}),
-                          output={"write_streams": False})
+    return with_overrides(local_servers_config(rate_hz, 2), output={"write_streams": False})
 
 
 def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
@@ -717,9 +748,7 @@ def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
         farm, pattern = kill_farm(float(rate), 1, 1e9, farm_options(args), killed=False), kill_config().readout.pattern
     else:
         farm, pattern = default_farm(default_config(), farm_options(args)), default_config().readout.pattern
-    if args.deflate_contention:
-        cal = calibrate.deflate_contention(cal, farm, float(rate), pattern=pattern)
-    return scaled_for_low_rate(cal, farm, float(rate), pattern)
+    return model_calibration(cal, farm, float(rate), pattern, args)
 
 
 def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
@@ -798,40 +827,21 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     own = args.kill_calibration == "own"
     if not own and cal is None:
         raise SystemExit("--kill-calibration default: no default-farm calibration (run --cases default first)")
-    n_runs = args.calibration_runs
-    if own and (n_runs < 1 or args.calibration_events / n_runs < MIN_CALIBRATION_RUN_EVENTS):
-        raise SystemExit(f"--calibration-runs {n_runs} with --calibration-events {args.calibration_events}: each run needs "
-                         f">= {MIN_CALIBRATION_RUN_EVENTS} events (at least one run)")
-    runs: list[tuple[Calibration, Any]] = []
-    tables = [work / f"kill-calibration-{k}" / "events.parquet" for k in range(n_runs)]
-
-    def one_calibration_run(k: int) -> None:
-        c, r = measured_calibration(kill_config(), cal_rate, args.calibration_fraction,
-                                    int(math.ceil(args.calibration_events / n_runs)), tables[k],
-                                    f"{case}, no kill ({k + 1} of {n_runs})", k, "cpu-this-host-pu20-two-servers",
-                                    own_servers=True)
-        c.provenance["calibration_run"]["servers"] = 2
-        runs.append((c, r))
-
-    low = None
+    series = None
     if own:
-        one_calibration_run(0)
-        low = low_rate_run(kill_config(), default_saturation_hz, args, work, f"{case}, no kill", own_servers=True)
+        series = CalibrationSeries(kill_config(), cal_rate, default_saturation_hz, args, work, f"{case}, no kill",
+                                   "cpu-this-host-pu20-two-servers", args.kill_calibration_out, folder="kill-calibration",
+                                   own_servers=True, servers=2)
+        series.before()
     with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
         restart_cpu = server_start_cpu(kill_config())
     restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
     rows = [kill_real_row(case, rate, args) for rate in rates]
     calibration = {"kind": "default", "source": "the default farm's calibration (--calibration-out)"}
-    if own:
-        for k in range(1, n_runs):
-            one_calibration_run(k)
-        cal, summary, extra = pooled_runs(runs, tables)
-        cal.provenance["calibration_run"]["servers"] = 2
-        if low:
-            cal.provenance["low_rate_run"] = extra["low_rate_run"] = low
-        save(cal, args.kill_calibration_out)
+    if series is not None:
+        cal, summary, extra = series.pooled()
         calibration = {"kind": "own",
-                       "source": f"its own: {n_runs} runs of the two-server farm without a kill (--kill-calibration-out)",
+                       "source": f"its own: {len(series.runs)} runs of the two-server farm without a kill (--kill-calibration-out)",
                        "rate_hz": cal_rate, "events": summary["events"]["l1_accepted"],
                        "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
     model_cal = kill_calibration(cal, args)
