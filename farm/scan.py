@@ -4,7 +4,8 @@ farm case uses the same): nothing lost, no debug event, no problem, dead time <=
 throughput keeping up, stable windows, and a total-latency p99 under the budget from
 >= 1,000 events.
 
-Each run is a fresh farm against one shared Triton server, long enough for those 1,000
+Each run is a fresh farm against one shared Triton server (or, for a farm that starts
+several servers of its own, with them: `scan_server`), long enough for those 1,000
 events (`sustained.run_seconds`), with its own seed (`sustained.repeat_seed`: new Poisson
 arrivals and new events every run). A rate counts as sustained when all its runs
 (`repeats`) pass. The search doubles from `min_rate` until a rate fails, then bisects on a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 from farm.summary import WINDOW_S
 from farm.one_host import run_farm
 from farm.server_device import local_server
+from farm.triton_server import TritonServer
 from trigger_sim import sustained as definition
 from trigger_sim.config import FarmConfig, with_overrides
 from trigger_sim.event_table_io import check_writable
@@ -80,6 +83,15 @@ class Point:
         return row
 
 
+def scan_server(config: FarmConfig) -> AbstractContextManager[TritonServer | None]:
+    """The local server the scan's runs share, or none when the farm is given no server and
+    starts several of its own (`inference.local_servers` > 1): each run then starts and stops
+    them, as a farm run with that configuration does."""
+    if not config.inference.server_addresses and config.inference.local_servers > 1:
+        return nullcontext(None)
+    return local_server(config)
+
+
 def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, search_steps: int = 6,
              min_rate: float = 10.0, max_rate: float = 1000.0, replay: str | None = None,
              on_point: Callable[[Point, int, int], None] | None = None, repeats: int = 1,
@@ -96,8 +108,9 @@ def run_scan(config: FarmConfig, rates: list[float] | None, duration_s: float, s
     if events_tables is not None:
         check_writable(events_tables)  # a .root name without uproot fails before the server starts
     points: list[Point] = []
-    with local_server(config) as server:
-        base = with_overrides(config, inference={"triton_url": config.inference.triton_url or server.grpc_url})
+    with scan_server(config) as server:
+        base = config if server is None else with_overrides(
+            config, inference={"triton_url": config.inference.triton_url or server.grpc_url})
         total = len(rates) * repeats if rates else search_steps * repeats
 
         def measure(rate: float) -> Point:

@@ -808,11 +808,13 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
 
 def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturation_hz: float, work: Path) -> dict:
     """Two local servers, one SIGKILLed once 30 % of the events are decided and restarted by
-    the farm (farm/fault_scenarios.local_server_killed), at three rates below the default
-    farm's measured saturation; the model with two servers, the kill at the same time and the
-    restart as long as the farm's keeper measured. No saturation search: a kill at a share of
-    a run is a transient whose weight depends on the run's length, not a rate the farm does or
-    does not sustain; p50/p99 and the fallback fraction are compared instead. `kill_repeats`
+    the farm (farm/fault_scenarios.local_server_killed), at three rates below the saturation
+    of the same farm without a kill (`--kill-rates-from own`, the default: searched here, as
+    the default farm's is; `default`: the default farm's, which this farm's is below: its two
+    servers share the same cores); the model with two servers, the kill at the same time and
+    the restart as long as the farm's keeper measured. The kill itself is not searched: a kill
+    at a share of a run is a transient whose weight depends on the run's length, not a rate
+    the farm does or does not sustain; p50/p99 and the fallback fraction are compared instead. `kill_repeats`
     runs per rate (own seeds), their events pooled: a run of 800 events has a p99 resting on
     8 of them.
 
@@ -822,14 +824,20 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     This host runs faster or slower by up to a third over tens of minutes: the default farm's
     calibration (`default`), made before its own real runs and the slots case, is older."""
     case = CASE_NAMES["kill"]
-    rates = [round(f * default_saturation_hz, 1) for f in FRACTIONS]
-    cal_rate = round(args.calibration_fraction * default_saturation_hz, 1)
+    saturation_hz, own_scan = default_saturation_hz, None
+    if args.kill_rates_from == "own":
+        own_scan = real_saturation(f"{case}, no kill", kill_config(), args)
+        saturation_hz = own_scan["saturation_rate_hz"]
+        if not saturation_hz:
+            return {"case": case, "error": "the two-server farm without a kill sustained no rate", "real_scan": own_scan}
+    rates = [round(f * saturation_hz, 1) for f in FRACTIONS]
+    cal_rate = round(args.calibration_fraction * saturation_hz, 1)
     own = args.kill_calibration == "own"
     if not own and cal is None:
         raise SystemExit("--kill-calibration default: no default-farm calibration (run --cases default first)")
     series = None
     if own:
-        series = CalibrationSeries(kill_config(), cal_rate, default_saturation_hz, args, work, f"{case}, no kill",
+        series = CalibrationSeries(kill_config(), cal_rate, saturation_hz, args, work, f"{case}, no kill",
                                    "cpu-this-host-pu20-two-servers", args.kill_calibration_out, folder="kill-calibration",
                                    own_servers=True, servers=2)
         series.before()
@@ -853,7 +861,13 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
               f"p99 real {row['real_p99_ms']:.1f} model {row['model_p99_ms']:.1f} (each run p50/p99: {per_run}); "
               f"fallback real {row['real_fallback_fraction']:.3f} model {row['model_fallback_fraction']:.3f}; "
               f"restart {row['restart_s']:.1f} s", flush=True)
+    own = {} if own_scan is None else {
+        "real_saturation_no_kill_hz": saturation_hz, "real_failed_no_kill_hz": real_failed_hz(
+            [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]], saturation_hz),
+        "real_search_no_kill": own_scan["search_stopped"],
+        "real_probes_no_kill": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]]}
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
+            "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **own,
             "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
             "saturation": "not searched: a kill is a transient (p50/p99 and the fallback fraction at three rates instead)",
             "rates": rows}
@@ -1016,7 +1030,9 @@ def main() -> int:
     ap.add_argument("--max-rate", type=float, default=400.0)
     ap.add_argument("--search-steps", type=int, default=8,
                     help="rates the real saturation searches try at most (6 left both brackets wider than 10 %%)")
-    ap.add_argument("--repeats", type=int, default=1, help="real runs per rate below saturation (the median is compared)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="real runs per rate below saturation, their events pooled (two runs at one rate, minutes apart, "
+                         "differ by more than the 15 %% target at 0.8 of the saturation)")
     ap.add_argument("--slots-calibration-rate", type=float, default=10.0,
                     help="the slots case's calibration run (one slot: ~90 ms per event in a worker)")
     ap.add_argument("--slots-calibration-events", type=int, default=400)
@@ -1030,7 +1046,10 @@ def main() -> int:
     ap.add_argument("--kill-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-kill-calibration.json"),
                     help="where the kill case's own calibration is kept")
     ap.add_argument("--kill-events", type=int, default=800, help="events per real run of the kill case")
-    ap.add_argument("--kill-repeats", type=int, default=2,
+    ap.add_argument("--kill-rates-from", choices=("own", "default"), default="own",
+                    help="the kill case's three rates (and its calibration rate) as fractions of the saturation of its "
+                         "own farm without a kill, searched first (own), or of the default farm's (default, as before)")
+    ap.add_argument("--kill-repeats", type=int, default=4,
                     help="real runs per rate of the kill case (own seeds, events pooled: 800 events alone give a p99 on 8)")
     ap.add_argument("--rate-events", type=int, default=RATE_EVENTS,
                     help="events per real run at the lowest of the three rates (a p99 rests on 1 %% of them); the runs "

@@ -64,3 +64,16 @@ def test_a_point_judges_its_run_with_the_shared_verdict():
     point = Point(46.0, run_summary(46.0, 8), 8, 500.0)  # 368 events
     assert not point.sustained and "too few events for a p99" in point.row()["why_not"]
     assert point.row()["seed"] == 8 and point.row()["total_p99_ms"] == 300.0
+
+
+def test_a_farm_that_starts_several_servers_is_scanned_with_them_not_with_one_shared() -> None:
+    """`scan_server`: the runs share one local server unless the farm starts several of its
+    own (the kill case's farm without a kill): each run then starts them."""
+    from farm.scan import scan_server
+    from farm.triton_server import TritonServer
+    from trigger_sim.config import load_config, with_overrides
+
+    config = load_config(None)
+    assert isinstance(scan_server(config), TritonServer)  # one shared server (not started here)
+    with scan_server(with_overrides(config, inference={"local_servers": 2})) as server:
+        assert server is None

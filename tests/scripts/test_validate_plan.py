@@ -171,7 +171,7 @@ def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_cas
     monkeypatch.setattr(script, "server_start_cpu", lambda config, repeats=3: {"cpu_s": 1.7, "starts": []})
     args = argparse.Namespace(rate_events=300, repeats=1, retries=0, kill_events=200, kill_repeats=2, restart_cpu_s=None,
                               farm_option=[], deflate_contention=False, kill_calibration="default", calibration_fraction=0.8,
-                              calibration_runs=2, calibration_events=400)
+                              calibration_runs=2, calibration_events=400, kill_rates_from="default")
     rows = script.real_rates("default farm", None, [20.0, 40.0], args)
     assert rows[0]["real_total_events"] == rows[0]["real_events"][0] == int(20.0 * (300 / 20.0 + script.RUN_OVERHEAD_S))
     assert rows[1]["real_total_events"] > rows[0]["real_total_events"]  # as long a run at a higher rate holds more
@@ -289,7 +289,9 @@ def test_the_default_case_calibrates_before_and_after_the_real_runs_and_pools_th
 def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs(tmp_path, monkeypatch):
     """--kill-calibration own: runs of the two-server farm without a kill (the farm's own
     servers), the first before the kill runs and the second after them, pooled and saved
-    (two servers in its provenance); the model is run on it and each real run's p50/p99 kept."""
+    (two servers in its provenance); the model is run on it and each real run's p50/p99 kept.
+    --kill-rates-from own: that farm's saturation is searched first, and the rates and the
+    calibration rate are its fractions (40 Hz here), not the default farm's (50 Hz)."""
     import argparse
     from pathlib import Path
     from types import SimpleNamespace
@@ -327,19 +329,28 @@ def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs
         return {"rate_hz": 7.5, "events": 300, "worker_total_mean_ms": 24.0, "total_p50_p99_ms": [30.0, 60.0]}
 
     monkeypatch.setattr(script, "low_rate_run", fake_low)
+
+    def fake_search(case, config, args):
+        assert config.inference.local_servers == 2 and not config.inference.server_addresses
+        order.append("search")
+        return {"saturation_rate_hz": 50.0 * 0.8, "search_stopped": "bracket 40.0-42.0 Hz",
+                "points": [{"rate_hz": 40.0, "sustained": True, "why_not": ""}, {"rate_hz": 42.0, "sustained": False, "why_not": "p99"}]}
+
+    monkeypatch.setattr(script, "real_saturation", fake_search)
     args = argparse.Namespace(kill_events=200, kill_repeats=1, restart_cpu_s=None, farm_option=[], deflate_contention=True,
                               kill_calibration="own", calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
-                              low_rate_events=300,
+                              low_rate_events=300, kill_rates_from="own",
                               kill_calibration_out=str(tmp_path / "kill-cal.json"))
     case = script.kill_case(args, None, 50.0, tmp_path)
-    assert order == ["calibration 0", "low", "kill 15", "kill 27.5", "kill 40", "calibration 1"] and len(set(seeds)) == 2
+    assert order == ["search", "calibration 0", "low", "kill 12", "kill 22", "kill 32", "calibration 1"] and len(set(seeds)) == 2
+    assert case["rates_saturation_hz"] == 40.0 and case["real_failed_no_kill_hz"] == 42.0 and case["default_saturation_hz"] == 50.0
     saved = script.load(tmp_path / "kill-cal.json")
     assert saved.n_events == 400 and saved.provenance["calibration_run"]["servers"] == 2
-    assert saved.provenance["calibration_run"]["rate_hz"] == 40.0 and saved.provenance["low_rate_run"]["rate_hz"] == 7.5
+    assert saved.provenance["calibration_run"]["rate_hz"] == 32.0 and saved.provenance["low_rate_run"]["rate_hz"] == 7.5
     c = case["calibration"]
     assert c["source"].startswith("its own") and c["events"] == 400 and len(c["runs"]) == 2
     assert all(np.isfinite(r["model_p50_ms"]) and len(r["real_p50_p99_ms_per_run"]) == 1 for r in case["rates"])
-    assert deflated_on == [(2, 40.0)]  # on the two-server farm it was made on, at its rate
+    assert deflated_on == [(2, 32.0)]  # on the two-server farm it was made on, at its rate
     # the recorded case is modelled again from the saved calibration (--model-only)
     again = script.remodel("kill", case, argparse.Namespace(**vars(args), calibration_out=str(tmp_path / "absent.json")))
     assert all(np.isfinite(r["model_p50_ms"]) for r in again["rates"])
