@@ -69,6 +69,13 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         lines += [_saturation_line(case), ""]
     else:
         lines += [f"Saturation: {case.get('saturation', 'not compared')}.", ""]
+    if case.get("rates_from") == "own" and case.get("rates_saturation_hz"):
+        lines += [f"Rates at fractions of its own farm's saturation without a kill: real sustained "
+                  f"{_hz(case['rates_saturation_hz'])}, failed {_hz(case.get('real_failed_no_kill_hz'))} "
+                  f"({case.get('real_search_no_kill', '')}; the default farm's: {_hz(case.get('default_saturation_hz'))}).", ""]
+    runs_per_rate = max((len(r.get("real_events") or []) for r in case.get("rates", [])), default=0)
+    if runs_per_rate > 1:
+        lines += [f"{runs_per_rate} real runs at each rate, their events pooled.", ""]
     calibration = case.get("calibration") or {}
     source = f" ({calibration['source']})" if calibration.get("source") else ""
     if isinstance(calibration.get("rate_hz"), (int, float)):
