@@ -73,9 +73,6 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         lines += [f"Rates at fractions of its own farm's saturation without a kill: real sustained "
                   f"{_hz(case['rates_saturation_hz'])}, failed {_hz(case.get('real_failed_no_kill_hz'))} "
                   f"({case.get('real_search_no_kill', '')}; the default farm's: {_hz(case.get('default_saturation_hz'))}).", ""]
-    runs_per_rate = max((len(r.get("real_events") or []) for r in case.get("rates", [])), default=0)
-    if runs_per_rate > 1:
-        lines += [f"{runs_per_rate} real runs at each rate, their events pooled.", ""]
     calibration = case.get("calibration") or {}
     source = f" ({calibration['source']})" if calibration.get("source") else ""
     if isinstance(calibration.get("rate_hz"), (int, float)):
@@ -99,8 +96,10 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         (c50, c99), (r50, r99) = rep["calibration_run_p50_p99_ms"], rep["rates_run_p50_p99_ms"]
         d50, d99 = rep["calibration_run_vs_rates_run_pct"]
         m50, m99 = rep["model_vs_calibration_run_pct"]
+        at_rate = next((r for r in case["rates"] if r.get("rate_hz") == rep["rate_hz"]), {})
+        theirs = "runs at that rate, pooled," if _runs_at(at_rate) > 1 else "run at that rate"
         lines += [f"Real runs at {rep['rate_hz']:g} Hz, total p50/p99: the calibration's {c50:.1f}/{c99:.1f} ms, the real "
-                  f"run at that rate {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
+                  f"{theirs} {r50:.1f}/{r99:.1f} ms ({d50:+.0f} % / {d99:+.0f} %); the model is {m50:+.0f} % / {m99:+.0f} % "
                   "from the calibration.", ""]
     lines += _sample_line(case["rates"])
     fallback = any("real_fallback_fraction" in r for r in case["rates"])
@@ -150,13 +149,23 @@ def _verdict(row: dict[str, Any], q: int) -> str:
     return "in interval"
 
 
+def _span(low: int, high: int) -> str:
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def _runs_at(row: dict[str, Any]) -> int:
+    """How many real runs a rate's row holds (the kill case counts them, the others list their events)."""
+    return row.get("runs") or len(row.get("real_events") or []) or 1
+
+
 def _sample_line(rates: list[dict[str, Any]]) -> list[str]:
-    """How many events each real run's percentiles rest on (a p99 on its 1 % worst)."""
+    """How many events each rate's real percentiles rest on (a p99 on its 1 % worst)."""
     totals = [r["real_total_events"] for r in rates if isinstance(r.get("real_total_events"), int)]
-    if len(totals) == len(rates) and totals and any(r.get("runs", 1) > 1 for r in rates):
+    per_rate = max((_runs_at(r) for r in rates), default=1)
+    if len(totals) == len(rates) and totals and per_rate > 1:
         low, high = min(totals), max(totals)
-        return [f"Real percentiles: each rate's runs pooled, {low:,}-{high:,} events (a p99 rests on its "
-                f"{low // 100}-{high // 100} worst events).", ""]
+        return [f"Real percentiles: each rate's {per_rate} runs pooled, {_span(low, high)} events (a p99 rests on its "
+                f"{_span(low // 100, high // 100)} worst events).", ""]
     runs = [r.get("real_events", r.get("events")) for r in rates]
     runs = [n if isinstance(n, list) else [n] for n in runs if n is not None]
     counts = [c for run in runs for c in run if isinstance(c, int)]
@@ -164,9 +173,7 @@ def _sample_line(rates: list[dict[str, Any]]) -> list[str]:
         return []
     per_rate = max(len(run) for run in runs)
     how = f"the median of {per_rate} runs per rate, each of" if per_rate > 1 else "one run per rate of"
-    def span(low: int, high: int) -> str:
-        return f"{low:,}" if low == high else f"{low:,}-{high:,}"
-
+    span = _span
     worst = span(max(min(counts) // 100, 1), max(max(counts) // 100, 1))
     return [f"Real percentiles: {how} {span(min(counts), max(counts))} events (a p99 rests on its {worst} worst events).", ""]
 

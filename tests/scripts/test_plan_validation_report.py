@@ -169,9 +169,12 @@ def test_pooled_calibration_runs_and_the_real_steps_by_rate_are_shown(tmp_path):
 def test_the_kill_cases_own_saturation_and_pooled_real_runs_are_named(tmp_path):
     kill = {**VALIDATION["cases"][1], "rates_from": "own", "rates_saturation_hz": 70.0, "real_failed_no_kill_hz": 73.1,
             "real_search_no_kill": "bracket 70.0-73.1 Hz", "default_saturation_hz": 80.0}
-    default = {**VALIDATION["cases"][0], "rates": [{**VALIDATION["cases"][0]["rates"][0], "real_events": [2019, 2068]}]}
+    default = {**VALIDATION["cases"][0], "rates": [{**VALIDATION["cases"][0]["rates"][0], "real_events": [2019, 2068],
+                                                    "real_total_events": 4087}]}
+    kill["rates"] = [{**kill["rates"][0], "runs": 4, "real_total_events": 3200}]
     text = "\n".join(plan_validation.section(write(tmp_path, {"cases": [default, kill]}), report._table))
     assert ("Rates at fractions of its own farm's saturation without a kill: real sustained 70.0 Hz, failed 73.1 Hz "
             "(bracket 70.0-73.1 Hz; the default farm's: 80.0 Hz)") in text
-    assert "2 real runs at each rate, their events pooled." in text
-    assert text.count("real runs at each rate") == 1  # the kill case's rows name no per-run event counts
+    assert "each rate's 2 runs pooled, 4,087 events (a p99 rests on its 40 worst events)" in text
+    assert "each rate's 4 runs pooled, 3,200 events (a p99 rests on its 32 worst events)" in text
+    assert "the median of" not in text  # pooled, not the median of the runs'
