@@ -104,6 +104,7 @@ CALIBRATION_FRACTION = 0.8  # the default farm's calibration run, as a fraction 
 LOW_RATE_FRACTION = 0.15
 STEADY_SKIP = 0.1  # the low-rate run's first events left out of its mean worker time (start-up)
 QUIET_OTHER_CORES = 0.1  # more cores used by other processes during a phase: the phase is flagged
+KILL_MODEL_SEEDS = 20  # the kill case's model: seeds per rate, their events pooled (five gave a p99 one seed could move by half)
 RETRY_OTHER_CORES = 0.2  # more during the real runs at three rates: they are run again (--retries)
 QUIET_WAIT_S = 120.0  # a phase waits at most this long, holding the lock, for the machine to be quiet
 SHIPPED_CALIBRATION = ROOT / "configs" / "calibrations" / "cpu-this-host-pu20.json"
@@ -751,13 +752,24 @@ def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
     return model_calibration(cal, farm, float(rate), pattern, args)
 
 
-def kill_model(cal: Calibration, rate: float, n: int, restart_s: float, farm_options: dict | None = None,
+def kill_model(cal: Calibration, rate: float, n: int, restarts_s: list[float], farm_options: dict | None = None,
                restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
-    """The kill case's model at `rate` (`kill_farm`); five seeds of `n` events. Returns their
-    summaries and their events' total latencies pooled."""
-    farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s)
-    runs = [simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern) for seed in range(1, 6)]
+    """The kill case's model at `rate` (`kill_farm`): KILL_MODEL_SEEDS seeds of `n` events,
+    each seed's restart one of the real runs' `restarts_s` in turn (how long a restart takes
+    varies from run to run, and a longer one leaves a larger backlog: their median alone
+    gives every seed the same). Returns their summaries and their events' total latencies
+    pooled."""
+    runs = []
+    for seed in range(1, KILL_MODEL_SEEDS + 1):
+        farm = kill_farm(rate, n, restarts_s[(seed - 1) % len(restarts_s)], farm_options, restart_cpu_s)
+        runs.append(simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern))
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
+
+
+def restarts_of(row: dict) -> list[float]:
+    """The restarts the real runs at a kill-case rate measured (their median where a record
+    kept only that; 1e9, never back, where none was measured)."""
+    return [float(x) for x in row.get("restarts_s") or []] or [row.get("restart_s", 1e9)]
 
 
 def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dict:
@@ -854,7 +866,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
                        "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
     model_cal = kill_calibration(cal, args)
     for row in rows:
-        row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
+        row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], restarts_of(row), farm_options(args),
                                                   restart_cpu_s), row))
         per_run = " / ".join(f"{a:.1f}/{b:.1f}" for a, b in row["real_p50_p99_ms_per_run"] if a is not None)
         print(f"{case} at {row['rate_hz']:g} Hz: p50 real {row['real_p50_ms']:.1f} model {row['model_p50_ms']:.1f}; "
@@ -896,7 +908,7 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
         case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         for row in case["rates"]:
-            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], row["restart_s"], farm_options(args),
+            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], restarts_of(row), farm_options(args),
                                                       restart_cpu_seconds(case, args)), row))
         return case
     if key == "default":
