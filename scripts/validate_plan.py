@@ -12,8 +12,8 @@ marked as such, not as a model error.
 
 Cases: the default farm; its workers with event slots against a sleep-model server (its
 saturation and three rates, as the default farm); two local servers with one SIGKILLed and
-restarted (three rates: p50/p99 and the fallback fraction; no saturation search, a kill is a
-transient).
+restarted (three rates below its own farm's saturation without a kill, searched first: p50/p99
+and the fallback fraction; the kill itself is not searched, it is a transient).
 
 The default farm's calibration is made at the rate the model judges: runs at 0.8 of the
 measured saturation, each farm process's CPU per event measured in the same run (at 20 Hz
@@ -43,6 +43,7 @@ records its own command, commit and time; cases not run keep their earlier figur
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import contextlib
 import fcntl
 import json
@@ -404,7 +405,8 @@ def model_side(case: str, cal: Calibration, farm: FarmSpec, pattern: str, args: 
     deflation = {"stretch": cal.host.get("contention_stretch")} if args.deflate_contention else None
     model_at_cal = run_rate(cal, farm, cal_rate_hz, MODEL_EVENTS_AT_RATE, seed=7, pattern=pattern)
     t0 = time.monotonic()
-    model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=args.repeats,
+    # one run per probe, as the real search (`real_saturation`) makes; --repeats is the rates' runs
+    model_sat = saturation(cal, farm, pattern=pattern, min_hz=args.min_rate, repeats=1,
                            events=lambda rate: int(sustained.run_seconds(rate, RUN_OVERHEAD_S) * rate))
     model_search_s = time.monotonic() - t0
     print(f"{case}: model sustained up to {model_sat.sustained_hz} Hz ({model_sat.stopped}; {model_search_s:.0f} s)", flush=True)
@@ -803,40 +805,48 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
     else:  # no per-event table: the first run's own figures
         r50, r99 = summaries[0]["latency_ms"]["total"]["p50"], summaries[0]["latency_ms"]["total"]["p99"]
     real_fb = sum(s["inference"]["fallback_calls"] for s in summaries) / max(sum(s["events"]["l1_accepted"] for s in summaries), 1)
+    reasons: Counter = Counter()
+    servers: dict[str, Counter] = {}
+    for x in summaries:  # over every run, as the fraction
+        reasons.update(x["inference"]["fallback_reasons"])
+        for k, v in x["inference"]["servers"].items():
+            servers.setdefault(k, Counter()).update({f: v.get(f) or 0 for f in ("calls", "failures", "restarts")})
     s = summaries[0]
     row = {"rate_hz": rate, "events": n, "runs": len(results), "real_p50_ms": r50, "real_p99_ms": r99,
            "real_p50_p99_ms_per_run": [[float(np.percentile(t, q)) for q in (50, 99)] if len(t) else [None, None]
                                        for t in totals],
            "real_fallback_fraction": real_fb,
-           "real_fallback_reasons": dict(s["inference"]["fallback_reasons"]), "real_lost": sum(x["events"]["lost"] for x in summaries),
-           "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},
+           "real_fallback_calls": sum(x["inference"]["fallback_calls"] for x in summaries),
+           "real_fallback_reasons": dict(reasons), "real_lost": sum(x["events"]["lost"] for x in summaries),
+           "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},  # the first run's
            "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
-           "real_servers": {k: {x: v.get(x) for x in ("calls", "failures", "restarts")}
-                            for k, v in s["inference"]["servers"].items()}}
+           "real_servers": {k: dict(v) for k, v in servers.items()}}
     row.update(real_intervals(pooled))
     REAL_LATENCIES[("kill", rate)] = pooled
     return row
 
 
-def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturation_hz: float, work: Path) -> dict:
+def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturation_hz: float | None, work: Path) -> dict:
     """Two local servers, one SIGKILLed once 30 % of the events are decided and restarted by
     the farm (farm/fault_scenarios.local_server_killed), at three rates below the saturation
     of the same farm without a kill (`--kill-rates-from own`, the default: searched here, as
     the default farm's is; `default`: the default farm's, which this farm's is below: its two
     servers share the same cores); the model with two servers, the kill at the same time and
-    the restart as long as the farm's keeper measured. The kill itself is not searched: a kill
+    each seed's restart as long as one real run's keeper measured, in turn (`restarts_of`).
+    The kill itself is not searched: a kill
     at a share of a run is a transient whose weight depends on the run's length, not a rate
     the farm does or does not sustain; p50/p99 and the fallback fraction are compared instead. `kill_repeats`
     runs per rate (own seeds), their events pooled: a run of 800 events has a p99 resting on
     8 of them.
 
     Calibrated (`--kill-calibration own`, the default) on its own farm without a kill, as the
-    default farm is on its own: `--calibration-runs` runs of the two-server farm at the default
-    farm's calibration rate, the first before the kill runs and the others after them, pooled.
+    default farm is on its own: `--calibration-runs` runs of the two-server farm at
+    `--calibration-fraction` of the saturation its rates come from, the first before the kill
+    runs and the others after them, pooled.
     This host runs faster or slower by up to a third over tens of minutes: the default farm's
     calibration (`default`), made before its own real runs and the slots case, is older."""
     case = CASE_NAMES["kill"]
-    saturation_hz, own_scan = default_saturation_hz, None
+    saturation_hz, own_scan = default_saturation_hz or 0.0, None
     if args.kill_rates_from == "own":
         own_scan = real_saturation(f"{case}, no kill", kill_config(), args)
         saturation_hz = own_scan["saturation_rate_hz"]
@@ -873,15 +883,16 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
               f"p99 real {row['real_p99_ms']:.1f} model {row['model_p99_ms']:.1f} (each run p50/p99: {per_run}); "
               f"fallback real {row['real_fallback_fraction']:.3f} model {row['model_fallback_fraction']:.3f}; "
               f"restart {row['restart_s']:.1f} s", flush=True)
-    own = {} if own_scan is None else {
+    no_kill = {} if own_scan is None else {
         "real_saturation_no_kill_hz": saturation_hz, "real_failed_no_kill_hz": real_failed_hz(
             [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]], saturation_hz),
         "real_search_no_kill": own_scan["search_stopped"],
         "real_probes_no_kill": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]]}
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
-            "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **own,
+            "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **no_kill,
             "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
-            "saturation": "not searched: a kill is a transient (p50/p99 and the fallback fraction at three rates instead)",
+            "saturation": ("the kill not searched: a transient (p50/p99 and the fallback fraction at three rates instead)"
+                           + ("; its farm without a kill searched for the rates" if own_scan is not None else "")),
             "rates": rows}
 
 
@@ -1044,7 +1055,8 @@ def main() -> int:
                     help="rates the real saturation searches try at most (6 left both brackets wider than 10 %%)")
     ap.add_argument("--repeats", type=int, default=2,
                     help="real runs per rate below saturation, their events pooled (two runs at one rate, minutes apart, "
-                         "differ by more than the 15 %% target at 0.8 of the saturation)")
+                         "differ by more than the 15 %% target at 0.8 of the saturation); the searches, real and model, "
+                         "run each probe once")
     ap.add_argument("--slots-calibration-rate", type=float, default=10.0,
                     help="the slots case's calibration run (one slot: ~90 ms per event in a worker)")
     ap.add_argument("--slots-calibration-events", type=int, default=400)
@@ -1179,11 +1191,12 @@ def main() -> int:
             default = cases.get("default", {})
             if cal is None and Path(args.calibration_out).exists():
                 cal = load(args.calibration_out)
-            if default.get("real_saturation_hz") and (cal is not None or args.kill_calibration == "own"):
-                record("kill", kill_case(args, cal, default["real_saturation_hz"], work), first)
+            rates_ok = args.kill_rates_from == "own" or default.get("real_saturation_hz")
+            if rates_ok and (cal is not None or args.kill_calibration == "own"):
+                record("kill", kill_case(args, cal, default.get("real_saturation_hz"), work), first)
             else:
-                record("kill", {"case": CASE_NAMES["kill"], "error": "no default-farm saturation and calibration to place "
-                                "its rates and run its model: run --cases default first"}, first)
+                record("kill", {"case": CASE_NAMES["kill"], "error": "no default-farm saturation or calibration (--kill-rates-from "
+                                "default and --kill-calibration default need them): run --cases default first"}, first)
     print_report([cases[k] for k in args.cases if k in cases])
     print(f"written: {out} ({time.monotonic() - t_start:.0f} s, of which {sum(p['seconds'] for p in PHASES):.0f} s under the lock)")
     return 0

@@ -19,6 +19,11 @@ def _hz(value: Any) -> str:
     return f"{value:.1f} Hz" if isinstance(value, (int, float)) else "none"
 
 
+def _fraction(value: float) -> str:
+    """A fallback fraction: three decimals, or four where three would read a few calls as none."""
+    return f"{value:.4f}" if 0 < value < 0.0005 else f"{value:.3f}"
+
+
 def _mark(ok: bool) -> str:
     return "within" if ok else "**not within**"
 
@@ -111,7 +116,7 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         row = [f"{r['rate_hz']:.1f}", _with_interval(r, 50), _ms(r["model_p50_ms"]), _verdict(r, 50),
                _with_interval(r, 99), _ms(r["model_p99_ms"]), _verdict(r, 99)]
         if fallback:
-            row += [f"{r.get('real_fallback_fraction', 0):.3f}", f"{r.get('model_fallback_fraction', 0):.3f}"]
+            row += [_fraction(r.get("real_fallback_fraction", 0)), _fraction(r.get("model_fallback_fraction", 0))]
         rows.append(row)
     approximate = any(str(r.get("real_interval_method", "")).startswith("approximate") for r in case["rates"])
     notes = ["Intervals: 95 %, " + ("approximate (the run kept no per-event latencies: binomial order-statistic ranks, as "

@@ -66,14 +66,34 @@ def test_a_point_judges_its_run_with_the_shared_verdict():
     assert point.row()["seed"] == 8 and point.row()["total_p99_ms"] == 300.0
 
 
-def test_a_farm_that_starts_several_servers_is_scanned_with_them_not_with_one_shared() -> None:
-    """`scan_server`: the runs share one local server unless the farm starts several of its
-    own (the kill case's farm without a kill): each run then starts them."""
-    from farm.scan import scan_server
-    from farm.triton_server import TritonServer
+def test_a_farm_that_starts_several_servers_is_scanned_with_them_not_with_one_shared(monkeypatch) -> None:
+    """`run_scan`: the runs share one local server (its address given to every run) unless
+    the farm starts several of its own (the kill case's farm without a kill): each run is
+    then given no address and starts them itself."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    import farm.scan as scan
     from trigger_sim.config import load_config, with_overrides
 
+    started, given = [], []
+
+    @contextmanager
+    def fake_server(config):
+        started.append(config.inference.local_servers)
+        yield SimpleNamespace(grpc_url="127.0.0.1:8001")
+
+    def fake_run(cfg, *args, **kwargs):
+        given.append((cfg.inference.triton_url, cfg.inference.local_servers))
+        return {}
+
+    monkeypatch.setattr(scan, "local_server", fake_server)
+    monkeypatch.setattr(scan, "run_farm", fake_run)
+    monkeypatch.setattr(scan, "Point", lambda *a, **k: SimpleNamespace(
+        sustained=True, rate_hz=a[0], seed=a[2], row=dict, summary={"windows": []}))
     config = load_config(None)
-    assert isinstance(scan_server(config), TritonServer)  # one shared server (not started here)
-    with scan_server(with_overrides(config, inference={"local_servers": 2})) as server:
-        assert server is None
+    scan.run_scan(config, [10.0], 1.0)
+    assert started == [1] and given == [("127.0.0.1:8001", 1)]
+    started.clear(), given.clear()
+    scan.run_scan(with_overrides(config, inference={"local_servers": 2}), [10.0], 1.0)
+    assert started == [] and given == [("", 2)]

@@ -178,3 +178,10 @@ def test_the_kill_cases_own_saturation_and_pooled_real_runs_are_named(tmp_path):
     assert "each rate's 2 runs pooled, 4,087 events (a p99 rests on its 40 worst events)" in text
     assert "each rate's 4 runs pooled, 3,200 events (a p99 rests on its 32 worst events)" in text
     assert "the median of" not in text  # pooled, not the median of the runs'
+
+
+def test_a_few_fallback_calls_do_not_read_as_none(tmp_path):
+    kill = {**VALIDATION["cases"][1]}
+    kill["rates"] = [{**kill["rates"][0], "real_fallback_fraction": 1 / 3200, "model_fallback_fraction": 0.0}]
+    text = "\n".join(plan_validation.section(write(tmp_path, {"cases": [kill]}), report._table))
+    assert "| 0.0003 | 0.000 |" in text
