@@ -77,10 +77,21 @@ def test_2000_events_over_four_hosts_both_nodes_used_and_a_host_clock_250_ms_ahe
     assert abs(n1["clock_offset_ms"] - 250.0) <= n1["clock_uncertainty_ms"] + 0.01, n1
     assert n1["clock_uncertainty_ms"] < 5.0 and abs(hosts["node2"]["clock_offset_ms"]) <= hosts["node2"]["clock_uncertainty_ms"] + 0.01
     total = summary["latency_ms"]["total"]
-    assert total["n"] == 2000
-    # uncorrected, node1's events (near half) would be 250 ms later, so the p90 above 250 ms;
-    # corrected the wrong way, 250 ms earlier: a negative mean
-    assert 0 < total["p50"] and 0 < total["mean"] and total["p90"] < 200.0, total
+    assert total["n"] == 2000 and 0 < total["p50"] and 0 < total["mean"], total
+    # each node's events, Level-1 accept to decision in run control's clock (the table's stamps
+    # are corrected as the summary's): uncorrected, node1's would be 250 ms later than node2's,
+    # corrected the wrong way 250 ms earlier. Compared node with node, not with a fixed bound:
+    # on a slow spell of this shared host both nodes' events wait in the readout alike (a p50
+    # of 680 ms in one run) while the offset between them stays.
+    cols = pq.read_table(table, columns=["host", "l1_time_ns", "decided_ns"]).to_pydict()
+    by_host: dict[str, list[float]] = {}
+    for host, t_l1, t_dec in zip(cols["host"], cols["l1_time_ns"], cols["decided_ns"]):
+        if t_l1 is not None and t_dec is not None:
+            by_host.setdefault(host, []).append((t_dec - t_l1) / 1e6)
+    nodes = {node: by_host.get(node, []) for node in ("node1", "node2")}
+    assert min(len(ms) for ms in nodes.values()) > 300, {h: len(ms) for h, ms in by_host.items()}
+    medians = {node: sorted(ms)[len(ms) // 2] for node, ms in nodes.items()}
+    assert abs(medians["node1"] - medians["node2"]) < 100.0 and min(min(ms) for ms in nodes.values()) > 0, medians
 
 
 def test_a_node_cut_mid_run_has_its_events_reassigned_and_rejoins(lab_factory, tmp_path):
