@@ -43,7 +43,6 @@ records its own command, commit and time; cases not run keep their earlier figur
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import contextlib
 import fcntl
 import json
@@ -53,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,11 @@ def provenance(command: str) -> dict:
 
 def within(model: float, real: float, tolerance: float) -> bool:
     return real > 0 and abs(model - real) <= tolerance * real
+
+
+def probe_rows(scan: dict) -> list[tuple[float, bool, str]]:
+    """A saturation search's probes as the records keep them: (rate, sustained, why not)."""
+    return [(p["rate_hz"], p["sustained"], p["why_not"]) for p in scan["points"]]
 
 
 def real_failed_hz(probes: list, sustained_hz: float | None) -> float | None:
@@ -475,7 +480,7 @@ def compare(case: str, config: FarmConfig, calibrated, farm: FarmSpec, args: arg
                            "total_p50_ms": cal_summary["latency_ms"]["total"]["p50"],
                            "total_p99_ms": cal_summary["latency_ms"]["total"]["p99"], **extra},
            "real_saturation_hz": real_sat, "real_search": real_scan["search_stopped"],
-           "real_probes": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in real_scan["points"]],
+           "real_probes": probe_rows(real_scan),
            "rates": reals}
     out = put_model(out, model_side(case, cal, farm, config.readout.pattern, args, cal_rate_hz, rates))
     for r in out["rates"]:
@@ -833,11 +838,10 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     the default farm's is; `default`: the default farm's, which this farm's is below: its two
     servers share the same cores); the model with two servers, the kill at the same time and
     each seed's restart as long as one real run's keeper measured, in turn (`restarts_of`).
-    The kill itself is not searched: a kill
-    at a share of a run is a transient whose weight depends on the run's length, not a rate
-    the farm does or does not sustain; p50/p99 and the fallback fraction are compared instead. `kill_repeats`
-    runs per rate (own seeds), their events pooled: a run of 800 events has a p99 resting on
-    8 of them.
+    The kill itself is not searched: a kill at a share of a run is a transient whose weight
+    depends on the run's length, not a rate the farm does or does not sustain; p50/p99 and the
+    fallback fraction are compared instead. `kill_repeats` runs per rate (own seeds), their
+    events pooled: a run of 800 events has a p99 resting on 8 of them.
 
     Calibrated (`--kill-calibration own`, the default) on its own farm without a kill, as the
     default farm is on its own: `--calibration-runs` runs of the two-server farm at
@@ -884,10 +888,8 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
               f"fallback real {row['real_fallback_fraction']:.3f} model {row['model_fallback_fraction']:.3f}; "
               f"restart {row['restart_s']:.1f} s", flush=True)
     no_kill = {} if own_scan is None else {
-        "real_saturation_no_kill_hz": saturation_hz, "real_failed_no_kill_hz": real_failed_hz(
-            [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]], saturation_hz),
-        "real_search_no_kill": own_scan["search_stopped"],
-        "real_probes_no_kill": [(p["rate_hz"], p["sustained"], p["why_not"]) for p in own_scan["points"]]}
+        "real_saturation_no_kill_hz": saturation_hz, "real_failed_no_kill_hz": real_failed_hz(probe_rows(own_scan), saturation_hz),
+        "real_search_no_kill": own_scan["search_stopped"], "real_probes_no_kill": probe_rows(own_scan)}
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
             "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **no_kill,
             "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
@@ -1039,8 +1041,8 @@ def main() -> int:
                     help=f"also write the default farm's calibration as this host's shipped one (default path: "
                          f"{SHIPPED_CALIBRATION.relative_to(ROOT)}), with its provenance")
     ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
-                    help="the calibration runs (default farm; the kill case's own), as a fraction of the default farm's "
-                         "measured saturation")
+                    help="the calibration runs (the default farm's; the kill case's own), as a fraction of the measured "
+                         "saturation their case's rates come from")
     ap.add_argument("--calibration-events", type=int, default=3000,
                     help="the calibration events of the default farm (and of the kill case's own), all runs together")
     ap.add_argument("--calibration-runs", type=int, default=2,

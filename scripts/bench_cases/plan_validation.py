@@ -178,9 +178,8 @@ def _sample_line(rates: list[dict[str, Any]]) -> list[str]:
         return []
     per_rate = max(len(run) for run in runs)
     how = f"the median of {per_rate} runs per rate, each of" if per_rate > 1 else "one run per rate of"
-    span = _span
-    worst = span(max(min(counts) // 100, 1), max(max(counts) // 100, 1))
-    return [f"Real percentiles: {how} {span(min(counts), max(counts))} events (a p99 rests on its {worst} worst events).", ""]
+    worst = _span(max(min(counts) // 100, 1), max(max(counts) // 100, 1))
+    return [f"Real percentiles: {how} {_span(min(counts), max(counts))} events (a p99 rests on its {worst} worst events).", ""]
 
 
 def section(path: Path, table) -> list[str]:
