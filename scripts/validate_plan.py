@@ -75,6 +75,7 @@ from trigger_sim.assignment import node_slots  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate, percentile_interval  # noqa: E402
+from trigger_sim.planning.arrivals import farm_arrival_times_s  # noqa: E402
 from trigger_sim.planning.calibration import CPU_STEPS, Calibration, load, save  # noqa: E402
 from trigger_sim.planning.farm_model import FarmModel  # noqa: E402
 from trigger_sim.planning.model_summary import summarise, total_latency_ms  # noqa: E402
@@ -394,9 +395,11 @@ def real_saturation(case: str, config: FarmConfig, args: argparse.Namespace) -> 
 
 
 def simulate_with_totals(cal: Calibration, farm: FarmSpec, rate_hz: float, events: int, seed: int,
-                         pattern: str) -> tuple[dict, np.ndarray]:
-    """One model run at `rate_hz`: its summary and its decided events' total latencies."""
-    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=rate_hz, pattern=pattern), farm, events=events, seed=seed), cal)
+                         pattern: str, arrival_seed: int = -1) -> tuple[dict, np.ndarray]:
+    """One model run at `rate_hz`: its summary and its decided events' total latencies.
+    `arrival_seed` >= 0: the Level-1 times of a real run with that run.seed."""
+    arrivals = ArrivalSpec(rate_hz=rate_hz, pattern=pattern, seed=arrival_seed)
+    model = FarmModel(PlanSpec(arrivals, farm, events=events, seed=seed), cal)
     model.run()
     return summarise(model), total_latency_ms(model)
 
@@ -731,13 +734,18 @@ def kill_config(rate_hz: float = 60.0) -> FarmConfig:
 
 
 def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
-              killed: bool = True) -> FarmSpec:
+              killed: bool = True, arrival_seed: int = -1) -> FarmSpec:
     """The kill case's farm in the model: two servers; with `killed`, server 0 killed after
-    KILL_AT of the run's offered time and back `restart_s` later, its restart taking
-    `restart_cpu_s` of the host's CPU meanwhile."""
+    KILL_AT of the run's offered time (with `arrival_seed` >= 0: when the real run with that
+    seed offers its KILL_AT-th event, as its kill follows that event's decision) and back
+    `restart_s` later, its restart taking `restart_cpu_s` of the host's CPU meanwhile."""
     restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
     config = kill_config(rate_hz)
-    kills = (ServerKill(server=0, at_s=KILL_AT * n / rate_hz, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
+    at_s = KILL_AT * n / rate_hz
+    if arrival_seed >= 0:
+        k = max(int(n * KILL_AT), 1)
+        at_s = float(farm_arrival_times_s(config.readout.pattern, rate_hz, k, arrival_seed)[-1])
+    kills = (ServerKill(server=0, at_s=at_s, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
     return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
                    kills=kills if killed else (), **(farm_options or {}))
 
@@ -759,32 +767,48 @@ def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
     return model_calibration(cal, farm, float(rate), pattern, args)
 
 
-def kill_model(cal: Calibration, rate: float, n: int, restarts_s: list[float], farm_options: dict | None = None,
+def kill_model(cal: Calibration, rate: float, n: int, runs_paired: list[tuple[int, float]], farm_options: dict | None = None,
                restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
     """The kill case's model at `rate` (`kill_farm`): KILL_MODEL_SEEDS seeds of `n` events,
-    each seed's restart one of the real runs' `restarts_s` in turn (how long a restart takes
-    varies from run to run, and a longer one leaves a larger backlog: their median alone
-    gives every seed the same). Returns their summaries and their events' total latencies
+    each one real run's in turn (`runs_paired`: each run's seed and restart, `kill_runs`):
+    that run's Level-1 times, its kill after its own KILL_AT-th arrival and its restart. The
+    runs' Poisson arrivals differ: one run's dense spell at the kill or after it makes its
+    tail (seed 2's first 800 events hold three spells of 40-60 events at 1.5-1.9 x the mean rate), and a longer
+    restart a larger backlog; the model's seeds then differ from each other only in what the
+    farm does with those arrivals. Returns the summaries and the events' total latencies
     pooled."""
     runs = []
     for seed in range(1, KILL_MODEL_SEEDS + 1):
-        farm = kill_farm(rate, n, restarts_s[(seed - 1) % len(restarts_s)], farm_options, restart_cpu_s)
-        runs.append(simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern))
+        arrival_seed, restart_s = runs_paired[(seed - 1) % len(runs_paired)]
+        farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s, arrival_seed=arrival_seed)
+        runs.append(simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern, arrival_seed=arrival_seed))
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
 
 
-def restarts_of(row: dict) -> list[float]:
-    """The restarts the real runs at a kill-case rate measured (their median where a record
-    kept only that; 1e9, never back, where none was measured)."""
-    return [float(x) for x in row.get("restarts_s") or []] or [row.get("restart_s", 1e9)]
+def kill_runs(row: dict) -> list[tuple[int, float]]:
+    """The real runs at a kill-case rate as (run.seed, restart s), in run order: the seeds
+    the row names (else those `kill_real_row` gives its runs), each with the restart its
+    run measured (the runs' restarts in turn where their count differs; their median where a
+    record kept only that; 1e9, never back, where none was measured)."""
+    restarts = [float(x) for x in row.get("restarts_s") or []] or [row.get("restart_s", 1e9)]
+    seeds = row.get("real_seeds") or [kill_run_seed(k) for k in range(int(row.get("runs") or len(restarts)))]
+    return [(int(seed), restarts[k % len(restarts)]) for k, seed in enumerate(seeds)]
+
+
+def kill_run_seed(repeat: int) -> int:
+    """The run.seed of the kill case's `repeat`-th real run at a rate (0, 1, ...)."""
+    return sustained.repeat_seed(1, repeat)
 
 
 def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dict:
     """The model's p50/p99 over its seeds' events pooled (as the real runs' are), beside the real figures."""
-    steps = STEPS_COMPARED
+    steps, runs = STEPS_COMPARED, kill_runs(row)
     m50, m99 = (float(np.percentile(totals, q)) for q in (50, 99))
     return {**judge_row(row, m50, m99, totals),
             "model_p50_p99_ms_per_seed": [[m["latency_ms"]["total"][p] for p in ("p50", "p99")] for m in models],
+            # the seeds that replayed each real run (its arrivals and restart), in run order
+            "model_p99_ms_per_real_run": [[models[i]["latency_ms"]["total"]["p99"] for i in range(k, len(models), len(runs))]
+                                          for k in range(len(runs))],
             "model_fallback_fraction": float(np.median([m["inference"]["fallback_calls"] / max(m["events"]["l1_accepted"], 1)
                                                         for m in models])),
             "model_steps_p50_ms": {k: float(np.median([m["latency_ms"][k]["p50"] for m in models])) for k in steps}}
@@ -800,7 +824,7 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
             table = Path(tmp) / f"events-{repeat}.parquet"
             with heavy_lock(f"{case}: real run {repeat + 1}/{args.kill_repeats}, {n} events at {rate:g} Hz"):
                 results.append(local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False},
-                                                   run={"seed": sustained.repeat_seed(1, repeat)}, events_table=table))
+                                                   run={"seed": kill_run_seed(repeat)}, events_table=table))
             totals.append(table_total_ms(str(table)))
     pooled = np.concatenate(totals)
     summaries = [r.summary for r in results]
@@ -817,7 +841,8 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
         for k, v in x["inference"]["servers"].items():
             servers.setdefault(k, Counter()).update({f: v.get(f) or 0 for f in ("calls", "failures", "restarts")})
     s = summaries[0]
-    row = {"rate_hz": rate, "events": n, "runs": len(results), "real_p50_ms": r50, "real_p99_ms": r99,
+    row = {"rate_hz": rate, "events": n, "runs": len(results), "real_seeds": [kill_run_seed(k) for k in range(len(results))],
+           "real_p50_ms": r50, "real_p99_ms": r99,
            "real_p50_p99_ms_per_run": [[float(np.percentile(t, q)) for q in (50, 99)] if len(t) else [None, None]
                                        for t in totals],
            "real_fallback_fraction": real_fb,
@@ -837,7 +862,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     of the same farm without a kill (`--kill-rates-from own`, the default: searched here, as
     the default farm's is; `default`: the default farm's, which this farm's is below: its two
     servers share the same cores); the model with two servers, the kill at the same time and
-    each seed's restart as long as one real run's keeper measured, in turn (`restarts_of`).
+    each seed one real run's in turn (`kill_runs`): its Level-1 times, its kill and its restart.
     The kill itself is not searched: a kill at a share of a run is a transient whose weight
     depends on the run's length, not a rate the farm does or does not sustain; p50/p99 and the
     fallback fraction are compared instead. `kill_repeats` runs per rate (own seeds), their
@@ -880,7 +905,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
                        "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
     model_cal = kill_calibration(cal, args)
     for row in rows:
-        row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], restarts_of(row), farm_options(args),
+        row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], kill_runs(row), farm_options(args),
                                                   restart_cpu_s), row))
         per_run = " / ".join(f"{a:.1f}/{b:.1f}" for a, b in row["real_p50_p99_ms_per_run"] if a is not None)
         print(f"{case} at {row['rate_hz']:g} Hz: p50 real {row['real_p50_ms']:.1f} model {row['model_p50_ms']:.1f}; "
@@ -921,7 +946,7 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
         case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         for row in case["rates"]:
-            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], restarts_of(row), farm_options(args),
+            row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], kill_runs(row), farm_options(args),
                                                       restart_cpu_seconds(case, args)), row))
         return case
     if key == "default":
@@ -1017,6 +1042,9 @@ def print_report(cases: list[dict]) -> None:
         per_run = plan_validation.real_runs_line(c["rates"])
         if per_run:
             print(f"  each real run's total p50/p99 (ms) {per_run}")
+        paired = plan_validation.paired_runs_line(c["rates"])
+        if paired:
+            print(f"  each real run's p99 beside the model's seeds that replayed it (ms) {paired}")
         print(f"  {'rate Hz':>8} {'real p50':>9} {'95% interval':>13} {'model':>6} {'':>3}  {'real p99':>8} "
               f"{'95% interval':>13} {'n':>5} {'>p99':>4} {'model':>6}")
         for r in c["rates"]:

@@ -45,6 +45,23 @@ def real_runs_line(rates: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def paired_runs_line(rates: list[dict[str, Any]]) -> str:
+    """"at R Hz: seed S real X, model A-B; ..." from kill rows whose model seeds replayed the
+    real runs (their Level-1 times and restarts; "" when none did): the model against each
+    run on the same arrivals."""
+    parts = []
+    for r in rates:
+        model = r.get("model_p99_ms_per_real_run") or []
+        real = r.get("real_p50_p99_ms_per_run") or []
+        seeds = r.get("real_seeds") or [None] * len(real)
+        if not model or len(model) != len(real):
+            continue
+        each = [f"run {k}{f' (seed {s})' if s is not None else ''} real {b:.0f}, model {min(m):.0f}-{max(m):.0f}"
+                for k, (s, (_, b), m) in enumerate(zip(seeds, real, model), 1) if b is not None and m]
+        parts.append(f"at {r['rate_hz']:g} Hz: " + ", ".join(each))
+    return "; ".join(parts)
+
+
 def _case_lines(case: dict[str, Any], table) -> list[str]:
     lines = [f"### {case['case']}", ""]
     if case.get("measured_utc"):
@@ -93,6 +110,10 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     per_run = real_runs_line(case["rates"]) if "rates" in case else ""
     if per_run:
         lines += [f"Each real run's own total p50/p99 (ms; the table pools them) {per_run}.", ""]
+    paired = paired_runs_line(case["rates"]) if "rates" in case else ""
+    if paired:
+        lines += [f"Each real run's p99 beside the p99 of the model's seeds that replayed it, its Level-1 times "
+                  f"and its restart (ms) {paired}.", ""]
     steps = steps_by_rate_line(case.get("real_steps_by_rate") or {})
     if steps:
         lines += [f"Real step medians (ms) {steps}.", ""]

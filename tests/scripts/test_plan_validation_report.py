@@ -185,3 +185,16 @@ def test_a_few_fallback_calls_do_not_read_as_none(tmp_path):
     kill["rates"] = [{**kill["rates"][0], "real_fallback_fraction": 1 / 3200, "model_fallback_fraction": 0.0}]
     text = "\n".join(plan_validation.section(write(tmp_path, {"cases": [kill]}), report._table))
     assert "| 0.0003 | 0.000 |" in text
+
+
+def test_each_kill_run_is_shown_beside_the_model_seeds_that_replayed_it():
+    """A kill row's model seeds replay the real runs in turn: each run's p99 is printed
+    beside the range of its own seeds' p99, and rows without that pairing print nothing."""
+    row = {"rate_hz": 38.6, "real_seeds": [2, 3], "real_p50_p99_ms_per_run": [[39.0, 200.1], [32.9, 105.4]],
+           "model_p99_ms_per_real_run": [[96.2, 126.4, 113.0], [72.0, 93.1]]}
+    line = plan_validation.paired_runs_line([row])
+    assert line == "at 38.6 Hz: run 1 (seed 2) real 200, model 96-126, run 2 (seed 3) real 105, model 72-93"
+    assert plan_validation.paired_runs_line([{**row, "model_p99_ms_per_real_run": [[1.0]]}]) == ""
+    assert plan_validation.paired_runs_line([{k: v for k, v in row.items() if k != "model_p99_ms_per_real_run"}]) == ""
+    unnamed = {k: v for k, v in row.items() if k != "real_seeds"}
+    assert plan_validation.paired_runs_line([unnamed]).startswith("at 38.6 Hz: run 1 real 200, model 96-126")

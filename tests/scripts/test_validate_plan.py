@@ -370,21 +370,31 @@ def test_the_low_rate_runs_mean_leaves_out_its_first_events(tmp_path):
     assert _script().steady_worker_mean_ms(tmp_path / "t.parquet") == pytest.approx(20.0)
 
 
-def test_each_model_seed_of_the_kill_case_takes_one_real_runs_restart_in_turn(monkeypatch):
-    """The real runs' restarts at a rate differ (1.1-1.8 s at 38.6 Hz in the run of 08:22):
-    the model's seeds take them in turn, not all their median; a record with the median
-    only gives it to every seed."""
+def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_restart_in_turn(monkeypatch):
+    """The real runs at a rate differ in their restart (1.1-1.8 s at 38.6 Hz in the run of
+    08:22) and in their Poisson arrivals: the model's seeds take each run's seed and restart
+    in turn, and the kill after that run's own KILL_AT-th arrival; a record with the median
+    restart only gives it to every seed."""
     import numpy as np
 
-    script = _script()
-    restarts: list[float] = []
+    from trigger_sim.pacing import Pacer
 
-    def fake_simulate(cal, farm, rate_hz, events, seed, pattern):
-        restarts.append(farm.kills[0].restart_s)
+    script = _script()
+    calls: list[tuple[float, int, float]] = []
+
+    def fake_simulate(cal, farm, rate_hz, events, seed, pattern, arrival_seed=-1):
+        calls.append((farm.kills[0].restart_s, arrival_seed, farm.kills[0].at_s))
         return {"latency_ms": {"total": {"p50": 1.0, "p99": 2.0}}}, np.ones(3)
 
     monkeypatch.setattr(script, "simulate_with_totals", fake_simulate)
-    models, totals = script.kill_model(None, 40.0, 800, script.restarts_of({"restarts_s": [1.75, 1.54, 1.13]}))
+    runs = script.kill_runs({"runs": 3, "restarts_s": [1.75, 1.54, 1.13]})
+    assert runs == [(2, 1.75), (3, 1.54), (4, 1.13)]  # kill_real_row's seeds: sustained.repeat_seed(1, k)
+    models, totals = script.kill_model(None, 40.0, 800, runs)
     assert len(models) == script.KILL_MODEL_SEEDS and len(totals) == 3 * script.KILL_MODEL_SEEDS
-    assert restarts[:4] == [1.75, 1.54, 1.13, 1.75]
-    assert script.restarts_of({"restart_s": 1.4}) == [1.4] and script.restarts_of({}) == [1e9]
+    assert [c[:2] for c in calls[:4]] == [(1.75, 2), (1.54, 3), (1.13, 4), (1.75, 2)]
+    pacer = Pacer(40.0, "poisson", 0, seed=3)
+    assert calls[1][2] == pytest.approx([pacer.next_ns() for _ in range(240)][-1] / 1e9)  # its 240th arrival
+    assert calls[1][2] != calls[0][2]
+    assert script.kill_runs({"restart_s": 1.4, "runs": 2}) == [(2, 1.4), (3, 1.4)]
+    assert script.kill_runs({}) == [(2, 1e9)]
+    assert script.kill_runs({"real_seeds": [9], "restarts_s": [1.2]}) == [(9, 1.2)]

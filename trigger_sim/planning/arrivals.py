@@ -1,8 +1,11 @@
-"""Level-1 arrival times (s) for n events: constant, Poisson or bursts, drawn at once."""
+"""Level-1 arrival times (s) for n events: constant, Poisson or bursts, drawn at once, or
+the very times a real run's readout schedules with a given seed."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from trigger_sim.pacing import Pacer
 
 
 def arrival_times_s(pattern: str, rate_hz: float, n: int, rng: np.random.Generator, burst_factor: float = 10.0,
@@ -25,3 +28,15 @@ def arrival_times_s(pattern: str, rate_hz: float, n: int, rng: np.random.Generat
         gaps[burst_events::burst_events] += quiet_s
         return np.cumsum(gaps)
     raise ValueError(f"unknown arrival pattern {pattern!r}: use constant, poisson or burst")
+
+
+def farm_arrival_times_s(pattern: str, rate_hz: float, n: int, seed: int, burst_factor: float = 10.0,
+                         burst_events: int = 50) -> np.ndarray:
+    """The Level-1 times (s from the run's start) of the first `n` events a real farm's
+    readout offers with `run.seed = seed`: the readout's own scheduler (`Pacer`), so a model
+    run can replay a real run's arrivals (a Poisson run's dense spells fall where the real
+    run's did) and the two are compared on the same input."""
+    if n < 1:
+        raise ValueError("need n >= 1")
+    pacer = Pacer(rate_hz, pattern, 0, seed=seed, burst_factor=burst_factor, burst_events=burst_events)
+    return np.array([pacer.next_ns() for _ in range(n)], dtype=np.float64) / 1e9

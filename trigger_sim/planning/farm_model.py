@@ -47,7 +47,7 @@ import numpy as np
 import simpy
 
 from trigger_sim.inference.breaker import CircuitBreaker
-from trigger_sim.planning.arrivals import arrival_times_s
+from trigger_sim.planning.arrivals import arrival_times_s, farm_arrival_times_s
 from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, ServerKind, server_kind
 from trigger_sim.planning.cores import Cores, CpuUser
 from trigger_sim.planning.idle_slowdown import IdleCurve, fit, rate_scale
@@ -89,7 +89,10 @@ class FarmModel:
             from trigger_sim.errors import ConfigError
             raise ConfigError(f"server kind {self.kind_name!r} has no curve for {', '.join(sorted(missing))}")
         self.cal, self.kind = cal, kind
-        self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
+        if a.seed >= 0:  # the real run's own Level-1 times
+            self.t_l1_ms = farm_arrival_times_s(a.pattern, a.rate_hz, n, a.seed, a.burst_factor, a.burst_events) * 1e3
+        else:
+            self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
         self.draws = draw(cal, n, rng, spec.block_events)
         self.idle_curve, self._row_factor = idle_curve(cal, kind) if f.idle_slowdown else (None, None)
         # each event's steps and demands: the rate's factor, times its idle factor over its row's

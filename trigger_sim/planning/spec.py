@@ -26,6 +26,7 @@ class ArrivalSpec:
     pattern: str = "poisson"  # "constant", "poisson" or "burst"
     burst_factor: float = 10.0  # burst: rate inside a burst / mean rate
     burst_events: int = 50  # burst: events per burst
+    seed: int = -1  # >= 0: the times the farm's readout schedules with run.seed = this (pairs a model run with a real one); -1: drawn with the plan's seed
 
 
 @dataclass(frozen=True)

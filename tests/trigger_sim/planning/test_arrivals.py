@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from trigger_sim.planning.arrivals import arrival_times_s
+from trigger_sim.pacing import Pacer
+from trigger_sim.planning.arrivals import arrival_times_s, farm_arrival_times_s
 
 
 @pytest.mark.parametrize("pattern", ["constant", "poisson", "burst"])
@@ -22,3 +25,21 @@ def test_constant_is_evenly_spaced_and_bursts_are_bunched():
 def test_bad_pattern_is_named():
     with pytest.raises(ValueError, match="unknown arrival pattern 'wave'"):
         arrival_times_s("wave", 1.0, 3, np.random.default_rng(1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(pattern=st.sampled_from(["constant", "poisson", "burst"]), rate_hz=st.floats(0.5, 5e5),
+       seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300))
+def test_a_real_runs_arrivals_are_the_readouts_own_schedule(pattern, rate_hz, seed, n):
+    """With a seed, the times are those the farm's readout (`Pacer`, run.seed = seed) offers."""
+    pacer = Pacer(rate_hz, pattern, 0, seed=seed)
+    expected = np.array([pacer.next_ns() for _ in range(n)]) / 1e9
+    assert np.array_equal(farm_arrival_times_s(pattern, rate_hz, n, seed), expected)
+
+
+def test_a_poisson_run_of_seed_2_holds_its_dense_spell_where_the_real_run_had_it():
+    """The kill case's first real run (run.seed 2): its events 240-300, where the kill
+    falls, came at 1.5 x the mean rate, which the model must see too when it replays it."""
+    t = farm_arrival_times_s("poisson", 38.6, 800, 2)
+    assert 60 / (t[299] - t[239]) > 1.5 * 38.6
+    assert 800 / t[-1] > 38.6  # the whole run's rate: seed 2 is dense throughout

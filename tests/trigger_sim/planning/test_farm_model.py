@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trigger_sim.planning.arrivals import farm_arrival_times_s
 from trigger_sim.planning.calibration import MODELS, ModelCurve
 from trigger_sim.planning.farm_model import PENDING, FarmModel
 from trigger_sim.planning.model_summary import simulate, summarise
@@ -194,6 +195,20 @@ def test_same_seed_same_result_other_seed_other_result():
     c = simulate(replace(spec, seed=12), cal)
     assert c["latency_ms"]["total"] != a["latency_ms"]["total"]
 
+
+
+def test_arrivals_with_a_seed_replay_a_real_run_and_the_plans_seed_varies_only_the_rest():
+    """arrivals.seed pairs a model run with a real run: its Level-1 times are the readout's
+    own for that run.seed, whatever the plan's seed; the plan's seed still draws the events."""
+    cal = calibration(cpu_ms=5.0, spread=0.5, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
+    spec = PlanSpec(ArrivalSpec(rate_hz=300.0, seed=2), FarmSpec(workers_per_node=4), events=500, seed=11)
+    a, b = FarmModel(spec, cal), FarmModel(replace(spec, seed=12), cal)
+    expected = farm_arrival_times_s("poisson", 300.0, 500, 2) * 1e3
+    assert np.array_equal(a.t_l1_ms, expected) and np.array_equal(b.t_l1_ms, expected)
+    a.run(), b.run()
+    assert not np.array_equal(a.decided_ms, b.decided_ms)
+    unpaired = FarmModel(replace(spec, arrivals=ArrivalSpec(rate_hz=300.0)), cal)
+    assert not np.array_equal(unpaired.t_l1_ms, expected)
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rate=st.floats(10, 5000), workers=st.integers(1, 6), slots=st.integers(1, 4), servers=st.integers(1, 3),
