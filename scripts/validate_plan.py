@@ -6,7 +6,8 @@ model's saturation rate (the search and verdict of trigger_sim/sustained.py on t
 model's summary) beside the real farm's (farm/scan.py's search), and p50/p99 of the total
 latency at three rates below saturation, model and real at the same rates.
 Targets: saturation within 10 %, p50 and p99 within 15 %. Every real p50/p99 comes with its 95 %
-interval (a bootstrap over the run's events, kept in docs/plan/validation-real-latencies.json)
+interval (a moving-block bootstrap over the runs' events, blocks of consecutive events: they
+come in spells; the events kept in docs/plan/validation-real-latencies.json)
 and the number of events it rests on; a model figure outside 15 % but inside that interval is
 marked as such, not as a model error.
 
@@ -513,14 +514,15 @@ def real_rates(case: str, config: FarmConfig, rates: list[float], args: argparse
         for rate in rates:
             reals = [p for p in real_points if p["rate_hz"] == rate]
             steps = [k for k in STEPS_COMPARED if f"{k}_p50_ms" in reals[0]]
-            totals = np.concatenate([table_total_ms(p["events_table"]) for p in reals])
+            per_run = [table_total_ms(p["events_table"]) for p in reals]
+            totals = np.concatenate(per_run)
             row = {"rate_hz": rate, "real_p50_ms": sorted(p["total_p50_ms"] for p in reals)[len(reals) // 2],
                    "real_p99_ms": sorted(p["total_p99_ms"] for p in reals)[len(reals) // 2],
                    "real_events": [p["decided_events"] for p in reals],
                    "real_steps_p50_ms": {k: reals[0][f"{k}_p50_ms"] for k in steps}}
             if len(reals) > 1:  # several runs: their events pooled, as the intervals are
                 row.update(real_p50_ms=float(np.percentile(totals, 50)), real_p99_ms=float(np.percentile(totals, 99)))
-            row.update(real_intervals(totals))
+            row.update(real_intervals(per_run))
             REAL_LATENCIES[(case_key({"case": case}), rate)] = totals
             rows.append(row)
     return rows
@@ -538,15 +540,45 @@ def table_total_ms(path: str | None) -> np.ndarray:
                     np.float64)
 
 
-def real_intervals(totals: np.ndarray) -> dict:
-    """The 95 % bootstrap intervals of the real p50 and p99 from the events' own latencies,
-    and how many events the p99 rests on."""
-    if len(totals) < 100:
+def real_intervals(runs: list[np.ndarray]) -> dict:
+    """The 95 % intervals of the real p50 and p99 of `runs` pooled (each run's events'
+    total latencies, in event order): a moving-block bootstrap, blocks of consecutive events
+    within each run (a farm's slow events come in spells, which an event-by-event bootstrap
+    takes for independent events), and how many events the p99 rests on."""
+    n = int(sum(len(r) for r in runs))
+    if n < 100:
         return {}
-    return {"real_total_events": int(len(totals)), "real_p99_events_beyond": round(percentile_interval.events_beyond(len(totals), 99), 1),
-            "real_p50_interval_ms": list(percentile_interval.bootstrap_interval(totals, 50)),
-            "real_p99_interval_ms": list(percentile_interval.bootstrap_interval(totals, 99)),
-            "real_interval_method": f"bootstrap over the run's {len(totals)} events ({percentile_interval.BOOTSTRAP_RESAMPLES} resamples)"}
+    block = percentile_interval.BLOCK_EVENTS
+    return {"real_total_events": n, "real_p99_events_beyond": round(percentile_interval.events_beyond(n, 99), 1),
+            "real_p50_interval_ms": list(percentile_interval.block_bootstrap_interval(runs, 50)),
+            "real_p99_interval_ms": list(percentile_interval.block_bootstrap_interval(runs, 99)),
+            "real_interval_method": f"moving-block bootstrap over the {len(runs)} run(s)' {n} events, blocks of {block} "
+                                    f"consecutive events within a run ({percentile_interval.BOOTSTRAP_RESAMPLES} resamples)"}
+
+
+def real_intervals_again(key: str, case: dict, path: Path) -> None:
+    """A recorded case's real intervals recomputed (`real_intervals`) from the events kept in
+    `path`, where it holds the case's rates (a record from before the intervals' method
+    changed); the rows are left as they are otherwise."""
+    try:
+        kept = json.loads(path.read_text())["cases"].get(key, {})
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError):
+        return
+    for row in case["rates"]:
+        totals = kept.get(f"{row['rate_hz']:g}")
+        if totals:
+            row.update(real_intervals(split_runs(np.asarray(totals, np.float64), row)))
+
+
+def split_runs(totals: np.ndarray, row: dict) -> list[np.ndarray]:
+    """A rate's pooled real latencies (validation-real-latencies.json) back into its runs, by
+    the runs' event counts the row names (`real_events`; a kill row's `runs` of `events`)."""
+    sizes = [int(x) for x in row.get("real_events") or []]
+    if not sizes and row.get("runs") and len(totals) == int(row["runs"]) * int(row.get("events", 0)):
+        sizes = [int(row["events"])] * int(row["runs"])
+    if sum(sizes) != len(totals):
+        return [totals]
+    return np.split(totals, np.cumsum(sizes)[:-1])
 
 
 def approximate_intervals(row: dict, n: int, model_totals: np.ndarray) -> dict:
@@ -842,6 +874,7 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
             servers.setdefault(k, Counter()).update({f: v.get(f) or 0 for f in ("calls", "failures", "restarts")})
     s = summaries[0]
     row = {"rate_hz": rate, "events": n, "runs": len(results), "real_seeds": [kill_run_seed(k) for k in range(len(results))],
+           "real_events": [len(t) for t in totals],
            "real_p50_ms": r50, "real_p99_ms": r99,
            "real_p50_p99_ms_per_run": [[float(np.percentile(t, q)) for q in (50, 99)] if len(t) else [None, None]
                                        for t in totals],
@@ -851,7 +884,7 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
            "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},  # the first run's
            "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
            "real_servers": {k: dict(v) for k, v in servers.items()}}
-    row.update(real_intervals(pooled))
+    row.update(real_intervals(totals))
     REAL_LATENCIES[("kill", rate)] = pooled
     return row
 
@@ -941,6 +974,7 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     real figures: a change to the model checked without re-running the farm."""
     if "rates" not in case:
         return case
+    real_intervals_again(key, case, Path(args.real_latencies_out))
     if key == "kill":
         own = kill_calibration_kind(case) == "own"
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)

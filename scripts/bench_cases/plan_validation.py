@@ -139,9 +139,13 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
         if fallback:
             row += [_fraction(r.get("real_fallback_fraction", 0)), _fraction(r.get("model_fallback_fraction", 0))]
         rows.append(row)
-    approximate = any(str(r.get("real_interval_method", "")).startswith("approximate") for r in case["rates"])
+    methods = [str(r.get("real_interval_method", "")) for r in case["rates"]]
+    approximate = any(m.startswith("approximate") for m in methods)
+    blocks = any(m.startswith("moving-block") for m in methods)
     notes = ["Intervals: 95 %, " + ("approximate (the run kept no per-event latencies: binomial order-statistic ranks, as "
-                                     "values by the model's own distribution)" if approximate else "bootstrap over the run's events")
+                                     "values by the model's own distribution)" if approximate
+                                     else "moving-block bootstrap over the runs' events (blocks of consecutive events within "
+                                          "a run: slow events come in spells)" if blocks else "bootstrap over the run's events")
              + "; \"in interval\": outside 15 % but inside the real figure's own interval (no model error shown).", ""]
     return lines + table(header, rows) + ([""] + notes if any("real_p99_interval_ms" in r for r in case["rates"]) else [])
 

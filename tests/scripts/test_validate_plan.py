@@ -176,7 +176,7 @@ def test_real_runs_keep_their_events_and_give_bootstrap_intervals_and_a_kill_cas
     assert rows[0]["real_total_events"] == rows[0]["real_events"][0] == int(20.0 * (300 / 20.0 + script.RUN_OVERHEAD_S))
     assert rows[1]["real_total_events"] > rows[0]["real_total_events"]  # as long a run at a higher rate holds more
     lo, hi = rows[0]["real_p99_interval_ms"]
-    assert lo < hi and rows[0]["real_interval_method"].startswith("bootstrap")
+    assert lo < hi and rows[0]["real_interval_method"].startswith("moving-block bootstrap over the 1 run(s)'")
     case = script.kill_case(args, script.load(REPO_ROOT / "docs" / "plan" / "validation-calibration.json"), 40.0, tmp_path)
     row = case["rates"][0]
     assert row["runs"] == 2 and row["real_total_events"] == 400 and case["restart_cpu_s_modelled"] == 1.7
@@ -352,7 +352,8 @@ def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs
     assert all(np.isfinite(r["model_p50_ms"]) and len(r["real_p50_p99_ms_per_run"]) == 1 for r in case["rates"])
     assert deflated_on == [(2, 32.0)]  # on the two-server farm it was made on, at its rate
     # the recorded case is modelled again from the saved calibration (--model-only)
-    again = script.remodel("kill", case, argparse.Namespace(**vars(args), calibration_out=str(tmp_path / "absent.json")))
+    again = script.remodel("kill", case, argparse.Namespace(**vars(args), calibration_out=str(tmp_path / "absent.json"),
+                                                            real_latencies_out=str(tmp_path / "absent-latencies.json")))
     assert all(np.isfinite(r["model_p50_ms"]) for r in again["rates"])
 
 
@@ -398,3 +399,30 @@ def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_resta
     assert script.kill_runs({"restart_s": 1.4, "runs": 2}) == [(2, 1.4), (3, 1.4)]
     assert script.kill_runs({}) == [(2, 1e9)]
     assert script.kill_runs({"real_seeds": [9], "restarts_s": [1.2]}) == [(9, 1.2)]
+
+
+def test_a_rates_kept_events_split_back_into_its_runs_for_the_block_intervals(tmp_path):
+    """The kept latencies pool a rate's runs; the intervals resample blocks within each run,
+    so they are split by the runs' event counts the row names, and recomputed from the kept
+    file for a record made before (a p99 that is one run's spell gets a wide interval)."""
+    import json
+
+    import numpy as np
+
+    script = _script()
+    totals = np.arange(10.0)
+    assert [len(r) for r in script.split_runs(totals, {"real_events": [4, 6]})] == [4, 6]
+    assert [len(r) for r in script.split_runs(totals, {"runs": 2, "events": 5})] == [5, 5]
+    assert [len(r) for r in script.split_runs(totals, {"real_events": [4, 5]})] == [10]  # counts that do not add up
+    rng = np.random.default_rng(1)
+    runs = [rng.normal(30.0, 3.0, 800) for _ in range(4)]
+    runs[0][240:300] = 200.0  # one spell, one run
+    path = tmp_path / "real.json"
+    path.write_text(json.dumps({"cases": {"kill": {"38.6": np.concatenate(runs).tolist()}}}))
+    case = {"rates": [{"rate_hz": 38.6, "runs": 4, "events": 800, "real_p99_interval_ms": [199.0, 200.0]}]}
+    script.real_intervals_again("kill", case, path)
+    row = case["rates"][0]
+    assert row["real_interval_method"].startswith("moving-block bootstrap over the 4 run(s)' 3200 events")
+    assert row["real_p99_interval_ms"][0] < 100 < 199 < row["real_p99_interval_ms"][1]
+    script.real_intervals_again("default", case, path)  # no kept events for it: left alone
+    assert row["real_p99_interval_ms"][0] < 100

@@ -2,9 +2,11 @@
 narrow with more events, and the approximation for runs that kept no per-event data."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trigger_sim.planning import percentile_interval
 from trigger_sim.planning.percentile_interval import (
     binomial_cdf,
     bootstrap_interval,
@@ -68,3 +70,42 @@ def test_the_scaled_interval_follows_the_reference_tail_around_the_point():
     lo, hi = scaled_interval(float(np.percentile(data, 99)), reference, 1300, 99)
     assert lo < np.percentile(data, 99) < hi
     assert abs(lo - data[r - 1]) < 0.1 * data[r - 1] and abs(hi - data[s - 1]) < 0.1 * data[s - 1]
+
+
+def test_a_tail_that_is_one_spell_of_one_run_is_not_called_known_to_a_few_percent():
+    """Four runs of 800 events, one holding a spell of 60 consecutive slow events (a dense
+    burst of arrivals): the pooled p99 rests on that spell. Resampled event by event it looks
+    known to a few percent; in blocks of consecutive events a resample may miss the spell, and
+    the interval reaches down to the other runs' tail."""
+    rng = np.random.default_rng(3)
+    runs = [rng.normal(50.0, 5.0, 800) for _ in range(4)]
+    runs[0][300:360] = rng.normal(200.0, 10.0, 60)
+    pooled = np.concatenate(runs)
+    lo_e, hi_e = percentile_interval.bootstrap_interval(pooled, 99)
+    lo_b, hi_b = percentile_interval.block_bootstrap_interval(runs, 99, block_events=50)
+    assert lo_e > 150 and hi_e - lo_e < 0.2 * np.percentile(pooled, 99)
+    assert lo_b < 100 < 150 < hi_b
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(2, 300), min_size=1, max_size=4), block=st.integers(1, 120))
+def test_blocks_never_cross_runs_so_each_resample_keeps_every_runs_size(sizes, block):
+    """Run k holds only the value k: a resample that kept every run's own events and length
+    has the same pooled values every time, so the interval of any percentile is one point."""
+    runs = [np.full(n, float(k)) for k, n in enumerate(sizes)]
+    pooled = np.concatenate(runs)
+    for q in (1, 50, 99):
+        lo, hi = percentile_interval.block_bootstrap_interval(runs, q, block_events=block, resamples=50)
+        assert lo == hi == pytest.approx(np.percentile(pooled, q))
+
+
+def test_blocks_of_one_event_are_the_plain_bootstrap():
+    rng = np.random.default_rng(5)
+    values = rng.exponential(30.0, 5000)
+    plain = percentile_interval.bootstrap_interval(values, 99, resamples=4000)
+    blocks = percentile_interval.block_bootstrap_interval([values], 99, block_events=1, resamples=4000)
+    assert blocks == pytest.approx(plain, rel=0.05)
+    with pytest.raises(ValueError):
+        percentile_interval.block_bootstrap_interval([values], 99, block_events=0)
+    with pytest.raises(ValueError):
+        percentile_interval.block_bootstrap_interval([np.array([1.0])], 99)
