@@ -33,7 +33,7 @@ from trigger_sim.event_source import RecordingSource, SimulatedSource
 from trigger_sim.faults import FaultInjector
 from trigger_sim.id_ranges import IdRanges
 from trigger_sim.metrics import READOUT, ReadoutMetrics
-from trigger_sim.pacing import Pacer
+from trigger_sim.pacing import readout_pacer
 from trigger_sim.simulation import warm_up
 from trigger_sim.wire import encode_fragment
 
@@ -139,7 +139,7 @@ class ReadoutFeed:
             warm_up(config)  # before the first slot: loading (or compiling) kernels is not Level-1 dead time
         rc = config.readout
         start = clock.now_ns()
-        pacer = Pacer(rc.rate_hz, rc.pattern, start, seed=config.run.seed, burst_factor=rc.burst_factor, burst_events=rc.burst_events)
+        pacer = readout_pacer(rc, config.run.seed, start)
         source = RecordingSource(config, replay["path"], replay.get("loop", False)) if replay else SimulatedSource(config)
         injector = FaultInjector(config.faults, config.run.seed) if config.faults.any else None
         end_ns = start + int(duration_s * clock.NS_PER_S) if duration_s else None

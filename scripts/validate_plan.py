@@ -76,7 +76,6 @@ from trigger_sim.assignment import node_slots  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate, percentile_interval  # noqa: E402
-from trigger_sim.planning.arrivals import farm_arrival_times_s  # noqa: E402
 from trigger_sim.planning.calibration import CPU_STEPS, Calibration, load, save  # noqa: E402
 from trigger_sim.planning.farm_model import FarmModel  # noqa: E402
 from trigger_sim.planning.model_summary import summarise, total_latency_ms  # noqa: E402
@@ -766,18 +765,15 @@ def kill_config(rate_hz: float = 60.0) -> FarmConfig:
 
 
 def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
-              killed: bool = True, arrival_seed: int = -1) -> FarmSpec:
-    """The kill case's farm in the model: two servers; with `killed`, server 0 killed after
-    KILL_AT of the run's offered time (with `arrival_seed` >= 0: when the real run with that
-    seed offers its KILL_AT-th event, as its kill follows that event's decision) and back
+              killed: bool = True) -> FarmSpec:
+    """The kill case's farm in the model: two servers; with `killed`, server 0 killed once
+    KILL_AT of the run's `n` events are decided (as `local_server_killed` kills: run control
+    acts on its next tick after that decision, within a millisecond or so) and back
     `restart_s` later, its restart taking `restart_cpu_s` of the host's CPU meanwhile."""
     restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
     config = kill_config(rate_hz)
-    at_s = KILL_AT * n / rate_hz
-    if arrival_seed >= 0:
-        k = max(int(n * KILL_AT), 1)
-        at_s = float(farm_arrival_times_s(config.readout.pattern, rate_hz, k, arrival_seed)[-1])
-    kills = (ServerKill(server=0, at_s=at_s, restart_s=restart_s, restart_cpu_cores=restart_cpu_cores),)
+    kills = (ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
+                        restart_cpu_cores=restart_cpu_cores),)
     return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
                    kills=kills if killed else (), **(farm_options or {}))
 
@@ -803,28 +799,36 @@ def kill_model(cal: Calibration, rate: float, n: int, runs_paired: list[tuple[in
                restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
     """The kill case's model at `rate` (`kill_farm`): KILL_MODEL_SEEDS seeds of `n` events,
     each one real run's in turn (`runs_paired`: each run's seed and restart, `kill_runs`):
-    that run's Level-1 times, its kill after its own KILL_AT-th arrival and its restart. The
-    runs' Poisson arrivals differ: one run's dense spell at the kill or after it makes its
-    tail (seed 2's first 800 events hold three spells of 40-60 events at 1.5-1.9 x the mean rate), and a longer
-    restart a larger backlog; the model's seeds then differ from each other only in what the
-    farm does with those arrivals. Returns the summaries and the events' total latencies
-    pooled."""
+    that run's Level-1 times and its restart, the kill after the KILL_AT-th decision as in
+    the real run. The runs' Poisson arrivals differ: one run's dense spell at the kill or
+    after it makes its tail (seed 2's first 800 events hold three spells of 40-60 events at
+    1.5-1.9 x the mean rate), and a longer restart a larger backlog; the seeds replaying one
+    run differ only in the events drawn from the calibration. Returns the summaries and the
+    events' total latencies pooled."""
     runs = []
     for seed in range(1, KILL_MODEL_SEEDS + 1):
         arrival_seed, restart_s = runs_paired[(seed - 1) % len(runs_paired)]
-        farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s, arrival_seed=arrival_seed)
+        farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s)
         runs.append(simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern, arrival_seed=arrival_seed))
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
 
 
 def kill_runs(row: dict) -> list[tuple[int, float]]:
     """The real runs at a kill-case rate as (run.seed, restart s), in run order: the seeds
-    the row names (else those `kill_real_row` gives its runs), each with the restart its
-    run measured (the runs' restarts in turn where their count differs; their median where a
-    record kept only that; 1e9, never back, where none was measured)."""
-    restarts = [float(x) for x in row.get("restarts_s") or []] or [row.get("restart_s", 1e9)]
-    seeds = row.get("real_seeds") or [kill_run_seed(k) for k in range(int(row.get("runs") or len(restarts)))]
-    return [(int(seed), restarts[k % len(restarts)]) for k, seed in enumerate(seeds)]
+    the row names (else those `kill_real_row` gives its runs), each with its own run's
+    restart (`restart_s_per_run`; None, a run whose keeper measured none: 1e9, never back).
+    A record from before that field: its `restarts_s` one per run where they are as many as
+    the runs, else their median (`restart_s`) for every run (a run with none or two would
+    shift the rest onto other runs' restarts)."""
+    runs = int(row.get("runs") or 0)
+    seeds = row.get("real_seeds") or [kill_run_seed(k) for k in range(max(runs, 1))]
+    per_run = row.get("restart_s_per_run")
+    if per_run is None:
+        flat = [float(x) for x in row.get("restarts_s") or []]
+        per_run = flat if len(flat) == len(seeds) else [row.get("restart_s", 1e9)] * len(seeds)
+    if len(per_run) != len(seeds):
+        raise ValueError(f"kill case at {row.get('rate_hz')} Hz: {len(per_run)} restarts for {len(seeds)} runs")
+    return [(int(seed), 1e9 if r is None else float(r)) for seed, r in zip(seeds, per_run)]
 
 
 def kill_run_seed(repeat: int) -> int:
@@ -848,19 +852,29 @@ def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dic
 
 def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
     """The real side of the kill case at `rate`: `kill_repeats` runs (own seeds), their events
-    pooled, each run's own p50/p99 kept (how far two runs of the same transient differ)."""
+    pooled, each run's own p50/p99 kept (how far two runs of the same transient differ). A
+    run during which other processes used more than RETRY_OTHER_CORES is made again, with the
+    same seed, up to `args.retries` times (the last is kept), as the other cases' rates are
+    (the restarted server's own CPU, 0.05-0.12 cores, is counted as others': it is not the
+    process the farm started)."""
     n = args.kill_events
     results, totals = [], []
     with tempfile.TemporaryDirectory(prefix="validate-plan-kill-") as tmp:
         for repeat in range(args.kill_repeats):
             table = Path(tmp) / f"events-{repeat}.parquet"
-            with heavy_lock(f"{case}: real run {repeat + 1}/{args.kill_repeats}, {n} events at {rate:g} Hz"):
-                results.append(local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False},
-                                                   run={"seed": kill_run_seed(repeat)}, events_table=table))
+            for attempt in range(args.retries + 1):
+                again = f" (again: {attempt})" if attempt else ""
+                with heavy_lock(f"{case}: real run {repeat + 1}/{args.kill_repeats}, {n} events at {rate:g} Hz{again}"):
+                    result = local_server_killed(n, rate_hz=rate, kill_at=KILL_AT, output={"write_streams": False},
+                                                 run={"seed": kill_run_seed(repeat)}, events_table=table)
+                if PHASES[-1]["other_cores"] <= RETRY_OTHER_CORES:
+                    break
+            results.append(result)
             totals.append(table_total_ms(str(table)))
     pooled = np.concatenate(totals)
     summaries = [r.summary for r in results]
     restarts = [x for r in results for x in r.notes.get("restart_s", [])]
+    per_run = [(r.notes.get("restart_s") or [None])[0] for r in results]  # the kill's restart; None: the keeper measured none
     if len(pooled) >= 100:
         r50, r99 = (float(np.percentile(pooled, q)) for q in (50, 99))
     else:  # no per-event table: the first run's own figures
@@ -882,7 +896,8 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
            "real_fallback_calls": sum(x["inference"]["fallback_calls"] for x in summaries),
            "real_fallback_reasons": dict(reasons), "real_lost": sum(x["events"]["lost"] for x in summaries),
            "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},  # the first run's
-           "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "kill_at_s": KILL_AT * n / rate,
+           "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "restart_s_per_run": per_run,
+           "kill_after_decided": max(int(n * KILL_AT), 1),
            "real_servers": {k: dict(v) for k, v in servers.items()}}
     row.update(real_intervals(totals))
     REAL_LATENCIES[("kill", rate)] = pooled
@@ -1159,10 +1174,11 @@ def main() -> int:
     ap.add_argument("--slots-calibration-out", default=str(ROOT / "docs" / "plan" / "validation-slots-calibration.json"),
                     help="where the slots case's calibration is kept")
     ap.add_argument("--retries", type=int, default=1,
-                    help=f"real runs at the three rates again while other processes used > {RETRY_OTHER_CORES} cores meanwhile")
+                    help=f"real runs at the three rates (a kill run) again while other processes used > {RETRY_OTHER_CORES} "
+                         "cores meanwhile")
     ap.add_argument("--rates-only", action="store_true",
-                    help="of the default and slots cases in --out, only the real runs at their three rates again (a "
-                         "phase other load polluted), then the model from the calibration files")
+                    help="of the cases in --out, only the real runs at their three rates (the kill case's kill runs) again "
+                         "(a phase other load polluted), then the model from the calibration files")
     ap.add_argument("--hold-lock", action="store_true",
                     help="take the shared lock once for the whole run (a case's phases back to back, not interleaved "
                          "with other users' jobs; keep such a run short)")
@@ -1210,9 +1226,11 @@ def main() -> int:
 
     t_start = time.monotonic()
     if args.rates_only:
-        for key in [k for k in args.cases if k in ("default", "slots") and "rates" in cases.get(k, {})]:
+        for key in [k for k in args.cases if "rates" in cases.get(k, {})]:
             first, case = len(PHASES), cases[key]
-            if key == "default":
+            if key == "kill":  # its kill runs again at the same rates; its calibration and restart CPU kept
+                case["rates"] = [kill_real_row(case["case"], r["rate_hz"], args) for r in case["rates"]]
+            elif key == "default":
                 case["rates"] = real_rates(case["case"], default_config(), [r["rate_hz"] for r in case["rates"]], args)
             else:
                 with tempfile.TemporaryDirectory(prefix="validate-plan-") as tmp:

@@ -5,6 +5,8 @@ the same mean rate: spill-like traffic that a constant or Poisson source never s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 PATTERNS = ("constant", "poisson", "burst")
@@ -43,3 +45,12 @@ class Pacer:
                 self._t += fast
             self._k += 1
         return int(self._t)
+
+
+def readout_pacer(readout: Any, seed: int, start_ns: int = 0) -> Pacer:
+    """The Level-1 scheduler of a readout configured as `readout` (anything with `rate_hz`,
+    `pattern`, `burst_factor` and `burst_events`: the `[readout]` section, or the capacity
+    model's arrivals) for a run with `run.seed = seed`: the farm's readout takes its slots
+    from it, and the model replays a real run's with it."""
+    return Pacer(readout.rate_hz, readout.pattern, start_ns, seed=seed, burst_factor=readout.burst_factor,
+                 burst_events=readout.burst_events)

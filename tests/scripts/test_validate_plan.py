@@ -373,18 +373,18 @@ def test_the_low_rate_runs_mean_leaves_out_its_first_events(tmp_path):
 
 def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_restart_in_turn(monkeypatch):
     """The real runs at a rate differ in their restart (1.1-1.8 s at 38.6 Hz in the run of
-    08:22) and in their Poisson arrivals: the model's seeds take each run's seed and restart
-    in turn, and the kill after that run's own KILL_AT-th arrival; a record with the median
-    restart only gives it to every seed."""
+    08:22) and in their Poisson arrivals: the model's seeds take each run's seed and its own
+    restart in turn, and the kill after the 240th decision as the real run's; a record with
+    the median restart only gives it to every seed, and restarts that do not match the runs
+    one for one are not shifted onto other runs."""
     import numpy as np
 
-    from trigger_sim.pacing import Pacer
-
     script = _script()
-    calls: list[tuple[float, int, float]] = []
+    calls: list[tuple[float, int, float, int]] = []
 
     def fake_simulate(cal, farm, rate_hz, events, seed, pattern, arrival_seed=-1):
-        calls.append((farm.kills[0].restart_s, arrival_seed, farm.kills[0].at_s))
+        k = farm.kills[0]
+        calls.append((k.restart_s, arrival_seed, k.at_s, k.after_decided))
         return {"latency_ms": {"total": {"p50": 1.0, "p99": 2.0}}}, np.ones(3)
 
     monkeypatch.setattr(script, "simulate_with_totals", fake_simulate)
@@ -393,12 +393,15 @@ def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_resta
     models, totals = script.kill_model(None, 40.0, 800, runs)
     assert len(models) == script.KILL_MODEL_SEEDS and len(totals) == 3 * script.KILL_MODEL_SEEDS
     assert [c[:2] for c in calls[:4]] == [(1.75, 2), (1.54, 3), (1.13, 4), (1.75, 2)]
-    pacer = Pacer(40.0, "poisson", 0, seed=3)
-    assert calls[1][2] == pytest.approx([pacer.next_ns() for _ in range(240)][-1] / 1e9)  # its 240th arrival
-    assert calls[1][2] != calls[0][2]
+    assert all(c[2:] == (0.0, 240) for c in calls)  # the kill follows the 240th decision of 800
     assert script.kill_runs({"restart_s": 1.4, "runs": 2}) == [(2, 1.4), (3, 1.4)]
     assert script.kill_runs({}) == [(2, 1e9)]
     assert script.kill_runs({"real_seeds": [9], "restarts_s": [1.2]}) == [(9, 1.2)]
+    # one run restarted twice, another not at all: the flat list is not paired, the per-run one is
+    assert script.kill_runs({"runs": 2, "restarts_s": [1.1, 0.9, 1.3], "restart_s": 1.1}) == [(2, 1.1), (3, 1.1)]
+    assert script.kill_runs({"runs": 2, "restart_s_per_run": [None, 1.3]}) == [(2, 1e9), (3, 1.3)]
+    with pytest.raises(ValueError, match="1 restarts for 2 runs"):
+        script.kill_runs({"runs": 2, "restart_s_per_run": [1.3]})
 
 
 def test_a_rates_kept_events_split_back_into_its_runs_for_the_block_intervals(tmp_path):
@@ -426,3 +429,52 @@ def test_a_rates_kept_events_split_back_into_its_runs_for_the_block_intervals(tm
     assert row["real_p99_interval_ms"][0] < 100 < 199 < row["real_p99_interval_ms"][1]
     script.real_intervals_again("default", case, path)  # no kept events for it: left alone
     assert row["real_p99_interval_ms"][0] < 100
+
+
+def test_the_model_seeds_that_replayed_a_real_run_are_grouped_under_it():
+    """Seed s replays real run (s - 1) mod runs: its p99 goes under that run, in seed order."""
+    import numpy as np
+
+    script = _script()
+    models = [{"latency_ms": {"total": {"p50": 1.0, "p99": float(10 + s)}, **{k: {"p50": 1.0} for k in script.STEPS_COMPARED}},
+               "inference": {"fallback_calls": 0}, "events": {"l1_accepted": 10}} for s in range(6)]
+    row = {"rate_hz": 40.0, "runs": 3, "events": 800, "restarts_s": [1.0, 1.1, 1.2], "real_p50_ms": 1.0, "real_p99_ms": 12.0,
+           "real_p50_interval_ms": [0.9, 1.1], "real_p99_interval_ms": [11.0, 13.0]}
+    figures = script.kill_model_figures(models, np.linspace(0.5, 15.0, 100), row)
+    assert figures["model_p99_ms_per_real_run"] == [[10.0, 13.0], [11.0, 14.0], [12.0, 15.0]]
+
+
+def test_a_kill_run_other_load_polluted_is_made_again_with_its_own_seed(monkeypatch, tmp_path):
+    """As the other cases' rates: a kill run during which other processes used more than
+    RETRY_OTHER_CORES is run again (same seed, at most --retries times, the last kept), and
+    every run keeps its own restart."""
+    import argparse
+    import contextlib
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    script = _script()
+    rng = np.random.default_rng(2)
+    loads = iter([0.5, 0.05, 0.05, 0.6, 0.7])  # run 1 polluted once; run 3 twice (kept after one retry)
+    seeds: list[int] = []
+
+    @contextlib.contextmanager
+    def fake_lock(what):
+        yield
+        script.PHASES.append({"phase": what, "other_cores": next(loads)})
+
+    def fake_killed(n, rate_hz, kill_at, output, run, events_table):
+        seeds.append(run["seed"])
+        _write_table(Path(events_table), n, rng)
+        summary = {"latency_ms": {"total": {"p50": 25, "p99": 60}}, "events": {"l1_accepted": n, "lost": 0},
+                   "inference": {"fallback_calls": 0, "fallback_reasons": {}, "servers": {}}}
+        return SimpleNamespace(notes={"restart_s": [1.0 + len(seeds) / 10]}, summary=summary)
+
+    monkeypatch.setattr(script, "heavy_lock", fake_lock)
+    monkeypatch.setattr(script, "local_server_killed", fake_killed)
+    args = argparse.Namespace(kill_events=200, kill_repeats=3, retries=1)
+    row = script.kill_real_row("kill", 30.0, args)
+    assert seeds == [2, 2, 3, 4, 4]
+    assert row["runs"] == 3 and row["restart_s_per_run"] == [1.2, 1.3, 1.5] and row["real_events"] == [200, 200, 200]

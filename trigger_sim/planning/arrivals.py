@@ -3,9 +3,11 @@ the very times a real run's readout schedules with a given seed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from trigger_sim.pacing import Pacer
+from trigger_sim.pacing import readout_pacer
 
 
 def arrival_times_s(pattern: str, rate_hz: float, n: int, rng: np.random.Generator, burst_factor: float = 10.0,
@@ -30,13 +32,15 @@ def arrival_times_s(pattern: str, rate_hz: float, n: int, rng: np.random.Generat
     raise ValueError(f"unknown arrival pattern {pattern!r}: use constant, poisson or burst")
 
 
-def farm_arrival_times_s(pattern: str, rate_hz: float, n: int, seed: int, burst_factor: float = 10.0,
-                         burst_events: int = 50) -> np.ndarray:
+def farm_arrival_times_s(arrivals: Any, n: int, seed: int) -> np.ndarray:
     """The Level-1 times (s from the run's start) of the first `n` events a real farm's
-    readout offers with `run.seed = seed`: the readout's own scheduler (`Pacer`), so a model
-    run can replay a real run's arrivals (a Poisson run's dense spells fall where the real
-    run's did) and the two are compared on the same input."""
+    readout offers with `run.seed = seed`, at `arrivals`' rate and pattern (an `ArrivalSpec`,
+    or a farm's `[readout]` section): the readout's own scheduler (`readout_pacer`), so a
+    model run can replay a real run's arrivals (a Poisson run's dense spells fall where the
+    real run's did) and the two are compared on the same arrivals (the events themselves are
+    still drawn from the calibration). A real run whose readout vetoed slots (Level-1 busy)
+    offered its later events at later slots than these."""
     if n < 1:
         raise ValueError("need n >= 1")
-    pacer = Pacer(rate_hz, pattern, 0, seed=seed, burst_factor=burst_factor, burst_events=burst_events)
+    pacer = readout_pacer(arrivals, seed)
     return np.array([pacer.next_ns() for _ in range(n)], dtype=np.float64) / 1e9

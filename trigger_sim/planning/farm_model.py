@@ -90,7 +90,7 @@ class FarmModel:
             raise ConfigError(f"server kind {self.kind_name!r} has no curve for {', '.join(sorted(missing))}")
         self.cal, self.kind = cal, kind
         if a.seed >= 0:  # the real run's own Level-1 times
-            self.t_l1_ms = farm_arrival_times_s(a.pattern, a.rate_hz, n, a.seed, a.burst_factor, a.burst_events) * 1e3
+            self.t_l1_ms = farm_arrival_times_s(a, n, a.seed) * 1e3
         else:
             self.t_l1_ms = arrival_times_s(a.pattern, a.rate_hz, n, rng, a.burst_factor, a.burst_events) * 1e3
         self.draws = draw(cal, n, rng, spec.block_events)
@@ -116,6 +116,8 @@ class FarmModel:
         self.breaker_opened = 0
         self.failovers = 0
         self.done = 0  # Level-1 slots with an outcome
+        self.decided = 0  # events decided, counted as their worker slot ends (the farm's ledger counts a watchdog's at once)
+        self._decided_waiters: dict[int, list[simpy.Event]] = {}
 
         env = self.env = simpy.Environment()
         self.all_done = env.event()
@@ -153,7 +155,9 @@ class FarmModel:
         if self.overhead_ms > 0:
             env.process(self._overhead())
         for k in f.kills:
-            env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s, self.host_cores, k.restart_cpu_cores))
+            after = self.when_decided(k.after_decided) if k.after_decided > 0 else None
+            env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s, self.host_cores, k.restart_cpu_cores,
+                                      after))
 
     def _network_ms(self, model: str) -> np.ndarray:
         """Per event: the call's round trip beyond the calibration's, plus its bytes over the link."""
@@ -280,11 +284,26 @@ class FarmModel:
             else:
                 self.outcome[i], self.decided_ms[i] = self._base_outcome[i], end
             self._count_done()
+            self._count_decided()
             self._free_node_slot(i, node)
             if self.outside_ms > 0:  # the worker's own CPU beyond its timed steps, on its core
                 yield from self._cpu(self.outside_ms, cpu, user)
             if self.dispatch_ms > 0:  # the credit goes back with the result; the next event follows it
                 yield env.timeout(self.dispatch_ms)
+
+    def when_decided(self, n: int) -> simpy.Event:
+        """An event that happens when the n-th event is decided (at once if it has been)."""
+        event = self.env.event()
+        if self.decided >= n:
+            event.succeed()
+        else:
+            self._decided_waiters.setdefault(n, []).append(event)
+        return event
+
+    def _count_decided(self) -> None:
+        self.decided += 1
+        for event in self._decided_waiters.pop(self.decided, []):
+            event.succeed()
 
     def _count_done(self) -> None:
         self.done += 1

@@ -165,11 +165,14 @@ RESTART_BURST_MS = 5.0  # a restarting server's CPU comes in bursts of this leng
 
 
 def kill_schedule(env: simpy.Environment, server: Server, at_s: float, restart_s: float,
-                  cores: Cores | None = None, restart_cpu_cores: float = 0.0):
-    """A SimPy process: kill `server` at `at_s` (ms clock), bring it back `restart_s` later;
-    meanwhile, on a shared host (`cores`), the restart takes `restart_cpu_cores` of CPU on
-    average (as threads loading models, in bursts of RESTART_BURST_MS)."""
+                  cores: Cores | None = None, restart_cpu_cores: float = 0.0, after: simpy.Event | None = None):
+    """A SimPy process: kill `server` at `at_s` (ms clock), or when `after` happens if that
+    is later, bring it back `restart_s` later; meanwhile, on a shared host (`cores`), the
+    restart takes `restart_cpu_cores` of CPU on average (as threads loading models, in
+    bursts of RESTART_BURST_MS)."""
     yield env.timeout(at_s * 1e3)
+    if after is not None:
+        yield after
     server.kill()
     if restart_s < 1e8:
         if cores is not None and restart_cpu_cores > 0:

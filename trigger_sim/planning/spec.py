@@ -32,14 +32,17 @@ class ArrivalSpec:
 @dataclass(frozen=True)
 class ServerKill:
     """Server `server` (index in the pool) dies at `at_s` and is back `restart_s` later
-    (a restart of a local server: its queued and running requests fail). On a shared host
-    (`host_cores`) the restarting server loads its models on the host's cores:
-    `restart_cpu_cores` of CPU on average over the restart (0: the restart costs no CPU)."""
+    (a restart of a local server: its queued and running requests fail). With
+    `after_decided` > 0 it dies once that many events are decided, not before `at_s` (as the
+    farm's fault scenario kills: after its n-th decision). On a shared host (`host_cores`)
+    the restarting server loads its models on the host's cores: `restart_cpu_cores` of CPU on
+    average over the restart (0: the restart costs no CPU)."""
 
     server: int = 0
     at_s: float = 1.0
     restart_s: float = 1e9  # never, by default
     restart_cpu_cores: float = 0.0
+    after_decided: int = 0  # > 0: not before this many events are decided
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,8 @@ def check(spec: PlanSpec) -> PlanSpec:
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
-        if k.restart_cpu_cores < 0:
-            problems.append("farm.kills: restart_cpu_cores must be >= 0")
+        if k.restart_cpu_cores < 0 or k.after_decided < 0:
+            problems.append("farm.kills: restart_cpu_cores and after_decided must be >= 0")
     if spec.events < 1 or spec.block_events < 1:
         problems.append("events and block_events must be >= 1")
     if problems:

@@ -1,10 +1,14 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trigger_sim.pacing import Pacer
+from trigger_sim.config import FarmConfig
+from trigger_sim.pacing import Pacer, readout_pacer
 from trigger_sim.planning.arrivals import arrival_times_s, farm_arrival_times_s
+from trigger_sim.planning.spec import ArrivalSpec
 
 
 @pytest.mark.parametrize("pattern", ["constant", "poisson", "burst"])
@@ -31,15 +35,33 @@ def test_bad_pattern_is_named():
 @given(pattern=st.sampled_from(["constant", "poisson", "burst"]), rate_hz=st.floats(0.5, 5e5),
        seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300))
 def test_a_real_runs_arrivals_are_the_readouts_own_schedule(pattern, rate_hz, seed, n):
-    """With a seed, the times are those the farm's readout (`Pacer`, run.seed = seed) offers."""
-    pacer = Pacer(rate_hz, pattern, 0, seed=seed)
+    """With a seed, the times are those the farm's readout offers for that run.seed: its
+    `[readout]` section's scheduler (`readout_pacer`, which farm/readout_feed.py takes its
+    slots from), from the model's arrivals with the same rate and pattern."""
+    readout = FarmConfig().readout
+    readout = replace(readout, rate_hz=rate_hz, pattern=pattern, burst_factor=7.0, burst_events=20)
+    pacer = readout_pacer(readout, seed)
     expected = np.array([pacer.next_ns() for _ in range(n)]) / 1e9
-    assert np.array_equal(farm_arrival_times_s(pattern, rate_hz, n, seed), expected)
+    arrivals = ArrivalSpec(rate_hz=rate_hz, pattern=pattern, burst_factor=7.0, burst_events=20, seed=seed)
+    assert np.array_equal(farm_arrival_times_s(arrivals, n, seed), expected)
+    plain = Pacer(rate_hz, pattern, 0, seed=seed, burst_factor=7.0, burst_events=20)
+    assert np.array_equal(expected, np.array([plain.next_ns() for _ in range(n)]) / 1e9)
 
 
-def test_a_poisson_run_of_seed_2_holds_its_dense_spell_where_the_real_run_had_it():
-    """The kill case's first real run (run.seed 2): its events 240-300, where the kill
-    falls, came at 1.5 x the mean rate, which the model must see too when it replays it."""
-    t = farm_arrival_times_s("poisson", 38.6, 800, 2)
+def test_the_readout_takes_its_slots_from_the_scheduler_the_model_replays():
+    """farm/readout_feed.py builds its Pacer through `readout_pacer` (a readout that drew its
+    slots otherwise would leave the model replaying other arrivals)."""
+    import inspect
+
+    import farm.readout_feed as feed
+
+    source = inspect.getsource(feed.ReadoutFeed.run)
+    assert "readout_pacer(rc, config.run.seed, start)" in source and "Pacer(" not in source
+
+
+def test_a_poisson_run_of_seed_2_holds_its_dense_spell_at_the_kill():
+    """The kill case's first real run (run.seed 2) at 38.6 Hz: its events 240-300, where the
+    kill falls, come at more than 1.5 x the mean rate (1.54 x) in this replay."""
+    t = farm_arrival_times_s(ArrivalSpec(rate_hz=38.6), 800, 2)
     assert 60 / (t[299] - t[239]) > 1.5 * 38.6
     assert 800 / t[-1] > 38.6  # the whole run's rate: seed 2 is dense throughout

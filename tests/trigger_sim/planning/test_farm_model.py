@@ -196,6 +196,21 @@ def test_same_seed_same_result_other_seed_other_result():
     assert c["latency_ms"]["total"] != a["latency_ms"]["total"]
 
 
+def test_a_kill_after_n_decisions_comes_with_the_nth_decision_not_before_at_s():
+    """after_decided: the server dies when the n-th event is decided (the farm's fault
+    scenario kills after its 240th decision), or at at_s if that is later."""
+    cal = calibration(cpu_ms=5.0, spread=0.5, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
+    for at_s, n in ((0.0, 60), (2.0, 60)):
+        farm = FarmSpec(workers_per_node=2, servers=2, kills=(ServerKill(server=0, at_s=at_s, after_decided=n),))
+        model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=50.0, seed=3), farm, events=200, seed=1), cal)
+        killed_at = []
+        kill = model.servers[0].kill
+        model.servers[0].kill = lambda: (killed_at.append(model.env.now), kill())[1]
+        model.run()
+        nth = np.sort(model.decided_ms)[n - 1]
+        assert killed_at == [max(nth, at_s * 1e3)]
+        assert model.decided == 200
+
 
 def test_arrivals_with_a_seed_replay_a_real_run_and_the_plans_seed_varies_only_the_rest():
     """arrivals.seed pairs a model run with a real run: its Level-1 times are the readout's
@@ -203,7 +218,7 @@ def test_arrivals_with_a_seed_replay_a_real_run_and_the_plans_seed_varies_only_t
     cal = calibration(cpu_ms=5.0, spread=0.5, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
     spec = PlanSpec(ArrivalSpec(rate_hz=300.0, seed=2), FarmSpec(workers_per_node=4), events=500, seed=11)
     a, b = FarmModel(spec, cal), FarmModel(replace(spec, seed=12), cal)
-    expected = farm_arrival_times_s("poisson", 300.0, 500, 2) * 1e3
+    expected = farm_arrival_times_s(ArrivalSpec(rate_hz=300.0), 500, 2) * 1e3
     assert np.array_equal(a.t_l1_ms, expected) and np.array_equal(b.t_l1_ms, expected)
     a.run(), b.run()
     assert not np.array_equal(a.decided_ms, b.decided_ms)
