@@ -337,7 +337,7 @@ def test_the_kill_case_calibrates_on_its_own_farm_before_and_after_its_kill_runs
                 "points": [{"rate_hz": 40.0, "sustained": True, "why_not": ""}, {"rate_hz": 42.0, "sustained": False, "why_not": "p99"}]}
 
     monkeypatch.setattr(script, "real_saturation", fake_search)
-    args = argparse.Namespace(kill_events=200, kill_repeats=1, restart_cpu_s=None, farm_option=[], deflate_contention=True,
+    args = argparse.Namespace(kill_events=200, kill_repeats=1, retries=0, restart_cpu_s=None, farm_option=[], deflate_contention=True,
                               kill_calibration="own", calibration_fraction=0.8, calibration_runs=2, calibration_events=400,
                               low_rate_events=300, kill_rates_from="own",
                               kill_calibration_out=str(tmp_path / "kill-cal.json"))

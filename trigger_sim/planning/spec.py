@@ -115,8 +115,10 @@ def check(spec: PlanSpec) -> PlanSpec:
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
-        if k.restart_cpu_cores < 0 or k.after_decided < 0:
-            problems.append("farm.kills: restart_cpu_cores and after_decided must be >= 0")
+        if k.restart_cpu_cores < 0:
+            problems.append("farm.kills: restart_cpu_cores must be >= 0")
+        if k.after_decided < 0:
+            problems.append("farm.kills: after_decided must be >= 0 (0: the kill at at_s)")
     if spec.events < 1 or spec.block_events < 1:
         problems.append("events and block_events must be >= 1")
     if problems:
