@@ -989,7 +989,6 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     real figures: a change to the model checked without re-running the farm."""
     if "rates" not in case:
         return case
-    real_intervals_again(key, case, Path(args.real_latencies_out))
     if key == "kill":
         own = kill_calibration_kind(case) == "own"
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
@@ -1152,7 +1151,7 @@ def main() -> int:
     ap.add_argument("--kill-rates-from", choices=("own", "default"), default="own",
                     help="the kill case's three rates (and its calibration rate) as fractions of the saturation of its "
                          "own farm without a kill, searched first (own), or of the default farm's (default, as before)")
-    ap.add_argument("--kill-repeats", type=int, default=4,
+    ap.add_argument("--kill-repeats", type=int, default=8,
                     help="real runs per rate of the kill case (own seeds, events pooled: 800 events alone give a p99 on 8)")
     ap.add_argument("--rate-events", type=int, default=RATE_EVENTS,
                     help="events per real run at the lowest of the three rates (a p99 rests on 1 %% of them); the runs "
@@ -1250,6 +1249,8 @@ def main() -> int:
         if args.model_only:
             for key in args.cases:
                 if key in cases:
+                    if "rates" in cases[key]:  # a record from before the intervals' method: again from its kept events
+                        real_intervals_again(key, cases[key], Path(args.real_latencies_out))
                     record(key, remodel(key, cases[key], args), None)
         print_report([cases[k] for k in args.cases if k in cases])
         print(f"written: {out} ({time.monotonic() - t_start:.0f} s, {sum(p['seconds'] for p in PHASES):.0f} s under the lock)")

@@ -478,3 +478,24 @@ def test_a_kill_run_other_load_polluted_is_made_again_with_its_own_seed(monkeypa
     row = script.kill_real_row("kill", 30.0, args)
     assert seeds == [2, 2, 3, 4, 4]
     assert row["runs"] == 3 and row["restart_s_per_run"] == [1.2, 1.3, 1.5] and row["real_events"] == [200, 200, 200]
+
+
+def test_modelling_a_case_again_leaves_its_real_intervals_to_the_run_that_measured_them(monkeypatch, tmp_path):
+    """--rates-only models its fresh real runs before their latencies are kept: `remodel` must
+    not recompute the intervals from the kept file (that still holds the earlier run's)."""
+    import argparse
+    import json
+
+    script = _script()
+    stale = tmp_path / "real.json"
+    stale.write_text(json.dumps({"cases": {"kill": {"30": [900.0] * 400}}}))
+    row = {"rate_hz": 30.0, "runs": 1, "events": 400, "real_p50_ms": 30.0, "real_p99_ms": 60.0,
+           "real_p50_interval_ms": [29.0, 31.0], "real_p99_interval_ms": [55.0, 65.0], "restarts_s": [1.0]}
+    monkeypatch.setattr(script, "kill_calibration", lambda cal, args: None)
+    monkeypatch.setattr(script, "load", lambda path: None)
+    monkeypatch.setattr(script, "kill_model", lambda *a, **k: ([], None))
+    monkeypatch.setattr(script, "kill_model_figures", lambda models, totals, r: {})
+    args = argparse.Namespace(kill_calibration_out="k.json", calibration_out="c.json", restart_cpu_s=None,
+                              real_latencies_out=str(stale), farm_option=[])
+    case = script.remodel("kill", {"case": "kill", "calibration": {"kind": "own"}, "rates": [row]}, args)
+    assert case["rates"][0]["real_p99_interval_ms"] == [55.0, 65.0]
