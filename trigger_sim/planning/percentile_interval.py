@@ -35,21 +35,9 @@ def events_beyond(n: int, percentile: float) -> float:
 def bootstrap_interval(values: np.ndarray, percentile: float, level: float = LEVEL,
                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """The `level` percentile-bootstrap interval of the `percentile` of `values` (numpy's
-    linear interpolation, as the farm's summary computes it)."""
-    data = np.asarray(values, np.float64)
-    data = data[~np.isnan(data)]
-    if len(data) < 2:
-        raise ValueError("a bootstrap interval needs at least 2 values")
-    rng = np.random.default_rng(seed)
-    estimates = np.empty(resamples)
-    chunk = max(1, 2_000_000 // len(data))  # bounded memory for long runs
-    for start in range(0, resamples, chunk):
-        k = min(chunk, resamples - start)
-        sample = data[rng.integers(0, len(data), (k, len(data)))]
-        estimates[start:start + k] = np.percentile(sample, percentile, axis=1)
-    tail = (1.0 - level) / 2 * 100
-    lo, hi = np.percentile(estimates, [tail, 100 - tail])
-    return float(lo), float(hi)
+    linear interpolation, as the farm's summary computes it): events resampled one by one,
+    the block bootstrap with blocks of one event (the same draws)."""
+    return block_bootstrap_interval([values], percentile, 1, level, resamples, seed)
 
 
 BLOCK_EVENTS = 50  # consecutive events per block: the validation's intervals hardly change from 20 to 200 (README)
