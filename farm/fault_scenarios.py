@@ -228,6 +228,7 @@ def local_server_killed(n_events: int, local_servers: int = 2, rate_hz: float = 
                        events_table=events_table)
     keeper = state.pop("keeper", None)
     state["restart_s"] = list(keeper.restart_s) if keeper is not None else []
+    state["restart_cpu_s"] = list(keeper.restart_cpu_s) if keeper is not None else []
     return ScenarioResult(f"one of {local_servers} local servers SIGKILLed", int("killed" in state), summary, state)
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 
+from farm.procfs import session_cpu_s
 from farm.triton_server import TritonServer
 from trigger_sim.errors import TritonStartError
 from trigger_sim.log_once import OnceLog
@@ -34,6 +35,9 @@ class ServerKeeper(threading.Thread):
         self.retry_s = retry_s
         self.restarts = {s.grpc_url: 0 for s in self.servers}
         self.restart_s: list[float] = []  # how long each successful restart took, until ready
+        # the CPU each one took until ready (the server and its backend stubs, s): on a loaded
+        # host a start takes more wall time than alone, and its CPU competes with the farm's
+        self.restart_cpu_s: list[float] = []
         self.problems: list[str] = []
         self._next_try = {s.grpc_url: 0.0 for s in self.servers}
         self._stop_event = threading.Event()
@@ -62,6 +66,8 @@ class ServerKeeper(threading.Thread):
             return
         self.restarts[address] += 1
         self.restart_s.append(time.monotonic() - start)
+        proc = getattr(server, "proc", None)
+        self.restart_cpu_s.append(session_cpu_s(proc.pid) if proc is not None else float("nan"))
 
     def stop(self) -> None:
         """Stop watching (before the servers are stopped, so none is restarted at the end)."""

@@ -56,7 +56,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases: the sleep-model server of the overlap case
@@ -71,12 +71,13 @@ from farm.fault_scenarios import local_server_killed, local_servers_config  # no
 from farm.scan import RUN_OVERHEAD_S, run_scan  # noqa: E402
 from farm.server_device import local_server  # noqa: E402
 from farm.one_host import run_farm  # noqa: E402
+from farm.procfs import session_cpu_s  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.assignment import node_slots  # noqa: E402
 from trigger_sim import sustained  # noqa: E402
 from trigger_sim.config import FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.planning import calibrate, percentile_interval  # noqa: E402
-from trigger_sim.planning.calibration import CPU_STEPS, Calibration, load, save  # noqa: E402
+from trigger_sim.planning.calibration import CPU_STEPS, Calibration, load, save, server_kind  # noqa: E402
 from trigger_sim.planning.farm_model import FarmModel  # noqa: E402
 from trigger_sim.planning.model_summary import summarise, total_latency_ms  # noqa: E402
 from trigger_sim.planning.sizing import run_rate, saturation  # noqa: E402
@@ -92,6 +93,7 @@ FRACTIONS = (0.3, 0.55, 0.8)  # the three rates below saturation, as fractions o
 # starts measured by server_start_cpu on this host (3.63, 1.68, 1.72 s of CPU over 2.0, 1.0, 1.1 s; 2026-12-05
 # 18:49 UTC); a kill case run measures its own and keeps it
 RESTART_CPU_S = 1.72
+RESTART_ALONE_S = 0.85  # a start's wall time on an idle host (0.81-0.91 s, three starts, 2026-12-05 11:23 UTC)
 # this host's cores as Linux shares them (CFS: slices of ~3 ms on 2 cores, the least-run process first), not whole steps
 HOST_SCHEDULER = {"cpu_slice_ms": 3.0, "cpu_fair": True}
 RATE_EVENTS = 2000  # events per real run at the lowest of the three rates (its p99 on 20 of them; 1,000 gave 10), more at the others
@@ -716,23 +718,6 @@ def slots_case(args: argparse.Namespace, work: Path) -> dict:
         server.stop()
 
 
-def session_cpu_s(sid: int) -> float:
-    """CPU seconds (user + system) of the live processes of session `sid` (a tritonserver and
-    its backend stubs: the server is started in a session of its own)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session ... utime(12) stime(13)
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def server_start_cpu(config: FarmConfig, repeats: int = 3) -> dict:
     """A local server's start as the keeper restarts one (launch, load the models, ready): its
     CPU and wall time, `repeats` times, and the median CPU (s)."""
@@ -751,10 +736,15 @@ def server_start_cpu(config: FarmConfig, repeats: int = 3) -> dict:
 
 
 def restart_cpu_seconds(case: dict, args: argparse.Namespace) -> float:
-    """The restart CPU the kill case's model uses: --restart-cpu-s, else the case's own
-    measurement, else this host's RESTART_CPU_S."""
+    """The restart CPU the kill case's model uses: --restart-cpu-s; else the median of what
+    the case's kill runs measured their restarts take until ready (on the loaded host, where
+    a start took 1.1-3.3 s against 0.8-0.9 alone); else the case's start measured alone;
+    else this host's RESTART_CPU_S."""
     if args.restart_cpu_s is not None:
         return args.restart_cpu_s
+    in_runs = [x for row in case.get("rates") or [] for x in row.get("restart_cpu_s_per_run") or [] if x is not None]
+    if in_runs:
+        return float(np.median(in_runs))
     return float((case.get("restart_cpu") or {}).get("cpu_s", RESTART_CPU_S))
 
 
@@ -765,17 +755,52 @@ def kill_config(rate_hz: float = 60.0) -> FarmConfig:
 
 
 def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | None = None, restart_cpu_s: float = 0.0,
-              killed: bool = True) -> FarmSpec:
+              killed: bool = True, restart_processes: int = 0) -> FarmSpec:
     """The kill case's farm in the model: two servers; with `killed`, server 0 killed once
     KILL_AT of the run's `n` events are decided (as `local_server_killed` kills: run control
-    acts on its next tick after that decision, within a millisecond or so) and back
-    `restart_s` later, its restart taking `restart_cpu_s` of the host's CPU meanwhile."""
-    restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
+    acts on its next tick after that decision, within a millisecond or so). With
+    `restart_processes` > 0 its restart is contended: that many processes take
+    `restart_cpu_s` of CPU as the host's cores allow, back when done and `restart_s` (a start
+    on an idle host) has passed; otherwise back `restart_s` later, taking `restart_cpu_s` of
+    CPU paced over it."""
     config = kill_config(rate_hz)
-    kills = (ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
-                        restart_cpu_cores=restart_cpu_cores),)
+    if restart_processes > 0 and restart_s < 1e8:
+        kill = ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
+                          restart_cpu_s=restart_cpu_s, restart_processes=restart_processes)
+    else:
+        restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
+        kill = ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
+                          restart_cpu_cores=restart_cpu_cores)
     return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
-                   kills=kills if killed else (), **(farm_options or {}))
+                   kills=(kill,) if killed else (), **(farm_options or {}))
+
+
+class Restart(NamedTuple):
+    """How the kill case's model restarts the killed server. `contended`: as many processes
+    as the server has model instances (its backends load at once) take `cpu_s` (a start's
+    CPU measured alone) as the host's cores allow, back at the soonest after `alone_s` (that
+    start's wall time); else each real run's measured restart is replayed, `cpu_s` paced
+    over it."""
+
+    cpu_s: float
+    alone_s: float = 0.0
+    processes: int = 0  # 0: replay each run's measured restart
+
+    @property
+    def contended(self) -> bool:
+        return self.processes > 0
+
+
+def kill_restart(case: dict, cal: Calibration, args: argparse.Namespace) -> Restart:
+    """The kill case's restart in the model (`--kill-restarts`), from the case's own start
+    measurement (`restart_cpu`) and the calibration's server (its model instances)."""
+    cpu_s = restart_cpu_seconds(case, args)
+    if getattr(args, "kill_restarts", "contended") != "contended":
+        return Restart(cpu_s)
+    starts = (case.get("restart_cpu") or {}).get("starts") or []
+    alone_s = float(np.median([x["wall_s"] for x in starts])) if starts else RESTART_ALONE_S
+    _, kind = server_kind(cal, "")
+    return Restart(cpu_s, alone_s, sum(m.instances for m in kind.models.values()))
 
 
 def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
@@ -795,20 +820,24 @@ def kill_calibration(cal: Calibration, args: argparse.Namespace) -> Calibration:
     return model_calibration(cal, farm, float(rate), pattern, args)
 
 
-def kill_model(cal: Calibration, rate: float, n: int, runs_paired: list[tuple[int, float]], farm_options: dict | None = None,
-               restart_cpu_s: float = 0.0) -> tuple[list[dict], np.ndarray]:
+def kill_model(cal: Calibration, rate: float, n: int, runs_paired: list[tuple[int, float]], farm_options: dict | None,
+               restart: Restart) -> tuple[list[dict], np.ndarray]:
     """The kill case's model at `rate` (`kill_farm`): KILL_MODEL_SEEDS seeds of `n` events,
     each one real run's in turn (`runs_paired`: each run's seed and restart, `kill_runs`):
-    that run's Level-1 times and its restart, the kill after the KILL_AT-th decision as in
-    the real run. The runs' Poisson arrivals differ: one run's dense spell at the kill or
-    after it makes its tail (seed 2's first 800 events hold three spells of 40-60 events at
-    1.5-1.9 x the mean rate), and a longer restart a larger backlog; the seeds replaying one
-    run differ only in the events drawn from the calibration. Returns the summaries and the
-    events' total latencies pooled."""
+    that run's Level-1 times, the kill after the KILL_AT-th decision as in the real run, and
+    the restart as `restart` says (contended on the host's cores, or that run's measured
+    one; a run whose keeper measured no restart: never back). The runs' Poisson arrivals
+    differ: one run's dense spell at the kill or after it makes its tail (seed 2's first 800
+    events hold three spells of 40-60 events at 1.5-1.9 x the mean rate); the seeds replaying
+    one run differ only in the events drawn from the calibration. Returns the summaries and
+    the events' total latencies pooled."""
     runs = []
     for seed in range(1, KILL_MODEL_SEEDS + 1):
         arrival_seed, restart_s = runs_paired[(seed - 1) % len(runs_paired)]
-        farm = kill_farm(rate, n, restart_s, farm_options, restart_cpu_s)
+        if restart.contended and restart_s < 1e8:
+            farm = kill_farm(rate, n, restart.alone_s, farm_options, restart.cpu_s, restart_processes=restart.processes)
+        else:
+            farm = kill_farm(rate, n, restart_s, farm_options, restart.cpu_s)
         runs.append(simulate_with_totals(cal, farm, rate, n, seed, kill_config().readout.pattern, arrival_seed=arrival_seed))
     return [m for m, _ in runs], np.concatenate([t for _, t in runs])
 
@@ -831,6 +860,16 @@ def kill_runs(row: dict) -> list[tuple[int, float]]:
     return [(int(seed), 1e9 if r is None else float(r)) for seed, r in zip(seeds, per_run)]
 
 
+def restart_record(restart: Restart) -> dict:
+    """How the record's kill model restarted the server, in words and numbers."""
+    if not restart.contended:
+        return {"kind": "replayed", "cpu_s": restart.cpu_s,
+                "how": "each real run's measured restart replayed, the start's CPU paced over it"}
+    return {"kind": "contended", "cpu_s": restart.cpu_s, "alone_s": restart.alone_s, "processes": restart.processes,
+            "how": (f"{restart.processes} processes (the server's model instances) take {restart.cpu_s:.2f} CPU s as the "
+                    f"host's cores allow; back when done, {restart.alone_s:.2f} s (a start alone) at the soonest")}
+
+
 def kill_run_seed(repeat: int) -> int:
     """The run.seed of the kill case's `repeat`-th real run at a rate (0, 1, ...)."""
     return sustained.repeat_seed(1, repeat)
@@ -845,6 +884,11 @@ def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dic
             # the seeds that replayed each real run (its arrivals and restart), in run order
             "model_p99_ms_per_real_run": [[models[i]["latency_ms"]["total"]["p99"] for i in range(k, len(models), len(runs))]
                                           for k in range(len(runs))],
+            # each real run's restart as the model's seeds replaying it had it (kill to back), and
+            # when their workers' channels connected to it again (gRPC's backoff), s after the run's start
+            "model_restart_s_per_real_run": [[r for i in range(k, len(models), len(runs))
+                                              for r in models[i]["model"]["servers"][0].get("restarts_s", [])]
+                                             for k in range(len(runs))],
             "model_fallback_fraction": float(np.median([m["inference"]["fallback_calls"] / max(m["events"]["l1_accepted"], 1)
                                                         for m in models])),
             "model_steps_p50_ms": {k: float(np.median([m["latency_ms"][k]["p50"] for m in models])) for k in steps}}
@@ -875,6 +919,7 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
     summaries = [r.summary for r in results]
     restarts = [x for r in results for x in r.notes.get("restart_s", [])]
     per_run = [(r.notes.get("restart_s") or [None])[0] for r in results]  # the kill's restart; None: the keeper measured none
+    cpu_per_run = [(r.notes.get("restart_cpu_s") or [None])[0] for r in results]  # its CPU until ready
     if len(pooled) >= 100:
         r50, r99 = (float(np.percentile(pooled, q)) for q in (50, 99))
     else:  # no per-event table: the first run's own figures
@@ -897,6 +942,7 @@ def kill_real_row(case: str, rate: float, args: argparse.Namespace) -> dict:
            "real_fallback_reasons": dict(reasons), "real_lost": sum(x["events"]["lost"] for x in summaries),
            "real_steps_p50_ms": {k: s["latency_ms"].get(k, {}).get("p50") for k in STEPS_COMPARED},  # the first run's
            "restart_s": float(np.median(restarts)) if restarts else 1e9, "restarts_s": restarts, "restart_s_per_run": per_run,
+           "restart_cpu_s_per_run": cpu_per_run,
            "kill_after_decided": max(int(n * KILL_AT), 1),
            "real_servers": {k: dict(v) for k, v in servers.items()}}
     row.update(real_intervals(totals))
@@ -942,8 +988,8 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
         series.before()
     with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
         restart_cpu = server_start_cpu(kill_config())
-    restart_cpu_s = args.restart_cpu_s if args.restart_cpu_s is not None else restart_cpu["cpu_s"]
     rows = [kill_real_row(case, rate, args) for rate in rates]
+    restart_cpu_s = restart_cpu_seconds({"rates": rows, "restart_cpu": restart_cpu}, args)
     calibration = {"kind": "default", "source": "the default farm's calibration (--calibration-out)"}
     if series is not None:
         cal, summary, extra = series.pooled()
@@ -952,9 +998,10 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
                        "rate_hz": cal_rate, "events": summary["events"]["l1_accepted"],
                        "real_total_p50_p99_ms": [summary["latency_ms"]["total"][p] for p in ("p50", "p99")], **extra}
     model_cal = kill_calibration(cal, args)
+    restart = kill_restart({"rates": rows, "restart_cpu": restart_cpu}, model_cal, args)
     for row in rows:
         row.update(kill_model_figures(*kill_model(model_cal, row["rate_hz"], row["events"], kill_runs(row), farm_options(args),
-                                                  restart_cpu_s), row))
+                                                  restart), row))
         per_run = " / ".join(f"{a:.1f}/{b:.1f}" for a, b in row["real_p50_p99_ms_per_run"] if a is not None)
         print(f"{case} at {row['rate_hz']:g} Hz: p50 real {row['real_p50_ms']:.1f} model {row['model_p50_ms']:.1f}; "
               f"p99 real {row['real_p99_ms']:.1f} model {row['model_p99_ms']:.1f} (each run p50/p99: {per_run}); "
@@ -966,6 +1013,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
             "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **no_kill,
             "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
+            "restart_modelled": restart_record(restart),
             "saturation": ("the kill not searched: a transient (p50/p99 and the fallback fraction at three rates instead)"
                            + ("; its farm without a kill searched for the rates" if own_scan is not None else "")),
             "rates": rows}
@@ -993,9 +1041,11 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
         own = kill_calibration_kind(case) == "own"
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
         case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
+        restart = kill_restart(case, cal, args)
+        case["restart_modelled"] = restart_record(restart)
         for row in case["rates"]:
             row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], kill_runs(row), farm_options(args),
-                                                      restart_cpu_seconds(case, args)), row))
+                                                      restart), row))
         return case
     if key == "default":
         cal, config = load(args.calibration_out), default_config()
@@ -1161,6 +1211,10 @@ def main() -> int:
     ap.add_argument("--restart-cpu-s", type=float, default=None,
                     help="the kill case's model: a restarting server's CPU (s) on the host's cores (default: as the kill "
                          f"case's run measured it, else {RESTART_CPU_S} s measured on this host; 0: a restart costs no CPU)")
+    ap.add_argument("--kill-restarts", choices=("contended", "replayed"), default="contended",
+                    help="the kill case's model: the killed server's restart contended on the host's cores (its model "
+                         "instances' processes take the start's CPU as the cores allow; its length follows), or each real "
+                         "run's measured restart replayed, the start's CPU paced over it")
     ap.add_argument("--deflate-contention", action=argparse.BooleanOptionalAction, default=True,
                     help="divide the calibration's steps by the core contention the model adds at the calibration "
                          "rate (calibrate.deflate_contention, on the farm the calibration runs were made on). On by "

@@ -390,10 +390,15 @@ def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_resta
     monkeypatch.setattr(script, "simulate_with_totals", fake_simulate)
     runs = script.kill_runs({"runs": 3, "restarts_s": [1.75, 1.54, 1.13]})
     assert runs == [(2, 1.75), (3, 1.54), (4, 1.13)]  # kill_real_row's seeds: sustained.repeat_seed(1, k)
-    models, totals = script.kill_model(None, 40.0, 800, runs)
+    models, totals = script.kill_model(None, 40.0, 800, runs, None, script.Restart(0.0))
     assert len(models) == script.KILL_MODEL_SEEDS and len(totals) == 3 * script.KILL_MODEL_SEEDS
     assert [c[:2] for c in calls[:4]] == [(1.75, 2), (1.54, 3), (1.13, 4), (1.75, 2)]
     assert all(c[2:] == (0.0, 240) for c in calls)  # the kill follows the 240th decision of 800
+    # contended: every run's restart is the start alone at the soonest, its length the model's;
+    # a run whose keeper measured no restart still never comes back
+    calls.clear()
+    script.kill_model(None, 40.0, 800, [(2, 1.75), (3, 1e9)], None, script.Restart(1.3, 0.8, 3))
+    assert [c[:2] for c in calls[:2]] == [(0.8, 2), (1e9, 3)]
     assert script.kill_runs({"restart_s": 1.4, "runs": 2}) == [(2, 1.4), (3, 1.4)]
     assert script.kill_runs({}) == [(2, 1e9)]
     assert script.kill_runs({"real_seeds": [9], "restarts_s": [1.2]}) == [(9, 1.2)]
@@ -437,11 +442,13 @@ def test_the_model_seeds_that_replayed_a_real_run_are_grouped_under_it():
 
     script = _script()
     models = [{"latency_ms": {"total": {"p50": 1.0, "p99": float(10 + s)}, **{k: {"p50": 1.0} for k in script.STEPS_COMPARED}},
-               "inference": {"fallback_calls": 0}, "events": {"l1_accepted": 10}} for s in range(6)]
+               "inference": {"fallback_calls": 0}, "events": {"l1_accepted": 10},
+               "model": {"servers": [{"restarts_s": [1.0 + s / 10]}]}} for s in range(6)]
     row = {"rate_hz": 40.0, "runs": 3, "events": 800, "restarts_s": [1.0, 1.1, 1.2], "real_p50_ms": 1.0, "real_p99_ms": 12.0,
            "real_p50_interval_ms": [0.9, 1.1], "real_p99_interval_ms": [11.0, 13.0]}
     figures = script.kill_model_figures(models, np.linspace(0.5, 15.0, 100), row)
     assert figures["model_p99_ms_per_real_run"] == [[10.0, 13.0], [11.0, 14.0], [12.0, 15.0]]
+    assert figures["model_restart_s_per_real_run"] == [[1.0, 1.3], [1.1, 1.4], [1.2, 1.5]]
 
 
 def test_a_kill_run_other_load_polluted_is_made_again_with_its_own_seed(monkeypatch, tmp_path):
@@ -494,8 +501,29 @@ def test_modelling_a_case_again_leaves_its_real_intervals_to_the_run_that_measur
     monkeypatch.setattr(script, "kill_calibration", lambda cal, args: None)
     monkeypatch.setattr(script, "load", lambda path: None)
     monkeypatch.setattr(script, "kill_model", lambda *a, **k: ([], None))
+    monkeypatch.setattr(script, "kill_restart", lambda case, cal, args: script.Restart(1.0))
     monkeypatch.setattr(script, "kill_model_figures", lambda models, totals, r: {})
     args = argparse.Namespace(kill_calibration_out="k.json", calibration_out="c.json", restart_cpu_s=None,
                               real_latencies_out=str(stale), farm_option=[])
     case = script.remodel("kill", {"case": "kill", "calibration": {"kind": "own"}, "rates": [row]}, args)
     assert case["rates"][0]["real_p99_interval_ms"] == [55.0, 65.0]
+
+
+def test_the_kill_models_restart_takes_the_cpu_the_kill_runs_measured_and_the_servers_instances():
+    """The runs' own restarts (their CPU until ready, on the loaded host) before the start
+    measured alone; --restart-cpu-s before both; the contended restart's processes are the
+    calibration server's model instances, its floor the start alone."""
+    import argparse
+
+    script = _script()
+    args = argparse.Namespace(restart_cpu_s=None, kill_restarts="contended")
+    case = {"restart_cpu": {"cpu_s": 1.28, "starts": [{"wall_s": 0.8}, {"wall_s": 0.9}, {"wall_s": 0.85}]},
+            "rates": [{"restart_cpu_s_per_run": [1.6, None, 2.0]}, {"restart_cpu_s_per_run": [1.7]}]}
+    assert script.restart_cpu_seconds(case, args) == pytest.approx(1.7)  # the median of 1.6, 2.0 and 1.7
+    assert script.restart_cpu_seconds({"restart_cpu": case["restart_cpu"]}, args) == 1.28
+    assert script.restart_cpu_seconds(case, argparse.Namespace(restart_cpu_s=0.5)) == 0.5
+    cal = script.load(REPO_ROOT / "docs" / "plan" / "validation-kill-calibration.json")
+    restart = script.kill_restart(case, cal, args)
+    assert restart.contended and restart.alone_s == 0.85 and restart.processes == 3  # edge_classifier 2 + jet_tagger 1
+    assert script.restart_record(restart)["kind"] == "contended"
+    assert not script.kill_restart(case, cal, argparse.Namespace(restart_cpu_s=None, kill_restarts="replayed")).contended

@@ -47,6 +47,7 @@ import numpy as np
 import simpy
 
 from trigger_sim.inference.breaker import CircuitBreaker
+from trigger_sim.planning.channels import Backoff, Channel
 from trigger_sim.planning.arrivals import arrival_times_s, farm_arrival_times_s
 from trigger_sim.planning.calibration import CPU_STEPS, MODELS, Calibration, ServerKind, server_kind
 from trigger_sim.planning.cores import Cores, CpuUser
@@ -58,6 +59,7 @@ from trigger_sim.planning.spec import PlanSpec, check
 PENDING, VETOED, ACCEPTED, REJECTED, TIMEOUT = -1, 0, 1, 2, 3
 OUTCOME_NAMES = {VETOED: "vetoed", ACCEPTED: "accepted", REJECTED: "rejected", TIMEOUT: "HltTimeout"}
 NONE, TRITON, FALLBACK, EXPIRED = 0, 1, 2, 3  # a model's path for one event
+CHANNEL_STREAM = 0x6772  # the channels' random stream, beside the run's seed
 REASONS = ("", "timeout", "unavailable", "breaker_open")
 NS_PER_MS = 1_000_000
 
@@ -137,6 +139,12 @@ class FarmModel:
         self._overhead_pending = 0
         self._overhead_wake: simpy.Event | None = None
         self.breakers: list[dict[int, CircuitBreaker]] = []  # per worker: server index -> its breaker, made on first use
+        # per worker: server index -> its gRPC channel, made on first use; their jitter has
+        # its own generator, so a run without a kill draws nothing else differently
+        self.channels: list[dict[int, Channel]] = [{} for _ in range(f.nodes * f.workers_per_node)]
+        self.backoff = Backoff(f.reconnect_backoff_ms, f.reconnect_multiplier, f.reconnect_jitter, f.reconnect_max_backoff_ms)
+        self._channel_rng = np.random.default_rng([spec.seed, CHANNEL_STREAM])
+        self.unreachable_calls = 0  # calls failed at once on a channel still waiting to reconnect
         self._busy = [0] * self.n_workers  # events each worker is working on
         # when its last one ended; unknown before its first (factor 1, as the calibration's first rows)
         self._idle_since = [float("nan")] * self.n_workers
@@ -157,7 +165,7 @@ class FarmModel:
         for k in f.kills:
             after = self.when_decided(k.after_decided) if k.after_decided > 0 else None
             env.process(kill_schedule(env, self.servers[k.server], k.at_s, k.restart_s, self.host_cores, k.restart_cpu_cores,
-                                      after))
+                                      after, k.restart_cpu_s, k.restart_processes))
 
     def _network_ms(self, model: str) -> np.ndarray:
         """Per event: the call's round trip beyond the calibration's, plus its bytes over the link."""
@@ -317,6 +325,13 @@ class FarmModel:
             b = breakers[index] = CircuitBreaker(f.breaker_failures, int(f.breaker_open_ms * NS_PER_MS))
         return b
 
+    def _channel(self, i: int, index: int) -> Channel:
+        channels = self.channels[self.worker_of[i]]
+        c = channels.get(index)
+        if c is None:
+            c = channels[index] = Channel(self.backoff, self._channel_rng)
+        return c
+
     def _pick(self, breakers: dict[int, CircuitBreaker], tried: set[int]) -> Server | None:
         """Least outstanding requests among the servers not tried whose breaker lets the call go."""
         now_ns = int(self.env.now * NS_PER_MS)
@@ -342,14 +357,21 @@ class FarmModel:
                 break
             tried.add(server.index)
             breaker = self._breaker(breakers, server.index)
+            channel = self._channel(i, server.index)
             req = Request(env, size, demand)
-            server.submit(model, req)
+            if channel.usable(env.now, server.up_since_ms):
+                server.submit(model, req)
+            else:  # UNAVAILABLE at once: gRPC has not connected again yet
+                self.unreachable_calls += 1
+                req.done.succeed(False)
             wait = deadline_ms - (env.now - start) - net
             if not req.done.triggered:
                 timer = env.timeout(max(wait, 0.0))
                 yield req.done | timer
             now_ns = int(env.now * NS_PER_MS)
             opened = breaker.times_opened
+            if req.done.triggered and not req.done.value:
+                channel.lost(env.now)  # the server is gone: its connection with it
             if req.done.triggered and req.done.value:
                 if net > 0:
                     yield env.timeout(net)

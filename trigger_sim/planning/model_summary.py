@@ -101,7 +101,11 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
     servers = []
     offered_ms = max(float(t_l1[-1]), 1e-9)
     for s in model.servers:
+        back = [t for channels in model.channels if s.index in channels for t in channels[s.index].reconnected_ms]
         servers.append({"server": s.index, "failed_requests": s.failed_requests,
+                        # when its workers' channels connected again after it died (the first and last worker)
+                        "reconnected_s": [min(back) / 1e3, max(back) / 1e3] if back else [],
+                        "restarts_s": [ms / 1e3 for ms in s.restarts_ms],  # each restart, kill to back
                         "models": {m: {"instances": model.kind.models[m].instances,
                                        # busy while Level-1 offered events (the drain after the last arrival is not load)
                                        "utilisation": q.busy_offered_ms / (offered_ms * max(model.kind.models[m].instances, 1)),
@@ -129,7 +133,7 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
         "workers": {"count": model.n_workers, "slots_per_worker": spec.farm.slots_per_worker, "restarts": 0},
         "problems": [f"{lost} Level-1 accepts without an outcome"] if lost else [],
         "model": {"calibration": cal.name, "server_kind": model.kind_name, "servers": servers,
-                  "failovers": model.failovers, "events_simulated": spec.events, "seed": spec.seed,
+                  "failovers": model.failovers, "unreachable_calls": model.unreachable_calls, "events_simulated": spec.events, "seed": spec.seed,
                   "fallback_fraction": int(np.count_nonzero(decided & any_fallback)) / max(int(decided.sum()), 1)},
         "wall_s": wall_s,
     }

@@ -125,6 +125,8 @@ class Server:
                  pool: LeastOutstanding | None = None):
         self.env, self.index, self.pool = env, index, pool
         self.alive = True
+        self.up_since_ms: float | None = 0.0  # when it last came up; None while it is down
+        self.restarts_ms: list[float] = []  # how long each restart took (kill to back)
         self.generation = 0  # +1 per kill: a batch running across a kill is not answered
         self.outstanding = 0
         self.failed_requests = 0
@@ -148,6 +150,7 @@ class Server:
 
     def kill(self) -> None:
         self.alive = False
+        self.up_since_ms = None
         self.generation += 1
         for q in self.queues.values():
             self.failed_requests += len(q.waiting) + len(q.running)
@@ -156,6 +159,7 @@ class Server:
 
     def restart(self) -> None:
         self.alive = True
+        self.up_since_ms = self.env.now
         for q in self.queues.values():
             while q.idle:
                 q.idle.pop().succeed()
@@ -165,22 +169,43 @@ RESTART_BURST_MS = 5.0  # a restarting server's CPU comes in bursts of this leng
 
 
 def kill_schedule(env: simpy.Environment, server: Server, at_s: float, restart_s: float,
-                  cores: Cores | None = None, restart_cpu_cores: float = 0.0, after: simpy.Event | None = None):
+                  cores: Cores | None = None, restart_cpu_cores: float = 0.0, after: simpy.Event | None = None,
+                  restart_cpu_s: float = 0.0, restart_processes: int = 0):
     """A SimPy process: kill `server` at `at_s` (ms clock), or when `after` happens if that
-    is later, bring it back `restart_s` later; meanwhile, on a shared host (`cores`), the
-    restart takes `restart_cpu_cores` of CPU on average (as threads loading models, in
-    bursts of RESTART_BURST_MS)."""
+    is later, and bring it back. On a shared host (`cores`), with `restart_processes` > 0,
+    that many processes share `restart_cpu_s` of CPU, in bursts of RESTART_BURST_MS as the
+    cores allow, and the server is back when all are done and `restart_s` has passed;
+    otherwise it is back `restart_s` later, its restart taking `restart_cpu_cores` of CPU on
+    average meanwhile (as threads loading models, paced over the restart)."""
     yield env.timeout(at_s * 1e3)
     if after is not None:
         yield after
     server.kill()
-    if restart_s < 1e8:
+    if restart_s >= 1e8:
+        return
+    start = env.now
+    if cores is not None and restart_processes > 0 and restart_cpu_s > 0:
+        each_ms = restart_cpu_s * 1e3 / restart_processes
+        yield env.all_of([env.process(_load_as_allowed(cores, each_ms)) for _ in range(restart_processes)])
+        if env.now - start < restart_s * 1e3:
+            yield env.timeout(restart_s * 1e3 - (env.now - start))
+    else:
         if cores is not None and restart_cpu_cores > 0:
             threads = max(1, math.ceil(restart_cpu_cores))
             for _ in range(threads):
                 env.process(_restart_load(env, cores, restart_s * 1e3 * restart_cpu_cores / threads, restart_s * 1e3))
         yield env.timeout(restart_s * 1e3)
-        server.restart()
+    server.restart()
+    server.restarts_ms.append(env.now - start)
+
+
+def _load_as_allowed(cores: Cores, cpu_ms: float):
+    """One loading process: `cpu_ms` of CPU in bursts, each as soon as the cores give it."""
+    user = CpuUser()
+    while cpu_ms > 0:
+        burst = min(RESTART_BURST_MS, cpu_ms)
+        yield from cores.run(user, burst)
+        cpu_ms -= burst
 
 
 def _restart_load(env: simpy.Environment, cores: Cores, cpu_ms: float, span_ms: float):

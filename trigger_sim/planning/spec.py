@@ -35,14 +35,20 @@ class ServerKill:
     (a restart of a local server: its queued and running requests fail). With
     `after_decided` > 0 it dies once that many events are decided, not before `at_s` (as the
     farm's fault scenario kills: after its n-th decision). On a shared host (`host_cores`)
-    the restarting server loads its models on the host's cores: `restart_cpu_cores` of CPU on
-    average over the restart (0: the restart costs no CPU)."""
+    the restarting server loads its models on the host's cores, one of two ways:
+    `restart_processes` > 0: that many processes (its model instances' backends) share
+    `restart_cpu_s` of CPU, each taking the cores as the scheduler gives them beside the farm,
+    and the server is back when they are done, `restart_s` (its start on an idle host) at
+    the soonest: a start on a loaded host takes longer, as the real ones do; else
+    `restart_cpu_cores` of CPU on average over a restart of exactly `restart_s` (0: no CPU)."""
 
     server: int = 0
     at_s: float = 1.0
     restart_s: float = 1e9  # never, by default
     restart_cpu_cores: float = 0.0
     after_decided: int = 0  # > 0: not before this many events are decided
+    restart_cpu_s: float = 0.0  # with restart_processes: the start's CPU (s), measured alone
+    restart_processes: int = 0  # > 0: the start's CPU taken by this many processes as the cores allow
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,12 @@ class FarmSpec:
     timeout_ms: float = 100.0  # per-call inference deadline (capped by the soft timeout)
     breaker_failures: int = 3  # consecutive failures that open a server's breaker
     breaker_open_ms: float = 1000.0  # how long an open breaker skips its server before one probe
+    # a worker's gRPC channel to a server that died tries to connect again after these
+    # (gRPC's connection backoff, its defaults; `channels.Backoff`); 0: at once when it is up
+    reconnect_backoff_ms: float = 1000.0
+    reconnect_multiplier: float = 1.6
+    reconnect_jitter: float = 0.2
+    reconnect_max_backoff_ms: float = 120_000.0
     fallback_cpu_factor: float = 1.0  # local fallback CPU = this x the call's server demand on the calibration server
     network_rtt_ms: float = 0.0  # added round trip per inference call (beyond the calibration's own)
     network_gbps: float = 0.0  # link bandwidth per call's bytes; 0: not modelled
@@ -112,11 +124,15 @@ def check(spec: PlanSpec) -> PlanSpec:
         problems.append("farm.breaker_failures must be >= 1 and farm.breaker_open_ms > 0")
     if f.fallback_cpu_factor < 0 or f.network_rtt_ms < 0 or f.network_gbps < 0 or f.host_cores < 0 or f.cpu_slice_ms < 0:
         problems.append("farm.fallback_cpu_factor, network_rtt_ms, network_gbps, host_cores and cpu_slice_ms must be >= 0")
+    if not (f.reconnect_backoff_ms >= 0 and f.reconnect_multiplier >= 1 and 0 <= f.reconnect_jitter < 1
+            and f.reconnect_max_backoff_ms >= f.reconnect_backoff_ms):
+        problems.append("farm.reconnect_backoff_ms must be >= 0, reconnect_multiplier >= 1, reconnect_jitter in [0, 1) "
+                        "and reconnect_max_backoff_ms >= reconnect_backoff_ms")
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
-        if k.restart_cpu_cores < 0:
-            problems.append("farm.kills: restart_cpu_cores must be >= 0")
+        if k.restart_cpu_cores < 0 or k.restart_cpu_s < 0 or k.restart_processes < 0:
+            problems.append("farm.kills: restart_cpu_cores, restart_cpu_s and restart_processes must be >= 0")
         if k.after_decided < 0:
             problems.append("farm.kills: after_decided must be >= 0 (0: the kill at at_s)")
     if spec.events < 1 or spec.block_events < 1:

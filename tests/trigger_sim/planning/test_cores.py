@@ -66,6 +66,7 @@ def test_a_sleeper_gets_no_more_credit_than_the_wake_bonus():
 class _Server:
     def __init__(self):
         self.events = []
+        self.restarts_ms = []
 
     def kill(self):
         self.events.append("kill")
@@ -94,3 +95,30 @@ def test_a_restart_takes_its_cpu_on_the_host_cores_and_delays_other_work():
         assert server.events == ["kill", "restart"]
         assert (end[0] > 15.0) is slower
         assert end[0] >= 10.0
+
+
+def _contended_restart(cpu_s: float, processes: int, alone_s: float, busy_users: int) -> float:
+    """The restart's length (ms) on a 2-core host where `busy_users` processes always want CPU."""
+    env = simpy.Environment()
+    cores = Cores(env, 2, slice_ms=3.0, fair=True)
+    server = _Server()
+
+    def busy(user):
+        while True:
+            yield from cores.run(user, 3.0)
+
+    for _ in range(busy_users):
+        env.process(busy(CpuUser()))
+    env.process(kill_schedule(env, server, 0.0, alone_s, cores, restart_cpu_s=cpu_s, restart_processes=processes))
+    env.run(until=60_000.0)
+    assert server.events == ["kill", "restart"]
+    return server.restarts_ms[0]
+
+
+def test_a_contended_restart_takes_its_cpu_as_the_cores_allow_and_lasts_longer_on_a_busy_host():
+    """3 processes sharing 1.2 CPU s: alone on 2 cores 0.6 s of CPU work, so the start's own
+    0.85 s bounds it; beside 3 always-busy processes each of the 6 gets a third of a core:
+    0.4 CPU s each takes about 1.2 s; beside 9, each gets a sixth: about 2.4 s."""
+    assert _contended_restart(1.2, 3, 0.85, 0) == pytest.approx(850.0)
+    assert _contended_restart(1.2, 3, 0.85, 3) == pytest.approx(1200.0, rel=0.05)
+    assert _contended_restart(1.2, 3, 0.85, 9) == pytest.approx(2400.0, rel=0.05)

@@ -253,3 +253,37 @@ def test_every_level1_slot_ends_in_exactly_one_place(rate, workers, slots, serve
     for m in MODELS:  # every call ended on one path
         assert s["inference"]["models"][m]["triton_calls"] + s["inference"]["models"][m]["fallback_calls"] + \
             s["inference"]["models"][m]["expired"] <= ev["l1_accepted"]
+
+
+def test_a_restarted_server_gets_calls_again_only_once_a_channel_reconnected():
+    """Server 0 dies at 1 s and is back 3 s later. With gRPC's backoff (no jitter: attempts
+    1, 2.6 and 5.16 s after a worker first saw it gone) no call reaches it before its
+    worker's channel connected again, about 5.2 s after the kill; without backoff its
+    workers are back within a breaker period of the restart."""
+    cal = calibration(cpu_ms=1.0, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
+    kills = (ServerKill(server=0, at_s=1.0, restart_s=3.0),)
+    slow = FarmSpec(workers_per_node=4, servers=2, kills=kills, reconnect_jitter=0.0)
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=100.0), slow, events=1200, seed=4), cal)
+    served_after: list[float] = []
+    submit = model.servers[0].submit
+
+    def record(name, req):
+        if model.servers[0].alive and model.env.now > 1000.0:
+            served_after.append(model.env.now)
+        submit(name, req)
+
+    model.servers[0].submit = record
+    model.run()
+    s = summarise(model)
+    first, last = s["model"]["servers"][0]["reconnected_s"]
+    assert 1.0 + 5.16 <= first <= last <= 1.0 + 5.16 + 0.05  # each worker saw it gone within ms of the kill
+    assert served_after and min(served_after) >= first * 1e3
+    assert s["model"]["unreachable_calls"] > 0 and s["events"]["lost"] == 0
+    quick = summarise(run_model(replace(slow, reconnect_backoff_ms=0.0), cal))
+    assert quick["model"]["servers"][0]["reconnected_s"] == [] and quick["model"]["unreachable_calls"] == 0
+
+
+def run_model(farm: FarmSpec, cal) -> FarmModel:
+    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=100.0), farm, events=1200, seed=4), cal)
+    model.run()
+    return model

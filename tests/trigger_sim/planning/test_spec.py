@@ -18,7 +18,7 @@ def test_a_spec_file_loads_with_its_kills(tmp_path):
     ("[farm]\nservers = 1\n[[farm.kills]]\nserver = 4\n", "server 4 is not in a pool of 1"),
     ("[arrivals]\npattern = \"wave\"\n", "arrivals.pattern must be one of"),
     ("[farm]\ncpu_slice_ms = -1\n", "cpu_slice_ms must be >= 0"),
-    ("[farm]\n[[farm.kills]]\nrestart_cpu_cores = -0.5\n", "restart_cpu_cores must be >= 0"),
+    ("[farm]\n[[farm.kills]]\nrestart_cpu_cores = -0.5\n", "restart_cpu_cores, restart_cpu_s and restart_processes must be >= 0"),
 ])
 def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, message):
     path = tmp_path / "plan.toml"
