@@ -45,6 +45,32 @@ def real_runs_line(rates: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def restarts_line(case: dict) -> str:
+    """The killed server's restarts: each real run's (its length and CPU until ready) beside
+    the model's, and how the model restarted it; "" for a case without them."""
+    rows = [r for r in case.get("rates") or [] if r.get("restart_s_per_run")]
+    if not rows:
+        return ""
+
+    def seconds(values: list) -> str:
+        known = [v for v in values if v is not None]
+        return f"{min(known):.2f}-{max(known):.2f}" if known else "none"
+
+    parts = []
+    for r in rows:
+        part = f"at {r['rate_hz']:g} Hz real {seconds(r['restart_s_per_run'])} s"
+        if r.get("restart_cpu_s_per_run"):
+            part += f" ({seconds(r['restart_cpu_s_per_run'])} CPU s until ready)"
+        model = [x for run in r.get("model_restart_s_per_real_run") or [] for x in run]
+        if model:
+            part += f", model {seconds(model)} s"
+        parts.append(part)
+    how = (case.get("restart_modelled") or {}).get("how")
+    return ("The killed server's restarts (real: the keeper's restart until ready; model: kill to back): "
+            + "; ".join(parts) + "."
+            + (f" In the model: {how}." if how else ""))
+
+
 def paired_runs_line(rates: list[dict[str, Any]]) -> str:
     """"at R Hz: seed S real X, model A-B; ..." from kill rows whose model seeds replayed the
     real runs (their Level-1 times and restarts; "" when none did): the model against each
@@ -114,6 +140,9 @@ def _case_lines(case: dict[str, Any], table) -> list[str]:
     if paired:
         lines += [f"Each real run's p99 beside the p99 of the model's seeds that replayed it, its Level-1 times "
                   f"and its restart (ms) {paired}.", ""]
+    restarts = restarts_line(case)
+    if restarts:
+        lines += [restarts, ""]
     steps = steps_by_rate_line(case.get("real_steps_by_rate") or {})
     if steps:
         lines += [f"Real step medians (ms) {steps}.", ""]

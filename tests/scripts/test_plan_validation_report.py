@@ -198,3 +198,15 @@ def test_each_kill_run_is_shown_beside_the_model_seeds_that_replayed_it():
     assert plan_validation.paired_runs_line([{k: v for k, v in row.items() if k != "model_p99_ms_per_real_run"}]) == ""
     unnamed = {k: v for k, v in row.items() if k != "real_seeds"}
     assert plan_validation.paired_runs_line([unnamed]).startswith("at 38.6 Hz: run 1 real 200, model 96-126")
+
+
+def test_the_restarts_line_sets_each_rates_real_restarts_beside_the_models():
+    from bench_cases.plan_validation import restarts_line
+
+    case = {"restart_modelled": {"how": "each real run's measured restart replayed"},
+            "rates": [{"rate_hz": 17.0, "restart_s_per_run": [1.43, None, 0.82], "restart_cpu_s_per_run": [1.48, 1.01],
+                       "model_restart_s_per_real_run": [[0.87, 0.93], [0.81]]}, {"rate_hz": 31.1}]}
+    line = restarts_line(case)
+    assert "at 17 Hz real 0.82-1.43 s (1.01-1.48 CPU s until ready), model 0.81-0.93 s." in line
+    assert "31.1" not in line and line.endswith("In the model: each real run's measured restart replayed.")
+    assert restarts_line({"rates": [{"rate_hz": 40.0}]}) == ""
