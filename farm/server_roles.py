@@ -14,6 +14,7 @@ from farm.server_keeper import ServerKeeper
 from farm.server_monitor import ModelMonitor
 from farm.triton_server import TritonServer
 from trigger_sim.config import FarmConfig
+from trigger_sim.inference.channel_options import client_options
 
 
 class ServerRoles:
@@ -43,7 +44,7 @@ class ServerRoles:
                 self.keeper.start()
             models = self.config.inference.models
             for server in (self.watched if models else []):
-                monitor = ModelMonitor(server, models, client_options=self.config.network.triton_client_options())
+                monitor = ModelMonitor(server, models, client_options=client_options(self.config))
                 monitor.start()
                 self.monitors.append(monitor)
         except BaseException:  # also a keeper or monitor that does not start: no server is left running

@@ -8,9 +8,10 @@ after it), and gRPC's channel to A, lost at the kill, connects again only at its
 attempts (gRPC's connection backoff: 1 s, then x1.6 each, +-20 % jitter), so A rejoins at
 the first breaker probe after the first attempt after it is up, not when it is ready. The
 last column is that attempt without jitter (`trigger_sim.planning.channels`, as the capacity
-model has it).
+model has it). `--reconnect-backoff-ms` sets the farm's `inference.reconnect_backoff_ms`.
 
     .venv/bin/python scripts/rejoin_after_restart.py --delays 0.3,1.3,2.3,3.3,4.5,5.5
+    .venv/bin/python scripts/rejoin_after_restart.py --reconnect-backoff-ms 100
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ BUDGET_NS = 500_000_000
 GIVE_UP_S = 30.0
 
 
-def first_attempt_after_s(up_s: float, backoff: Backoff = Backoff(jitter=0.0)) -> float:
-    """gRPC's first connection attempt at or after `up_s` (s after the loss), without jitter."""
+def first_attempt_after_s(up_s: float, reconnect_backoff_ms: float = 0.0) -> float:
+    """gRPC's first connection attempt at or after `up_s` (s after the loss), without jitter:
+    its own backoff, or a fixed one of `reconnect_backoff_ms` > 0."""
+    fixed = reconnect_backoff_ms
+    backoff = Backoff(fixed, max_ms=fixed, jitter=0.0) if fixed > 0 else Backoff(jitter=0.0)
     channel = Channel(backoff, np.random.default_rng(0))
     channel.lost(0.0)
     now_ms = 0.0
@@ -50,13 +54,14 @@ def first_attempt_after_s(up_s: float, backoff: Backoff = Backoff(jitter=0.0)) -
     return channel.reconnected_ms[0] / 1e3
 
 
-def measure(delays_s: list[float], breaker_open_ms: float) -> list[dict]:
+def measure(delays_s: list[float], breaker_open_ms: float, reconnect_backoff_ms: float = 0.0) -> list[dict]:
     """For each delay: when A was ready again and when it answered a call again (s after its kill)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="tsim-rejoin-") as tmp:
         a, b = start_two(tagger_repository(Path(tmp)))
         config = with_overrides(FarmConfig(), inference={"servers": (a.grpc_url, b.grpc_url), "models": ("jet_tagger",),
-                                                         "breaker_open_ms": breaker_open_ms, "shared_memory": "off"})
+                                                         "breaker_open_ms": breaker_open_ms, "shared_memory": "off",
+                                                         "reconnect_backoff_ms": reconnect_backoff_ms})
         services = build_inference(config, [a.grpc_url, b.grpc_url])
         try:
             problem = prepare_inference(services)
@@ -87,7 +92,7 @@ def measure(delays_s: list[float], breaker_open_ms: float) -> list[dict]:
                         rejoin_s = time.monotonic() - killed
                     time.sleep(CALL_PERIOD_S)
                 rows.append({"delay_s": delay, "ready_s": ready_s, "rejoin_s": rejoin_s,
-                             "grpc_attempt_s": first_attempt_after_s(ready_s) if ready_s is not None else None})
+                             "grpc_attempt_s": first_attempt_after_s(ready_s, reconnect_backoff_ms) if ready_s is not None else None})
                 print(f"  restart begun {delay:4.1f} s after the kill: ready at {ready_s:5.2f} s, answered again at "
                       + (f"{rejoin_s:5.2f} s ({rejoin_s - ready_s:4.2f} s after ready)" if rejoin_s else "never")
                       + f"; gRPC's first attempt after ready (no jitter) {rows[-1]['grpc_attempt_s']:5.2f} s", flush=True)
@@ -103,15 +108,19 @@ def main() -> int:
     ap.add_argument("--delays", default="0.3,0.8,1.3,1.8,2.3,2.8,3.3,3.8,4.5,5.5",
                     help="seconds from the kill to the restart's start, comma-separated")
     ap.add_argument("--breaker-open-ms", type=float, default=FarmConfig().inference.breaker_open_ms)
+    ap.add_argument("--reconnect-backoff-ms", type=float, default=FarmConfig().inference.reconnect_backoff_ms,
+                    help="the clients' inference.reconnect_backoff_ms (0: gRPC's own backoff)")
     ap.add_argument("--json", default=None, help="also write the rows here")
     args = ap.parse_args()
     delays = [float(d) for d in args.delays.split(",")]
     with open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # alone on the host's cores, as every measurement here
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, breaker open {args.breaker_open_ms:g} ms", flush=True)
-        rows = measure(delays, args.breaker_open_ms)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, breaker open {args.breaker_open_ms:g} ms, "
+              f"reconnect backoff {args.reconnect_backoff_ms:g} ms (0: gRPC's own)", flush=True)
+        rows = measure(delays, args.breaker_open_ms, args.reconnect_backoff_ms)
     if args.json:
-        Path(args.json).write_text(json.dumps({"breaker_open_ms": args.breaker_open_ms, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"breaker_open_ms": args.breaker_open_ms,
+                                               "reconnect_backoff_ms": args.reconnect_backoff_ms, "rows": rows}, indent=1))
     return 0
 
 

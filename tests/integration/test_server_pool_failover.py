@@ -89,9 +89,46 @@ def test_failover_restart_and_rejoin(tagger_repository):
             keeper.stop()
             close_inference(services)
         assert keeper.restarts[a.grpc_url] == 1 and keeper.restarts[b.grpc_url] == 0
+        assert keeper.restart_cpu_s[0] > 0.05  # its start's CPU until ready, measured
         assert rejoined_after_s is not None, "the restarted server never answered a call again"
         assert set(paths) == {TRITON}, f"calls fell back while the other server was healthy: {paths.count(FALLBACK)}"
         assert tagger.counters.fallback_calls == 0
+
+
+def test_a_short_reconnect_backoff_brings_a_restarted_server_back_at_once(tagger_repository):
+    """A is SIGKILLed and started again 2.3 s later. With gRPC's own backoff its clients try
+    again about 1, 2.6 and 5.2 s after the loss (+-20 %), so it would answer about 2.5 s after
+    it is ready; with `inference.reconnect_backoff_ms` = 100 they try every 0.1 s, and the
+    next probe finds it within a fraction of a second."""
+    with servers(tagger_repository, 2) as (a, b):
+        services = build_inference(tagger_config(a.grpc_url, b.grpc_url, reconnect_backoff_ms=100.0),
+                                   f"{a.grpc_url},{b.grpc_url}")
+        tagger = services["jet_tagger"]
+        pool = tagger.remote.pool
+
+        def answered_by_a() -> int:
+            return pool.counters()[a.grpc_url]["calls"] - pool.counters()[a.grpc_url]["failures"]
+
+        try:
+            assert prepare_inference(services) == ""
+            for _ in range(20):
+                call(tagger)
+            before = answered_by_a()
+            a.proc.kill()
+            killed_at = time.monotonic()
+            while time.monotonic() - killed_at < 2.3:
+                call(tagger)
+                time.sleep(0.01)
+            a.restart()
+            ready_at = time.monotonic()
+            while answered_by_a() == before and time.monotonic() - ready_at < 10:
+                call(tagger)
+                time.sleep(0.01)
+            back_after_ready_s = time.monotonic() - ready_at
+        finally:
+            close_inference(services)
+        assert answered_by_a() > before, "the restarted server never answered a call again"
+        assert back_after_ready_s < 0.8
 
 
 def test_per_model_deadlines_on_a_slow_server(slow_triton_server):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
 from trigger_sim.inference.breaker import CircuitBreaker
+from trigger_sim.inference.channel_options import client_options
 from trigger_sim.inference.pooled_backend import PooledBackend, PoolProber
 from trigger_sim.inference.server_pool import ServerPool
 from trigger_sim.inference.service import InferenceService
@@ -46,7 +47,7 @@ def build_inference(config: FarmConfig, triton_url: str | Sequence[str] | None,
     pool = prober = None
     if addresses and any(name in ic.models for name in MODEL_NAMES):
         pool = ServerPool(addresses, ic.breaker_failures, int(ic.breaker_open_ms * clock.NS_PER_MS))
-        prober = PoolProber(pool, config.network.triton_client_options())
+        prober = PoolProber(pool, client_options(config))
         prober.learn_models()
         prober.start()
     services = {}
@@ -60,7 +61,7 @@ def build_inference(config: FarmConfig, triton_url: str | Sequence[str] | None,
             for n, address in enumerate(addresses):
                 shm = ic.uses_shared_memory(address) and spec.output_bytes is not None
                 members[address] = TritonBackend(address, name, spec.input_types, spec.output_name,
-                                                 **config.network.triton_client_options(),
+                                                 **client_options(config),
                                                  shm_prefix=f"{shm_prefix}{name}_{n}_" if shm else None,
                                                  output_bytes=spec.output_bytes)
             remote = PooledBackend(name, members, pool)

@@ -41,12 +41,14 @@ _NUMPY_TYPES = {"FP32": np.float32, "INT32": np.int32, "INT64": np.int64, "FP64"
 class TritonBackend:
     def __init__(self, url: str, model: str, inputs: str | Mapping[str, str], output_name: str, *, ssl: bool = False,
                  root_certificates: str | None = None, private_key: str | None = None,
-                 certificate_chain: str | None = None, shm_prefix: str | None = None,
+                 certificate_chain: str | None = None, channel_args: list[tuple[str, Any]] | None = None,
+                 shm_prefix: str | None = None,
                  output_bytes: Callable[[Mapping[str, np.ndarray]], int] | None = None,
                  min_shm_bytes: int = DEFAULT_MIN_SHM_BYTES):
         """`inputs`: the input name (one FP32 input) or {name: Triton datatype}.
 
         `ssl`: gRPC over TLS; the others are PEM file paths (CA roots, client key and chain for mutual TLS).
+        `channel_args`: gRPC channel arguments (`channel_options.reconnect_channel_args`); None: tritonclient's.
         `shm_prefix`: use system shared memory, with region names starting so; needs
         `output_bytes(arrays)`, the size of the FP32 output a request will get.
         """
@@ -57,7 +59,8 @@ class TritonBackend:
         self.output_name = output_name
         try:
             self.client = grpcclient.InferenceServerClient(url=url, ssl=ssl, root_certificates=root_certificates,
-                                                           private_key=private_key, certificate_chain=certificate_chain)
+                                                           private_key=private_key, certificate_chain=certificate_chain,
+                                                           channel_args=channel_args)
         except OSError as err:
             raise TriggerSimError(f"{url}: cannot read a TLS file for Triton ({err}); check the network.triton_* paths") from err
         self._outputs = [grpcclient.InferRequestedOutput(output_name)]

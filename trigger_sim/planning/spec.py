@@ -196,4 +196,11 @@ def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec
                     node_waiting_per_worker=credits_asked(config) + 1 - config.worker.slots,
                     readout_buffer_events=one_host_buffer_events(config, workers) - slots, budget_ms=config.worker.budget_ms,
                     timeout_ms=timeout_ms, breaker_failures=config.inference.breaker_failures,
-                    breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores)
+                    breaker_open_ms=config.inference.breaker_open_ms, host_cores=host_cores,
+                    **reconnect_keys(config.inference.reconnect_backoff_ms))
+
+
+def reconnect_keys(backoff_ms: float) -> dict[str, float]:
+    """The model's channel keys for the farm's `inference.reconnect_backoff_ms`: gRPC's own
+    backoff for 0 (the FarmSpec defaults), else a fixed one of that length."""
+    return {} if backoff_ms <= 0 else {"reconnect_backoff_ms": backoff_ms, "reconnect_max_backoff_ms": backoff_ms}
