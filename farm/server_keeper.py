@@ -37,7 +37,7 @@ class ServerKeeper(threading.Thread):
         self.restart_s: list[float] = []  # how long each successful restart took, until ready
         # the CPU each one took until ready (the server and its backend stubs, s): on a loaded
         # host a start takes more wall time than alone, and its CPU competes with the farm's
-        self.restart_cpu_s: list[float] = []
+        self.restart_cpu_s: list[float | None] = []  # None: a server without a process to read
         self.problems: list[str] = []
         self._next_try = {s.grpc_url: 0.0 for s in self.servers}
         self._stop_event = threading.Event()
@@ -67,7 +67,7 @@ class ServerKeeper(threading.Thread):
         self.restarts[address] += 1
         self.restart_s.append(time.monotonic() - start)
         proc = getattr(server, "proc", None)
-        self.restart_cpu_s.append(session_cpu_s(proc.pid) if proc is not None else float("nan"))
+        self.restart_cpu_s.append(session_cpu_s(proc.pid) if proc is not None else None)
 
     def stop(self) -> None:
         """Stop watching (before the servers are stopped, so none is restarted at the end)."""

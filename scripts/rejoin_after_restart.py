@@ -9,6 +9,7 @@ attempts (gRPC's connection backoff: 1 s, then x1.6 each, +-20 % jitter), so A r
 the first breaker probe after the first attempt after it is up, not when it is ready. The
 last column is that attempt without jitter (`trigger_sim.planning.channels`, as the capacity
 model has it). `--reconnect-backoff-ms` sets the farm's `inference.reconnect_backoff_ms`.
+It takes the shared lock (/tmp/tsim-heavy.lock) itself: do not run it under `flock`.
 
     .venv/bin/python scripts/rejoin_after_restart.py --delays 0.3,1.3,2.3,3.3,4.5,5.5
     .venv/bin/python scripts/rejoin_after_restart.py --reconnect-backoff-ms 100
@@ -93,6 +94,9 @@ def measure(delays_s: list[float], breaker_open_ms: float, reconnect_backoff_ms:
                     time.sleep(CALL_PERIOD_S)
                 rows.append({"delay_s": delay, "ready_s": ready_s, "rejoin_s": rejoin_s,
                              "grpc_attempt_s": first_attempt_after_s(ready_s, reconnect_backoff_ms) if ready_s is not None else None})
+                if ready_s is None:
+                    print(f"  restart begun {delay:4.1f} s after the kill: not started within {GIVE_UP_S:g} s", flush=True)
+                    continue
                 print(f"  restart begun {delay:4.1f} s after the kill: ready at {ready_s:5.2f} s, answered again at "
                       + (f"{rejoin_s:5.2f} s ({rejoin_s - ready_s:4.2f} s after ready)" if rejoin_s else "never")
                       + f"; gRPC's first attempt after ready (no jitter) {rows[-1]['grpc_attempt_s']:5.2f} s", flush=True)

@@ -742,7 +742,8 @@ def restart_cpu_seconds(case: dict, args: argparse.Namespace) -> float:
     else this host's RESTART_CPU_S."""
     if args.restart_cpu_s is not None:
         return args.restart_cpu_s
-    in_runs = [x for row in case.get("rates") or [] for x in row.get("restart_cpu_s_per_run") or [] if x is not None]
+    in_runs = [x for row in case.get("rates") or [] for x in row.get("restart_cpu_s_per_run") or []
+               if x is not None and math.isfinite(x)]
     if in_runs:
         return float(np.median(in_runs))
     return float((case.get("restart_cpu") or {}).get("cpu_s", RESTART_CPU_S))
@@ -778,9 +779,9 @@ def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | Non
 class Restart(NamedTuple):
     """How the kill case's model restarts the killed server. `contended`: as many processes
     as the server has model instances (its backends load at once) take `cpu_s` (a start's
-    CPU measured alone) as the host's cores allow, back at the soonest after `alone_s` (that
-    start's wall time); else each real run's measured restart is replayed, `cpu_s` paced
-    over it."""
+    CPU: `restart_cpu_seconds`) as the host's cores allow, back at the soonest after
+    `alone_s` (a start's wall time alone); else each real run's measured restart is
+    replayed, `cpu_s` paced over it."""
 
     cpu_s: float
     alone_s: float = 0.0
@@ -799,7 +800,8 @@ def kill_restart(case: dict, cal: Calibration, args: argparse.Namespace) -> Rest
         return Restart(cpu_s)
     starts = (case.get("restart_cpu") or {}).get("starts") or []
     alone_s = float(np.median([x["wall_s"] for x in starts])) if starts else RESTART_ALONE_S
-    _, kind = server_kind(cal, "")
+    options = farm_options(args) if hasattr(args, "farm_option") else {}
+    _, kind = server_kind(cal, str(options.get("server_kind", "")))
     return Restart(cpu_s, alone_s, sum(m.instances for m in kind.models.values()))
 
 
@@ -884,8 +886,7 @@ def kill_model_figures(models: list[dict], totals: np.ndarray, row: dict) -> dic
             # the seeds that replayed each real run (its arrivals and restart), in run order
             "model_p99_ms_per_real_run": [[models[i]["latency_ms"]["total"]["p99"] for i in range(k, len(models), len(runs))]
                                           for k in range(len(runs))],
-            # each real run's restart as the model's seeds replaying it had it (kill to back), and
-            # when their workers' channels connected to it again (gRPC's backoff), s after the run's start
+            # each real run's restart as the model's seeds replaying it had it (kill to back, s)
             "model_restart_s_per_real_run": [[r for i in range(k, len(models), len(runs))
                                               for r in models[i]["model"]["servers"][0].get("restarts_s", [])]
                                              for k in range(len(runs))],

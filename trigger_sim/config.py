@@ -267,6 +267,9 @@ SHARED_MEMORY_MODES = ("auto", "on", "off")
 DEVICE_MODES = ("auto", "cpu", "gpu")
 
 
+GRPC_MIN_BACKOFF_MS = 100  # gRPC raises a shorter initial or maximum reconnect backoff to this
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """Inference as a service: where the server is, deadlines, and the circuit breaker."""
@@ -279,8 +282,9 @@ class InferenceConfig:
     deadline_ms: ModelDeadlines = field(default_factory=ModelDeadlines)  # per-model deadlines
     breaker_failures: int = 3  # consecutive failures that open the breaker
     breaker_open_ms: float = 1000.0  # how long calls skip the server before one probe
-    # > 0: a client that lost a server tries to connect again every this many ms (gRPC's
-    # initial and maximum reconnect backoff); 0: gRPC's own (1 s, x1.6 each, up to 120 s)
+    # > 0: a client that lost a server tries to connect again about every this many ms (gRPC's
+    # initial and maximum reconnect backoff, +-20 % jitter; >= 100, gRPC's floor); 0: gRPC's
+    # own (1 s, x1.6 each, up to 120 s)
     reconnect_backoff_ms: float = 0.0
     server_start_timeout_s: float = 60.0
     shared_memory: str = "auto"  # graph-sized requests through system shared memory: "auto" (server on loopback), "on", "off"
@@ -288,8 +292,10 @@ class InferenceConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "breaker_failures", "breaker_open_ms", "server_start_timeout_s", "local_servers")
-        if not self.reconnect_backoff_ms >= 0:
-            raise ValueError(f"inference.reconnect_backoff_ms must be >= 0 (0: gRPC's own backoff), got {self.reconnect_backoff_ms!r}")
+        b = self.reconnect_backoff_ms
+        if not (b == 0 or (b >= GRPC_MIN_BACKOFF_MS and float(b).is_integer())):
+            raise ValueError(f"inference.reconnect_backoff_ms must be 0 (gRPC's own backoff) or whole milliseconds >= "
+                             f"{GRPC_MIN_BACKOFF_MS} (gRPC raises anything shorter to that), got {b!r}")
         if not self.timeout_ms >= 0:
             raise ValueError(f"inference.timeout_ms must be >= 0 (0: the per-model [inference.deadline_ms]), got {self.timeout_ms!r}")
         if self.triton_url and self.servers:

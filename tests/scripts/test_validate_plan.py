@@ -384,7 +384,7 @@ def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_resta
 
     def fake_simulate(cal, farm, rate_hz, events, seed, pattern, arrival_seed=-1):
         k = farm.kills[0]
-        calls.append((k.restart_s, arrival_seed, k.at_s, k.after_decided))
+        calls.append((k.restart_s, arrival_seed, k.at_s, k.after_decided, k.restart_processes, k.restart_cpu_s))
         return {"latency_ms": {"total": {"p50": 1.0, "p99": 2.0}}}, np.ones(3)
 
     monkeypatch.setattr(script, "simulate_with_totals", fake_simulate)
@@ -393,12 +393,13 @@ def test_each_model_seed_of_the_kill_case_takes_one_real_runs_arrivals_and_resta
     models, totals = script.kill_model(None, 40.0, 800, runs, None, script.Restart(0.0))
     assert len(models) == script.KILL_MODEL_SEEDS and len(totals) == 3 * script.KILL_MODEL_SEEDS
     assert [c[:2] for c in calls[:4]] == [(1.75, 2), (1.54, 3), (1.13, 4), (1.75, 2)]
-    assert all(c[2:] == (0.0, 240) for c in calls)  # the kill follows the 240th decision of 800
+    assert all(c[2:4] == (0.0, 240) and c[4] == 0 for c in calls)  # the kill follows the 240th decision of 800
     # contended: every run's restart is the start alone at the soonest, its length the model's;
     # a run whose keeper measured no restart still never comes back
     calls.clear()
     script.kill_model(None, 40.0, 800, [(2, 1.75), (3, 1e9)], None, script.Restart(1.3, 0.8, 3))
     assert [c[:2] for c in calls[:2]] == [(0.8, 2), (1e9, 3)]
+    assert calls[0][4:] == (3, 1.3) and calls[1][4] == 0
     assert script.kill_runs({"restart_s": 1.4, "runs": 2}) == [(2, 1.4), (3, 1.4)]
     assert script.kill_runs({}) == [(2, 1e9)]
     assert script.kill_runs({"real_seeds": [9], "restarts_s": [1.2]}) == [(9, 1.2)]

@@ -57,10 +57,11 @@ class TritonBackend:
         self.input_types = {inputs: "FP32"} if isinstance(inputs, str) else dict(inputs)
         self.input_name = next(iter(self.input_types))
         self.output_name = output_name
+        extra = {} if channel_args is None else {"channel_args": channel_args}
         try:
             self.client = grpcclient.InferenceServerClient(url=url, ssl=ssl, root_certificates=root_certificates,
                                                            private_key=private_key, certificate_chain=certificate_chain,
-                                                           channel_args=channel_args)
+                                                           **extra)
         except OSError as err:
             raise TriggerSimError(f"{url}: cannot read a TLS file for Triton ({err}); check the network.triton_* paths") from err
         self._outputs = [grpcclient.InferRequestedOutput(output_name)]

@@ -2,9 +2,10 @@
 
 A worker reaches a server over a gRPC channel. When the server dies the channel is lost,
 and gRPC tries to connect again on its own schedule, the connection backoff of gRPC's
-`doc/connection-backoff.md`: the first attempt a backoff after the failure (1 s by default),
-each next one the backoff times a multiplier later (1.6), every wait jittered by up to
-±jitter (0.2), never more than a maximum (120 s). Between attempts a call fails at once
+`doc/connection-backoff.md` as grpc-core's `BackOff` implements it: the first attempt a
+backoff after the failure (1 s by default), each next one the backoff times a multiplier
+later (1.6), every wait, the first included, jittered by up to ±jitter (0.2), never more
+than a maximum (120 s). Between attempts a call fails at once
 (UNAVAILABLE), whether the server is back or not, so a restarted server gets calls again
 only from the first attempt after it is up, and then from the breaker's next probe. On
 this host (`scripts/rejoin_after_restart.py`, 2026-12-06 12:44 UTC) servers ready 1.2-2.2 s

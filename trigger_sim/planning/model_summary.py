@@ -103,7 +103,8 @@ def summarise(model: FarmModel, wall_s: float = 0.0) -> dict[str, Any]:
     for s in model.servers:
         back = [t for channels in model.channels if s.index in channels for t in channels[s.index].reconnected_ms]
         servers.append({"server": s.index, "failed_requests": s.failed_requests,
-                        # when its workers' channels connected again after it died (the first and last worker)
+                        # when its workers' channels connected again after it died: the earliest and the
+                        # latest over every worker and kill (s); calls refused meanwhile: model.unreachable_calls
                         "reconnected_s": [min(back) / 1e3, max(back) / 1e3] if back else [],
                         "restarts_s": [ms / 1e3 for ms in s.restarts_ms],  # each restart, kill to back
                         "models": {m: {"instances": model.kind.models[m].instances,

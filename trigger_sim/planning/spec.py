@@ -8,6 +8,8 @@ circuit breaker, the local fallback's CPU cost, the soft and hard timeouts, and 
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
@@ -47,7 +49,7 @@ class ServerKill:
     restart_s: float = 1e9  # never, by default
     restart_cpu_cores: float = 0.0
     after_decided: int = 0  # > 0: not before this many events are decided
-    restart_cpu_s: float = 0.0  # with restart_processes: the start's CPU (s), measured alone
+    restart_cpu_s: float = 0.0  # with restart_processes: the start's CPU (s), as measured (alone, or in loaded runs)
     restart_processes: int = 0  # > 0: the start's CPU taken by this many processes as the cores allow
 
 
@@ -131,8 +133,19 @@ def check(spec: PlanSpec) -> PlanSpec:
     for k in f.kills:
         if not 0 <= k.server < f.servers:
             problems.append(f"farm.kills: server {k.server} is not in a pool of {f.servers}")
-        if k.restart_cpu_cores < 0 or k.restart_cpu_s < 0 or k.restart_processes < 0:
+        if not (k.restart_cpu_cores >= 0 and k.restart_cpu_s >= 0 and k.restart_processes >= 0):
             problems.append("farm.kills: restart_cpu_cores, restart_cpu_s and restart_processes must be >= 0")
+        if not isinstance(k.restart_processes, int) or isinstance(k.restart_processes, bool):
+            problems.append("farm.kills: restart_processes must be a whole number")
+        elif k.restart_processes > 0:
+            if not (k.restart_cpu_s > 0 and math.isfinite(k.restart_cpu_s)):
+                problems.append("farm.kills: restart_processes needs restart_cpu_s > 0 (the start's CPU they share)")
+            if f.host_cores < 1:
+                problems.append("farm.kills: restart_processes needs farm.host_cores (the cores the restart shares)")
+            if k.restart_cpu_cores > 0:
+                problems.append("farm.kills: restart_processes and restart_cpu_cores are two ways of the same CPU: give one")
+            if k.restart_s >= 1e8:
+                problems.append("farm.kills: restart_processes needs restart_s (a start alone, the soonest it is back)")
         if k.after_decided < 0:
             problems.append("farm.kills: after_decided must be >= 0 (0: the kill at at_s)")
     if spec.events < 1 or spec.block_events < 1:

@@ -25,3 +25,20 @@ def test_the_model_mirrors_the_farms_reconnect_backoff():
     assert from_farm_config(FarmConfig(), 2).reconnect_backoff_ms == 1000.0  # gRPC's own
     farm = from_farm_config(with_overrides(FarmConfig(), inference={"reconnect_backoff_ms": 100.0}), 2)
     assert farm.reconnect_backoff_ms == farm.reconnect_max_backoff_ms == 100.0
+
+
+def test_every_argument_tritonclient_sets_by_itself_is_kept(monkeypatch):
+    """Passing channel_args replaces tritonclient's own list: each of its arguments, with its
+    value, must be in ours (read from the channel tritonclient makes without them)."""
+    import grpc
+    import pytest
+
+    made: list = []
+    real = grpc.insecure_channel
+    monkeypatch.setattr(grpc, "insecure_channel", lambda url, options=None, **kw: made.append(options) or real(url, options=options, **kw))
+    grpcclient.InferenceServerClient("127.0.0.1:1").close()
+    own = dict(made[0])
+    assert own and own.items() <= dict(reconnect_channel_args(250.0)).items()
+    for bad in (50.0, 99.0, 100.5, -1.0):
+        with pytest.raises(ValueError, match="reconnect_backoff_ms"):
+            with_overrides(FarmConfig(), inference={"reconnect_backoff_ms": bad})

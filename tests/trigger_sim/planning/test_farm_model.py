@@ -230,12 +230,15 @@ def test_arrivals_with_a_seed_replay_a_real_run_and_the_plans_seed_varies_only_t
        buffer=st.integers(1, 20), timeout_ms=st.floats(1, 50), budget_ms=st.floats(5, 200),
        demand=st.floats(0.1, 30), cpu=st.floats(0.0, 20), pattern=st.sampled_from(["constant", "poisson", "burst"]),
        kill_at=st.none() | st.floats(0.0, 0.5), host_cores=st.integers(0, 3), seed=st.integers(0, 2**31),
-       dispatch_ms=st.sampled_from([0.0, 0.7, 5.0]))
+       dispatch_ms=st.sampled_from([0.0, 0.7, 5.0]), contended=st.booleans())
 def test_every_level1_slot_ends_in_exactly_one_place(rate, workers, slots, servers, buffer, timeout_ms, budget_ms, demand,
-                                                     cpu, pattern, kill_at, host_cores, seed, dispatch_ms):
+                                                     cpu, pattern, kill_at, host_cores, seed, dispatch_ms, contended):
     cal = calibration(cpu_ms=cpu, spread=0.9, demand_ms={"edge_classifier": demand, "jet_tagger": demand / 3},
                       host={"overhead_cpu_ms_per_event": 0.5, "dispatch_ms": dispatch_ms})
-    kills = (ServerKill(server=0, at_s=kill_at, restart_s=0.2),) if kill_at is not None else ()
+    kill = ServerKill(server=0, at_s=kill_at or 0.0, restart_s=0.2)
+    if contended and host_cores:  # its restart's CPU taken by two processes beside the farm's
+        kill = replace(kill, restart_cpu_s=0.3, restart_processes=2)
+    kills = (kill,) if kill_at is not None else ()
     farm = FarmSpec(workers_per_node=workers, slots_per_worker=slots, servers=servers, readout_buffer_events=buffer,
                     timeout_ms=timeout_ms, budget_ms=budget_ms, breaker_failures=2, breaker_open_ms=20.0, kills=kills,
                     host_cores=host_cores)
@@ -263,27 +266,30 @@ def test_a_restarted_server_gets_calls_again_only_once_a_channel_reconnected():
     cal = calibration(cpu_ms=1.0, demand_ms={"edge_classifier": 3.0, "jet_tagger": 1.0})
     kills = (ServerKill(server=0, at_s=1.0, restart_s=3.0),)
     slow = FarmSpec(workers_per_node=4, servers=2, kills=kills, reconnect_jitter=0.0)
-    model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=100.0), slow, events=1200, seed=4), cal)
-    served_after: list[float] = []
-    submit = model.servers[0].submit
-
-    def record(name, req):
-        if model.servers[0].alive and model.env.now > 1000.0:
-            served_after.append(model.env.now)
-        submit(name, req)
-
-    model.servers[0].submit = record
-    model.run()
+    model, served_after = calls_to_server_0_after_1_s(slow, cal)
     s = summarise(model)
     first, last = s["model"]["servers"][0]["reconnected_s"]
     assert 1.0 + 5.16 <= first <= last <= 1.0 + 5.16 + 0.05  # each worker saw it gone within ms of the kill
     assert served_after and min(served_after) >= first * 1e3
     assert s["model"]["unreachable_calls"] > 0 and s["events"]["lost"] == 0
-    quick = summarise(run_model(replace(slow, reconnect_backoff_ms=0.0), cal))
+    quick_model, quick_served = calls_to_server_0_after_1_s(replace(slow, reconnect_backoff_ms=0.0), cal)
+    quick = summarise(quick_model)
     assert quick["model"]["servers"][0]["reconnected_s"] == [] and quick["model"]["unreachable_calls"] == 0
+    # back within a breaker period (1 s) of the restart at 4 s, each worker at its next probe
+    assert 4000.0 <= min(quick_served) <= 4000.0 + slow.breaker_open_ms + 50.0
 
 
-def run_model(farm: FarmSpec, cal) -> FarmModel:
+def calls_to_server_0_after_1_s(farm: FarmSpec, cal) -> tuple[FarmModel, list[float]]:
+    """Run the model at 100 Hz, noting when server 0 (alive) was sent a call after 1 s."""
     model = FarmModel(PlanSpec(ArrivalSpec(rate_hz=100.0), farm, events=1200, seed=4), cal)
+    served: list[float] = []
+    submit = model.servers[0].submit
+
+    def record(name, req):
+        if model.servers[0].alive and model.env.now > 1000.0:
+            served.append(model.env.now)
+        submit(name, req)
+
+    model.servers[0].submit = record
     model.run()
-    return model
+    return model, served

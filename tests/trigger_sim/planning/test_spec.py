@@ -19,6 +19,14 @@ def test_a_spec_file_loads_with_its_kills(tmp_path):
     ("[arrivals]\npattern = \"wave\"\n", "arrivals.pattern must be one of"),
     ("[farm]\ncpu_slice_ms = -1\n", "cpu_slice_ms must be >= 0"),
     ("[farm]\n[[farm.kills]]\nrestart_cpu_cores = -0.5\n", "restart_cpu_cores, restart_cpu_s and restart_processes must be >= 0"),
+    ("[farm]\nhost_cores = 2\n[[farm.kills]]\nrestart_s = 0.8\nrestart_cpu_s = 1.2\nrestart_processes = 2.5\n",
+     "restart_processes must be a whole number"),
+    ("[farm]\nhost_cores = 2\n[[farm.kills]]\nrestart_s = 0.8\nrestart_processes = 3\n", "restart_processes needs restart_cpu_s > 0"),
+    ("[farm]\n[[farm.kills]]\nrestart_s = 0.8\nrestart_cpu_s = 1.2\nrestart_processes = 3\n", "restart_processes needs farm.host_cores"),
+    ("[farm]\nhost_cores = 2\n[[farm.kills]]\nrestart_cpu_s = 1.2\nrestart_processes = 3\n", "restart_processes needs restart_s"),
+    ("[farm]\nhost_cores = 2\n[[farm.kills]]\nrestart_s = 0.8\nrestart_cpu_s = 1.2\nrestart_processes = 3\nrestart_cpu_cores = 1.0\n",
+     "two ways of the same CPU"),
+    ("[farm]\nreconnect_jitter = 1.0\n", "reconnect_jitter in"),
 ])
 def test_bad_keys_and_values_are_named_with_the_file(tmp_path, text, message):
     path = tmp_path / "plan.toml"
