@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from bench_cases.failover_case import start_two, tagger_repository  # noqa: E402
 from trigger_sim import clock  # noqa: E402
 from trigger_sim.config import FarmConfig, with_overrides  # noqa: E402
 from trigger_sim.inference.factory import build_inference, close_inference, prepare_inference  # noqa: E402
-from trigger_sim.planning.channels import Backoff, Channel  # noqa: E402
+from trigger_sim.planning.channels import Channel, client_backoff  # noqa: E402
 
 LOCK = "/tmp/tsim-heavy.lock"
 CALL_PERIOD_S = 0.02
@@ -45,9 +46,7 @@ GIVE_UP_S = 30.0
 def first_attempt_after_s(up_s: float, reconnect_backoff_ms: float = 0.0) -> float:
     """gRPC's first connection attempt at or after `up_s` (s after the loss), without jitter:
     its own backoff, or a fixed one of `reconnect_backoff_ms` > 0."""
-    fixed = reconnect_backoff_ms
-    backoff = Backoff(fixed, max_ms=fixed, jitter=0.0) if fixed > 0 else Backoff(jitter=0.0)
-    channel = Channel(backoff, np.random.default_rng(0))
+    channel = Channel(replace(client_backoff(reconnect_backoff_ms), jitter=0.0), np.random.default_rng(0))
     channel.lost(0.0)
     now_ms = 0.0
     while not channel.usable(now_ms, up_s * 1e3):

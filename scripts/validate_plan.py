@@ -765,13 +765,11 @@ def kill_farm(rate_hz: float, n: int, restart_s: float, farm_options: dict | Non
     on an idle host) has passed; otherwise back `restart_s` later, taking `restart_cpu_s` of
     CPU paced over it."""
     config = kill_config(rate_hz)
-    if restart_processes > 0 and restart_s < 1e8:
-        kill = ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
-                          restart_cpu_s=restart_cpu_s, restart_processes=restart_processes)
-    else:
-        restart_cpu_cores = restart_cpu_s / restart_s if 0 < restart_s < 1e8 else 0.0
-        kill = ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
-                          restart_cpu_cores=restart_cpu_cores)
+    back = restart_s < 1e8
+    contended = restart_processes > 0 and back
+    kill = ServerKill(server=0, at_s=0.0, after_decided=max(int(n * KILL_AT), 1), restart_s=restart_s,
+                      restart_cpu_cores=restart_cpu_s / restart_s if back and not contended and restart_s > 0 else 0.0,
+                      restart_cpu_s=restart_cpu_s if contended else 0.0, restart_processes=restart_processes if contended else 0)
     return replace(from_farm_config(config, config.worker.count, host_cores=os.cpu_count() or 1), servers=2,
                    kills=(kill,) if killed else (), **(farm_options or {}))
 
@@ -990,7 +988,6 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
     with heavy_lock(f"{case}: a local server's start CPU (3 starts)"):
         restart_cpu = server_start_cpu(kill_config())
     rows = [kill_real_row(case, rate, args) for rate in rates]
-    restart_cpu_s = restart_cpu_seconds({"rates": rows, "restart_cpu": restart_cpu}, args)
     calibration = {"kind": "default", "source": "the default farm's calibration (--calibration-out)"}
     if series is not None:
         cal, summary, extra = series.pooled()
@@ -1013,7 +1010,7 @@ def kill_case(args: argparse.Namespace, cal: Calibration | None, default_saturat
         "real_search_no_kill": own_scan["search_stopped"], "real_probes_no_kill": probe_rows(own_scan)}
     return {"case": case, "workers": 2, "servers": 2, "kill_at_fraction": KILL_AT, "default_saturation_hz": default_saturation_hz,
             "rates_from": args.kill_rates_from, "rates_saturation_hz": saturation_hz, **no_kill,
-            "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart_cpu_s,
+            "calibration": calibration, "restart_cpu": restart_cpu, "restart_cpu_s_modelled": restart.cpu_s,
             "restart_modelled": restart_record(restart),
             "saturation": ("the kill not searched: a transient (p50/p99 and the fallback fraction at three rates instead)"
                            + ("; its farm without a kill searched for the rates" if own_scan is not None else "")),
@@ -1041,8 +1038,8 @@ def remodel(key: str, case: dict, args: argparse.Namespace) -> dict:
     if key == "kill":
         own = kill_calibration_kind(case) == "own"
         cal = kill_calibration(load(args.kill_calibration_out if own else args.calibration_out), args)
-        case["restart_cpu_s_modelled"] = restart_cpu_seconds(case, args)
         restart = kill_restart(case, cal, args)
+        case["restart_cpu_s_modelled"] = restart.cpu_s
         case["restart_modelled"] = restart_record(restart)
         for row in case["rates"]:
             row.update(kill_model_figures(*kill_model(cal, row["rate_hz"], row["events"], kill_runs(row), farm_options(args),

@@ -32,6 +32,14 @@ class Backoff:
     max_ms: float = 120_000.0
 
 
+def client_backoff(reconnect_backoff_ms: float) -> Backoff:
+    """The backoff of a farm client with `inference.reconnect_backoff_ms`: gRPC's own for 0,
+    else initial and maximum both that long (gRPC's multiplier and jitter kept)."""
+    if reconnect_backoff_ms <= 0:
+        return Backoff()
+    return Backoff(initial_ms=reconnect_backoff_ms, max_ms=reconnect_backoff_ms)
+
+
 class Channel:
     """One client's channel to one server: connected, or lost and waiting for its next
     connection attempt. Time is passed in (ms)."""

@@ -8,9 +8,8 @@ circuit breaker, the local fallback's CPU cost, the soft and hard timeouts, and 
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from trigger_sim.assignment import credits_asked, node_slots, one_host_buffer_events
 from trigger_sim.errors import ConfigError
+from trigger_sim.planning.channels import client_backoff
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,8 @@ def from_farm_config(config: Any, workers: int, host_cores: int = 0) -> FarmSpec
 
 
 def reconnect_keys(backoff_ms: float) -> dict[str, float]:
-    """The model's channel keys for the farm's `inference.reconnect_backoff_ms`: gRPC's own
-    backoff for 0 (the FarmSpec defaults), else a fixed one of that length."""
-    return {} if backoff_ms <= 0 else {"reconnect_backoff_ms": backoff_ms, "reconnect_max_backoff_ms": backoff_ms}
+    """The model's channel keys for the farm's `inference.reconnect_backoff_ms`
+    (`channels.client_backoff`: gRPC's own for 0, else a fixed one of that length)."""
+    b = client_backoff(backoff_ms)
+    return {"reconnect_backoff_ms": b.initial_ms, "reconnect_multiplier": b.multiplier, "reconnect_jitter": b.jitter,
+            "reconnect_max_backoff_ms": b.max_ms}
