@@ -20,3 +20,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     touch "$stamp"
 fi
+# The builder's fragment input in C (farm/_fastdrain): optional, the builder falls back to
+# pure Python without it (needs a C compiler and Python's headers; quick when up to date).
+if ! .venv/bin/python scripts/build_fastdrain.py --quiet >/dev/null 2>&1; then
+    echo "warning: farm/_fastdrain was not built; the event builder uses its pure-Python input path" >&2
+fi

@@ -1,0 +1,99 @@
+"""The builder's fragment input in C (farm.fastdrain) gives check_fragment's verdicts."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import zmq
+
+from farm import fastdrain
+from trigger_sim.config import FarmConfig
+from trigger_sim.simulation import event_fragments
+from trigger_sim.wire import WireFormatError, check_fragment, encode_fragment
+
+pytestmark = pytest.mark.skipif(not fastdrain.available, reason="farm._fastdrain is not built (scripts/build_fastdrain.py)")
+
+
+def _verdict(frames):
+    try:
+        return ("ok", *check_fragment(frames))
+    except WireFormatError as err:
+        return (type(err).__name__, str(err))
+
+
+def _messages(n_events: int = 40, seed: int = 1) -> list[list[bytes]]:
+    config = FarmConfig()
+    good = [[bytes(memoryview(x).cast("B")) for x in encode_fragment(f)]
+            for l1 in range(n_events) for f in event_fragments(config, l1, l1 * 1000)]
+    rng = random.Random(seed)
+    bad = []
+    for m in good:
+        m2 = [bytearray(x) for x in m]
+        kind = rng.randrange(6)
+        if kind == 0:
+            i = rng.randrange(len(m2))
+            if m2[i]:
+                m2[i][rng.randrange(len(m2[i]))] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            m2 = m2[:-1]
+        elif kind == 2:
+            m2[0] = m2[0][:rng.randrange(len(m2[0]))]
+        elif kind == 3:
+            m2[-1] += b"x"
+        elif kind == 4:
+            m2.append(bytearray(b"zz"))
+        else:
+            m2[0][rng.randrange(40, len(m2[0]))] = rng.randrange(256)
+        bad.append([bytes(x) for x in m2])
+    out = good + bad + [[b""], [bytes(40)], [b"x"] * 100]
+    rng.shuffle(out)
+    return out
+
+
+@pytest.mark.parametrize("zero_copy", [False, True])
+def test_drain_gives_every_fragment_with_check_fragments_verdict(zero_copy):
+    fastdrain._ext.set_zero_copy(zero_copy)
+    msgs = _messages()
+    ctx = zmq.Context()
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.setsockopt(zmq.RCVHWM, 0)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        for m in msgs:
+            push.send_multipart(m)
+        got: list = []
+        deadline = time.monotonic() + 20
+        while len(got) < len(msgs) and time.monotonic() < deadline:
+            batch = fastdrain.drain(pull, 7)
+            assert len(batch) <= 7
+            if not batch:
+                pull.poll(100)
+            got += batch
+        assert len(got) == len(msgs)
+        for m, (ok, frames, nbytes, run, l1_id, source_id, l1_time_ns) in zip(msgs, got):
+            assert [bytes(f) for f in frames] == m and [len(f) for f in frames] == [len(x) for x in m]
+            assert nbytes == sum(map(len, m))
+            verdict = _verdict(m)
+            if ok:
+                assert verdict == ("ok", run, l1_id, source_id, l1_time_ns)
+            else:
+                assert _verdict(frames) == verdict
+        accepted = sum(1 for m in msgs if _verdict(m)[0] == "ok")
+        assert sum(1 for item in got if item[0]) == accepted  # every good fragment is vouched for in C
+        push.close(0)
+        pull.close(0)
+    finally:
+        ctx.term()
+        fastdrain._ext.set_zero_copy(fastdrain.ZERO_COPY)
+
+
+def test_crc_is_zlibs():
+    import zlib
+    data = bytes(range(256)) * 70
+    assert fastdrain._ext.crc32(data) == zlib.crc32(data)
+    assert fastdrain._ext.crc32(data[100:], fastdrain._ext.crc32(data[:100])) == zlib.crc32(data)
