@@ -24,9 +24,9 @@ from collections import Counter, OrderedDict
 
 import zmq
 
-from farm import fastdrain, messages
+from farm import fragment_drain, messages
 from farm.event_handoff import EventRing
-from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.lifecycle import die_with_parent, ignore_interrupts, stacks_on_request
 from farm.metrics_http import serve
 from farm.procfs import peak_rss_mb
 from farm.security import Curve
@@ -57,6 +57,7 @@ def run_builder(config: FarmConfig, collector_endpoint: str, ready: multiprocess
                 stop: multiprocessing.synchronize.Event) -> None:
     die_with_parent()
     ignore_interrupts()
+    stacks_on_request()
     builder = Builder(config, collector_endpoint)
     quiet_gc()
     builder.run(ready, stop)
@@ -277,74 +278,31 @@ class Builder:
                 self.rejected_notes.popitem(last=False)
 
     def _read_fragments(self, limit: int | None = 64) -> bool:
-        """Read a batch of fragments (then serve the workers again); `limit` None: read
-        until the queue is empty, full or not (at shutdown). True if any was read.
+        """Read fragments in batches (then serve the workers again); `limit` None: read until
+        the queue is empty, full or not (at shutdown). True if any was read.
 
-        With the C extension (`farm.fastdrain`) the batch is received and checked in C and
-        only the bookkeeping runs here; without it, fragment by fragment in Python."""
-        if fastdrain.available:
-            return self._read_fragments_batched(limit)
+        The receive and the check run a batch at a time (`farm.fragment_drain`, compiled
+        where built); the bookkeeping runs here. Each fragment completes at most one event,
+        so a batch asks for no more fragments than the queue of complete events has room for:
+        the queue never grows past its limit, and nothing read is left unbuilt."""
         n = 0
         now_ns = self.active_ns()  # one clock reading per batch: the batch takes microseconds
         run_number = self.config.run.run_number
-        state, c = self.state, self.state.counters
-        sock, add, dispatcher = self.fragments_in, state.add, self.dispatcher
-        while limit is None or n < limit:
-            try:
-                frames = recv_parts(sock, zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return n > 0
-            n += 1
-            self.bytes_in += sum(map(len, frames))
-            try:
-                fragment_run, l1_id, source_id, l1_time_ns = check_fragment(frames)  # header, sizes and CRC
-            except WireFormatError as err:
-                self._reject(type(err).__name__, None, None)
-                continue
-            if fragment_run != run_number:
-                self._reject("ForeignRun", None, None)
-                continue
-            duplicate, unknown, late = c.duplicate_fragments, c.unknown_source_fragments, c.late_fragments
-            complete, evicted = add(l1_id, source_id, frames, now_ns, l1_time_ns)
-            if c.duplicate_fragments != duplicate:
-                self._reject("Duplicate", l1_id, source_id)
-            if c.unknown_source_fragments != unknown:
-                self._reject("UnknownSource", None, source_id)
-            if c.late_fragments != late:
-                self._reject("Late", None, source_id)
-            if evicted is not None:
-                self._to_collector(evicted, "MissingData", "builder full: evicted before complete")
-            if complete is not None:
-                complete.done_ns = clock.now_ns()  # real time (the state runs on the active clock)
-                dispatcher.add_event(complete.l1_id, complete)
-                if dispatcher.is_full and limit is not None:
-                    return True
-        return n > 0
-
-    def _read_fragments_batched(self, limit: int | None) -> bool:
-        """`_read_fragments` with the receive and the check done in C, one batch at a time.
-
-        Each fragment completes at most one event, so a batch asks for no more fragments
-        than the queue of complete events has room for: the queue never grows past its
-        limit (as fragment by fragment), and nothing read is left unbuilt."""
-        n = 0
-        now_ns = self.active_ns()
-        run_number = self.config.run.run_number
         c, add = self.state.counters, self.state.add
-        sock, dispatcher, drain = self.fragments_in, self.dispatcher, fastdrain.drain
+        sock, dispatcher = self.fragments_in, self.dispatcher
         while limit is None or n < limit:
-            want = 64 if limit is None else limit - n
+            want = fragment_drain.BATCH
             if limit is not None:
-                want = min(want, dispatcher.max_waiting - dispatcher.n_waiting)
+                want = min(limit - n, dispatcher.max_waiting - dispatcher.n_waiting)
                 if want <= 0:
                     return True
-            batch = drain(sock, want)
+            batch = fragment_drain.drain(sock, want)
             if not batch:
                 return n > 0
             n += len(batch)
             for ok, frames, nbytes, fragment_run, l1_id, source_id, l1_time_ns in batch:
                 self.bytes_in += nbytes
-                if not ok:  # the C check could not vouch for it: Python's gives the verdict
+                if not ok:  # the drain did not vouch for it: check_fragment gives the verdict
                     try:
                         fragment_run, l1_id, source_id, l1_time_ns = check_fragment(frames)
                     except WireFormatError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import os
 import shutil
 import signal
@@ -23,6 +24,13 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def stacks_on_request(sig: int = signal.SIGUSR1) -> None:
+    """`kill -USR1 PID` prints every thread's Python stack to stderr, for a farm process that
+    seems stuck; a fatal error (a crash in compiled code) prints them too, before it ends."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(sig, all_threads=True)
 
 
 def _prctl(option: int, value: int) -> bool:

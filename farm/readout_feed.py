@@ -21,7 +21,7 @@ import zmq
 
 from farm import control_messages as cm
 from farm import messages
-from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.lifecycle import die_with_parent, ignore_interrupts, stacks_on_request
 from farm.metrics_http import serve
 from farm.readout import MAX_LAG_MS, STATS_PERIOD_NS, send_end, send_stats
 from farm.security import Curve
@@ -258,6 +258,7 @@ def run_readout_feed(config: FarmConfig, assign_endpoint: str, collector_endpoin
     """Process entry point: send Level-1 accepts (see `ReadoutFeed.run`), then serve re-sends until `stop`."""
     die_with_parent()
     ignore_interrupts()
+    stacks_on_request()
     feed = ReadoutFeed(config, assign_endpoint, collector_endpoint, nodes)
     serve(feed.metrics.registry, config.monitoring, READOUT)
     try:

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from farm import messages
 from farm.event_handoff import RingReader
-from farm.lifecycle import die_with_parent, ignore_interrupts
+from farm.lifecycle import die_with_parent, ignore_interrupts, stacks_on_request
 from farm.metrics_http import serve
 from farm.security import Curve
 from farm.sockets import connect, make_socket, recv_parts, send_parts
@@ -123,6 +123,7 @@ def run_worker(identity: str, config: FarmConfig, triton_url: str | None, builde
     a killed worker leaves under it)."""
     die_with_parent()
     ignore_interrupts()
+    stacks_on_request()
     # One BLAS thread: the farm runs one worker per core, and the fallback GNN's matrix
     # products must not spread over the cores the other workers and the server use.
     threadpool_limits(limits=1, user_api="blas")

@@ -52,7 +52,7 @@ CASES = ("builder", "kernels", "inference", "farm", "failover", "overlap")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
-    "builder": builder_case.Settings(n_events=2000, repetitions=5),
+    "builder": builder_case.Settings(n_events=2000, repetitions=9, rounds=3),
     "kernels": kernels_case.Settings(repetitions=5),
     "inference": inference_case.Settings(repetitions=10, calls_per_block=200, graph_calls_per_block=40,
                                          batching_seconds=3.0),

@@ -20,8 +20,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     touch "$stamp"
 fi
-# The builder's fragment input in C (farm/_fastdrain): optional, the builder falls back to
-# pure Python without it (needs a C compiler and Python's headers; quick when up to date).
-if ! .venv/bin/python scripts/build_fastdrain.py --quiet >/dev/null 2>&1; then
-    echo "warning: farm/_fastdrain was not built; the event builder uses its pure-Python input path" >&2
+# The event builder's fragment input in C (farm/_fragment_drain): without it the builder
+# receives and checks fragments in plain Python, more slowly (needs a C compiler and
+# Python's headers; quick when up to date).
+if ! log=$(.venv/bin/python scripts/build_fragment_drain.py --quiet 2>&1); then
+    echo "$log" | tail -5 >&2
+    echo "warning: farm/_fragment_drain was not built; the event builder receives fragments in plain Python" >&2
 fi

@@ -6,7 +6,8 @@ as fast as the sockets take them, one PUSH socket per readout source (as the rea
 same high-water marks), `copy=False`:
 
 * pipe: to a bare PULL in a sink process that only counts fragments and bytes, receiving
-  them as the builder does (`farm.sockets.recv_parts`, zero-copy zmq.Frame objects);
+  them as the builder does (`farm.fragment_drain.drain`, compiled where built, a batch per
+  call, each part copied into bytes) but checking nothing;
 * builder: to the real event-builder process (`farm.builder.run_builder`, the configuration's
   defaults), which checks every fragment (header, sizes, CRC over every byte), builds the
   events and dispatches each complete event to a fake worker (a DEALER that keeps credits
@@ -28,10 +29,13 @@ neighbour slows both; the ratio is taken per pair.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
+import signal
 import statistics
 import tempfile
 import time
@@ -41,12 +45,14 @@ from typing import Any
 import zmq
 
 from bench_cases.common import CaseResult, CpuMeter, Target, fmt, log, stats
-from farm import messages
+from farm import fragment_drain, messages
 from farm.builder import run_builder
 from farm.event_handoff import RingReader
+from farm.lifecycle import stacks_on_request
 from farm.sockets import bind, connect, make_socket, recv_parts, send_parts
 from trigger_sim import clock
 from trigger_sim.config import FarmConfig
+from trigger_sim.event import Fragment
 from trigger_sim.simulation import event_fragments
 from trigger_sim.wire import check_fragment, crc32, decode_fragment, encode_fragment
 
@@ -59,23 +65,41 @@ SETTLE_S = 0.2  # after connecting, before the clock starts: connections are up
 
 @dataclass(frozen=True)
 class Settings:
-    n_events: int
+    n_events: int  # distinct events generated
     repetitions: int
+    rounds: int = 1  # each timed run sends the n_events this many times, under new Level-1 ids
+
+    @property
+    def events_per_run(self) -> int:
+        return self.n_events * self.rounds
 
 
 # -- processes (spawned; module-level so they can be pickled by name) -------------------------
-def encoded_events(config: FarmConfig, n_events: int) -> list[list[tuple[int, list]]]:
-    """Per event, (source id, encoded frames) of each fragment, as the readout sends them."""
+def encoded_events(config: FarmConfig, n_events: int, rounds: int = 1) -> list[list[tuple[int, list]]]:
+    """Per event, (source id, encoded frames) of each fragment, as the readout sends them.
+
+    `rounds` > 1 repeats the `n_events` simulated events under new Level-1 ids (l1_id +
+    round * n_events): each repeat has its own header (ids, CRC) and shares the arrays, so a
+    timed run lasts long enough to be steady without holding more events in memory."""
+    fragments = [event_fragments(config, l1_id, l1_id * 1_000_000) for l1_id in range(n_events)]
     out = []
-    for l1_id in range(n_events):
-        frags = event_fragments(config, l1_id, l1_id * 1_000_000)
-        out.append([(f.header.source_id, encode_fragment(f)) for f in frags])
+    for r in range(rounds):
+        for frags in fragments:
+            out.append([(f.header.source_id, encode_fragment(_renumbered(f, r * n_events))) for f in frags])
     return out
 
 
-def _sender(config: FarmConfig, n_events: int, conn: multiprocessing.connection.Connection) -> None:
+def _renumbered(fragment: Fragment, offset: int) -> Fragment:
+    if offset == 0:
+        return fragment
+    h = fragment.header
+    header = dataclasses.replace(h, l1_id=h.l1_id + offset, l1_time_ns=h.l1_time_ns + offset * 1_000_000)
+    return dataclasses.replace(fragment, header=header)
+
+
+def _sender(config: FarmConfig, n_events: int, rounds: int, conn: multiprocessing.connection.Connection) -> None:
     """Generate once, then on each ("send", endpoint): push every fragment, report the times."""
-    events = encoded_events(config, n_events)
+    events = encoded_events(config, n_events, rounds)
     sources = sorted({sid for event in events for sid, _ in event})
     n_fragments = sum(len(e) for e in events)
     n_bytes = sum(len(memoryview(fr).cast("B")) for e in events for _, frames in e for fr in frames)
@@ -112,12 +136,17 @@ def _pipe_sink(hwm: int, expected: int, out: multiprocessing.Queue) -> None:
     n = n_bytes = 0
     t_first = None
     cpu0 = main0 = 0.0
+    drain = fragment_drain.drain
     while n < expected:
-        frames = recv_parts(sock, copy=False)  # as the builder receives them
+        batch = drain(sock, fragment_drain.BATCH, False)  # received as the builder receives them, not checked
+        if not batch:
+            sock.poll()
+            continue
         if t_first is None:  # CPU from here: the wait for the first fragment is not the pipe's cost
             t_first, cpu0, main0 = clock.now_ns(), time.process_time(), time.thread_time()
-        n += 1
-        n_bytes += sum(map(len, frames))
+        n += len(batch)
+        for item in batch:
+            n_bytes += item[2]
     out.put(("done", n, n_bytes, t_first, clock.now_ns(), time.process_time() - cpu0, time.thread_time() - main0))
     sock.close()
     ctx.term()
@@ -129,6 +158,7 @@ def _fake_worker(endpoint: str, n_events: int, out: multiprocessing.Queue) -> No
     event's bytes as a real worker does: copied out of the builder's shared-memory ring
     (`RingReader`, every byte read once, as a socket receive copies them out of the kernel),
     or inside the message when the ring is off or full."""
+    stacks_on_request()
     reader = RingReader()
     ctx = zmq.Context()
     sock = make_socket(ctx, zmq.DEALER, hwm=10_000)
@@ -186,7 +216,7 @@ def _instrumented_builder(config: FarmConfig, collector_endpoint: str, ready, st
                 spent[name] += time.thread_time_ns() - t0
         return wrapper
 
-    fb.check_fragment = timed("check", fb.check_fragment)
+    fb.fragment_drain.drain = timed("drain", fb.fragment_drain.drain)
     EventBuilderState.add = timed("build", EventBuilderState.add)
     fb.Builder._read_fragments = timed("read_fragments", fb.Builder._read_fragments)
     fb.Builder._send_to_worker = timed("dispatch", fb.Builder._send_to_worker)
@@ -204,6 +234,25 @@ def _get(q: multiprocessing.Queue, kind: str, timeout_s: float) -> tuple:
     if item[0] != kind:
         raise RuntimeError(f"expected {kind!r}, got {item!r}")
     return item
+
+
+def _get_while_alive(q: multiprocessing.Queue, kind: str, timeout_s: float,
+                     processes: tuple[multiprocessing.Process, ...]) -> tuple:
+    """`_get`, but a process that died meanwhile is named at once (with its exit code)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return _get(q, kind, 1.0)
+        except queue.Empty:
+            dead = [f"{p.name} (exit code {p.exitcode})" for p in processes if not p.is_alive()]
+            if dead:
+                raise RuntimeError(f"waiting for {kind!r}: {', '.join(dead)} ended") from None
+            if time.monotonic() > deadline:
+                for p in processes:  # each prints its threads' stacks to stderr (farm.lifecycle.stacks_on_request)
+                    os.kill(p.pid, signal.SIGUSR1)
+                time.sleep(1.0)
+                raise RuntimeError(f"no {kind!r} within {timeout_s:g} s; every process still running (their "
+                                   f"stacks are above)") from None
 
 
 def _send(sender: multiprocessing.connection.Connection, endpoint: str) -> tuple[int, int, float]:
@@ -244,14 +293,14 @@ def run_builder_once(mp, config: FarmConfig, sender, n_events: int, ctx: zmq.Con
     worker = None
     try:
         _, endpoints = ready.get(timeout=START_TIMEOUT_S)
-        worker = mp.Process(target=_fake_worker, args=(endpoints["work"], n_events, q), daemon=True)
+        worker = mp.Process(target=_fake_worker, name="fake worker", args=(endpoints["work"], n_events, q), daemon=True)
         worker.start()
         _get(q, "connected", START_TIMEOUT_S)
         time.sleep(SETTLE_S)  # the credits have reached the builder
         meter = CpuMeter({"builder": [builder.pid], "builder_main_thread": [(builder.pid, builder.pid)],
                           "fake_worker": [worker.pid]}).start()
         t0, _, sender_cpu = _send(sender, endpoints["fragments"])
-        _, n, _, t_last = _get(q, "done", RUN_TIMEOUT_S)
+        _, n, _, t_last = _get_while_alive(q, "done", RUN_TIMEOUT_S, (builder, worker))
         meter.sample()
         cpu = meter.used_s()
         stop.set()
@@ -310,12 +359,16 @@ def decode_cost_us(config: FarmConfig, n_events: int = 20, repeat: int = 20) -> 
             "frames_per_fragment": sum(len(fr) for fr in buffers) / len(buffers)}
 
 
+def drain_kind() -> str:
+    return "compiled" if fragment_drain.compiled else f"plain-Python ({fragment_drain.why_not_compiled})"
+
+
 def cpu_breakdown(spent: dict[str, float], run: dict[str, Any], n_fragments: int) -> dict[str, float]:
     """Builder CPU µs per fragment by step, from an instrumented run (`run`: its CPU over the window)."""
-    receive = spent["read_fragments"] - spent["check"] - spent["build"]
+    drain = f"receive and check fragments ({drain_kind()} fragment_drain: copy, header, sizes, CRC)"
     steps = {
-        "receive fragments (recv_parts, zero-copy; loop)": receive,
-        "check fragments (check_fragment: header, sizes, CRC)": spent["check"],
+        drain: spent["drain"],
+        "bookkeeping loop over each batch": spent["read_fragments"] - spent["drain"] - spent["build"],
         "build (EventBuilderState.add)": spent["build"],
         "dispatch events to the worker (copy into the ring, send the descriptor)": spent["dispatch"],
         "read results and credits, forward each result to the collector": spent["credits"],
@@ -343,8 +396,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
     needed = pipe_total / TARGET_RATIO
     floor_total = sender_b + io + worker
     pipe_main = receiver - pipe_io
-    per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "check", "build")))
-    check = sum(v for k, v in breakdown.items() if k.startswith("check"))
+    per_fragment_loop = sum(v for k, v in breakdown.items() if k.startswith(("receive", "bookkeeping", "build")))
     fragment_floor = sender_b + per_fragment_loop + pipe_io  # nothing per event: no worker, no event messages
     per_event = builder_total - fragment_floor  # dispatch, results, the I/O thread beyond the pipe's, the worker
     events_per_fragment = max(builder_runs[0]["events"], 1) / n_fragments
@@ -371,10 +423,9 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"per fragment, {worker * n_fragments / max(builder_runs[0]['events'], 1):.0f} µs per event (receive the "
         f"descriptors, copy each event out of the ring, answer); even with an event loop costing nothing, sender, I/O "
         f"thread and worker ({floor_total:.0f} µs) would cap the ratio at {pipe_total / floor_total:.2f}; (3) the event "
-        f"loop, one Python thread, {main:.0f} µs per fragment; timed by step in an extra run (µs): {steps}. The check "
-        f"alone, on warm data: check_fragment {cost['check_fragment_us']:.1f} µs (of which CRC {cost['crc32_us']:.1f}), "
-        f"against {cost['decode_fragment_us']:.1f} µs for the worker's full decode_fragment; in the builder it is its "
-        f"thread's first pass over bytes the I/O thread received, the likely reason it costs more there. By what it "
+        f"loop, one Python thread, {main:.0f} µs per fragment; timed by step in an extra run (µs): {steps}; "
+        f"where the compiled fragment drain is not built, plain Python's check_fragment alone costs "
+        f"{cost['check_fragment_us']:.1f} µs on warm data (of which CRC {cost['crc32_us']:.1f}). By what it "
         f"scales with: per fragment, the event loop receives, checks and builds in {per_fragment_loop:.0f} µs (the pipe "
         f"receiver's loop: {pipe_main:.0f}) and the I/O thread carries the fragment, taken to cost what the pipe's does "
         f"({pipe_io:.0f}); with everything done once per event free, sender and that ({fragment_floor:.0f} µs) would cap "
@@ -382,8 +433,7 @@ def builder_limits(pipe_runs: list[dict[str, Any]], builder_runs: list[dict[str,
         f"beyond the pipe's, the fake worker) is {per_event:.0f} µs per fragment, {per_event / events_per_fragment:.0f} µs "
         f"per event, now mostly work each event needs whatever the batching: its copy into the ring and out of it, its "
         f"metadata packed and read, its decision checked. The per-fragment part is the rest of the gap: "
-        f"{per_fragment_loop:.0f} µs of event loop against the pipe receiver's {pipe_main:.0f}, {check:.0f} of it the "
-        f"check's pass over bytes it meets for the first time.")
+        f"{per_fragment_loop:.0f} µs of event loop against the pipe receiver's {pipe_main:.0f}.")
 
 
 # -- the case ---------------------------------------------------------------------------------
@@ -401,19 +451,20 @@ def measure(config: FarmConfig, settings: Settings) -> Measured:
     """Warm-up pair, `repetitions` alternating pairs, then one instrumented builder run."""
     mp = multiprocessing.get_context("spawn")
     parent, child = mp.Pipe()
-    sender = mp.Process(target=_sender, name="sender", args=(config, settings.n_events, child), daemon=True)
+    sender = mp.Process(target=_sender, name="sender", args=(config, settings.n_events, settings.rounds, child), daemon=True)
     sender.start()
     ctx = zmq.Context()
     pipe_runs, builder_runs = [], []
     try:
-        log(f"  builder: generating {settings.n_events} events in the sender process ...")
+        log(f"  builder: generating {settings.n_events} events in the sender process"
+            f"{f', sent {settings.rounds} times under new ids per run' if settings.rounds > 1 else ''} ...")
         if not parent.poll(600):
             raise RuntimeError("sender did not generate its events in time")
         _, n_fragments, n_bytes = parent.recv()
         for rep in range(settings.repetitions + 1):  # the first pair is the warm-up
             p = run_pipe(mp, config, parent, n_fragments)
-            b = run_builder_once(mp, config, parent, settings.n_events, ctx)
-            if b["fragments"] != n_fragments or b["dispatched"] != settings.n_events or b["rejected"]:
+            b = run_builder_once(mp, config, parent, settings.events_per_run, ctx)
+            if b["fragments"] != n_fragments or b["dispatched"] != settings.events_per_run or b["rejected"]:
                 raise RuntimeError(f"builder did not take every fragment: {b}")
             if rep == 0:
                 continue
@@ -424,7 +475,7 @@ def measure(config: FarmConfig, settings: Settings) -> Measured:
         log("  builder: one more run with its steps timed, for the breakdown ...")
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "builder-steps.json")
-            instrumented = run_builder_once(mp, config, parent, settings.n_events, ctx, path)
+            instrumented = run_builder_once(mp, config, parent, settings.events_per_run, ctx, path)
             with open(path) as f:
                 breakdown = cpu_breakdown(json.load(f), instrumented, n_fragments)
         parent.send(("quit",))
@@ -449,7 +500,7 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     for side, runs in (("pipe", pipe_runs), ("builder", builder_runs)):
         m[f"{side}_fragments_per_s"] = stats([n / r["seconds"] for r in runs], "fragments/s")
         m[f"{side}_mb_per_s"] = stats([n_bytes / r["seconds"] / 1e6 for r in runs], "MB/s")
-        m[f"{side}_events_per_s"] = stats([settings.n_events / r["seconds"] for r in runs], "events/s")
+        m[f"{side}_events_per_s"] = stats([settings.events_per_run / r["seconds"] for r in runs], "events/s")
     m["ratio"] = stats([p["seconds"] / b["seconds"] for p, b in zip(pipe_runs, builder_runs)], "builder/pipe")
     m["builder_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "builder_cpu_s")
     m["builder_main_thread_cpu_us_per_fragment"] = per_fragment_us(builder_runs, "builder_main_thread_cpu_s")
@@ -464,9 +515,9 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     m["decode_fragment_us"] = stats([cost["decode_fragment_us"]], "µs")
     m["crc32_us"] = stats([cost["crc32_us"]], "µs")
     res.targets.append(Target("builder throughput / bare pipe", m["ratio"]["median"], ">=", TARGET_RATIO))
-    res.diagnostics = {"events": settings.n_events, "fragments": n, "bytes": n_bytes, "bytes_per_fragment": n_bytes / n,
+    res.diagnostics = {"events": settings.events_per_run, "fragments": n, "bytes": n_bytes, "bytes_per_fragment": n_bytes / n,
                        "frames_per_fragment": cost["frames_per_fragment"], "pile_up": config.physics.pileup_mean,
-                       "cores": cores, "builder_cpu_us_per_fragment_by_step": got.breakdown,
+                       "cores": cores, "fragment_drain": drain_kind(), "builder_cpu_us_per_fragment_by_step": got.breakdown,
                        "instrumented_run_fragments_per_s": n / got.instrumented_seconds,
                        "events_through_ring": sum(r["through_ring"] for r in builder_runs),
                        "events_per_event_message": sum(r["events"] for r in builder_runs) / max(sum(r["event_messages"] for r in builder_runs), 1),
@@ -481,13 +532,14 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
     ]))
     res.tables.append((["CPU per fragment, by process (timed runs)", "µs"], [
         ["sender (send_multipart, copy=False; both set-ups)", fmt(m["sender_cpu_us_per_fragment"])],
-        ["bare pipe receiver (recv + count)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
+        ["bare pipe receiver (receive as the builder does, count; no check)", fmt(m["pipe_receiver_cpu_us_per_fragment"])],
         ["  its main thread (the rest is its ZeroMQ I/O thread)", fmt(m["pipe_receiver_main_thread_cpu_us_per_fragment"])],
         ["builder process", fmt(m["builder_cpu_us_per_fragment"])],
         ["  its main thread (the event loop)", fmt(m["builder_main_thread_cpu_us_per_fragment"])],
         ["fake worker (receives the descriptors, copies each event out of the ring, answers each message's events in one)",
          fmt(m["fake_worker_cpu_us_per_fragment"])],
-        ["the builder's check alone (check_fragment: header, sizes, CRC), warm data, one process", fmt(m["check_fragment_us"])],
+        ["plain Python's check alone (check_fragment: header, sizes, CRC; the builder's where the compiled drain is "
+         "not built), warm data, one process", fmt(m["check_fragment_us"])],
         ["  crc32 (zlib-ng) over the frames alone", fmt(m["crc32_us"])],
         ["a worker's full decode_fragment (arrays built), for comparison", fmt(m["decode_fragment_us"])],
     ]))
@@ -499,8 +551,11 @@ def run(config: FarmConfig, settings: Settings) -> CaseResult:
         res.limits.append(builder_limits(pipe_runs, builder_runs, n, got.breakdown, cost, cores))
     busy = m["builder_main_thread_utilisation"]
     res.notes.append(
-        f"{settings.n_events} events at pile-up {config.physics.pileup_mean:g}: {n} fragments of "
-        f"{n_bytes / n / 1e3:.1f} kB on average ({n_bytes / 1e6:.0f} MB), generated once; one PUSH socket per "
+        f"{settings.events_per_run} events per run at pile-up {config.physics.pileup_mean:g}: {n} fragments of "
+        f"{n_bytes / n / 1e3:.1f} kB on average ({n_bytes / 1e6:.0f} MB), generated once"
+        + (f" ({settings.n_events} simulated events sent {settings.rounds} times, each time under new Level-1 ids and "
+           f"CRCs, so that a run lasts long enough to be steady)" if settings.rounds > 1 else "")
+        + f"; the builder and the pipe's sink received with the {drain_kind()} fragment drain; one PUSH socket per "
         f"source (high-water mark {config.builder.input_hwm}, as the readout), {settings.repetitions} pairs after one "
         f"warm-up pair. Over the {settings.repetitions} timed builder runs, events handed to the fake worker through the "
         f"builder's shared-memory ring ({config.builder.event_ring_mb:g} MB): {res.diagnostics['events_through_ring']}, "

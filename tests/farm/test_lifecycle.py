@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -50,3 +52,27 @@ def test_a_server_leads_its_own_session():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_process_goes_on():
+    code = ("import sys, threading, time\n"
+            "from farm.lifecycle import stacks_on_request\n"
+            "stacks_on_request()\n"
+            "def waiting_in_a_thread():\n"
+            "    time.sleep(30)\n"
+            "threading.Thread(target=waiting_in_a_thread, daemon=True).start()\n"
+            "print('ready', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "print('still running', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        out, err = proc.communicate("go\n", timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out == "still running\n"
+    assert "waiting_in_a_thread" in err and "Current thread" in err

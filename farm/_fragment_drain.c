@@ -1,6 +1,6 @@
 /* The event builder's per-fragment input path in C: drain a PULL socket and check each fragment.
  *
- * `drain(handle, limit)` receives up to `limit` whole messages from a libzmq socket handle
+ * `drain(handle, limit, check=True)` receives up to `limit` whole messages from a libzmq socket handle
  * (pyzmq's `socket.underlying`) without blocking (zmq_msg_recv with ZMQ_DONTWAIT), copies
  * every part into a bytes object, and checks each fragment as `trigger_sim.wire.check_fragment`
  * does on its short way (header, descriptors, sizes, CRC32 over every byte, zlib-ng's crc32).
@@ -14,11 +14,13 @@
  * accepts a fragment decode_fragment accepts: every check it makes is one of decode_fragment's,
  * and anything it does not check leads to ok = 0. `errno` is 0, or libzmq's errno when the
  * receive stopped for another reason than an empty queue (the caller raises it if nothing came).
+ * With check False nothing is checked and every fragment comes back with ok = 0: the receive
+ * alone, as the benchmark's bare pipe receives (scripts/bench_cases/builder_case.py).
  *
  * libzmq and crc32 are not linked: `init` takes the addresses of zmq_msg_init, zmq_msg_recv,
  * zmq_msg_data, zmq_msg_size, zmq_msg_more, zmq_msg_close, zmq_errno (from the libzmq that
  * pyzmq itself loaded, so socket handles are the same library's) and of zlib-ng's
- * zng_crc32_z, found by the Python side (farm.fastdrain) with ctypes.
+ * zng_crc32_z, found by the Python side (farm.fragment_drain) with ctypes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,6 +49,7 @@ static crc32_t crc32_fn;
 
 #define ZMQ_DONTWAIT_ 1
 #define EAGAIN_ 11
+#define EINTR_ 4
 
 #define MAGIC 0x31465354u
 #define VERSION 1
@@ -54,47 +57,6 @@ static crc32_t crc32_fn;
 #define DESC 40
 #define CRC_OFFSET 32
 #define MAX_PARTS 64 /* parts checked in C; a message with more goes to Python's check */
-
-/* A received part kept as libzmq's message (no copy): a read-only buffer, closed when freed. */
-typedef struct {
-    PyObject_HEAD
-    zmq_msg_t msg;
-} Part;
-
-static int part_getbuffer(PyObject *self, Py_buffer *view, int flags) {
-    Part *p = (Part *)self;
-    return PyBuffer_FillInfo(view, self, z_data(&p->msg), (Py_ssize_t)z_size(&p->msg), 1, flags);
-}
-
-static void part_dealloc(PyObject *self) {
-    z_close(&((Part *)self)->msg);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static Py_ssize_t part_len(PyObject *self) { return (Py_ssize_t)z_size(&((Part *)self)->msg); }
-
-static PyObject *part_bytes(PyObject *self, void *closure) {
-    Part *p = (Part *)self;
-    return PyBytes_FromStringAndSize((const char *)z_data(&p->msg), (Py_ssize_t)z_size(&p->msg));
-}
-
-static PyBufferProcs part_as_buffer = {part_getbuffer, NULL};
-static PySequenceMethods part_as_sequence = {part_len};
-static PyGetSetDef part_getset[] = {{"bytes", part_bytes, NULL, "a copy of the part as bytes", NULL}, {NULL}};
-
-static PyTypeObject PartType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "farm._fastdrain.Part",
-    .tp_basicsize = sizeof(Part),
-    .tp_dealloc = part_dealloc,
-    .tp_as_buffer = &part_as_buffer,
-    .tp_as_sequence = &part_as_sequence,
-    .tp_getset = part_getset,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One part of a received message, without a copy (buffer protocol, len, .bytes).",
-};
-
-static int zero_copy = 0;
 
 static unsigned long long max_arrays = 16, max_array_bytes = 64ull << 20, max_fragment_bytes = 256ull << 20;
 
@@ -172,11 +134,6 @@ static PyObject *init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *set_zero_copy(PyObject *self, PyObject *args) {
-    if (!PyArg_ParseTuple(args, "p", &zero_copy)) return NULL;
-    Py_RETURN_NONE;
-}
-
 static PyObject *set_limits(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKK", &max_arrays, &max_array_bytes, &max_fragment_bytes)) return NULL;
     Py_RETURN_NONE;
@@ -192,11 +149,19 @@ static PyObject *crc32(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong(crc);
 }
 
+/* zmq_msg_recv without blocking, again when a signal interrupted it (as pyzmq's recv does) */
+static int recv_part(zmq_msg_t *msg, void *handle) {
+    int rc;
+    do rc = z_recv(msg, handle, ZMQ_DONTWAIT_);
+    while (rc < 0 && z_errno() == EINTR_);
+    return rc;
+}
+
 static PyObject *drain(PyObject *self, PyObject *args) {
     unsigned long long handle_;
     Py_ssize_t limit;
-    int probe = 0; /* benchmarking only: 1 = receive and drop (no copy, no check) */
-    if (!PyArg_ParseTuple(args, "Kn|i", &handle_, &limit, &probe)) return NULL;
+    int check_each = 1; /* 0: receive only, every fragment ok = 0 (the benchmark's bare pipe) */
+    if (!PyArg_ParseTuple(args, "Kn|p", &handle_, &limit, &check_each)) return NULL;
     if (!z_recv) { PyErr_SetString(PyExc_RuntimeError, "not initialised"); return NULL; }
     void *handle = (void *)(uintptr_t)handle_;
     PyObject *out = PyList_New(0);
@@ -207,19 +172,11 @@ static PyObject *drain(PyObject *self, PyObject *args) {
     size_t size[MAX_PARTS];
     for (Py_ssize_t got = 0; limit < 0 || got < limit; got++) {
         z_init(&msg);
-        if (z_recv(&msg, handle, ZMQ_DONTWAIT_) < 0) {
+        if (recv_part(&msg, handle) < 0) {
             int e = z_errno();
             z_close(&msg);
             if (e != EAGAIN_) err = e;
             break;
-        }
-        if (probe == 1) {
-            while (z_more(&msg)) { z_close(&msg); z_init(&msg); if (z_recv(&msg, handle, ZMQ_DONTWAIT_) < 0) break; }
-            z_close(&msg);
-            Py_INCREF(Py_None);
-            if (PyList_Append(out, Py_None) < 0) goto fail;
-            Py_DECREF(Py_None);
-            continue;
         }
         PyObject *frames = PyList_New(0);
         if (!frames) { z_close(&msg); goto fail; }
@@ -227,30 +184,15 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         unsigned long long nbytes = 0;
         for (;;) { /* the rest of a multipart message is there already: ZeroMQ delivers whole messages */
             size_t n = z_size(&msg);
-            PyObject *b;
-            const unsigned char *at;
             more = z_more(&msg);
-            if (zero_copy) {
-                Part *part = PyObject_New(Part, &PartType);
-                if (part) {
-                    memcpy(&part->msg, &msg, sizeof msg); /* = zmq_msg_move: the message is the part's now */
-                    at = z_data(&part->msg); /* after the move: a very small message lives inside zmq_msg_t */
-                } else {
-                    z_close(&msg);
-                    at = NULL;
-                }
-                b = (PyObject *)part;
-            } else {
-                b = PyBytes_FromStringAndSize((const char *)z_data(&msg), (Py_ssize_t)n);
-                z_close(&msg);
-                at = b ? (const unsigned char *)PyBytes_AS_STRING(b) : NULL;
-            }
+            PyObject *b = PyBytes_FromStringAndSize((const char *)z_data(&msg), (Py_ssize_t)n);
+            z_close(&msg);
             if (!b || PyList_Append(frames, b) < 0) {
                 Py_XDECREF(b); Py_DECREF(frames);
-                goto fail; /* out of memory: the message's remaining parts would join the next one */
+                goto fail; /* out of memory (MemoryError): the builder stops, and says so */
             }
             if (nparts < MAX_PARTS) {
-                data[nparts] = (unsigned char *)at;
+                data[nparts] = (unsigned char *)PyBytes_AS_STRING(b);
                 size[nparts] = n;
             }
             Py_DECREF(b); /* the list holds it */
@@ -258,14 +200,14 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             nbytes += n;
             if (!more) break;
             z_init(&msg);
-            if (z_recv(&msg, handle, ZMQ_DONTWAIT_) < 0) {
+            if (recv_part(&msg, handle) < 0) {
                 err = z_errno(); /* cannot happen for a whole message; the partial one goes to the check */
                 z_close(&msg);
                 break;
             }
         }
         uint32_t run = 0; uint64_t l1 = 0; uint16_t src = 0; int64_t t = 0;
-        int ok = nparts <= MAX_PARTS && check(data, size, nparts, &run, &l1, &src, &t);
+        int ok = check_each && nparts <= MAX_PARTS && check(data, size, nparts, &run, &l1, &src, &t);
         PyObject *item = ok ? Py_BuildValue("(NNKkKkL)", PyBool_FromLong(1), frames, nbytes, (unsigned long)run,
                                            (unsigned long long)l1, (unsigned long)src, (long long)t)
                             : Py_BuildValue("(NNKOOOO)", PyBool_FromLong(0), frames, nbytes, Py_None, Py_None, Py_None, Py_None);
@@ -281,20 +223,12 @@ fail:
 
 static PyMethodDef methods[] = {
     {"init", init, METH_VARARGS, "init(zmq_msg_init, zmq_msg_recv, zmq_msg_data, zmq_msg_size, zmq_msg_more, zmq_msg_close, zmq_errno, zng_crc32_z): function addresses"},
-    {"set_zero_copy", set_zero_copy, METH_VARARGS, "set_zero_copy(flag): parts as Part objects (libzmq's buffers) instead of bytes"},
     {"set_limits", set_limits, METH_VARARGS, "set_limits(max_arrays, max_array_bytes, max_fragment_bytes)"},
     {"crc32", crc32, METH_VARARGS, "crc32(data, crc=0): the crc32 the drain checks with"},
-    {"drain", drain, METH_VARARGS, "drain(handle, limit) -> ([(ok, frames, nbytes, run, l1_id, source_id, l1_time_ns), ...], errno)"},
+    {"drain", drain, METH_VARARGS, "drain(handle, limit, check=True) -> ([(ok, frames, nbytes, run, l1_id, source_id, l1_time_ns), ...], errno)"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastdrain", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fragment_drain", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fastdrain(void) {
-    if (PyType_Ready(&PartType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (!m) return NULL;
-    Py_INCREF(&PartType);
-    if (PyModule_AddObject(m, "Part", (PyObject *)&PartType) < 0) { Py_DECREF(&PartType); Py_DECREF(m); return NULL; }
-    return m;
-}
+PyMODINIT_FUNC PyInit__fragment_drain(void) { return PyModule_Create(&module); }
