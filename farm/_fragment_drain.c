@@ -2,7 +2,8 @@
  *
  * `drain(handle, limit, check=True)` receives up to `limit` whole messages from a libzmq socket handle
  * (pyzmq's `socket.underlying`) without blocking (zmq_msg_recv with ZMQ_DONTWAIT), copies
- * every part into a bytes object, and checks each fragment as `trigger_sim.wire.check_fragment`
+ * every part shorter than keep_min_bytes into a bytes object (keeps the others as Part
+ * objects, libzmq's messages), and checks each fragment as `trigger_sim.wire.check_fragment`
  * does on its short way (header, descriptors, sizes, CRC32 over every byte, zlib-ng's crc32).
  * It returns (fragments, errno): one tuple per message,
  *
@@ -57,6 +58,51 @@ static crc32_t crc32_fn;
 #define DESC 40
 #define CRC_OFFSET 32
 #define MAX_PARTS 64 /* parts checked in C; a message with more goes to Python's check */
+
+/* A large part kept as libzmq's message, not copied: a read-only buffer, closed when freed.
+ * libzmq's decoder gives a part larger than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) a
+ * buffer of its own, so holding one pins nothing else; smaller parts share that batch's
+ * buffer with their neighbours and are copied into bytes at once (farm/fragment_drain.py,
+ * KEEP_MIN_BYTES). */
+typedef struct {
+    PyObject_HEAD
+    zmq_msg_t msg;
+} Part;
+
+static int part_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Part *p = (Part *)self;
+    return PyBuffer_FillInfo(view, self, z_data(&p->msg), (Py_ssize_t)z_size(&p->msg), 1, flags);
+}
+
+static void part_dealloc(PyObject *self) {
+    z_close(&((Part *)self)->msg);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static Py_ssize_t part_len(PyObject *self) { return (Py_ssize_t)z_size(&((Part *)self)->msg); }
+
+static PyObject *part_bytes(PyObject *self, void *closure) {
+    Part *p = (Part *)self;
+    return PyBytes_FromStringAndSize((const char *)z_data(&p->msg), (Py_ssize_t)z_size(&p->msg));
+}
+
+static PyBufferProcs part_as_buffer = {part_getbuffer, NULL};
+static PySequenceMethods part_as_sequence = {part_len};
+static PyGetSetDef part_getset[] = {{"bytes", part_bytes, NULL, "a copy of the part as bytes", NULL}, {NULL}};
+
+static PyTypeObject PartType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "farm._fragment_drain.Part",
+    .tp_basicsize = sizeof(Part),
+    .tp_dealloc = part_dealloc,
+    .tp_as_buffer = &part_as_buffer,
+    .tp_as_sequence = &part_as_sequence,
+    .tp_getset = part_getset,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One large part of a received message, without a copy (buffer protocol, len, .bytes).",
+};
+
+static Py_ssize_t keep_min_bytes = -1; /* parts at least this long are kept (Part); -1: every part copied */
 
 static unsigned long long max_arrays = 16, max_array_bytes = 64ull << 20, max_fragment_bytes = 256ull << 20;
 
@@ -134,6 +180,11 @@ static PyObject *init(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_keep_min_bytes(PyObject *self, PyObject *args) {
+    if (!PyArg_ParseTuple(args, "n", &keep_min_bytes)) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *set_limits(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKK", &max_arrays, &max_array_bytes, &max_fragment_bytes)) return NULL;
     Py_RETURN_NONE;
@@ -185,14 +236,28 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         for (;;) { /* the rest of a multipart message is there already: ZeroMQ delivers whole messages */
             size_t n = z_size(&msg);
             more = z_more(&msg);
-            PyObject *b = PyBytes_FromStringAndSize((const char *)z_data(&msg), (Py_ssize_t)n);
-            z_close(&msg);
+            PyObject *b;
+            const unsigned char *at = NULL;
+            if (keep_min_bytes >= 0 && (Py_ssize_t)n >= keep_min_bytes) {
+                Part *part = PyObject_New(Part, &PartType);
+                if (part) {
+                    memcpy(&part->msg, &msg, sizeof msg); /* moved: the message is the part's now */
+                    at = z_data(&part->msg);
+                } else {
+                    z_close(&msg);
+                }
+                b = (PyObject *)part;
+            } else {
+                b = PyBytes_FromStringAndSize((const char *)z_data(&msg), (Py_ssize_t)n);
+                z_close(&msg);
+                if (b) at = (const unsigned char *)PyBytes_AS_STRING(b);
+            }
             if (!b || PyList_Append(frames, b) < 0) {
                 Py_XDECREF(b); Py_DECREF(frames);
                 goto fail; /* out of memory (MemoryError): the builder stops, and says so */
             }
             if (nparts < MAX_PARTS) {
-                data[nparts] = (unsigned char *)PyBytes_AS_STRING(b);
+                data[nparts] = (unsigned char *)at;
                 size[nparts] = n;
             }
             Py_DECREF(b); /* the list holds it */
@@ -223,6 +288,7 @@ fail:
 
 static PyMethodDef methods[] = {
     {"init", init, METH_VARARGS, "init(zmq_msg_init, zmq_msg_recv, zmq_msg_data, zmq_msg_size, zmq_msg_more, zmq_msg_close, zmq_errno, zng_crc32_z): function addresses"},
+    {"set_keep_min_bytes", set_keep_min_bytes, METH_VARARGS, "set_keep_min_bytes(n): parts of n bytes or more are kept as libzmq's messages (Part); -1: all copied"},
     {"set_limits", set_limits, METH_VARARGS, "set_limits(max_arrays, max_array_bytes, max_fragment_bytes)"},
     {"crc32", crc32, METH_VARARGS, "crc32(data, crc=0): the crc32 the drain checks with"},
     {"drain", drain, METH_VARARGS, "drain(handle, limit, check=True) -> ([(ok, frames, nbytes, run, l1_id, source_id, l1_time_ns), ...], errno)"},
@@ -231,4 +297,11 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fragment_drain", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fragment_drain(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fragment_drain(void) {
+    if (PyType_Ready(&PartType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&PartType);
+    if (PyModule_AddObject(m, "Part", (PyObject *)&PartType) < 0) { Py_DECREF(&PartType); Py_DECREF(m); return NULL; }
+    return m;
+}

@@ -30,7 +30,19 @@ def _compiled_drain(sock, limit):
     return fragment_drain.drain(sock, limit)
 
 
-DRAINS = {"compiled": _compiled_drain, "python": fragment_drain.drain_python}
+def _compiled_keeping(min_bytes: int):
+    def drain(sock, limit):
+        _require_compiled()
+        fragment_drain._ext.set_keep_min_bytes(min_bytes)
+        try:
+            return fragment_drain.drain(sock, limit)
+        finally:
+            fragment_drain._ext.set_keep_min_bytes(fragment_drain.KEEP_MIN_BYTES)
+    return drain
+
+
+DRAINS = {"compiled": _compiled_drain, "compiled copying every part": _compiled_keeping(-1),
+          "compiled keeping every part": _compiled_keeping(0), "python": fragment_drain.drain_python}
 
 
 def _verdict(frames):
@@ -104,6 +116,11 @@ def test_drain_gives_every_fragment_once_with_check_fragments_verdict(kind, seed
         accepted = sum(1 for m in msgs if _verdict(m)[0] == "ok")
         assert sum(1 for item in got if item[0]) == accepted  # every good fragment is vouched for by the drain
         assert drain(pull, None) == []  # nothing more, nothing twice
+        kept = [f for item in got for f in item[1] if not isinstance(f, bytes)]
+        if kind == "compiled":  # the large parts are libzmq's messages, the small ones bytes
+            assert kept and all(len(f) >= fragment_drain.KEEP_MIN_BYTES for f in kept)
+        elif kind == "compiled copying every part":
+            assert not kept
         push.close(0)
         pull.close(0)
     finally:
