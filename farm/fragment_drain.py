@@ -9,15 +9,18 @@ descriptors, sizes, CRC32 over every byte). It returns one tuple per fragment,
 with `ok` True and the header's fields when the fragment passed; `ok` False (fields None)
 when it is not one the drain vouches for: the caller runs `check_fragment(frames)`, whose
 WireFormatError is the verdict. It raises zmq.ZMQError when the socket fails before any
-fragment was read.
+fragment was read. `check=False` receives only (every fragment with ok False): the
+benchmark's bare pipe receives that way, as the builder does.
 
 Two implementations, one contract (tests/farm/test_fragment_drain.py runs both):
 * compiled, `farm._fragment_drain` (C, built by `scripts/build_fragment_drain.py`, which
   `scripts/setup.sh` runs): the receive (zmq_msg_recv), the small parts' copy into bytes
-  (the large ones are kept, see KEEP_MIN_BYTES) and the check for a whole batch in one call, the builder's per-fragment cost that Python could not bring
-  down (BENCHMARKS.md, section a). It links neither libzmq nor zlib-ng: it is given the
-  addresses of the libzmq functions in the copy pyzmq loaded (the socket handles are that
-  library's) and of zlib-ng's crc32 (the checksum `trigger_sim.wire` uses).
+  (the large ones are kept, see KEEP_MIN_BYTES) and the check, for a whole batch in one
+  call: the builder's per-fragment cost that Python could not bring down (BENCHMARKS.md,
+  section a). It links neither libzmq nor zlib-ng: it is given the addresses of the libzmq
+  functions in the copy pyzmq loaded (the socket handles are that library's) and of
+  zlib-ng's crc32 (the checksum `trigger_sim.wire` uses), and declares libzmq's message
+  type as zmq.h does (64 bytes, 8-aligned; libzmq 4.x on Linux).
 * plain Python (`farm.sockets.recv_parts` + `check_fragment`): where the extension is not
   built, or with TSIM_FRAGMENT_DRAIN=python.
 """

@@ -16,6 +16,7 @@ Cases (one module each in scripts/bench_cases/):
                 worker's client path vs perf_analyzer (Triton's C++ client)
   overlap    h) one worker with 1, 2, 4, 8 event slots against a server that answers after a
                 fixed time: events per second vs min(slots / (server + client time), 1 / CPU)
+  assignment i) the central assignment service's CPU per event with 1, 2 and 4 nodes
   --gpu: g) the models served on the CPU vs on the GPU, side by side; c) against the server
   on the GPU; d) and e) twice, the models on the CPU then on the GPU. Writes
   BENCHMARKS-gpu.md and benchmarks-gpu.json. `--gpu --torch-on-cpu` runs the same on a host
@@ -41,14 +42,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cases, bench_kernels
 
-from bench_cases import builder_case, failover_case, farm_case, gpu_case, inference_case, kernels_case, overlap_case, report  # noqa: E402
+from bench_cases import assignment_case, builder_case, failover_case, farm_case, gpu_case, inference_case, kernels_case, overlap_case, report  # noqa: E402
 from bench_cases.common import REPO_ROOT, CaseResult, LoadMeter, log, machine  # noqa: E402
 from farm.server_device import GPU_CONFIG_NAME, GPU_START_TIMEOUT_S, probe_gpus, torch_on_cpu_repository  # noqa: E402
 from farm.triton_server import TritonServer  # noqa: E402
 from trigger_sim.config import MODEL_REPOSITORY, FarmConfig, load_config, with_overrides  # noqa: E402
 from trigger_sim.sustained import CRITERIA  # noqa: E402
 
-CASES = ("builder", "kernels", "inference", "farm", "failover", "overlap")
+CASES = ("builder", "kernels", "inference", "farm", "failover", "overlap", "assignment")
 GPU_CASES = ("gpu_serving", "inference", "farm")
 
 FULL = {
@@ -62,6 +63,7 @@ FULL = {
     "failover": failover_case.Settings(kills=3, call_rate_hz=200.0, farm_events=1500, farm_rate_hz=40.0,
                                        overhead_repetitions=5, calls_per_block=400),
     "overlap": overlap_case.Settings(repetitions=3, events=300),
+    "assignment": assignment_case.Settings(events=200_000, repetitions=5),
 }
 QUICK = {
     "builder": builder_case.Settings(n_events=150, repetitions=2),
@@ -76,6 +78,7 @@ QUICK = {
     "failover": failover_case.Settings(kills=1, call_rate_hz=200.0, farm_events=240, farm_rate_hz=40.0,
                                        overhead_repetitions=2, calls_per_block=200, perf_analyzer_window_ms=1500),
     "overlap": overlap_case.Settings(repetitions=1, events=60, warm_up=False),
+    "assignment": assignment_case.Settings(events=20_000, repetitions=1),
 }
 
 
@@ -92,6 +95,8 @@ def run_case(name: str, config: FarmConfig, settings: dict) -> list[CaseResult]:
         return list(farm_case.run(with_overrides(config, inference={"device": "cpu"}), settings["farm"]))
     if name == "overlap":
         return [overlap_case.run(config, settings["overlap"])]
+    if name == "assignment":
+        return [assignment_case.run(settings["assignment"])]
     raise ValueError(name)
 
 

@@ -17,7 +17,7 @@ from trigger_sim.config import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-CASES = ("builder", "kernels", "inference", "farm", "memory", "failover", "overlap")
+CASES = ("builder", "kernels", "inference", "farm", "memory", "failover", "overlap", "assignment")
 SHM = Path("/dev/shm")
 
 
@@ -43,8 +43,9 @@ def test_quick_suite_reports_every_case(tmp_path):
         for target in case["targets"]:
             assert isinstance(target["met"], bool) and math.isfinite(target["measured"]), (name, target)
     targets = [t["name"] for name, case in data["cases"].items() if name != "failover" for t in case["targets"]]
-    # builder, seven kernels, client path, shared memory, farm efficiency, overlap of event slots
-    assert len(targets) == 12, targets
+    # builder, seven kernels, client path, shared memory, farm efficiency, overlap of event slots,
+    # the assignment service's CPU per event and its growth with the nodes
+    assert len(targets) == 14, targets
     # failover: client fallbacks, farm lost / fallbacks / restarts, and the perf_analyzer ratio where it is installed
     assert len(data["cases"]["failover"]["targets"]) in (4, 5), data["cases"]["failover"]["targets"]
 
