@@ -37,7 +37,7 @@ typedef size_t (*msg_size_t)(const zmq_msg_t *);
 typedef int (*msg_more_t)(const zmq_msg_t *);
 typedef int (*msg_close_t)(zmq_msg_t *);
 typedef int (*errno_t_)(void);
-typedef uint32_t (*crc32_t)(uint32_t, const uint8_t *, size_t);
+typedef unsigned long (*crc32_t)(unsigned long, const unsigned char *, size_t); /* zlib-ng's zng_crc32_z */
 
 static msg_init_t z_init;
 static msg_recv_t z_recv;
@@ -134,7 +134,7 @@ static int check(unsigned char **data, size_t *size, int nparts, uint32_t *run, 
     if ((size_t)nparts != n + 1 || n > max_arrays) return 0;
     if (rd32(h) != MAGIC || rd16(h + 4) != VERSION || rd16(h + 6) != n) return 0;
     static const unsigned char zero[4] = {0, 0, 0, 0};
-    uint32_t crc = crc32_fn(0, h, CRC_OFFSET);
+    unsigned long crc = crc32_fn(0, h, CRC_OFFSET);
     crc = crc32_fn(crc, zero, 4);
     crc = crc32_fn(crc, h + CRC_OFFSET + 4, hl - CRC_OFFSET - 4);
     unsigned long long total = 0;
@@ -155,8 +155,9 @@ static int check(unsigned char **data, size_t *size, int nparts, uint32_t *run, 
         total += nbytes;
     }
     if (total > max_fragment_bytes) return 0;
-    for (size_t i = 0; i < n; i++) crc = crc32_fn(crc, data[i + 1], size[i + 1]);
-    if (crc != rd32(h + CRC_OFFSET)) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (size[i + 1]) crc = crc32_fn(crc, data[i + 1], size[i + 1]); /* an empty part may have no data pointer */
+    if ((uint32_t)crc != rd32(h + CRC_OFFSET)) return 0;
     *run = rd32(h + 8);
     *src = rd16(h + 14);
     *l1 = rd64(h + 16);
@@ -192,10 +193,10 @@ static PyObject *set_limits(PyObject *self, PyObject *args) {
 
 /* crc32 over bytes-like objects, for tests: the same function the drain uses */
 static PyObject *crc32(PyObject *self, PyObject *args) {
-    Py_buffer b; unsigned int crc = 0;
+    Py_buffer b; unsigned int crc = 0; /* 32 bits: the CRC-32 value */
     if (!crc32_fn) { PyErr_SetString(PyExc_RuntimeError, "not initialised"); return NULL; }
     if (!PyArg_ParseTuple(args, "y*|I", &b, &crc)) return NULL;
-    crc = crc32_fn(crc, b.buf, (size_t)b.len);
+    if (b.len) crc = (unsigned int)crc32_fn(crc, b.buf, (size_t)b.len);
     PyBuffer_Release(&b);
     return PyLong_FromUnsignedLong(crc);
 }
@@ -231,7 +232,7 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         }
         PyObject *frames = PyList_New(0);
         if (!frames) { z_close(&msg); goto fail; }
-        int nparts = 0, more;
+        int nparts = 0, more, truncated = 0;
         unsigned long long nbytes = 0;
         for (;;) { /* the rest of a multipart message is there already: ZeroMQ delivers whole messages */
             size_t n = z_size(&msg);
@@ -254,6 +255,12 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             }
             if (!b || PyList_Append(frames, b) < 0) {
                 Py_XDECREF(b); Py_DECREF(frames);
+                while (more) { /* the message's other parts must not pass for the next message */
+                    z_init(&msg);
+                    if (recv_part(&msg, handle) < 0) { z_close(&msg); break; }
+                    more = z_more(&msg);
+                    z_close(&msg);
+                }
                 goto fail; /* out of memory (MemoryError): the builder stops, and says so */
             }
             if (nparts < MAX_PARTS) {
@@ -265,14 +272,15 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             nbytes += n;
             if (!more) break;
             z_init(&msg);
-            if (recv_part(&msg, handle) < 0) {
-                err = z_errno(); /* cannot happen for a whole message; the partial one goes to the check */
+            if (recv_part(&msg, handle) < 0) { /* ZeroMQ delivers whole messages: only a terminating context */
+                err = z_errno();
                 z_close(&msg);
+                truncated = 1; /* what came goes to Python's check, which rejects it */
                 break;
             }
         }
         uint32_t run = 0; uint64_t l1 = 0; uint16_t src = 0; int64_t t = 0;
-        int ok = check_each && nparts <= MAX_PARTS && check(data, size, nparts, &run, &l1, &src, &t);
+        int ok = check_each && !truncated && nparts <= MAX_PARTS && check(data, size, nparts, &run, &l1, &src, &t);
         PyObject *item = ok ? Py_BuildValue("(NNKkKkL)", PyBool_FromLong(1), frames, nbytes, (unsigned long)run,
                                            (unsigned long long)l1, (unsigned long)src, (long long)t)
                             : Py_BuildValue("(NNKOOOO)", PyBool_FromLong(0), frames, nbytes, Py_None, Py_None, Py_None, Py_None);
@@ -297,11 +305,14 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fragment_drain", NULL, -1, methods};
 
+#define API_VERSION 2 /* farm/fragment_drain.py uses an extension of this version only (a stale build: plain Python) */
+
 PyMODINIT_FUNC PyInit__fragment_drain(void) {
     if (PyType_Ready(&PartType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&PartType);
     if (PyModule_AddObject(m, "Part", (PyObject *)&PartType) < 0) { Py_DECREF(&PartType); Py_DECREF(m); return NULL; }
+    if (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) < 0) { Py_DECREF(m); return NULL; }
     return m;
 }

@@ -65,6 +65,9 @@ def _address(lib: ctypes.CDLL, name: str) -> int:
     return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
 
 
+API_VERSION = 2  # the extension's (farm/_fragment_drain.c): a build from other sources is not used
+
+
 def _load() -> tuple[ModuleType | None, str]:
     """(the extension, initialised) or (None, why not)."""
     if os.environ.get("TSIM_FRAGMENT_DRAIN", "compiled") == "python":
@@ -73,6 +76,8 @@ def _load() -> tuple[ModuleType | None, str]:
         from farm import _fragment_drain
     except ImportError:
         return None, "farm._fragment_drain is not built (scripts/build_fragment_drain.py)"
+    if getattr(_fragment_drain, "API_VERSION", None) != API_VERSION:
+        return None, "farm._fragment_drain was built from other sources: run scripts/build_fragment_drain.py again"
     try:
         import zlib_ng.zlib_ng as zng
         path = _loaded_libzmq()
@@ -80,13 +85,13 @@ def _load() -> tuple[ModuleType | None, str]:
             return None, "pyzmq's libzmq was not found in /proc/self/maps"
         libzmq, libzng = ctypes.CDLL(path), ctypes.CDLL(zng.__file__)
         _fragment_drain.init(*(_address(libzmq, n) for n in _ZMQ_FUNCTIONS), _address(libzng, "zng_crc32_z"))
-    except (ImportError, OSError, AttributeError, ValueError) as err:
-        return None, f"the extension could not be initialised: {err}"
-    if _fragment_drain.crc32(b"123456789") != 0xCBF43926:  # the standard check value of CRC-32 (zlib's)
-        return None, "zlib-ng's crc32 gave the wrong check value"
-    limits = DEFAULT_LIMITS  # check_fragment's (a fragment beyond them goes to Python's check)
-    _fragment_drain.set_limits(limits.max_arrays, limits.max_array_bytes, limits.max_fragment_bytes)
-    _fragment_drain.set_keep_min_bytes(KEEP_MIN_BYTES)
+        if _fragment_drain.crc32(b"123456789") != 0xCBF43926:  # the standard check value of CRC-32 (zlib's)
+            return None, "zlib-ng's crc32 gave the wrong check value"
+        limits = DEFAULT_LIMITS  # check_fragment's (a fragment beyond them goes to Python's check)
+        _fragment_drain.set_limits(limits.max_arrays, limits.max_array_bytes, limits.max_fragment_bytes)
+        _fragment_drain.set_keep_min_bytes(KEEP_MIN_BYTES)
+    except Exception as err:  # noqa: BLE001 (any failure here means: the plain-Python drain)
+        return None, f"the extension could not be initialised: {type(err).__name__}: {err}"
     return _fragment_drain, ""
 
 
@@ -107,12 +112,16 @@ def drain(sock: zmq.Socket, limit: int | None, check: bool = True) -> list[tuple
 
 def drain_python(sock: zmq.Socket, limit: int | None, check: bool = True) -> list[tuple]:
     """`drain` in plain Python."""
-    out = []
+    out: list[tuple] = []
     while limit is None or len(out) < limit:
         try:
             frames = recv_parts(sock, zmq.NOBLOCK, copy=False)
         except zmq.Again:
             break
+        except zmq.ZMQError:
+            if out:  # what was read is returned (as the compiled drain does); the next call raises
+                break
+            raise
         nbytes = sum(map(len, frames))
         try:
             if check:

@@ -3,19 +3,23 @@ every fragment with check_fragment's verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import struct
 import time
 
+import numpy as np
 import pytest
 import zmq
 
 from farm import fragment_drain
 from trigger_sim.config import FarmConfig
+from trigger_sim.event import Fragment, FragmentHeader
 from trigger_sim.simulation import event_fragments
-from trigger_sim.wire import WireFormatError, check_fragment, encode_fragment
+from trigger_sim.wire import DEFAULT_LIMITS, WireFormatError, check_fragment, crc32, encode_fragment
 
-
+CRC_OFFSET, FIXED, DESC = 32, 40, 40
 
 def _require_compiled() -> None:
     if not fragment_drain.compiled:
@@ -52,6 +56,50 @@ def _verdict(frames):
         return (type(err).__name__, str(err))
 
 
+@contextlib.contextmanager
+def _pipe():
+    ctx = zmq.Context()
+    push = pull = None
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.setsockopt(zmq.RCVHWM, 0)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        yield push, pull
+    finally:
+        for sock in (push, pull):
+            if sock is not None:
+                sock.close(0)
+        ctx.term()
+
+
+def _drain_all(drain, pull, n: int, batch: int = 7) -> list:
+    got: list = []
+    deadline = time.monotonic() + 20
+    while len(got) < n and time.monotonic() < deadline:
+        items = drain(pull, batch)
+        assert len(items) <= batch
+        if not items:
+            pull.poll(100)
+        got += items
+    return got
+
+
+def _assert_verdicts(msgs, got) -> None:
+    """Each fragment came once, in order, whole, with check_fragment's verdict."""
+    assert len(got) == len(msgs)
+    for m, (ok, frames, nbytes, run, l1_id, source_id, l1_time_ns) in zip(msgs, got):
+        assert [bytes(f) for f in frames] == m and [len(f) for f in frames] == [len(x) for x in m]
+        assert nbytes == sum(map(len, m))
+        verdict = _verdict(m)
+        if ok:
+            assert verdict == ("ok", run, l1_id, source_id, l1_time_ns)
+        else:
+            assert _verdict(frames) == verdict
+
+
 def _messages(n_events: int = 40, seed: int = 1) -> list[list[bytes]]:
     config = FarmConfig()
     good = [[bytes(memoryview(x).cast("B")) for x in encode_fragment(f)]
@@ -86,33 +134,12 @@ def _messages(n_events: int = 40, seed: int = 1) -> list[list[bytes]]:
 def test_drain_gives_every_fragment_once_with_check_fragments_verdict(kind, seed):
     drain = DRAINS[kind]
     msgs = _messages(seed=seed)
-    ctx = zmq.Context()
-    try:
-        pull = ctx.socket(zmq.PULL)
-        pull.setsockopt(zmq.RCVHWM, 0)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(zmq.PUSH)
-        push.setsockopt(zmq.SNDHWM, 0)
-        push.connect(f"tcp://127.0.0.1:{port}")
+    with _pipe() as (push, pull):
         for m in msgs:
             push.send_multipart(m)
-        got: list = []
-        deadline = time.monotonic() + 20
-        while len(got) < len(msgs) and time.monotonic() < deadline:
-            batch = drain(pull, 7)
-            assert len(batch) <= 7
-            if not batch:
-                pull.poll(100)
-            got += batch
+        got = _drain_all(drain, pull, len(msgs))
         assert len(got) == len(msgs)
-        for m, (ok, frames, nbytes, run, l1_id, source_id, l1_time_ns) in zip(msgs, got):
-            assert [bytes(f) for f in frames] == m and [len(f) for f in frames] == [len(x) for x in m]
-            assert nbytes == sum(map(len, m))
-            verdict = _verdict(m)
-            if ok:
-                assert verdict == ("ok", run, l1_id, source_id, l1_time_ns)
-            else:
-                assert _verdict(frames) == verdict
+        _assert_verdicts(msgs, got)
         accepted = sum(1 for m in msgs if _verdict(m)[0] == "ok")
         assert sum(1 for item in got if item[0]) == accepted  # every good fragment is vouched for by the drain
         assert drain(pull, None) == []  # nothing more, nothing twice
@@ -121,10 +148,6 @@ def test_drain_gives_every_fragment_once_with_check_fragments_verdict(kind, seed
             assert kept and all(len(f) >= fragment_drain.KEEP_MIN_BYTES for f in kept)
         elif kind == "compiled copying every part":
             assert not kept
-        push.close(0)
-        pull.close(0)
-    finally:
-        ctx.term()
 
 
 def test_the_compiled_crc_is_zlibs():
@@ -134,3 +157,138 @@ def test_the_compiled_crc_is_zlibs():
     data = bytes(range(256)) * 70
     assert crc32(data) == zlib.crc32(data)
     assert crc32(data[100:], crc32(data[:100])) == zlib.crc32(data)
+
+
+# -- each rule of the check, broken alone (the CRC recomputed, so that only the rule can catch it)
+def _good() -> list[bytes]:
+    arrays = {"hits": np.arange(12, dtype=np.float32).reshape(3, 4), "ids": np.arange(5, dtype=np.int64)}
+    header = FragmentHeader(run_number=7, bcid=3, source_id=0x11, l1_id=42, l1_time_ns=123_456)
+    return [bytes(memoryview(f).cast("B")) for f in encode_fragment(Fragment(header, arrays))]
+
+
+def _with_crc(frames: list[bytes]) -> list[bytes]:
+    header = bytearray(frames[0])
+    header[CRC_OFFSET:CRC_OFFSET + 4] = bytes(4)
+    crc = crc32(bytes(header))
+    for payload in frames[1:]:
+        crc = crc32(payload, crc)
+    struct.pack_into("<I", header, CRC_OFFSET, crc)
+    return [bytes(header), *frames[1:]]
+
+
+def _patched(at: int, fmt: str, value) -> list[bytes]:
+    frames = _good()
+    header = bytearray(frames[0])
+    struct.pack_into(fmt, header, at, value)
+    return _with_crc([bytes(header), *frames[1:]])
+
+
+D0, D1 = FIXED, FIXED + DESC  # the two descriptors: name 12s, code B, ndim B, 2x, dims 3I, 4x, nbytes Q
+BROKEN = {
+    "magic": _patched(0, "<I", 0x31465355),
+    "version": _patched(4, "<H", 2),
+    "array count": _patched(6, "<H", 1),
+    "name character": _patched(D0, "12s", b"hi-ts"),
+    "empty name": _patched(D0, "12s", b""),
+    "duplicate name": _patched(D1, "12s", b"hits"),
+    "dtype code 0": _patched(D0 + 12, "<B", 0),
+    "dtype code 11": _patched(D0 + 12, "<B", 11),
+    "dtype of another size": _patched(D0 + 12, "<B", 7),  # 8-byte items: nbytes no longer matches
+    "ndim 0": _patched(D0 + 13, "<B", 0),
+    "ndim 4": _patched(D0 + 13, "<B", 4),
+    "an unused dimension set": _patched(D1 + 20, "<I", 1),
+    "dims against nbytes": _patched(D0 + 16, "<I", 4),
+    "nbytes against the frame": _patched(D1 + 32, "<Q", 48),
+    "header length": _with_crc([_good()[0] + bytes(8), *_good()[1:]]),
+    "a frame short": _with_crc([*_good()[:-1], _good()[-1][:-8]]),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN))
+def test_a_fragment_breaking_one_rule_is_not_vouched_for(rule):
+    """Only the rule is broken (the CRC fits): the compiled check must not accept it, and
+    check_fragment rejects it."""
+    _require_compiled()
+    assert _verdict(_good())[0] == "ok"
+    msgs = [_good(), BROKEN[rule], _good()]
+    assert _verdict(BROKEN[rule])[0] != "ok", rule
+    with _pipe() as (push, pull):
+        for m in msgs:
+            push.send_multipart(m)
+        got = _drain_all(fragment_drain.drain, pull, len(msgs))
+    assert [item[0] for item in got] == [True, False, True]
+    _assert_verdicts(msgs, got)
+
+
+def test_fragments_beyond_the_limits_are_left_to_pythons_check():
+    """With limits below the fragment's, the compiled check does not vouch for it (here
+    check_fragment, with the default limits, accepts it: the verdict is Python's)."""
+    _require_compiled()
+    good = _good()
+    for arrays, array_bytes, fragment_bytes in ((1, 1 << 20, 1 << 20), (16, 40, 1 << 20), (16, 1 << 20, 80)):
+        fragment_drain._ext.set_limits(arrays, array_bytes, fragment_bytes)
+        try:
+            with _pipe() as (push, pull):
+                push.send_multipart(good)
+                got = _drain_all(fragment_drain.drain, pull, 1)
+        finally:
+            lim = DEFAULT_LIMITS
+            fragment_drain._ext.set_limits(lim.max_arrays, lim.max_array_bytes, lim.max_fragment_bytes)
+        assert [item[0] for item in got] == [False], (arrays, array_bytes, fragment_bytes)
+    with _pipe() as (push, pull):  # the default limits again: vouched for
+        push.send_multipart(good)
+        assert [item[0] for item in _drain_all(fragment_drain.drain, pull, 1)] == [True]
+
+
+def test_a_fragment_without_arrays_is_vouched_for():
+    _require_compiled()
+    header = FragmentHeader(run_number=7, bcid=0, source_id=1, l1_id=9, l1_time_ns=5)
+    frames = [bytes(memoryview(f).cast("B")) for f in encode_fragment(Fragment(header, {}))]
+    with _pipe() as (push, pull):
+        push.send_multipart(frames)
+        got = _drain_all(fragment_drain.drain, pull, 1)
+    assert got[0][0] is True and got[0][3:] == (7, 9, 1, 5)
+
+
+@pytest.mark.parametrize("kind", ["compiled", "python"])
+def test_without_the_check_every_fragment_comes_back_unchecked(kind):
+    drain = _compiled_drain if kind == "compiled" else fragment_drain.drain_python
+    if kind == "compiled":
+        _require_compiled()
+        drain = fragment_drain.drain
+    with _pipe() as (push, pull):
+        push.send_multipart(_good())
+        got = []
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:
+            got = drain(pull, 5, False)
+            pull.poll(50)
+    assert [item[0] for item in got] == [False] and [bytes(f) for f in got[0][1]] == _good()
+
+
+@pytest.mark.parametrize("kind", ["compiled", "python"])
+def test_a_socket_that_cannot_receive_raises(kind):
+    if kind == "compiled":
+        _require_compiled()
+    drain = fragment_drain.drain if kind == "compiled" else fragment_drain.drain_python
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    try:
+        with pytest.raises(zmq.ZMQError):
+            drain(push, 3)
+    finally:
+        push.close(0)
+        ctx.term()
+
+
+def test_a_kept_part_is_a_read_only_buffer_that_outlives_its_socket():
+    _require_compiled()
+    big = [bytes(range(256)) * 64]  # 16 KiB: kept, not copied
+    with _pipe() as (push, pull):
+        push.send_multipart(big)
+        (item,) = _drain_all(fragment_drain.drain, pull, 1)
+    part = item[1][0]  # the socket is closed and its context ended
+    assert not isinstance(part, bytes) and len(part) == len(big[0])
+    assert part.bytes == big[0] and bytes(part) == big[0] and memoryview(part).readonly
+    with pytest.raises(TypeError):
+        memoryview(part)[0] = 1
