@@ -25,6 +25,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -48,9 +49,7 @@ static msg_close_t z_close;
 static errno_t_ z_errno;
 static crc32_t crc32_fn;
 
-#define ZMQ_DONTWAIT_ 1
-#define EAGAIN_ 11
-#define EINTR_ 4
+#define ZMQ_DONTWAIT_ 1 /* zmq.h's value; libzmq's errno values are the system's (errno.h) */
 
 #define MAGIC 0x31465354u
 #define VERSION 1
@@ -205,7 +204,7 @@ static PyObject *crc32(PyObject *self, PyObject *args) {
 static int recv_part(zmq_msg_t *msg, void *handle) {
     int rc;
     do rc = z_recv(msg, handle, ZMQ_DONTWAIT_);
-    while (rc < 0 && z_errno() == EINTR_);
+    while (rc < 0 && z_errno() == EINTR);
     return rc;
 }
 
@@ -227,7 +226,7 @@ static PyObject *drain(PyObject *self, PyObject *args) {
         if (recv_part(&msg, handle) < 0) {
             int e = z_errno();
             z_close(&msg);
-            if (e != EAGAIN_) err = e;
+            if (e != EAGAIN) err = e;
             break;
         }
         PyObject *frames = PyList_New(0);

@@ -40,6 +40,7 @@ from trigger_sim.wire import DEFAULT_LIMITS, check_fragment
 _ZMQ_FUNCTIONS = ("zmq_msg_init", "zmq_msg_recv", "zmq_msg_data", "zmq_msg_size", "zmq_msg_more", "zmq_msg_close",
                   "zmq_errno")
 BATCH = 64  # fragments per call when the caller sets no limit
+API_VERSION = 2  # the extension's (farm/_fragment_drain.c): a build from other sources is not used
 # Compiled drain: a part of at least this many bytes is kept as the message libzmq received
 # (a read-only buffer, `farm._fragment_drain.Part`), not copied. libzmq's decoder gives a
 # part larger than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) a buffer of its own, so
@@ -55,7 +56,8 @@ def _loaded_libzmq() -> str | None:
     import zmq.backend.cython._zmq  # noqa: F401  (loads libzmq)
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split(None, 5)[5].strip() for line in f if "libzmq" in line and len(line.split(None, 5)) == 6}
+            fields = (line.split(None, 5) for line in f if "libzmq" in line)
+            paths = {parts[5].strip() for parts in fields if len(parts) == 6}
     except OSError:
         return None
     return paths.pop() if len(paths) == 1 else None
@@ -63,9 +65,6 @@ def _loaded_libzmq() -> str | None:
 
 def _address(lib: ctypes.CDLL, name: str) -> int:
     return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
-
-
-API_VERSION = 2  # the extension's (farm/_fragment_drain.c): a build from other sources is not used
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -123,11 +122,11 @@ def drain_python(sock: zmq.Socket, limit: int | None, check: bool = True) -> lis
                 break
             raise
         nbytes = sum(map(len, frames))
-        try:
-            if check:
+        if check:
+            try:
                 out.append((True, frames, nbytes, *check_fragment(frames)))
                 continue
-        except WireFormatError:
-            pass
+            except WireFormatError:
+                pass  # not vouched for: the caller's check_fragment gives the verdict
         out.append((False, frames, nbytes, None, None, None, None))
     return out
